@@ -1,0 +1,37 @@
+# Two commands do all the set-up: `make train` and `make test` (each creates .venv first).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATASET ?= mnist
+FRAMEWORK ?= torch
+# A CPU build of torch (install it before the rest: a bare `torch` requirement on Linux pulls
+# the multi-GB CUDA build). Elsewhere, e.g.: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+EXTRAS ?= mlx,dev
+
+.PHONY: venv train test test-slow tensorboard clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_PIP_ARGS) "$(TORCH)"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+train: venv
+	$(BIN)/python cli.py fit --config configs/$(DATASET).yaml --framework $(FRAMEWORK)
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+test-slow: venv
+	$(BIN)/python -m pytest -q -m slow
+
+tensorboard: venv
+	$(BIN)/tensorboard --logdir logs
+
+clean:
+	rm -rf $(VENV) .pytest_cache

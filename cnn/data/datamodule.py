@@ -1,0 +1,152 @@
+"""The framework-free half of both DataModules: the ``data:`` section of every config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cnn.data.datasets import DatasetSpec, get_spec, load_dataset
+from cnn.data.errors import DataError
+from cnn.data.images import load_image
+from cnn.data.pipeline import Normalization, NumpyBatches, PreparedData
+
+
+class DataModuleBase:
+    """Which data, how split, how batched; shared verbatim by the torch and MLX DataModules.
+
+    The framework sides subclass it, set ``layout`` ("NCHW" or "NHWC") and override
+    ``to_tensors`` to turn a numpy batch into their tensors. Lifecycle, as in Lightning:
+    ``prepare_data()`` makes sure the files are here (downloading if allowed), ``setup(stage)``
+    loads and splits them once, then ``*_dataloader()`` hand out re-iterable batch streams.
+    ``predict_files`` are classified by ``predict``; a file that cannot be read is reported in
+    ``predict_failures`` and skipped, so the others are still classified.
+    """
+
+    layout = "NHWC"
+
+    def __init__(self, dataset: str = "mnist", data_dir: str | None = None,
+                 batch_size: int = 128, eval_batch_size: int = 1000,
+                 val_fraction: float = 0.1, augment: bool = False, seed: int = 0,
+                 download: bool = True, predict_files: list[str] | None = None):
+        """
+        Args:
+            dataset: one of mnist, fashion_mnist, cifar10, cifar100.
+            data_dir: where the dataset files are (searched first; downloads go here).
+            batch_size: training batch size.
+            eval_batch_size: batch size for validation, test and predict.
+            val_fraction: share of the official training set held out for validation.
+            augment: random crop (pad 4) and horizontal flip of training images (CIFAR).
+            seed: seed of the split and of the batch order (linked from ``seed_everything``).
+            download: fetch missing files from the official mirrors.
+            predict_files: image files (PNG, JPEG) to classify with ``predict``.
+        """
+        super().__init__()
+        self.spec: DatasetSpec = get_spec(dataset)
+        self.dataset, self.data_dir, self.download = dataset, data_dir, download
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_fraction, self.augment, self.seed = val_fraction, augment, seed
+        self.predict_files = list(predict_files or [])
+        self.predict_failures: list[tuple[str, str]] = []
+        self.predicted_files: list[str] = []
+        self.data: PreparedData | None = None
+        self.rank, self.world_size = 0, 1
+
+    @property
+    def norm(self) -> Normalization | None:
+        return self.data.norm if self.data is not None else None
+
+    def prepare_data(self) -> None:
+        if self.predict_files and not self.data:
+            return  # predicting from a checkpoint needs no dataset
+        load_dataset(self.dataset, data_dir=self.data_dir, download=self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage == "predict" and self.predict_files:
+            return
+        if self.data is None:
+            self.data = PreparedData(self.dataset, self.data_dir, self.val_fraction,
+                                     self.seed, download=self.download)
+
+    def to_tensors(self, batch: tuple[np.ndarray, np.ndarray]):
+        return batch
+
+    def _stream(self, split: str, batch_size: int, shuffle: bool = False,
+                augment: bool = False, limit: int | None = None) -> "TensorBatches":
+        if self.data is None:
+            self.setup()
+        numpy_batches = self.data.batches(split, batch_size, self.layout, shuffle=shuffle,
+                                          augment=augment, rank=self.rank,
+                                          world_size=self.world_size, limit=limit)
+        return TensorBatches(numpy_batches, self.to_tensors)
+
+    def train_dataloader(self):
+        return self._stream("train", self.batch_size, shuffle=True, augment=self.augment)
+
+    def train_probe_dataloader(self):
+        """The first images of the train split, as many as validation has, never augmented."""
+        return self._stream("train", self.eval_batch_size,
+                            limit=len(self.data.splits["val"].labels))
+
+    def val_dataloader(self):
+        return self._stream("val", self.eval_batch_size)
+
+    def test_dataloader(self):
+        return self._stream("test", self.eval_batch_size)
+
+    def predict_dataloader(self):
+        if not self.predict_files:
+            return self.test_dataloader()
+        images, self.predict_failures, self.predicted_files = [], [], []
+        for path in self.predict_files:
+            try:
+                images.append(load_image(Path(path), self.spec.image_shape))
+                self.predicted_files.append(path)
+            except DataError as error:
+                self.predict_failures.append((path, str(error)))
+        stacked = np.stack(images) if images else np.zeros((0, *self.spec.image_shape), np.uint8)
+        if self.layout == "NCHW":
+            stacked = np.ascontiguousarray(stacked.transpose(0, 3, 1, 2))
+        labels = np.full(len(stacked), -1, np.int64)
+        return [self.to_tensors((stacked[i:i + self.eval_batch_size],
+                                 labels[i:i + self.eval_batch_size]))
+                for i in range(0, len(stacked), self.eval_batch_size)]
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class TensorBatches:
+    """A ``NumpyBatches`` stream whose batches come out as one framework's tensors.
+
+    Passes ``len``, ``set_epoch``, ``sampler``, ``state_dict`` and ``load_state_dict``
+    through, so the Lightning and MLX loops can drive the epoch and resume mid-epoch.
+    """
+
+    # Lightning reads ``sampler`` (to call ``set_epoch``) and then ``batch_sampler``.
+    batch_sampler = None
+
+    def __init__(self, batches: NumpyBatches, convert):
+        self.batches, self.convert = batches, convert
+
+    @property
+    def sampler(self) -> NumpyBatches:
+        return self.batches
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return (self.convert(batch) for batch in self.batches)
+
+    def state_dict(self) -> dict:
+        return self.batches.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.load_state_dict(state)

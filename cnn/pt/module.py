@@ -1,0 +1,116 @@
+"""The training logic around the seed network, as a LightningModule."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import lightning as L
+import torch
+import torchmetrics
+from torch import nn
+
+from cnn import schema
+from cnn.pt.model import SeedCNN
+from cnn.schedule import learning_rate_at
+
+
+class Classifier(L.LightningModule):
+    """Trains ``SeedCNN`` with Adam and negative log-likelihood; logs ``cnn.schema`` tags.
+
+    Batches are ``(uint8 images NCHW, int64 labels)``; ``forward`` scales to [0, 1] and
+    normalises with the train split's per-channel statistics, held as buffers so a checkpoint
+    alone can classify new images. ``setup`` takes them from the DataModule when it has loaded
+    a dataset; restoring a checkpoint (which Lightning does after ``setup``) overrides them.
+
+    Logged: ``train/loss`` every step (the dropout-on objective being minimised);
+    ``train/acc`` once an epoch, in eval mode (dropout off) over a fixed sample of the train
+    split as large as the validation split; ``val/loss``, ``val/acc``, ``test/loss``,
+    ``test/acc`` per epoch, averaged over images (not batches).
+    Hooks used, in Lightning's order: ``setup``, ``training_step``, ``validation_step``,
+    ``on_train_epoch_end``, ``test_step``, ``predict_step``.
+    """
+
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                 dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,
+                 image_size: int = 28, num_classes: int = 10,
+                 classes: tuple[str, ...] | None = None, seed: int = 0,
+                 net: nn.Module | None = None):
+        """
+        Args:
+            lr: Adam learning rate.
+            weight_decay: Adam L2 penalty.
+            lr_schedule: ``cosine`` (warm-up, then cosine decay to zero at the last step) or
+                ``constant``; see ``cnn.schedule``.
+            dropout: dropout probability after each linear layer.
+            in_channels: image channels (linked from the data).
+            image_size: image height and width in pixels (linked from the data).
+            num_classes: number of classes (linked from the data).
+            classes: class names, for predictions (linked from the data).
+            seed: seed of the initial weights (linked from ``seed_everything``).
+            net: a ready network to train instead of a fresh ``SeedCNN``.
+        """
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net or SeedCNN(in_channels, image_size, num_classes, dropout, seed)
+        self.register_buffer("mean", torch.zeros(in_channels))
+        self.register_buffer("std", torch.ones(in_channels))
+        self.train_acc = torchmetrics.Accuracy("multiclass", num_classes=num_classes)
+        self.val_acc = torchmetrics.Accuracy("multiclass", num_classes=num_classes)
+        self.test_acc = torchmetrics.Accuracy("multiclass", num_classes=num_classes)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and datamodule.norm is not None:
+            self.mean.copy_(torch.tensor(datamodule.norm.mean))
+            self.std.copy_(torch.tensor(datamodule.norm.std))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255.0)
+        x = (x - self.mean[:, None, None]) / self.std[:, None, None]
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        loss = nn.functional.nll_loss(self(images), labels)
+        self.log(schema.TRAIN_LOSS, loss, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Train accuracy with dropout off, on the same images every epoch.
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            for images, labels in self.trainer.datamodule.train_probe_dataloader():
+                images, labels = images.to(self.device), labels.to(self.device)
+                self.train_acc.update(self(images), labels)
+        self.train(was_training)
+        self.log(schema.TRAIN_ACC, self.train_acc.compute(), prog_bar=True)
+        self.train_acc.reset()
+
+    def _evaluate(self, batch, loss_tag: str, acc_tag: str, metric) -> torch.Tensor:
+        images, labels = batch
+        log_probs = self(images)
+        loss = nn.functional.nll_loss(log_probs, labels)
+        metric.update(log_probs, labels)
+        self.log(loss_tag, loss, prog_bar=True, batch_size=len(labels))
+        self.log(acc_tag, metric, prog_bar=True)
+        return log_probs
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, schema.VAL_LOSS, schema.VAL_ACC, self.val_acc)
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, schema.TEST_LOSS, schema.TEST_ACC, self.test_acc)
+
+    def predict_step(self, batch, batch_idx):
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return torch.exp(self(images))
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr,
+                                     weight_decay=self.hparams.weight_decay)
+        total = self.trainer.estimated_stepping_batches
+        factor = partial(learning_rate_at, total_steps=total, base_lr=1.0,
+                         schedule=self.hparams.lr_schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
