@@ -1,0 +1,28 @@
+"""The data side of the MLX port: the shared DataModule, yielding mlx arrays."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+
+from cnn.data.datamodule import DataModuleBase
+
+
+class DataModule(DataModuleBase):
+    """``cnn.data.datamodule.DataModuleBase`` for the MLX Trainer (NHWC uint8 arrays).
+
+    Under ``mx.distributed`` each rank takes its own shard (``rank``/``world_size`` are read
+    from the trainer in ``setup``).
+    """
+
+    layout = "NHWC"
+
+    def setup(self, stage: str | None = None) -> None:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            self.rank, self.world_size = trainer.global_rank, trainer.world_size
+        super().setup(stage)
+
+    def to_tensors(self, batch: tuple[np.ndarray, np.ndarray]):
+        images, labels = batch
+        return mx.array(images), mx.array(labels)

@@ -1,0 +1,57 @@
+"""The seed network in mlx.nn (channels-last)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+from cnn.schema import (CONV_CHANNELS, DEFAULT_DROPOUT, KERNEL, Architecture, from_mlx_layout,
+                        init_weights, to_mlx_layout)
+
+
+class SeedCNN(nn.Module):
+    """Three 5x5 conv/ReLU/max-pool stages, then three linear layers with dropout.
+
+    Input: float32 ``(N, H, W, C)``; output: log-probabilities ``(N, num_classes)``.
+    Parameter names are those of ``cnn.schema.Architecture.shapes()``, in the MLX layout
+    (``cnn.schema.to_mlx_layout``); the weights are drawn by ``cnn.schema.init_weights``, so
+    the torch twin with the same seed starts from the same numbers.
+    """
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
+                 dropout: float = DEFAULT_DROPOUT, seed: int = 0):
+        super().__init__()
+        self.arch = Architecture(in_channels, image_size, num_classes)
+        c1, c2, c3 = CONV_CHANNELS
+        fc = self.arch.fc
+        self.conv1 = nn.Conv2d(in_channels, c1, KERNEL, padding=KERNEL // 2)
+        self.conv2 = nn.Conv2d(c1, c2, KERNEL, padding=KERNEL // 2)
+        self.conv3 = nn.Conv2d(c2, c3, KERNEL, padding=KERNEL // 2)
+        self.fc1 = nn.Linear(fc, fc // 2)
+        self.fc2 = nn.Linear(fc // 2, fc // 4)
+        self.fc3 = nn.Linear(fc // 4, num_classes)
+        self.dropout = nn.Dropout(dropout)
+        self.pool = nn.MaxPool2d(2, stride=2)
+        self.load_numpy(init_weights(self.arch, seed))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        x = self.pool(nn.relu(self.conv1(x)))
+        x = self.pool(nn.relu(self.conv2(x)))
+        x = self.pool(nn.relu(self.conv3(x)))
+        x = x.reshape(x.shape[0], -1)
+        x = nn.relu(self.dropout(self.fc1(x)))
+        x = self.dropout(self.fc2(x))
+        x = self.dropout(self.fc3(x))
+        return x - mx.logsumexp(x, axis=1, keepdims=True)
+
+    def load_numpy(self, weights: dict[str, np.ndarray]) -> None:
+        """Copy canonical-layout (torch) numpy weights in; names and shapes must match."""
+        mlx_weights = to_mlx_layout(weights, self.arch)
+        self.update(tree_unflatten([(k, mx.array(v)) for k, v in mlx_weights.items()]))
+
+    def numpy_weights(self) -> dict[str, np.ndarray]:
+        """The weights as canonical-layout (torch) numpy arrays."""
+        flat = {k: np.array(v) for k, v in tree_flatten(self.parameters())}
+        return from_mlx_layout(flat, self.arch)

@@ -1,0 +1,124 @@
+"""The training logic around the seed network, as an MLX LightningModule."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+
+from cnn import schema
+from cnn.mx.lightning_module import LightningModule
+from cnn.mx.model import SeedCNN
+from cnn.schedule import learning_rate_at
+
+
+class Classifier(LightningModule):
+    """Trains ``SeedCNN`` with Adam and negative log-likelihood; logs ``cnn.schema`` tags.
+
+    The mirror of ``cnn.pt.module.Classifier``: same arguments, same hooks, same tags.
+    Batches are ``(uint8 images NHWC, int64 labels)``; ``__call__`` scales to [0, 1] and
+    normalises with the train split's per-channel statistics (``mean``/``std``, saved with
+    the weights so a checkpoint alone can classify new images).
+
+    Logged: ``train/loss`` every step (the dropout-on objective being minimised);
+    ``train/acc`` once an epoch, in eval mode (dropout off) over a fixed sample of the train
+    split as large as the validation split; ``val/loss``, ``val/acc``, ``test/loss``,
+    ``test/acc`` per epoch, averaged over images (not batches).
+    """
+
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                 dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,
+                 image_size: int = 28, num_classes: int = 10,
+                 classes: tuple[str, ...] | None = None, seed: int = 0,
+                 net: nn.Module | None = None):
+        """
+        Args:
+            lr: Adam learning rate.
+            weight_decay: Adam L2 penalty.
+            lr_schedule: ``cosine`` (warm-up, then cosine decay to zero at the last step) or
+                ``constant``; see ``cnn.schedule``.
+            dropout: dropout probability after each linear layer.
+            in_channels: image channels (linked from the data).
+            image_size: image height and width in pixels (linked from the data).
+            num_classes: number of classes (linked from the data).
+            classes: class names, for predictions (linked from the data).
+            seed: seed of the initial weights (linked from ``seed_everything``).
+            net: a ready network to train instead of a fresh ``SeedCNN``.
+        """
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net or SeedCNN(in_channels, image_size, num_classes, dropout, seed)
+        self.mean = mx.zeros((in_channels,))
+        self.std = mx.ones((in_channels,))
+        self.freeze(keys=["mean", "std"], recurse=False)  # data statistics, not trained
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and datamodule.norm is not None:
+            self.mean = mx.array(datamodule.norm.mean, dtype=mx.float32)
+            self.std = mx.array(datamodule.norm.std, dtype=mx.float32)
+
+    def __call__(self, images: mx.array) -> mx.array:
+        x = images.astype(mx.float32) / 255.0
+        return self.net((x - self.mean) / self.std)
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        loss = nn.losses.nll_loss(self(images), labels, reduction="mean")
+        self.log(schema.TRAIN_LOSS, loss, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Train accuracy with dropout off, on the same images every epoch.
+        was_training = self.training
+        self.eval()
+        correct = total = 0
+        for images, labels in self.trainer.datamodule.train_probe_dataloader():
+            correct += (self(images).argmax(axis=1) == labels).sum().item()
+            total += labels.size
+        self.train(was_training)
+        self.log(schema.TRAIN_ACC, correct / max(total, 1), prog_bar=True)
+
+    def _evaluate(self, batch, loss_tag: str, acc_tag: str) -> mx.array:
+        images, labels = batch
+        log_probs = self(images)
+        loss = nn.losses.nll_loss(log_probs, labels, reduction="mean")
+        accuracy = (log_probs.argmax(axis=1) == labels).astype(mx.float32).mean()
+        self.log(loss_tag, loss, prog_bar=True, batch_size=labels.size)
+        self.log(acc_tag, accuracy, prog_bar=True, batch_size=labels.size)
+        return log_probs
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, schema.VAL_LOSS, schema.VAL_ACC)
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, schema.TEST_LOSS, schema.TEST_ACC)
+
+    def predict_step(self, batch, batch_idx):
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return mx.exp(self(images))
+
+    def configure_optimizers(self):
+        optimizer = AdamL2(self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = self.trainer.estimated_stepping_batches
+        schedule = partial(learning_rate_at, total_steps=total, base_lr=self.hparams.lr,
+                           schedule=self.hparams.lr_schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class AdamL2(optim.Adam):
+    """``torch.optim.Adam`` exactly: bias-corrected moments, and ``weight_decay`` as an L2 term
+    added to the gradient before the moments (MLX's Adam has neither by default; AdamW's
+    decoupled decay is a different algorithm)."""
+
+    def __init__(self, learning_rate: float, weight_decay: float = 0.0,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        super().__init__(learning_rate, betas=list(betas), eps=eps, bias_correction=True)
+        self.weight_decay = weight_decay
+
+    def apply_single(self, gradient: mx.array, parameter: mx.array, state: dict) -> mx.array:
+        if self.weight_decay:
+            gradient = gradient + self.weight_decay * parameter
+        return super().apply_single(gradient, parameter, state)
