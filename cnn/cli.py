@@ -54,8 +54,9 @@ def run_trainer_command(framework: str, argv: list[str]) -> int:
         from cnn.pt.cli import CLI
     else:
         from cnn.mx.cli import CLI
-    CLI(args=argv)
-    return 0
+    cli = CLI(args=argv)
+    # predict classifies every readable file, then says by its exit status that some were not.
+    return 1 if getattr(cli.datamodule, "predict_failures", None) else 0
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn.data.datasets import DatasetSpec, get_spec, load_dataset
+from cnn.data.batches import BatchPlan
+from cnn.data.datasets import DatasetSpec, ImageSet, get_spec, load_dataset
 from cnn.data.errors import DataError
 from cnn.data.images import load_image
 from cnn.data.pipeline import Normalization, NumpyBatches, PreparedData
@@ -105,12 +106,9 @@ class DataModuleBase:
             except DataError as error:
                 self.predict_failures.append((path, str(error)))
         stacked = np.stack(images) if images else np.zeros((0, *self.spec.image_shape), np.uint8)
-        if self.layout == "NCHW":
-            stacked = np.ascontiguousarray(stacked.transpose(0, 3, 1, 2))
-        labels = np.full(len(stacked), -1, np.int64)
-        return [self.to_tensors((stacked[i:i + self.eval_batch_size],
-                                 labels[i:i + self.eval_batch_size]))
-                for i in range(0, len(stacked), self.eval_batch_size)]
+        unlabelled = ImageSet(stacked, np.full(len(stacked), -1, np.int64))
+        plan = BatchPlan(len(stacked), self.eval_batch_size, shuffle=False)
+        return TensorBatches(NumpyBatches(unlabelled, plan, self.layout), self.to_tensors)
 
     def state_dict(self) -> dict:
         return {}

@@ -7,20 +7,14 @@ import warnings
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.loggers import TensorBoardLogger
 
-from cnn import schema
+from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.data.datasets import get_spec
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
 from cnn.predictions import report_predictions
 
 FRAMEWORK = "torch"
-
-
-def seed_value(seed) -> int:
-    """``seed_everything`` may be ``true`` (Lightning then draws one); our data needs an int."""
-    return 0 if isinstance(seed, bool) or seed is None else int(seed)
 
 
 def quiet_lightning() -> None:
@@ -31,6 +25,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    # cnn.cli hands LightningCLI the arguments left after taking out --framework.
+    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
 
 
 class CLI(LightningCLI):
@@ -50,34 +46,12 @@ class CLI(LightningCLI):
                          trainer_defaults={"default_root_dir": "logs"}, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_argument("--output", type=str | None, default=None,
-                            help="predict: also write the predictions to this .csv or .json")
-        for target, field in (("model.in_channels", "channels"),
-                              ("model.image_size", "image_size"),
-                              ("model.num_classes", "num_classes"),
-                              ("model.classes", "classes")):
-            parser.link_arguments("data.dataset", target,
-                                  compute_fn=lambda name, f=field: getattr(get_spec(name), f))
-        parser.link_arguments("seed_everything", "data.seed", compute_fn=seed_value)
-        parser.link_arguments("seed_everything", "model.seed", compute_fn=seed_value)
+        add_shared_arguments(parser)
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        trainer = config.trainer
-        if trainer.logger in (None, True):
-            trainer.logger = {
-                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": trainer.default_root_dir or "logs",
-                              "name": f"{config.data.dataset}/{FRAMEWORK}",
-                              "default_hp_metric": False}}
-        callbacks = trainer.callbacks or []
-        if not any("ModelCheckpoint" in str(getattr(c, "class_path", c)) for c in callbacks):
-            callbacks.append({"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                              "init_args": {"monitor": schema.VAL_ACC, "mode": "max",
-                                            "save_last": True,
-                                            "filename": "epoch={epoch}-step={step}",
-                                            "auto_insert_metric_name": False}})
-        trainer.callbacks = callbacks
+        apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
+                           "lightning.pytorch.loggers.TensorBoardLogger",
+                           "lightning.pytorch.callbacks.ModelCheckpoint")
 
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if isinstance(

@@ -1,0 +1,37 @@
+"""Reading TensorBoard event files back: the log schema as written, for tests and ``plot``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+
+@dataclass(frozen=True)
+class Scalar:
+    step: int
+    value: float
+    wall_time: float
+
+
+def read_scalars(run_dir: str | Path) -> dict[str, list[Scalar]]:
+    """Every scalar series of one run directory (all its event files), ordered by step.
+
+    A run that ``fit`` and then ``test`` wrote from two Trainer calls has two event files in
+    one ``version_N``; they are merged here as TensorBoard merges them.
+    """
+    series: dict[str, list[Scalar]] = {}
+    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            series.setdefault(tag, []).extend(
+                Scalar(e.step, e.value, e.wall_time) for e in accumulator.Scalars(tag))
+    return {tag: sorted(values, key=lambda s: (s.wall_time, s.step))
+            for tag, values in series.items()}
+
+
+def run_dirs(root: str | Path) -> list[Path]:
+    """The ``version_N`` directories holding event files under ``root``, sorted."""
+    return sorted({p.parent for p in Path(root).rglob("events.out.tfevents.*")})

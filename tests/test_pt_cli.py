@@ -1,0 +1,85 @@
+"""The torch side through the real command line, as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnn import schema
+from cnn.data import load_dataset
+from cnn.pt.model import SeedCNN
+from cnn.tools.events import read_scalars, run_dirs
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORT_FIT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "6",
+             "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
+             "--trainer.log_every_n_steps", "2", "--data.batch_size", "32",
+             "--data.eval_batch_size", "200"]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("in_channels, image_size, num_classes, expected", [
+    (1, 28, 10, 659_855), (3, 32, 10, 1_756_880), (3, 32, 100, 1_792_970)])
+def test_seed_network_has_the_reference_parameter_count(in_channels, image_size, num_classes,
+                                                        expected):
+    model = SeedCNN(in_channels, image_size, num_classes)
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+@pytest.fixture(scope="module")
+def fitted_run(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("logs")
+    result = run_cli("fit", "--config", "configs/mnist.yaml",
+                     "--trainer.default_root_dir", str(logs), *SHORT_FIT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return logs, result
+
+
+def test_fit_writes_the_schema_tags_under_dataset_and_framework(fitted_run):
+    logs, _ = fitted_run
+    (run,) = run_dirs(logs)
+    assert run.relative_to(logs).as_posix() == "mnist/torch/version_0"
+    tags = set(read_scalars(run))
+    assert {schema.TRAIN_LOSS, schema.TRAIN_ACC, schema.VAL_LOSS, schema.VAL_ACC,
+            schema.TEST_LOSS, schema.TEST_ACC, schema.EPOCH} <= tags
+    assert (run / "hparams.yaml").is_file()
+
+
+def test_fit_keeps_best_and_last_checkpoints_and_tests_the_best(fitted_run):
+    logs, result = fitted_run
+    checkpoints = {p.name for p in (logs / "mnist/torch/version_0/checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and len(checkpoints) == 2
+    assert "test/acc" in result.stdout
+
+
+def test_predict_classifies_png_files_and_reports_unreadable_ones(fitted_run, tmp_path):
+    logs, _ = fitted_run
+    test = load_dataset("mnist").test
+    files = []
+    for i in range(3):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(test.images[i][:, :, 0]).resize((56, 56)).convert("RGB").save(path)
+        files.append(str(path))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    out = tmp_path / "predictions.csv"
+    ckpt = logs / "mnist/torch/version_0/checkpoints/last.ckpt"
+    result = run_cli("predict", "--config", "configs/mnist.yaml", "--ckpt_path", str(ckpt),
+                     "--data.predict_files", "[" + ",".join(files + [str(broken)]) + "]",
+                     "--output", str(out))
+    assert result.returncode == 1, result.stderr[-3000:]
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"] for r in rows] == files + [str(broken)]
+    assert all(r["class"] in "0123456789" and 0 < float(r["probability"]) <= 1
+               for r in rows[:3])
+    assert rows[3]["error"] and not rows[3]["class"]
