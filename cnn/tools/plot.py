@@ -1,0 +1,202 @@
+"""``python cli.py plot LOGDIR --out FILE.png``: the training curves of every run, one figure.
+
+Contract: every ``version_N`` directory under LOGDIR (any depth: ``logs/mnist`` holding
+``torch/version_0`` and ``mlx/version_3``, or ``logs`` holding several data sets) is one run,
+labelled by its path relative to LOGDIR. The single PNG has three panels sharing the epoch
+axis, one colour per run so both frameworks overlay:
+
+* accuracy: ``val/acc`` solid, ``train/acc`` dashed;
+* loss: ``val/loss`` solid, ``train/loss`` dashed, the latter the mean of the per-step values
+  logged in each epoch (the ``epoch`` scalar written beside every step says which epoch);
+* seconds per epoch: between consecutive epoch-end writes (``val/acc``, else ``train/acc``),
+  the first epoch counted from the run's first scalar event.
+
+A run's last ``test/acc`` goes into its legend label. The PNG is written atomically (temp file
+in the same directory, then ``os.replace``) so a reader never sees half an image. A missing
+LOGDIR, one without event files, or a ``--runs`` filter that keeps nothing is one ``error:``
+line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from cnn import schema
+from cnn.tools.events import Scalar, read_scalars, run_dirs
+
+Series = list[tuple[int, float]]
+EPOCH_TIME = "epoch_time"
+
+
+def _epochs_by_step(scalars: dict[str, list[Scalar]]) -> dict[int, list[Scalar]]:
+    """``epoch`` events grouped by step, so each lookup is O(1) even at one log per step."""
+    by_step: dict[int, list[Scalar]] = defaultdict(list)
+    for event in scalars.get(schema.EPOCH, []):
+        by_step[event.step].append(event)
+    return by_step
+
+
+def _epoch_of(epochs: dict[int, list[Scalar]], point: Scalar) -> int | None:
+    """The ``epoch`` value written together with ``point``.
+
+    Not a plain step -> epoch dict: the epoch-end writes of epoch k and the first step write of
+    epoch k+1 can share a global step, so among ``epoch`` events at that step we take the one
+    written closest in time (both are written within the same ``log_metrics`` call).
+    """
+    same_step = epochs.get(point.step)
+    if not same_step:
+        return None
+    return int(round(min(same_step, key=lambda e: abs(e.wall_time - point.wall_time)).value))
+
+
+def _per_epoch(scalars: dict[str, list[Scalar]], tag: str) -> dict[int, Scalar]:
+    """Epoch -> the first ``tag`` event of that epoch (a later ``validate`` into the same
+    version directory must not move the point fit wrote, nor its time mark)."""
+    out: dict[int, Scalar] = {}
+    epochs = _epochs_by_step(scalars)
+    for point in scalars.get(tag, []):
+        epoch = _epoch_of(epochs, point)
+        if epoch is not None:
+            out.setdefault(epoch, point)
+    return out
+
+
+def run_series(scalars: dict[str, list[Scalar]]) -> dict[str, Series]:
+    """The per-epoch series of one run, as drawn: name -> [(epoch, value)] sorted by epoch."""
+    series: dict[str, Series] = {}
+    for tag in (schema.TRAIN_ACC, schema.VAL_ACC, schema.VAL_LOSS):
+        points = _per_epoch(scalars, tag)
+        if points:
+            series[tag] = [(e, points[e].value) for e in sorted(points)]
+    losses: dict[int, list[float]] = defaultdict(list)
+    epochs = _epochs_by_step(scalars)
+    for point in scalars.get(schema.TRAIN_LOSS, []):
+        epoch = _epoch_of(epochs, point)
+        if epoch is not None:
+            losses[epoch].append(point.value)
+    if losses:
+        series[schema.TRAIN_LOSS] = [(e, sum(v) / len(v)) for e, v in sorted(losses.items())]
+    # val/acc marks the end of an epoch, but with check_val_every_n_epoch > 1 it skips epochs;
+    # then train/acc (written every epoch) is the honest clock.
+    marks = _per_epoch(scalars, schema.VAL_ACC)
+    train_marks = _per_epoch(scalars, schema.TRAIN_ACC)
+    if not marks or set(train_marks) - set(marks):
+        marks = train_marks
+    if marks:
+        start = min(p.wall_time for points in scalars.values() for p in points)
+        times, previous = [], start
+        for epoch in sorted(marks):
+            times.append((epoch, marks[epoch].wall_time - previous))
+            previous = marks[epoch].wall_time
+        series[EPOCH_TIME] = times
+    return series
+
+
+def _label(name: str, scalars: dict[str, list[Scalar]]) -> str:
+    test = scalars.get(schema.TEST_ACC)
+    return f"{name} (test {100 * test[-1].value:.2f}%)" if test else name
+
+
+def plot_runs(runs: dict[str, dict[str, list[Scalar]]], out: Path,
+              title: str | None = None) -> dict[str, dict[str, Series]]:
+    """Draw ``runs`` (name -> ``read_scalars`` output) into the PNG ``out``, atomically.
+
+    Returns what was drawn: legend label -> series name (``train/acc``, ``val/acc``,
+    ``train/loss``, ``val/loss``, ``epoch_time``) -> [(epoch, value)]. Runs with nothing
+    per-epoch to draw (e.g. a test-only version directory) are left out.
+    """
+    # The object API with the Agg canvas: no pyplot global state, no display needed.
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    drawn = {_label(n, s): run_series(s) for n, s in sorted(runs.items())}
+    drawn = {label: series for label, series in drawn.items() if series}
+    fig = Figure(figsize=(16, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    acc, loss, secs = fig.subplots(1, 3)
+    # One colour per run across all panels; tab20 only when tab10 would repeat colours.
+    palette = colormaps["tab10" if len(drawn) <= 10 else "tab20"].colors
+    handles = []
+    for i, (label, series) in enumerate(drawn.items()):
+        colour = palette[i % len(palette)]
+        for axes, tag, style in ((acc, schema.VAL_ACC, "-"), (acc, schema.TRAIN_ACC, "--"),
+                                 (loss, schema.VAL_LOSS, "-"), (loss, schema.TRAIN_LOSS, "--"),
+                                 (secs, EPOCH_TIME, "-")):
+            if tag in series:
+                xs, ys = zip(*series[tag])
+                axes.plot(xs, ys, style, color=colour, marker="o", markersize=3)
+        handles.append(Line2D([], [], color=colour, label=label))
+    acc.set(title="accuracy", xlabel="epoch", ylabel="accuracy")
+    acc.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+    loss.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
+    secs.set(title="time per epoch", xlabel="epoch", ylabel="seconds")
+    secs.set_ylim(bottom=0)
+    for axes in (acc, loss, secs):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+    # Line style is the same key in both curve panels, so it is said once, in grey.
+    acc.legend(handles=[Line2D([], [], color="grey", ls="-", label="val"),
+                        Line2D([], [], color="grey", ls="--", label="train")], loc="lower right")
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+    if title:
+        fig.suptitle(title)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=100)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return drawn
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py plot", description=__doc__.split("\n")[0])
+    parser.add_argument("logdir", type=Path, help="folder of runs, e.g. logs/mnist")
+    parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    parser.add_argument("--runs", metavar="GLOB", help="keep runs whose label matches, e.g. 'mlx/*'")
+    parser.add_argument("--title", help="figure title (default: LOGDIR)")
+    return parser
+
+
+def main(argv: list[str], framework: str | None = None) -> int:
+    """Entry point of ``cli.py plot``; ``framework`` is ignored (a log folder holds both)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # usage errors and --help: argparse already printed
+        return int(exit_.code or 0)
+    try:
+        if not args.logdir.is_dir():
+            raise ValueError(f"log folder {args.logdir} does not exist")
+        dirs = run_dirs(args.logdir)
+        if not dirs:
+            raise ValueError(f"no TensorBoard event files under {args.logdir}")
+        # LOGDIR may itself be a version directory: then its own name is the label.
+        names = {d: d.relative_to(args.logdir).as_posix() if d != args.logdir else d.name
+                 for d in dirs}
+        if args.runs:
+            names = {d: n for d, n in names.items() if fnmatch.fnmatchcase(n, args.runs)}
+            if not names:
+                raise ValueError(f"no run under {args.logdir} matches --runs {args.runs!r}")
+        runs = {name: read_scalars(d) for d, name in names.items()}
+        if not any(run_series(s) for s in runs.values()):
+            raise ValueError(f"no per-epoch scalars to plot under {args.logdir}")
+        plot_runs(runs, args.out, args.title or str(args.logdir))
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}")
+    return 0
