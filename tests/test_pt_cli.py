@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,17 +12,11 @@ from cnn import schema
 from cnn.data import load_dataset
 from cnn.pt.model import SeedCNN
 from cnn.tools.events import read_scalars, run_dirs
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli_runs import run_cli
 SHORT_FIT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "6",
              "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
              "--trainer.log_every_n_steps", "2", "--data.batch_size", "32",
              "--data.eval_batch_size", "200"]
-
-
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("in_channels, image_size, num_classes, expected", [

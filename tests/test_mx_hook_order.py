@@ -1,0 +1,245 @@
+"""The MLX Trainer calls callback and module hooks in exactly the order of the installed Lightning.
+
+The reference order is recorded at test time from a real ``lightning.pytorch.Trainer`` running a tiny torch module
+(2 epochs x 3 batches, validation every epoch, sanity check, default checkpointing, then test and predict, then a
+resume from the ``last`` checkpoint); the MLX trainer runs a tiny MLX module through the same scenario with the same
+recording callback/module mixin. Compared: (who, hook, batch_idx or stage) for every call.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
+import mlx.core as mx
+import mlx.nn as mnn
+import mlx.optimizers as moptim
+
+from cnn.mx.callbacks import Callback as MxCallback, ModelCheckpoint as MxModelCheckpoint
+from cnn.mx.lightning_module import LightningModule as MxLightningModule
+from cnn.mx.trainer import Trainer as MxTrainer
+
+CALLBACK_HOOKS = [
+    "setup", "teardown", "on_fit_start", "on_fit_end", "on_sanity_check_start", "on_sanity_check_end",
+    "on_train_batch_start", "on_train_batch_end", "on_train_epoch_start", "on_train_epoch_end",
+    "on_validation_epoch_start", "on_validation_epoch_end", "on_test_epoch_start", "on_test_epoch_end",
+    "on_predict_epoch_start", "on_predict_epoch_end", "on_validation_batch_start", "on_validation_batch_end",
+    "on_test_batch_start", "on_test_batch_end", "on_predict_batch_start", "on_predict_batch_end", "on_train_start",
+    "on_train_end", "on_validation_start", "on_validation_end", "on_test_start", "on_test_end", "on_predict_start",
+    "on_predict_end", "on_exception", "state_dict", "load_state_dict", "on_save_checkpoint", "on_load_checkpoint",
+    "on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad",
+]
+MODULE_HOOKS = [
+    "prepare_data", "setup", "teardown", "configure_optimizers", "on_fit_start", "on_fit_end", "on_train_start",
+    "on_train_end", "on_validation_start", "on_validation_end", "on_test_start", "on_test_end", "on_predict_start",
+    "on_predict_end", "on_train_batch_start", "on_train_batch_end", "on_validation_batch_start",
+    "on_validation_batch_end", "on_test_batch_start", "on_test_batch_end", "on_predict_batch_start",
+    "on_predict_batch_end", "on_validation_model_zero_grad", "on_validation_model_eval", "on_validation_model_train",
+    "on_test_model_eval", "on_test_model_train", "on_predict_model_eval", "on_train_epoch_start",
+    "on_train_epoch_end", "on_validation_epoch_start", "on_validation_epoch_end", "on_test_epoch_start",
+    "on_test_epoch_end", "on_predict_epoch_start", "on_predict_epoch_end", "on_before_zero_grad",
+    "on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_save_checkpoint",
+    "on_load_checkpoint",
+]  # configure_optimizers is recorded by the toy modules themselves (they override it)
+# Run inside the compiled MLX step, hence not called when compile=True (documented in Trainer).
+COMPILED_AWAY = {"on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step"}
+
+
+def _describe(name, args, kwargs):
+    """The stage-relevant argument of a hook: stage for setup/teardown, batch_idx for batch hooks."""
+    if name in ("setup", "teardown"):
+        stage = kwargs.get("stage", args[0] if args else None)
+        return getattr(stage, "value", stage)
+    if name.endswith("batch_start"):
+        return args[1]
+    if name.endswith("batch_end"):
+        return args[2]
+    return None
+
+
+def _callback_class(base):
+    def make(name):
+        def hook(self, *args, **kwargs):
+            self.calls.append(("callback", name, _describe(name, args[2:], kwargs)))
+            if name == "state_dict":
+                return {"recorded": True}  # non-empty: the state is checkpointed and load_state_dict runs
+        return hook
+
+    cls = type("Recorder", (base,), {n: make(n) for n in CALLBACK_HOOKS})
+    cls.__init__ = lambda self, calls: setattr(self, "calls", calls)
+    return cls
+
+
+def _module_mixin():
+    def make(name):
+        def hook(self, *args, **kwargs):
+            self.calls.append(("module", name, _describe(name, args, kwargs)))
+            return getattr(super(Mixin, self), name)(*args, **kwargs)
+        return hook
+
+    Mixin = type("Mixin", (), {n: make(n) for n in MODULE_HOOKS})
+    return Mixin
+
+
+MODULE_MIXIN = _module_mixin()
+
+
+class Batches:
+    """A minimal re-iterable loader (a plain list would be taken by Lightning as several dataloaders)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def _data(n_batches, seed):
+    rng = np.random.default_rng(seed)
+    return Batches([(rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 1)).astype(np.float32))
+                    for _ in range(n_batches)])
+
+
+def _lightning_calls(tmp_path):
+    import torch
+    import lightning.pytorch as pl
+
+    class TorchToy(MODULE_MIXIN, pl.LightningModule):
+        def __init__(self, calls):
+            super().__init__()
+            object.__setattr__(self, "calls", calls)  # not a parameter container
+            self.layer = torch.nn.Linear(3, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = ((self.layer(x) - y) ** 2).mean()
+            self.log("train_loss", loss)
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
+
+        def test_step(self, batch, batch_idx):
+            self.log("test_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
+
+        def predict_step(self, batch, batch_idx):
+            return self.layer(batch[0])
+
+        def configure_optimizers(self):
+            self.calls.append(("module", "configure_optimizers", None))
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def to_torch(batches):
+        return Batches([tuple(torch.from_numpy(a) for a in b) for b in batches])
+
+    torch.manual_seed(0)
+    calls = []
+    recorder = _callback_class(pl.Callback)(calls)
+    common = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                  default_root_dir=str(tmp_path))
+    model = TorchToy(calls)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[recorder, ckpt], **common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, to_torch(_data(3, 0)), to_torch(_data(2, 1)))
+        trainer.test(model, to_torch(_data(2, 2)), verbose=False)
+        trainer.predict(model, to_torch(_data(2, 3)))
+        first = list(calls)
+        calls.clear()
+        resumed = pl.Trainer(max_epochs=3, callbacks=[recorder, pl.callbacks.ModelCheckpoint(
+            dirpath=str(tmp_path / "ckpt"), save_last=True)], **common)
+        resumed.fit(TorchToy(calls), to_torch(_data(3, 0)), to_torch(_data(2, 1)), ckpt_path="last")
+    return first, list(calls)
+
+
+def _mlx_calls(tmp_path, compile):
+    class MxToy(MODULE_MIXIN, MxLightningModule):
+        def __init__(self, calls):
+            super().__init__()
+            object.__setattr__(self, "calls", calls)  # not a parameter container
+            self.layer = mnn.Linear(3, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = ((self.layer(x) - y) ** 2).mean()
+            self.log("train_loss", loss)
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
+
+        def test_step(self, batch, batch_idx):
+            self.log("test_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
+
+        def predict_step(self, batch, batch_idx):
+            return self.layer(batch[0])
+
+        def configure_optimizers(self):
+            self.calls.append(("module", "configure_optimizers", None))
+            return moptim.SGD(learning_rate=0.1)
+
+    mx.random.seed(0)
+    calls = []
+    recorder = _callback_class(MxCallback)(calls)
+    common = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                  default_root_dir=str(tmp_path), compile=compile)
+    model = MxToy(calls)
+    ckpt = MxModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
+    trainer = MxTrainer(max_epochs=2, callbacks=[recorder, ckpt], **common)
+    trainer.fit(model, _data(3, 0), _data(2, 1))
+    trainer.test(model, _data(2, 2), verbose=False)
+    trainer.predict(model, _data(2, 3))
+    first = list(calls)
+    calls.clear()
+    resumed = MxTrainer(max_epochs=3, callbacks=[recorder, MxModelCheckpoint(dirpath=str(tmp_path / "ckpt"),
+                                                                             save_last=True)], **common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resumed.fit(MxToy(calls), _data(3, 0), _data(2, 1), ckpt_path="last")
+    return first, list(calls)
+
+
+@pytest.fixture(scope="module")
+def lightning_reference(tmp_path_factory):
+    return _lightning_calls(tmp_path_factory.mktemp("pl"))
+
+
+def _first_difference(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"first difference at call {i}: lightning {x} vs mlx {y}; context {a[max(0, i - 3):i + 3]}"
+    return f"lengths differ: lightning {len(a)} vs mlx {len(b)}; tail {a[len(b):][:5] or b[len(a):][:5]}"
+
+
+def test_eager_hook_order_equals_lightning(lightning_reference, tmp_path):
+    """compile=False: every hook, including the backward/optimizer ones, in Lightning's order and arguments."""
+    reference = lightning_reference
+    ours = _mlx_calls(tmp_path, compile=False)
+    for ref, got in zip(reference, ours):
+        assert got == ref, _first_difference(ref, got)
+
+
+def test_compiled_hook_order_equals_lightning_minus_in_graph_hooks(lightning_reference, tmp_path):
+    """compile=True: identical except the four hooks that would run inside the compiled graph."""
+    ours = _mlx_calls(tmp_path, compile=True)
+    for ref, got in zip(lightning_reference, ours):
+        ref = [c for c in ref if c[1] not in COMPILED_AWAY]
+        assert got == ref, _first_difference(ref, got)
+    assert not any(c[1] in COMPILED_AWAY for run in ours for c in run)
+
+
+def test_reference_covers_the_scenario(lightning_reference):
+    """Guard against a vacuous comparison: the Lightning run did train, validate, test, predict and resume."""
+    first, resumed = lightning_reference
+    names = {c[1] for c in first}
+    assert {"on_sanity_check_start", "on_validation_batch_end", "on_train_epoch_end", "on_save_checkpoint",
+            "on_test_batch_end", "on_predict_batch_end", "on_before_backward", "configure_optimizers"} <= names
+    assert [c[1] for c in resumed].count("on_load_checkpoint") == 2  # callback and module
+    assert ("callback", "load_state_dict", None) in resumed

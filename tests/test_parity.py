@@ -1,0 +1,111 @@
+"""Fidelity between the ports: same start, same batches, same gradients, same numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnn.mx  # noqa: F401  (loads the optimised BLAS before mlx)
+import mlx.core as mx
+import mlx.nn as mnn
+import torch
+from mlx.utils import tree_flatten
+
+from cnn import schema
+from cnn.data.datasets import get_spec
+from cnn.mx.datamodule import DataModule as MxDataModule
+from cnn.mx.module import Classifier as MxClassifier
+from cnn.pt.datamodule import DataModule as PtDataModule
+from cnn.pt.module import Classifier as PtClassifier
+from cnn.tools.events import read_scalars
+from tests.cli_runs import fit_both
+
+
+def spec_kwargs(dataset: str) -> dict:
+    spec = get_spec(dataset)
+    return dict(in_channels=spec.channels, image_size=spec.image_size,
+                num_classes=spec.num_classes)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10", "cifar100"])
+def test_one_seed_gives_the_same_initial_weights_in_both_frameworks(dataset):
+    pt = PtClassifier(**spec_kwargs(dataset), seed=7)
+    mx_model = MxClassifier(**spec_kwargs(dataset), seed=7)
+    pt_weights, mx_weights = pt.net.numpy_weights(), mx_model.net.numpy_weights()
+    assert set(pt_weights) == set(schema.Architecture(**spec_kwargs(dataset)).shapes())
+    for name, weight in pt_weights.items():
+        np.testing.assert_array_equal(weight, mx_weights[name], err_msg=name)
+
+
+def test_a_different_seed_gives_different_weights():
+    a = PtClassifier(seed=1).net.numpy_weights()["conv1.weight"]
+    b = PtClassifier(seed=2).net.numpy_weights()["conv1.weight"]
+    assert not np.array_equal(a, b)
+
+
+def test_both_datamodules_yield_the_same_batches_in_the_same_order_every_epoch():
+    pt_data, mx_data = PtDataModule(batch_size=256, seed=3), MxDataModule(batch_size=256, seed=3)
+    pt_data.setup("fit")
+    mx_data.setup("fit")
+    pt_loader, mx_loader = pt_data.train_dataloader(), mx_data.train_dataloader()
+    epochs = []
+    for epoch in (0, 1):
+        pt_loader.set_epoch(epoch)
+        mx_loader.set_epoch(epoch)
+        pairs = list(zip(pt_loader, mx_loader))[:5]
+        for (pt_x, pt_y), (mx_x, mx_y) in pairs:
+            np.testing.assert_array_equal(pt_y.numpy(), np.array(mx_y))
+            np.testing.assert_array_equal(pt_x.numpy().transpose(0, 2, 3, 1), np.array(mx_x))
+        epochs.append(np.concatenate([pt_y.numpy() for (_, pt_y), _ in pairs]))
+    assert not np.array_equal(epochs[0], epochs[1]), "each epoch must reshuffle"
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_every_gradient_agrees_after_the_layout_change(dataset):
+    kwargs = spec_kwargs(dataset)
+    rng = np.random.default_rng(0)
+    size, channels = kwargs["image_size"], kwargs["in_channels"]
+    images = rng.integers(0, 256, size=(32, size, size, channels), dtype=np.uint8)
+    labels = rng.integers(0, kwargs["num_classes"], size=32).astype(np.int64)
+
+    pt = PtClassifier(**kwargs, dropout=0.0, seed=5)
+    pt.mean.fill_(0.2), pt.std.fill_(0.3)
+    loss = torch.nn.functional.nll_loss(pt(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())),
+                                        torch.from_numpy(labels))
+    loss.backward()
+    pt_grads = {name.removeprefix("net."): p.grad.numpy() for name, p in pt.named_parameters()}
+
+    mx_model = MxClassifier(**kwargs, dropout=0.0, seed=5)
+    mx_model.mean, mx_model.std = mx.full((channels,), 0.2), mx.full((channels,), 0.3)
+
+    def mx_loss(model):
+        return mnn.losses.nll_loss(model(mx.array(images)), mx.array(labels), reduction="mean")
+
+    mx_value, grads = mnn.value_and_grad(mx_model, mx_loss)(mx_model)
+    flat = {k.removeprefix("net."): np.array(v) for k, v in tree_flatten(grads)}
+    mx_grads = schema.from_mlx_layout(flat, schema.Architecture(**kwargs))
+
+    assert abs(loss.item() - mx_value.item()) <= 1e-5 * abs(loss.item())
+    assert set(mx_grads) == set(pt_grads)
+    for name, grad in pt_grads.items():
+        assert relative_error(grad, mx_grads[name]) <= 1e-4, name
+
+
+def test_twenty_training_steps_give_the_same_losses_and_validation_accuracy(tmp_path):
+    """Dropout 0, same seed and config, float32 on the CPU, through both real CLIs."""
+    runs = fit_both(tmp_path, "--model.dropout", "0", "--trainer.max_epochs", "1",
+                    "--trainer.limit_train_batches", "20", "--trainer.log_every_n_steps", "1",
+                    "--trainer.limit_val_batches", "2", "--data.batch_size", "64",
+                    "--data.eval_batch_size", "500", "--trainer.limit_test_batches", "1")
+    pt, mx_run = (read_scalars(runs[f]) for f in ("torch", "mlx"))
+    pt_loss = np.array([s.value for s in pt[schema.TRAIN_LOSS]])
+    mx_loss = np.array([s.value for s in mx_run[schema.TRAIN_LOSS]])
+    assert len(pt_loss) == len(mx_loss) == 20
+    np.testing.assert_allclose(mx_loss, pt_loss, rtol=1e-4)
+    val_images = 1000
+    pt_acc, mx_acc = pt[schema.VAL_ACC][-1].value, mx_run[schema.VAL_ACC][-1].value
+    assert abs(pt_acc - mx_acc) * val_images <= 1 + 1e-6
