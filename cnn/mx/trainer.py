@@ -1,0 +1,881 @@
+"""``Trainer``: a PyTorch-Lightning-2.6-compatible training loop for MLX ``LightningModule``s.
+
+Behaviour ported from the installed Lightning sources (``trainer/trainer.py::_run``, ``loops/fit_loop.py``,
+``loops/training_epoch_loop.py``, ``loops/evaluation_loop.py``, ``trainer/connectors/logger_connector``):
+
+* hook order (see :class:`Trainer`); validation runs inside the last training batch's ``on_advance_end``, i.e.
+  *before* ``on_train_epoch_end``; monitoring callbacks (checkpoint / early stopping) get ``on_train_epoch_end``
+  after the module;
+* logger step axis: train step metrics are written when ``(_batches_that_stepped + 1) % log_every_n_steps == 0``
+  (or ``should_stop``) at step ``_batches_that_stepped`` (= index of the batch); validation / epoch metrics at the
+  then ``_batches_that_stepped`` (for end-of-epoch values: ``global_step - 1``) with an ``epoch`` scalar added;
+  sanity-check validation logs nothing; evaluation ``on_step`` metrics at the evaluation batch counter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import warnings
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, ClassVar, Optional, Union
+
+import mlx.core as mx
+import numpy as np
+
+from cnn.mx.callbacks import (Callback, EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar,
+                              _reorder_callbacks)
+from cnn.mx import checkpoint as ckpt_io
+from cnn.mx.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
+from cnn.mx.lightning_module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
+from cnn.mx.loggers import LoggerConnector, TensorBoardLogger, print_results
+
+__all__ = ["Trainer", "NonFiniteLossError", "TrainingInterrupted", "CheckpointError", "save_checkpoint",
+           "load_checkpoint", "LRSchedulerConfig"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN/inf; training stopped and no checkpoint was written for that step."""
+
+
+class TrainingInterrupted(SystemExit):
+    """SIGINT/SIGTERM received: fit stopped at a batch boundary after saving ``last`` (exit code 128 + signum)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return f"training interrupted by {signal.Signals(self.signum).name}"
+
+
+@dataclass
+class TrainerState:
+    fn: Optional[str] = None  # "fit" | "validate" | "test" | "predict"
+    stage: Optional[str] = None  # "train" | "sanity_check" | "validate" | "test" | "predict"
+    status: str = "initializing"  # "running" | "finished" | "interrupted"
+
+
+def _parse_num_batches(length: int, limit: Union[int, float], what: str) -> int:
+    # Lightning's data_connector._parse_num_batches for sized loaders
+    if length == 0:
+        return 0
+    n = min(length, limit) if isinstance(limit, int) else int(length * limit)
+    if n == 0 and isinstance(limit, float) and limit > 0.0:
+        raise ValueError(f"limit_{what}_batches={limit} * {length} < 1; increase limit_{what}_batches")
+    return n
+
+
+def _to_mx(batch: Any) -> Any:
+    if isinstance(batch, np.ndarray):
+        return mx.array(batch)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_mx(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_mx(v) for k, v in batch.items()}
+    return batch
+
+
+def _is_limit_reached(current: int, maximum: Optional[int]) -> bool:
+    return maximum is not None and maximum != -1 and current >= maximum
+
+
+class Trainer:
+    """Train / evaluate an MLX :class:`~cnn.mx.lightning_module.LightningModule` with Lightning's ``Trainer`` API.
+
+    Args:
+        accelerator: ``"auto"`` (GPU when MLX has one, else CPU), ``"cpu"`` or ``"gpu"`` -> ``mx.set_default_device``.
+        strategy: only ``"auto"`` (single device).
+        devices: only one device (``1``, ``"auto"``, ``-1``, ``[0]``).
+        num_nodes: only ``1``.
+        precision: only ``"32-true"`` (``"32"``, ``32``).
+        logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir`` (hp_metric off); ``False``
+            -> no logging; or a logger / list of loggers.
+        callbacks: extra :class:`Callback`\\ s; checkpoint callbacks are moved last (Lightning's order).
+        fast_dev_run: only ``False``.
+        max_epochs: stop after this many epochs; ``None`` -> 1000 (or unlimited if ``max_steps`` is set); -1 unlimited.
+        min_epochs: ``should_stop`` is ignored until this many epochs ran.
+        max_steps: stop after this many optimizer steps (-1: unlimited).
+        min_steps: ``should_stop`` is ignored until this many steps ran.
+        max_time: only ``None``.
+        limit_train_batches: training batches per epoch: int = count, float = fraction of the loader (None: 1.0).
+        limit_val_batches: validation batches per run: int = count, float = fraction (None: 1.0; 0 disables).
+        limit_test_batches: test batches: int = count, float = fraction (None: 1.0).
+        limit_predict_batches: predict batches: int = count, float = fraction (None: 1.0).
+        overfit_batches: only ``0``.
+        val_check_interval: ``None``/``1.0`` = once per epoch; float = fraction of an epoch; int = every n batches.
+        check_val_every_n_epoch: validate every n-th epoch (``None``: by ``val_check_interval`` across epochs).
+        num_sanity_val_steps: validation batches run (and not logged) before training; -1 = all.
+        log_every_n_steps: write train step metrics every n batches (Lightning's rule, see module docstring).
+        enable_checkpointing: add a default :class:`ModelCheckpoint` if none is given.
+        enable_progress_bar: add a default :class:`TQDMProgressBar` if none is given.
+        enable_model_summary: print a parameter summary at ``on_fit_start``.
+        accumulate_grad_batches: only ``1``.
+        gradient_clip_val: clip gradients (``None``/0: off).
+        gradient_clip_algorithm: ``"norm"`` (global L2 norm, ``optim.clip_grad_norm``) or ``"value"``.
+        deterministic: accepted; MLX's CPU kernels are deterministic, determinism across resumes comes from the
+            checkpointed RNG key and ``set_epoch``-driven data order.
+        benchmark: accepted, no effect (no cudnn autotuner in MLX).
+        inference_mode: accepted, no effect (evaluation never builds gradients in MLX).
+        use_distributed_sampler: accepted, no effect (single process).
+        profiler: only ``None``.
+        detect_anomaly: only ``False``.
+        barebones: only ``False``.
+        plugins: only ``None``.
+        sync_batchnorm: only ``False``.
+        reload_dataloaders_every_n_epochs: only ``0``.
+        default_root_dir: root for logs and checkpoints (default: cwd).
+        enable_autolog_hparams: log ``hparams`` (``hparams.yaml``) at the start of every run.
+        compile: ``mx.compile`` the training step (forward, backward, clipping, optimizer update) with explicit
+            state ``[model.state, optimizer.state, mx.random.state]``, and the evaluation steps; falls back to eager
+            mode (one-line warning) when tracing fails.
+
+    ``configure_optimizers()`` may return an ``mlx.optimizers.Optimizer`` (its learning rate may be an MLX schedule
+    of the step), ``{"optimizer": opt, "lr_scheduler": fn | {"scheduler": fn, "interval": "epoch"|"step",
+    "frequency": 1, "name": None}}`` or ``([opt], [fn])`` where ``fn(n) -> lr`` gives the rate after ``n`` scheduler
+    steps (stepped like Lightning: "epoch" after the last batch of each epoch, "step" after each batch).
+
+    Hook order (module hook after the callbacks' unless noted), as in Lightning 2.6:
+    ``fit``: prepare_data, setup(stage), [on_load_checkpoint, load_state_dict], configure_optimizers, on_fit_start,
+    on_sanity_check_start, <validation loop>, on_sanity_check_end, on_train_start, per epoch: on_train_epoch_start,
+    per batch: on_train_batch_start, training_step, [on_before_zero_grad, on_before_backward, on_after_backward,
+    on_before_optimizer_step -- eager mode only], on_train_batch_end, [after the last batch:
+    on_validation_model_zero_grad (module), <validation loop>], on_train_epoch_end (callbacks, module, then
+    checkpoint/early-stopping callbacks); on_train_end, on_fit_end, teardown(stage). Validation loop:
+    on_validation_model_eval (module), on_validation_start, on_validation_epoch_start, per batch:
+    on_validation_batch_start, validation_step, on_validation_batch_end; on_validation_epoch_end,
+    on_validation_end, on_validation_model_train (module). ``test``/``predict`` alike with their names. Checkpoint
+    saving calls every callback's ``state_dict``, then ``on_save_checkpoint`` (callbacks, module). Any exception
+    calls ``on_exception`` on the callbacks and finalizes loggers with "failed".
+
+    **Compiled mode**: backward and the optimizer step happen inside one compiled graph, so ``on_before_zero_grad``,
+    ``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` are *not called* (they are, in
+    Lightning's order, with ``compile=False``). ``training_step`` is traced once per batch shape (see
+    :class:`~cnn.mx.lightning_module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
+
+    Signals: during ``fit`` SIGINT/SIGTERM stop training at the next batch boundary, ``ModelCheckpoint`` writes a
+    resumable ``last`` checkpoint from ``on_exception``, loggers are finalized and :class:`TrainingInterrupted`
+    (``SystemExit(128 + signum)``) is raised; a second Ctrl-C interrupts immediately. A non-finite training loss
+    raises :class:`NonFiniteLossError` (after ``on_exception``) before any checkpoint of that step is written.
+    """
+
+    UNSUPPORTED: ClassVar[dict[str, tuple]] = {
+        "strategy": ("auto",), "num_nodes": (1,), "precision": ("32-true", "32", 32), "fast_dev_run": (False,),
+        "max_time": (None,), "overfit_batches": (0, 0.0), "accumulate_grad_batches": (1,), "profiler": (None,),
+        "detect_anomaly": (False,), "barebones": (False,), "plugins": (None,), "sync_batchnorm": (False,),
+        "reload_dataloaders_every_n_epochs": (0,), "devices": (1, "1", "auto", -1, [0], (0,)),
+        "gradient_clip_algorithm": (None, "norm", "value"), "accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
+    }
+
+    def __init__(
+        self,
+        *,
+        accelerator: str = "auto",
+        strategy: str = "auto",
+        devices: Union[int, str, list[int]] = "auto",
+        num_nodes: int = 1,
+        precision: Union[str, int] = "32-true",
+        logger: Optional[Union[bool, TensorBoardLogger, list[TensorBoardLogger]]] = None,
+        callbacks: Optional[Union[list[Callback], Callback]] = None,
+        fast_dev_run: Union[int, bool] = False,
+        max_epochs: Optional[int] = None,
+        min_epochs: Optional[int] = None,
+        max_steps: int = -1,
+        min_steps: Optional[int] = None,
+        max_time: Optional[str] = None,
+        limit_train_batches: Optional[Union[int, float]] = None,
+        limit_val_batches: Optional[Union[int, float]] = None,
+        limit_test_batches: Optional[Union[int, float]] = None,
+        limit_predict_batches: Optional[Union[int, float]] = None,
+        overfit_batches: Union[int, float] = 0.0,
+        val_check_interval: Optional[Union[int, float]] = None,
+        check_val_every_n_epoch: Optional[int] = 1,
+        num_sanity_val_steps: Optional[int] = 2,
+        log_every_n_steps: Optional[int] = 50,
+        enable_checkpointing: Optional[bool] = True,
+        enable_progress_bar: Optional[bool] = True,
+        enable_model_summary: Optional[bool] = True,
+        accumulate_grad_batches: int = 1,
+        gradient_clip_val: Optional[Union[int, float]] = None,
+        gradient_clip_algorithm: Optional[str] = None,
+        deterministic: Optional[Union[bool, str]] = None,
+        benchmark: Optional[bool] = None,
+        inference_mode: bool = True,
+        use_distributed_sampler: bool = True,
+        profiler: Optional[str] = None,
+        detect_anomaly: bool = False,
+        barebones: bool = False,
+        plugins: Optional[Any] = None,
+        sync_batchnorm: bool = False,
+        reload_dataloaders_every_n_epochs: int = 0,
+        default_root_dir: Optional[str] = None,
+        enable_autolog_hparams: bool = True,
+        compile: bool = True,
+    ) -> None:
+        given = dict(locals())
+        for name, allowed in self.UNSUPPORTED.items():
+            value = given[name]
+            # bools only match bools (devices=True is not devices=1), 0 matches False for fast_dev_run
+            if not any(value == a and (type(value) is type(a) or not isinstance(value, bool)) for a in allowed):
+                raise ValueError(f"Trainer({name}={value!r}) is not supported by the MLX trainer "
+                                 f"(supported: {', '.join(map(repr, allowed))})")
+        if max_epochs is not None and max_epochs < -1:
+            raise ValueError(f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}.")
+        if max_steps < -1:
+            raise ValueError(f"`max_steps` must be a non-negative integer or -1. You passed in {max_steps}.")
+        self.accelerator = accelerator
+        self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
+        self.max_epochs = (1000 if max_steps == -1 else -1) if max_epochs is None else max_epochs
+        self.min_epochs = (1 if min_steps else 0) if min_epochs is None else min_epochs
+        self.max_steps, self.min_steps = max_steps, min_steps
+        self.limit_train_batches = 1.0 if limit_train_batches is None else limit_train_batches
+        self.limit_val_batches = 1.0 if limit_val_batches is None else limit_val_batches
+        self.limit_test_batches = 1.0 if limit_test_batches is None else limit_test_batches
+        self.limit_predict_batches = 1.0 if limit_predict_batches is None else limit_predict_batches
+        self.val_check_interval = 1.0 if val_check_interval is None else val_check_interval
+        self.check_val_every_n_epoch = check_val_every_n_epoch
+        sanity = 2 if num_sanity_val_steps is None else num_sanity_val_steps
+        self.num_sanity_val_steps = math.inf if sanity == -1 else sanity
+        self.log_every_n_steps = 50 if log_every_n_steps is None else log_every_n_steps
+        self.gradient_clip_val = gradient_clip_val
+        self.gradient_clip_algorithm = gradient_clip_algorithm or "norm"
+        self.enable_autolog_hparams = enable_autolog_hparams
+        self.compile = compile
+
+        if logger is None or logger is True:
+            self.loggers = [TensorBoardLogger(save_dir=self.default_root_dir, default_hp_metric=False)]
+        elif logger is False:
+            self.loggers = []
+        else:
+            self.loggers = list(logger) if isinstance(logger, (list, tuple)) else [logger]
+
+        cbs = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+        if any(isinstance(c, ModelCheckpoint) for c in cbs) and enable_checkpointing is False:
+            raise ValueError("Trainer(enable_checkpointing=False) but a ModelCheckpoint was passed in callbacks")
+        if enable_checkpointing is not False and not any(isinstance(c, ModelCheckpoint) for c in cbs):
+            cbs.append(ModelCheckpoint())
+        if enable_progress_bar is not False and not any(isinstance(c, TQDMProgressBar) for c in cbs):
+            cbs.append(TQDMProgressBar())
+        if enable_model_summary is not False and not any(isinstance(c, ModelSummary) for c in cbs):
+            cbs.append(ModelSummary())
+        self.callbacks: list[Callback] = _reorder_callbacks(cbs)
+
+        self.state = TrainerState()
+        self.should_stop = False
+        self.sanity_checking = False
+        self.ckpt_path: Optional[str] = None
+        self.lightning_module: Any = None
+        self.datamodule: Any = None
+        self.optimizers: list[Any] = []
+        self.lr_scheduler_configs: list[LRSchedulerConfig] = []
+        self._train_loader = self._val_loader_src = self._eval_loader = self._eval_fn = None
+        self._val_loader: Any = None
+        self._epoch = self._global_step = self._batches_that_stepped = self._batch_in_epoch = 0
+        self._phase = "idle"  # where in the fit loop we are; decides the resume point of a checkpoint
+        self._pending_val = False
+        self._is_last_batch = False
+        self._total_batch_idx = -1
+        self._eval_batches_ready = 0
+        self._logger_connector = LoggerConnector(self)
+        self._restarting = False
+        self._verbose = False
+        self._runner = StepRunner(self)
+        self._received_signal: Optional[int] = None
+        self._orig_handlers: dict[int, Any] = {}
+        self.num_training_batches = 0
+        self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
+
+    # ------------------------------------------------------------------ properties (Lightning names)
+    @property
+    def current_epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def global_step(self) -> int:
+        return self._global_step
+
+    @property
+    def logger(self) -> Optional[TensorBoardLogger]:
+        return self.loggers[0] if self.loggers else None
+
+    @logger.setter
+    def logger(self, logger: Optional[TensorBoardLogger]) -> None:
+        self.loggers = [logger] if logger else []
+
+    @property
+    def log_dir(self) -> str:
+        if self.loggers:
+            lg = self.loggers[0]
+            return lg.log_dir if hasattr(lg, "log_dir") else lg.save_dir
+        return self.default_root_dir
+
+    @property
+    def model(self) -> Any:
+        return self.lightning_module
+
+    @property
+    def checkpoint_callbacks(self) -> list[ModelCheckpoint]:
+        return [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+
+    @property
+    def checkpoint_callback(self) -> Optional[ModelCheckpoint]:
+        return next(iter(self.checkpoint_callbacks), None)
+
+    @property
+    def early_stopping_callback(self) -> Optional[EarlyStopping]:
+        return next((c for c in self.callbacks if isinstance(c, EarlyStopping)), None)
+
+    @property
+    def progress_bar_callback(self) -> Optional[TQDMProgressBar]:
+        return next((c for c in self.callbacks if isinstance(c, TQDMProgressBar)), None)
+
+    @property
+    def training(self) -> bool:
+        return self.state.stage == "train"
+
+    @property
+    def validating(self) -> bool:
+        return self.state.stage == "validate"
+
+    @property
+    def testing(self) -> bool:
+        return self.state.stage == "test"
+
+    @property
+    def predicting(self) -> bool:
+        return self.state.stage == "predict"
+
+    @property
+    def is_global_zero(self) -> bool:
+        return True
+
+    @property
+    def interrupted(self) -> bool:
+        return self.state.status == "interrupted"
+
+    @property
+    def train_dataloader(self) -> Any:
+        return self._train_loader
+
+    @property
+    def estimated_stepping_batches(self) -> Union[int, float]:
+        """Optimizer steps the fit will take (Lightning's formula; loads the train loader if needed, e.g. from
+        ``configure_optimizers`` to size a schedule)."""
+        if self.max_epochs == -1:
+            return float("inf") if self.max_steps == -1 else self.max_steps
+        self._setup_train_data()
+        steps = self.num_training_batches * max(self.max_epochs, 1)
+        return min(steps, self.max_steps) if self.max_steps != -1 else steps
+
+    world_size, global_rank, local_rank = 1, 0, 0
+
+    @property
+    def callback_metrics(self) -> dict[str, float]:
+        return self._logger_connector.view("callback")
+
+    @property
+    def logged_metrics(self) -> dict[str, float]:
+        return self._logger_connector.view("log")
+
+    @property
+    def progress_bar_metrics(self) -> dict[str, float]:
+        return self._logger_connector.view("pbar")
+
+    @property
+    def enable_validation(self) -> bool:
+        return (self._val_loader_src is not None and is_overridden("validation_step", self.lightning_module)
+                and self.limit_val_batches > 0)
+
+    @property
+    def val_dataloaders(self) -> Any:
+        if self._val_loader is None and self._val_loader_src is not None:
+            self._val_loader = self._val_loader_src()
+        return self._val_loader
+
+    @property
+    def num_val_batches(self) -> int:
+        if self.state.fn == "validate":
+            return _parse_num_batches(len(self._eval_loader), self.limit_val_batches, "val") \
+                if self._eval_loader is not None else 0
+        if not self.enable_validation or self.val_dataloaders is None:
+            return 0
+        return _parse_num_batches(len(self.val_dataloaders), self.limit_val_batches, "val")
+
+    @property
+    def num_test_batches(self) -> int:
+        return _parse_num_batches(len(self._eval_loader), self.limit_test_batches, "test") if self._eval_loader else 0
+
+    @property
+    def num_predict_batches(self) -> int:
+        return _parse_num_batches(len(self._eval_loader), self.limit_predict_batches,
+                                  "predict") if self._eval_loader else 0
+
+    # ------------------------------------------------------------------ public entry points
+    def fit(self, model: Any, train_dataloaders: Any = None, val_dataloaders: Any = None, datamodule: Any = None,
+            ckpt_path: Optional[str] = None) -> None:
+        """Train ``model``; ``ckpt_path`` (path, ``"last"`` or ``"best"``) resumes weights, optimizer, RNG,
+        epoch/step and the position inside the epoch exactly."""
+        if train_dataloaders is not None and hasattr(train_dataloaders, "train_dataloader"):
+            datamodule, train_dataloaders = train_dataloaders, None  # Lightning accepts a datamodule 2nd
+        if datamodule is not None and (train_dataloaders is not None or val_dataloaders is not None):
+            raise ValueError("You cannot pass `train_dataloader` or `val_dataloaders` to `trainer.fit(datamodule=...)`")
+        self.datamodule = datamodule
+        if datamodule is not None:
+            self._train_src = datamodule.train_dataloader
+            self._val_loader_src = getattr(datamodule, "val_dataloader", None)
+        else:
+            if train_dataloaders is None:
+                raise ValueError("fit() needs `train_dataloaders` or a `datamodule`")
+            self._train_src = lambda: train_dataloaders
+            self._val_loader_src = None if val_dataloaders is None else (lambda: val_dataloaders)
+        self._train_loader = self._val_loader = None
+        self._eval_seen = 0
+        self._run("fit", model, ckpt_path)
+
+    def validate(self, model: Any = None, dataloaders: Any = None, ckpt_path: Optional[str] = None,
+                 verbose: bool = True, datamodule: Any = None) -> list[dict[str, float]]:
+        """Run one validation epoch; returns ``[{metric: value}]`` (epoch-level logged metrics)."""
+        return self._evaluate("validate", model, dataloaders, ckpt_path, verbose, datamodule)
+
+    def test(self, model: Any = None, dataloaders: Any = None, ckpt_path: Optional[str] = None,
+             verbose: bool = True, datamodule: Any = None) -> list[dict[str, float]]:
+        """Run one test epoch; returns ``[{metric: value}]`` and prints Lightning's results table if verbose."""
+        return self._evaluate("test", model, dataloaders, ckpt_path, verbose, datamodule)
+
+    def predict(self, model: Any = None, dataloaders: Any = None, datamodule: Any = None,
+                return_predictions: Optional[bool] = None, ckpt_path: Optional[str] = None) -> Optional[list]:
+        """Run ``predict_step`` over the predict loader (eval mode); returns the list of per-batch outputs."""
+        self._return_predictions = return_predictions is not False
+        return self._evaluate("predict", model, dataloaders, ckpt_path, False, datamodule)
+
+    def _evaluate(self, fn: str, model: Any, dataloaders: Any, ckpt_path: Optional[str], verbose: bool,
+                  datamodule: Any) -> Any:
+        if dataloaders is not None and hasattr(dataloaders, "setup") and not hasattr(dataloaders, "__len__"):
+            datamodule, dataloaders = dataloaders, None
+        if model is None and ckpt_path is None and self.checkpoint_callback is not None \
+                and self.checkpoint_callback.best_model_path:
+            warnings.warn(f"`.{fn}(ckpt_path=None)` was called without a model. The best model of the previous "
+                          "`fit` call will be used.")
+            ckpt_path = "best"
+        model = model if model is not None else self.lightning_module
+        if model is None:
+            raise ValueError(f"`Trainer.{fn}()` requires a `LightningModule` when it hasn't been passed in a "
+                             "previous run")
+        self.datamodule = datamodule if datamodule is not None else (self.datamodule if dataloaders is None else None)
+        prefix = {"validate": "val"}.get(fn, fn)
+        if dataloaders is not None:
+            self._eval_src = lambda: dataloaders
+        elif self.datamodule is not None:
+            self._eval_src = getattr(self.datamodule, f"{prefix}_dataloader")
+        else:
+            raise ValueError(f"`Trainer.{fn}()` needs `dataloaders` or a `datamodule`")
+        self._verbose, self._eval_loader = verbose, None
+        if fn in ("validate", "test") and not is_overridden(f"{'validation' if fn == 'validate' else fn}_step",
+                                                               model):
+            raise ValueError(f"No `{'validation' if fn == 'validate' else fn}_step()` method defined to run "
+                             f"`Trainer.{fn}`.")
+        return self._run(fn, model, ckpt_path)
+
+    # ------------------------------------------------------------------ the run (Lightning's Trainer._run)
+    def _run(self, fn: str, model: Any, ckpt_path: Optional[str]) -> Any:
+        self.state = TrainerState(fn=fn, status="running")
+        self.lightning_module = model
+        object.__setattr__(model, "_trainer", self)
+        if self.datamodule is not None:
+            try:
+                self.datamodule.trainer = self
+            except AttributeError:
+                pass
+        self._runner.reset()
+        self.should_stop = False
+        lc = self._logger_connector
+        extra = model.configure_callbacks()
+        if extra:
+            extra = [extra] if isinstance(extra, Callback) else list(extra)
+            types = {type(c) for c in extra}
+            self.callbacks = _reorder_callbacks([c for c in self.callbacks if type(c) not in types] + extra)
+        for cb in self.callbacks:  # Lightning lets callbacks log through the module
+            cb.log, cb.log_dict = model.log, model.log_dict
+        try:
+            self._select_device()
+            if self.datamodule is not None and hasattr(self.datamodule, "prepare_data"):
+                self.datamodule.prepare_data()
+            self._call_module("prepare_data")
+            for lg in self.loggers:  # Lightning creates the log dir before setup (logger.experiment)
+                _ = getattr(lg, "experiment", None)
+            if self.datamodule is not None and hasattr(self.datamodule, "setup"):
+                self.datamodule.setup(stage=fn)
+            self._call_callbacks("setup", stage=fn)
+            self._call_module("setup", stage=fn)
+            ckpt = None
+            self.ckpt_path = ckpt_io.resolve_ckpt_path(self, fn, ckpt_path)
+            if self.ckpt_path:
+                ckpt = load_checkpoint(self.ckpt_path)
+                ckpt_io.restore_modules_and_callbacks(self, ckpt)
+            lc.reset_metrics()
+            for r in lc.results.values():
+                r.reset()
+            if fn == "fit":
+                self._configure_optimizers()
+                self._call_callbacks("on_fit_start")
+                self._call_module("on_fit_start")
+            if self.enable_autolog_hparams:
+                lc.log_hyperparams()
+            if fn == "fit":
+                self._reset_loop_state()
+                if ckpt is not None:
+                    ckpt_io.restore_training_state(self, ckpt)
+                self._register_signals()
+                self._run_fit()
+                result = None
+            elif fn == "predict":
+                result = self._run_predict()
+            else:
+                result = self._run_evaluation(fn)
+            self._restore_signals()
+            self.state.stage = None
+            if fn == "fit":
+                self._call_callbacks("on_fit_end")
+                self._call_module("on_fit_end")
+            if self.datamodule is not None and hasattr(self.datamodule, "teardown"):
+                self.datamodule.teardown(stage=fn)
+            self._call_callbacks("teardown", stage=fn)
+            self._call_module("teardown", stage=fn)
+            for lg in self.loggers:
+                lg.finalize("success")
+            self.state.status = "finished"
+            return result
+        except BaseException as exception:  # Lightning's _call_and_handle_interrupt / _interrupt
+            self.state.status = "interrupted"
+            self._restore_signals()
+            self._call_callbacks("on_exception", exception)
+            if self.datamodule is not None and hasattr(self.datamodule, "on_exception"):
+                self.datamodule.on_exception(exception)
+            for lg in self.loggers:
+                lg.finalize("failed")
+            self.state.stage = None
+            raise
+        finally:
+            lc.active, lc.in_step = None, False
+
+    def _select_device(self) -> None:
+        if self.accelerator == "cpu":
+            mx.set_default_device(mx.cpu)
+        elif self.accelerator in ("gpu", "cuda", "mps"):
+            if not mx.is_available(mx.gpu):
+                raise ValueError(f"Trainer(accelerator={self.accelerator!r}) but MLX has no GPU here")
+            mx.set_default_device(mx.gpu)
+        else:
+            mx.set_default_device(mx.gpu if mx.is_available(mx.gpu) else mx.cpu)
+
+    def _call_callbacks(self, hook: str, *args: Any, monitoring: Optional[bool] = None, **kwargs: Any) -> None:
+        model = self.lightning_module
+        prev, model._current_fx_name = model._current_fx_name, hook
+        for cb in self.callbacks:
+            is_monitor = isinstance(cb, (EarlyStopping, ModelCheckpoint))
+            if monitoring is None or monitoring == is_monitor:
+                getattr(cb, hook)(self, model, *args, **kwargs)
+        model._current_fx_name = prev
+
+    def _call_module(self, hook: str, *args: Any, **kwargs: Any) -> Any:
+        model = self.lightning_module
+        prev, model._current_fx_name = model._current_fx_name, hook
+        try:
+            return getattr(model, hook)(*args, **kwargs)
+        finally:
+            model._current_fx_name = prev
+
+    def _call_both(self, hook: str, *args: Any) -> None:
+        self._call_callbacks(hook, *args)
+        self._call_module(hook, *args)
+
+    # ------------------------------------------------------------------ optimizers / schedulers
+    def _configure_optimizers(self) -> None:
+        opt, configs = parse_optimizers(self._call_module("configure_optimizers"))
+        self.optimizers, self.lr_scheduler_configs = [opt], configs
+        # Initialize the state now: the compiled step captures this exact dict object.
+        opt.init(self.lightning_module.trainable_parameters())
+
+    def _next_learning_rate(self, opt: Any) -> float:
+        """The learning rate the next update will use (MLX schedules evaluate at the current step)."""
+        schedule = getattr(opt, "_schedulers", {}).get("learning_rate")
+        return float(schedule(opt.step)) if schedule is not None else float(opt.learning_rate)
+
+    def _step_schedulers(self, interval: str) -> None:
+        idx = self._batch_in_epoch if interval == "step" else self._epoch + 1
+        for config in self.lr_scheduler_configs:  # Lightning's _update_learning_rates
+            if config.interval == interval and idx % config.frequency == 0:
+                config.last_epoch += 1
+                config.optimizer.learning_rate = float(config.scheduler(config.last_epoch))
+
+    # ------------------------------------------------------------------ steps
+    def _training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        loss, logs, extra, metas = self._runner.train(batch, batch_idx)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(f"training loss is {loss_value} at epoch {self._epoch}, batch {batch_idx} "
+                                     f"(global step {self._global_step}); stopped without writing a checkpoint")
+        self._global_step += 1
+        self._logger_connector.feed(logs, metas)
+        return {"loss": loss, **extra}
+
+    def _evaluation_step(self, hook: str, batch: Any, batch_idx: int) -> Any:
+        out, logs, metas = self._runner.evaluate(hook, batch, batch_idx)
+        self._logger_connector.feed(logs, metas)
+        return out
+
+    # ------------------------------------------------------------------ fit loop
+    def _should_check_val_epoch(self) -> bool:
+        return self.enable_validation and (self.check_val_every_n_epoch is None
+                                           or (self._epoch + 1) % self.check_val_every_n_epoch == 0)
+
+    def _can_stop_early(self) -> bool:
+        return self._epoch >= self.min_epochs and (not self.min_steps or self._global_step >= self.min_steps)
+
+    def _should_check_val(self, batch_idx: int) -> bool:
+        if not self._should_check_val_epoch():
+            return False
+        if self.should_stop and self._can_stop_early():
+            return True
+        vci, n = self.val_check_interval, self.num_training_batches
+        every = vci if isinstance(vci, int) and not isinstance(vci, bool) else max(1, int(n * vci))
+        current = self._total_batch_idx if self.check_val_every_n_epoch is None else batch_idx
+        return (current + 1) % every == 0
+
+    def _fit_done(self) -> bool:
+        if self.num_training_batches == 0 or _is_limit_reached(self._global_step, self.max_steps):
+            return True
+        if _is_limit_reached(self._epoch, self.max_epochs):
+            return True
+        return self.should_stop and self._can_stop_early()
+
+    def _reset_loop_state(self) -> None:
+        self._epoch = self._global_step = self._batches_that_stepped = self._batch_in_epoch = 0
+        self._total_batch_idx, self._pending_val, self._phase, self._restarting = -1, False, "idle", False
+        for config in self.lr_scheduler_configs:
+            config.last_epoch = 0
+
+    def _setup_train_data(self) -> None:
+        if self._train_loader is None:
+            self._train_loader = self._train_src()
+            self.num_training_batches = _parse_num_batches(len(self._train_loader), self.limit_train_batches,
+                                                           "train")
+
+    def _run_fit(self) -> None:
+        lc = self._logger_connector
+        self._setup_train_data()
+        if self.enable_validation and self.num_sanity_val_steps > 0 and not self._restarting:
+            key = mx.random.state[0]  # Lightning runs the sanity check under isolate_rng()
+            self.sanity_checking, self.state.stage = True, "sanity_check"
+            lc.reset_metrics()
+            self._call_callbacks("on_sanity_check_start")
+            self._run_evaluation("validate")
+            self._call_callbacks("on_sanity_check_end")
+            lc.reset_metrics()
+            self.sanity_checking = False
+            ckpt_io.set_rng(key)
+        self.state.stage = "train"
+        if self._fit_done() or self.limit_train_batches == 0:
+            return
+        self._call_both("on_train_start")
+        while not self._fit_done():
+            self._run_train_epoch()
+        self._call_both("on_train_end")
+
+    def _run_train_epoch(self) -> None:
+        """Lightning's fit-loop advance: one epoch of the training epoch loop, then the epoch-end bookkeeping."""
+        lc, loader, n = self._logger_connector, self._train_loader, self.num_training_batches
+        results = lc.results["train"]
+        if hasattr(loader, "set_epoch"):  # batch order depends only on (seed, epoch) -> exact mid-epoch resume
+            loader.set_epoch(self._epoch)
+        start = self._batch_in_epoch  # > 0 only when resuming inside this epoch (no epoch-start hooks then)
+        if start == 0:
+            results.reset()
+            self._call_both("on_train_epoch_start")
+        lc.active = "train"
+        batches = islice(iter(loader), start, n)
+        if self._pending_val:  # resumed from a checkpoint written at on_train_batch_end before validation ran
+            self._pending_val, self._phase, self._is_last_batch = False, "validation", start == n
+            self._batches_that_stepped -= 1  # the checkpoint counted the batch already (see _loop_state)
+            self._call_module("on_validation_model_zero_grad")
+            self._run_validation_in_fit()
+            self._batches_that_stepped += 1
+        for batch_idx in range(start, n):
+            if _is_limit_reached(self._global_step, self.max_steps) or (self.should_stop and self._can_stop_early()):
+                break
+            batch = _to_mx(next(batches))
+            self._is_last_batch, self._phase = batch_idx + 1 == n, "batch"
+            self._total_batch_idx += 1
+            results.batch, results.batch_size, lc.in_step = batch, None, True
+            self._call_both("on_train_batch_start", batch, batch_idx)
+            outputs = self._training_step(batch, batch_idx)
+            self._batch_in_epoch, self._phase = batch_idx + 1, "batch_end"
+            self._step_schedulers("step")
+            if self._is_last_batch:
+                self._step_schedulers("epoch")
+            self._call_both("on_train_batch_end", outputs, batch, batch_idx)
+            lc.update_views(results.metrics(True))
+            results.batch = None
+            if lc.should_update_logs():
+                lc.log_metrics(results.metrics(True)["log"])
+            if self._should_check_val(batch_idx):  # the epoch loop's on_advance_end
+                self._phase = "validation"
+                self._call_module("on_validation_model_zero_grad")
+                self._run_validation_in_fit()
+            self._batches_that_stepped += 1
+            self._phase = "idle"
+            if self.should_stop:
+                for logger in self.loggers:
+                    logger.save()
+            training_done = self._batch_in_epoch >= n or _is_limit_reached(self._global_step, self.max_steps)
+            if not training_done and self._received_signal is not None:
+                raise TrainingInterrupted(self._received_signal)
+        # the fit loop's on_advance_end
+        self._phase, lc.in_step = "epoch_end", False
+        self._call_callbacks("on_train_epoch_end", monitoring=False)
+        self._call_module("on_train_epoch_end")
+        self._call_callbacks("on_train_epoch_end", monitoring=True)
+        lc.update_views(results.metrics(False))
+        self._batches_that_stepped -= 1  # Lightning logs epoch metrics at the last batch's step
+        lc.log_metrics(results.metrics(False)["log"])
+        self._batches_that_stepped += 1
+        results.reset()
+        self._epoch += 1
+        self._batch_in_epoch, self._phase, lc.active = 0, "idle", None
+        if self._received_signal is not None:
+            raise TrainingInterrupted(self._received_signal)
+
+    def _run_validation_in_fit(self) -> None:
+        lc = self._logger_connector
+        in_step = lc.in_step
+        self._run_evaluation("validate")
+        self.state.stage, lc.active, lc.in_step = "train", "train", in_step
+
+    # ------------------------------------------------------------------ evaluation / prediction loops
+    def _eval_loader_for(self, fn: str) -> Any:
+        if fn == "validate" and self.state.fn == "fit":
+            return self.val_dataloaders
+        if self._eval_loader is None or self._eval_fn != fn:
+            self._eval_loader, self._eval_fn = self._eval_src(), fn
+        return self._eval_loader
+
+    def _run_evaluation(self, fn: str) -> list[dict[str, float]]:
+        """Lightning's ``_EvaluationLoop.run`` for ``fn`` in ("validate", "test"), incl. the sanity check."""
+        lc, name, key = self._logger_connector, "validation" if fn == "validate" else "test", fn
+        loader = self._eval_loader_for(fn)
+        if fn == "validate" and self.state.fn == "fit":
+            n = self.num_val_batches
+        else:
+            n = _parse_num_batches(len(loader), self.limit_val_batches if fn == "validate" else
+                                   self.limit_test_batches, fn)
+        if self.sanity_checking:
+            n = min(n, self.num_sanity_val_steps)
+        if n == 0:
+            return []
+        if self.state.fn == "fit" and hasattr(loader, "set_epoch"):
+            loader.set_epoch(self._epoch)
+        if self.state.fn != "fit":
+            self._eval_seen = 0
+        if not self.sanity_checking:
+            self.state.stage = fn
+        results = lc.results[key]
+        lc.active, lc.in_step, self._eval_batches_ready = key, False, 0
+        self._call_module(f"on_{name}_model_eval")
+        self._call_both(f"on_{name}_start")
+        self._call_both(f"on_{name}_epoch_start")
+        for batch_idx, batch in enumerate(islice(iter(loader), n)):
+            batch = _to_mx(batch)
+            self._eval_batches_ready += 1
+            results.batch, results.batch_size, lc.in_step = batch, None, True
+            self._call_both(f"on_{name}_batch_start", batch, batch_idx)
+            out = self._evaluation_step(f"{name}_step", batch, batch_idx)
+            self._call_both(f"on_{name}_batch_end", out, batch, batch_idx)
+            lc.update_views(results.metrics(True))
+            results.batch = None
+            if not self.sanity_checking:  # Lightning's _seen_batches_per_dataloader: counts across a fit's runs
+                lc.log_metrics(results.metrics(True)["log"], step=self._eval_seen)
+                self._eval_seen += 1
+        lc.in_step = False
+        self._call_both(f"on_{name}_epoch_end")
+        lc.update_views(results.metrics(False))
+        logged = {} if self.sanity_checking else dict(results.metrics(False)["log"])
+        lc.log_metrics(logged)
+        self._call_both(f"on_{name}_end")
+        results.reset()
+        self._call_module(f"on_{name}_model_train")
+        lc.active = None
+        if self._verbose and self.state.fn in ("validate", "test") and logged:
+            print_results(logged, fn)
+        return [logged]
+
+    def _run_predict(self) -> Optional[list]:
+        model = self.lightning_module
+        loader = self._eval_loader_for("predict")
+        n = self.num_predict_batches
+        self.state.stage = "predict"
+        was_training = model.training
+        self._call_module("on_predict_model_eval")
+        self._call_both("on_predict_start")
+        self._call_both("on_predict_epoch_start")
+        predictions = []
+        for batch_idx, batch in enumerate(islice(iter(loader), n)):
+            batch = _to_mx(batch)
+            self._call_both("on_predict_batch_start", batch, batch_idx)
+            out = self._evaluation_step("predict_step", batch, batch_idx)
+            self._call_both("on_predict_batch_end", out, batch, batch_idx)
+            if self._return_predictions:
+                predictions.append(out)
+        self._call_both("on_predict_epoch_end")
+        self._call_both("on_predict_end")
+        model.train(was_training)
+        return predictions if self._return_predictions else None
+
+    # ------------------------------------------------------------------ signals
+    def _register_signals(self) -> None:
+        self._received_signal = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._received_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # second Ctrl-C: stop immediately
+            self._received_signal = signum
+            print(f"\nReceived {signal.Signals(signum).name}: stopping after the current batch "
+                  "(saving a resumable 'last' checkpoint)", file=sys.stderr)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._orig_handlers[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
+
+    def _restore_signals(self) -> None:
+        for sig, h in self._orig_handlers.items():
+            signal.signal(sig, h)
+        self._orig_handlers = {}
+
+    # ------------------------------------------------------------------ checkpoints
+    def _loop_state(self) -> dict[str, Any]:
+        """Where a run restarted from this instant must continue (see ``_phase``)."""
+        epoch, position, bts = self._epoch, self._batch_in_epoch, self._batches_that_stepped
+        pending_val = False
+        if self._phase == "epoch_end":
+            epoch, position = epoch + 1, 0
+        elif self._phase in ("batch_end", "validation"):
+            bts += 1  # the batch finished but on_advance_end did not count it yet
+            pending_val = self._phase == "batch_end" and self._should_check_val(position - 1)
+        return {"epoch": epoch, "batch_in_epoch": position, "batches_that_stepped": bts,
+                "global_step": self._global_step, "pending_val": pending_val, "total_batch_idx": self._total_batch_idx,
+                "train_results": self._logger_connector.results["train"].state_dict() if position else {}}
+
+    def dump_checkpoint(self, weights_only: bool = False) -> dict[str, Any]:
+        """The checkpoint dict of the current state (see :func:`cnn.mx.checkpoint.dump_checkpoint`)."""
+        return ckpt_io.dump_checkpoint(self, weights_only)
+
+    def save_checkpoint(self, filepath: str, weights_only: bool = False) -> None:
+        """Write the current training state to ``filepath`` (atomic, single ``.safetensors`` file)."""
+        if self.lightning_module is None:
+            raise AttributeError("Saving a checkpoint is only possible if a model is attached to the Trainer.")
+        save_checkpoint(filepath, self.dump_checkpoint(weights_only))
