@@ -96,8 +96,16 @@ def test_every_gradient_agrees_after_the_layout_change(dataset):
 
 
 def test_twenty_training_steps_give_the_same_losses_and_validation_accuracy(tmp_path):
-    """Dropout 0, same seed and config, float32 on the CPU, through both real CLIs."""
-    runs = fit_both(tmp_path, "--model.dropout", "0", "--trainer.max_epochs", "1",
+    """Dropout 0, same seed and config, float32 on the CPU, through both real CLIs.
+
+    At lr 1e-4 the two stay within 1e-5 for 20 steps. At the configs' 2e-3 they part by
+    1e-4 after about 8 steps and 1e-3 by step 20 (measured; see the README): Adam divides
+    each gradient by its own running magnitude, so a weight whose gradient is float32 noise
+    in both frameworks moves by a full step in opposite directions. That is the optimiser
+    amplifying rounding, not the ports disagreeing, so parity is checked where it is not.
+    """
+    runs = fit_both(tmp_path, "--model.dropout", "0", "--model.lr", "1e-4",
+                    "--trainer.max_epochs", "1",
                     "--trainer.limit_train_batches", "20", "--trainer.log_every_n_steps", "1",
                     "--trainer.limit_val_batches", "2", "--data.batch_size", "64",
                     "--data.eval_batch_size", "500", "--trainer.limit_test_batches", "1")
@@ -108,4 +116,4 @@ def test_twenty_training_steps_give_the_same_losses_and_validation_accuracy(tmp_
     np.testing.assert_allclose(mx_loss, pt_loss, rtol=1e-4)
     val_images = 1000
     pt_acc, mx_acc = pt[schema.VAL_ACC][-1].value, mx_run[schema.VAL_ACC][-1].value
-    assert abs(pt_acc - mx_acc) * val_images <= 1 + 1e-6
+    assert abs(round(pt_acc * val_images) - round(mx_acc * val_images)) <= 1

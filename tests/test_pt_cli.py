@@ -48,9 +48,12 @@ def test_fit_writes_the_schema_tags_under_dataset_and_framework(fitted_run):
 
 def test_fit_keeps_best_and_last_checkpoints_and_tests_the_best(fitted_run):
     logs, result = fitted_run
-    checkpoints = {p.name for p in (logs / "mnist/torch/version_0/checkpoints").iterdir()}
+    folder = logs / "mnist/torch/version_0/checkpoints"
+    checkpoints = {p.name for p in folder.glob("*.ckpt")}
     assert "last.ckpt" in checkpoints and len(checkpoints) == 2
     assert "test/acc" in result.stdout
+    (best,) = checkpoints - {"last.ckpt"}
+    assert (folder / best).with_suffix(".confusion.png").stat().st_size > 0
 
 
 def test_predict_classifies_png_files_and_reports_unreadable_ones(fitted_run, tmp_path):

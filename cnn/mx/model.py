@@ -40,7 +40,7 @@ class SeedCNN(nn.Module):
         x = self.pool(nn.relu(self.conv1(x)))
         x = self.pool(nn.relu(self.conv2(x)))
         x = self.pool(nn.relu(self.conv3(x)))
-        x = x.reshape(x.shape[0], -1)
+        x = x.reshape(x.shape[0], self.arch.fc)  # explicit: an empty batch has no -1
         x = nn.relu(self.dropout(self.fc1(x)))
         x = self.dropout(self.fc2(x))
         x = self.dropout(self.fc3(x))

@@ -7,8 +7,10 @@ from functools import partial
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+import numpy as np
 
 from cnn import schema
+from cnn.metrics import confusion_png_path, confusion_report
 from cnn.mx.lightning_module import LightningModule
 from cnn.mx.model import SeedCNN
 from cnn.schedule import learning_rate_at
@@ -25,7 +27,9 @@ class Classifier(LightningModule):
     Logged: ``train/loss`` every step (the dropout-on objective being minimised);
     ``train/acc`` once an epoch, in eval mode (dropout off) over a fixed sample of the train
     split as large as the validation split; ``val/loss``, ``val/acc``, ``test/loss``,
-    ``test/acc`` per epoch, averaged over images (not batches).
+    ``test/acc`` per epoch, averaged over images (not batches). ``test`` also logs per-class
+    accuracy (``test/acc_class/<name>``) and the confusion matrix as an image, and saves it as
+    a PNG beside the checkpoint tested (``cnn.metrics``).
     """
 
     def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
@@ -93,8 +97,23 @@ class Classifier(LightningModule):
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, schema.VAL_LOSS, schema.VAL_ACC)
 
+    def on_test_epoch_start(self) -> None:
+        self._test_outcomes: list[tuple[np.ndarray, np.ndarray]] = []
+
     def test_step(self, batch, batch_idx):
-        self._evaluate(batch, schema.TEST_LOSS, schema.TEST_ACC)
+        log_probs = self._evaluate(batch, schema.TEST_LOSS, schema.TEST_ACC)
+        self._test_outcomes.append((np.array(batch[1]), np.array(log_probs.argmax(axis=1))))
+
+    def on_test_epoch_end(self) -> None:
+        labels, predictions = (np.concatenate(part) for part in zip(*self._test_outcomes))
+        report = confusion_report(labels, predictions, self.hparams.classes or
+                                  [str(i) for i in range(self.hparams.num_classes)])
+        png = confusion_png_path(self.trainer.ckpt_path, self.trainer.log_dir)
+        if self.trainer.is_global_zero and png is not None:
+            report.save_png(png)
+        if self.logger is not None:
+            self.logger.log_metrics(report.scalars(), step=self.global_step)
+            self.logger.log_image(schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
 
     def predict_step(self, batch, batch_idx):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

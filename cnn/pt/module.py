@@ -5,11 +5,14 @@ from __future__ import annotations
 from functools import partial
 
 import lightning as L
+import numpy as np
 import torch
 import torchmetrics
 from torch import nn
 
 from cnn import schema
+from cnn.metrics import confusion_png_path, confusion_report
+from cnn.pt.checkpoint import check_checkpoint_fits  # convert-tool edit
 from cnn.pt.model import SeedCNN
 from cnn.schedule import learning_rate_at
 
@@ -25,9 +28,12 @@ class Classifier(L.LightningModule):
     Logged: ``train/loss`` every step (the dropout-on objective being minimised);
     ``train/acc`` once an epoch, in eval mode (dropout off) over a fixed sample of the train
     split as large as the validation split; ``val/loss``, ``val/acc``, ``test/loss``,
-    ``test/acc`` per epoch, averaged over images (not batches).
+    ``test/acc`` per epoch, averaged over images (not batches). ``test`` also logs per-class
+    accuracy (``test/acc_class/<name>``) and the confusion matrix as an image, and saves it as
+    a PNG beside the checkpoint tested (``cnn.metrics``).
     Hooks used, in Lightning's order: ``setup``, ``training_step``, ``validation_step``,
-    ``on_train_epoch_end``, ``test_step``, ``predict_step``.
+    ``on_train_epoch_end``, ``on_test_epoch_start``, ``test_step``, ``on_test_epoch_end``,
+    ``predict_step``.
     """
 
     def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
@@ -99,8 +105,29 @@ class Classifier(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, schema.VAL_LOSS, schema.VAL_ACC, self.val_acc)
 
+    def on_test_epoch_start(self) -> None:
+        self._test_outcomes: list[tuple[np.ndarray, np.ndarray]] = []
+
     def test_step(self, batch, batch_idx):
-        self._evaluate(batch, schema.TEST_LOSS, schema.TEST_ACC, self.test_acc)
+        log_probs = self._evaluate(batch, schema.TEST_LOSS, schema.TEST_ACC, self.test_acc)
+        self._test_outcomes.append((batch[1].cpu().numpy(), log_probs.argmax(1).cpu().numpy()))
+
+    def on_test_epoch_end(self) -> None:
+        labels, predictions = (np.concatenate(part) for part in zip(*self._test_outcomes))
+        report = confusion_report(labels, predictions, self.hparams.classes or
+                                  [str(i) for i in range(self.hparams.num_classes)])
+        png = confusion_png_path(self.trainer.ckpt_path, self.trainer.log_dir)
+        if self.trainer.is_global_zero and png is not None:
+            report.save_png(png)
+        if self.logger is not None:
+            self.logger.log_metrics(report.scalars(), step=self.global_step)
+            self.logger.experiment.add_image(schema.TEST_CONFUSION_IMAGE, report.image(),
+                                             self.global_step, dataformats="HWC")
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:  # convert-tool edit
+        # Before the state dict is loaded: another dataset's checkpoint is one line, not a
+        # tensor-size traceback.
+        check_checkpoint_fits(checkpoint, self)
 
     def predict_step(self, batch, batch_idx):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

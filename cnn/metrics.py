@@ -1,0 +1,99 @@
+"""Where the errors are: per-class accuracy and the confusion matrix, from predictions.
+
+Computed once here, in numpy, from the labels and predicted classes a ``test`` collected;
+each framework only logs what comes out (scalars and an image) and saves the PNG.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cnn import schema
+
+
+@dataclass(frozen=True)
+class ConfusionReport:
+    """``matrix[i, j]``: test images of class ``i`` predicted as ``j``; ``image``: it drawn."""
+
+    matrix: np.ndarray
+    classes: tuple[str, ...]
+
+    @property
+    def class_accuracy(self) -> np.ndarray:
+        totals = self.matrix.sum(axis=1)
+        return np.divide(np.diag(self.matrix), totals, out=np.zeros(len(totals)),
+                         where=totals > 0)
+
+    def scalars(self) -> dict[str, float]:
+        """Per-class accuracy as log tags ``test/acc_class/<class name>``."""
+        return {schema.TEST_CLASS_ACC_PREFIX + tag_safe(name): float(acc)
+                for name, acc in zip(self.classes, self.class_accuracy)}
+
+    def image(self) -> np.ndarray:
+        """The matrix drawn as a uint8 RGB image (H, W, 3), row-normalised colours."""
+        figure = self._figure()
+        figure.canvas.draw()
+        return np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
+
+    def save_png(self, path: str | os.PathLike) -> Path:
+        """Write the picture to ``path`` atomically (temp file, then rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        self._figure().savefig(tmp, format="png")
+        os.replace(tmp, path)
+        return path
+
+    def _figure(self):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        n = len(self.classes)
+        size = min(4 + 0.45 * n, 24)
+        figure = Figure(figsize=(size, size), dpi=80 if n <= 20 else 50)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        rows = self.matrix / np.maximum(self.matrix.sum(axis=1, keepdims=True), 1)
+        axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+        if n <= 20:  # numbers and names stay legible up to CIFAR-10's size
+            for i in range(n):
+                for j in range(n):
+                    if self.matrix[i, j]:
+                        axes.text(j, i, str(self.matrix[i, j]), ha="center", va="center",
+                                  color="white" if rows[i, j] > 0.5 else "black", fontsize=8)
+            axes.set_xticks(range(n), self.classes, rotation=45, ha="right")
+            axes.set_yticks(range(n), self.classes)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
+        accuracy = np.trace(self.matrix) / max(self.matrix.sum(), 1)
+        axes.set_title(f"test accuracy {accuracy:.2%} ({int(self.matrix.sum())} images)")
+        figure.tight_layout()
+        return figure
+
+
+def tag_safe(name: str) -> str:
+    """A class name usable as the last part of a TensorBoard tag (``T-shirt/top`` -> ``T-shirt_top``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def confusion_report(labels: np.ndarray, predictions: np.ndarray,
+                     classes: Sequence[str]) -> ConfusionReport:
+    """Count (true, predicted) pairs into a ``len(classes)``-square matrix."""
+    n = len(classes)
+    labels, predictions = np.asarray(labels, np.int64), np.asarray(predictions, np.int64)
+    matrix = np.bincount(labels * n + predictions, minlength=n * n).reshape(n, n)
+    return ConfusionReport(matrix, tuple(classes))
+
+
+def confusion_png_path(ckpt_path: str | None, log_dir: str | None) -> Path | None:
+    """Beside the checkpoint tested (``<ckpt>.confusion.png``), else in the run's log folder."""
+    if ckpt_path:
+        return Path(ckpt_path).with_suffix(".confusion.png")
+    if log_dir:
+        return Path(log_dir) / "confusion.png"
+    return None
