@@ -44,9 +44,15 @@ def pop_framework(argv: list[str], default: str = "torch") -> tuple[str, list[st
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message alone is what the user needs to read."""
+    from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
+
     from cnn.data.errors import DataError
     from cnn.errors import ConfigError
-    return (DataError, ConfigError, FileNotFoundError)
+    return (DataError, ConfigError, FileNotFoundError, ArgumentError)
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 def run_trainer_command(framework: str, argv: list[str]) -> int:
@@ -79,6 +85,6 @@ def main(argv: list[str]) -> int:
         return 130
     except Exception as error:  # noqa: BLE001 - narrowed just below
         if isinstance(error, user_errors()):
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {one_line(error)}", file=sys.stderr)
             return 1
         raise

@@ -87,10 +87,11 @@ def mirror_args(args: list[str]) -> list[str]:
 
 def build_parser() -> ArgumentParser:
     """One jsonargparse parser with LightningCLI's layout: subcommand, then sections."""
-    parser = ArgumentParser(prog="cli.py --framework mlx", exit_on_error=True)
+    # exit_on_error=False: raise instead of printing usage; cnn.cli turns it into one line.
+    parser = ArgumentParser(prog="cli.py --framework mlx", exit_on_error=False)
     subcommands = parser.add_subcommands(dest="subcommand", required=True)
     for name in SUBCOMMANDS:
-        sub = ArgumentParser(prog=f"cli.py --framework mlx {name}")
+        sub = ArgumentParser(prog=f"cli.py --framework mlx {name}", exit_on_error=False)
         sub.add_argument("-c", "--config", action=ActionConfigFile, help="a YAML config file")
         sub.add_argument("--seed_everything", type=Union[bool, int], default=True,
                          help="seed of weights, split, batch order and dropout")
@@ -128,7 +129,10 @@ class CLI:
         init = parser.instantiate_classes(config)[self.subcommand]
         self.datamodule = DataModule(**init.data)
         self.model = Classifier(**init.model)
-        self.trainer = Trainer(**init.trainer)
+        try:
+            self.trainer = Trainer(**init.trainer)
+        except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
+            raise ConfigError(str(error)) from None
         getattr(self, f"run_{self.subcommand}")(section)
 
     def run_fit(self, section) -> None:
