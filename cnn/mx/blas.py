@@ -82,3 +82,4 @@ def load_optimized_blas() -> str:
 def status() -> str:
     """What ``load_optimized_blas`` did, for benchmarks and bug reports."""
     return _status
+

@@ -1,0 +1,29 @@
+"""``python -m cnn.tools.blas``: which BLAS MLX got, and the matmul rate it gives.
+
+``CNN_BLAS=off python -m cnn.tools.blas`` measures MLX's own bundled BLAS for comparison.
+"""
+
+from __future__ import annotations
+
+import time
+
+import cnn.mx  # noqa: F401  - loads the optimised BLAS before mlx is imported
+import mlx.core as mx
+from cnn.mx.blas import status
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """GFLOP/s of a float32 ``size`` x ``size`` MLX matmul on the default device."""
+    a = mx.random.normal((size, size))
+    mx.eval(a)
+    for _ in range(2):  # warm-up: the first calls allocate and pick kernels
+        mx.eval(a @ a)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        mx.eval(a @ a)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+if __name__ == "__main__":
+    print(f"BLAS: {status()}")
+    print(f"1024x1024 float32 matmul: {matmul_gflops():.1f} GFLOP/s")
