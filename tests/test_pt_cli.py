@@ -69,6 +69,7 @@ def test_predict_classifies_png_files_and_reports_unreadable_ones(fitted_run, tm
     out = tmp_path / "predictions.csv"
     ckpt = logs / "mnist/torch/version_0/checkpoints/last.ckpt"
     result = run_cli("predict", "--config", "configs/mnist.yaml", "--ckpt_path", str(ckpt),
+                     "--trainer.default_root_dir", str(tmp_path),
                      "--data.predict_files", "[" + ",".join(files + [str(broken)]) + "]",
                      "--output", str(out))
     assert result.returncode == 1, result.stderr[-3000:]

@@ -15,6 +15,8 @@ from cnn.pt.module import Classifier
 from cnn.predictions import report_predictions
 
 FRAMEWORK = "torch"
+# Checkpoints are read with weights_only=True (and from .safetensors) and written atomically.
+SAFE_CHECKPOINT_IO = "cnn.pt.checkpoint.SafeCheckpointIO"
 
 
 def quiet_lightning() -> None:
@@ -43,7 +45,18 @@ class CLI(LightningCLI):
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
                          subclass_mode_data=False, auto_configure_optimizers=False,
                          save_config_kwargs={"overwrite": True},
-                         trainer_defaults={"default_root_dir": "logs"}, **kwargs)
+                         trainer_defaults={"default_root_dir": "logs",
+                                           "plugins": [{"class_path": SAFE_CHECKPOINT_IO}]},
+                         # raise instead of printing usage: cnn.cli turns it into one line
+                         parser_kwargs={"exit_on_error": False, **{
+                             name: {"exit_on_error": False}
+                             for name in ("fit", "validate", "test", "predict")}},
+                         **kwargs)
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI would torch.load the checkpoint (no .safetensors, tracebacks on bad files)
+        # and let its hparams override the config; the config decides, on_load_checkpoint checks.
+        pass
 
     def add_arguments_to_parser(self, parser) -> None:
         add_shared_arguments(parser)

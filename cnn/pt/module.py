@@ -12,7 +12,7 @@ from torch import nn
 
 from cnn import schema
 from cnn.metrics import confusion_png_path, confusion_report
-from cnn.pt.checkpoint import check_checkpoint_fits  # convert-tool edit
+from cnn.pt.checkpoint import check_checkpoint_fits
 from cnn.pt.model import SeedCNN
 from cnn.schedule import learning_rate_at
 
@@ -124,7 +124,7 @@ class Classifier(L.LightningModule):
             self.logger.experiment.add_image(schema.TEST_CONFUSION_IMAGE, report.image(),
                                              self.global_step, dataformats="HWC")
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:  # convert-tool edit
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Before the state dict is loaded: another dataset's checkpoint is one line, not a
         # tensor-size traceback.
         check_checkpoint_fits(checkpoint, self)

@@ -1,0 +1,110 @@
+"""Reading and writing torch-side checkpoints safely: ``SafeCheckpointIO`` and a fit check.
+
+* Loading never unpickles code: a ``.ckpt`` goes through ``torch.load(weights_only=True)``
+  whatever the caller asks, so a crafted file is refused instead of run.
+* Loading also takes ``.safetensors`` weights, both the torch-layout files of
+  ``python cli.py convert --to torch`` and native MLX checkpoints (brought to torch layout), as a
+  Lightning-shaped dict that ``Trainer.validate/test/predict(ckpt_path=...)`` restores.
+* Saving is atomic: a kill mid-write leaves the previous checkpoint whole.
+* Every unreadable, corrupt or foreign file is a one-line ``cnn.errors.ConfigError``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, Callable, Optional
+
+import lightning
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from cnn import schema
+from cnn.errors import ConfigError
+from cnn.tools.convert import (SHAPE_KEYS, Weights, atomic_write_bytes, mismatch,
+                               read_lightning_ckpt, read_safetensors, sniff)
+
+
+def lightning_checkpoint(weights: Weights) -> dict[str, Any]:
+    """A weights-only checkpoint dict as Lightning's loaders expect it.
+
+    ``pytorch-lightning_version`` is required by Lightning's checkpoint migration; ``loops``,
+    ``optimizer_states`` and ``lr_schedulers`` are left out because only ``fit`` restores them
+    (``check_checkpoint_fits`` turns resuming ``fit`` from such a file into one clear line).
+    """
+    state_dict = {k: torch.from_numpy(v.copy()) for k, v in weights.torch_state_dict().items()}
+    return {"state_dict": state_dict, "hyper_parameters": dict(weights.hyper_parameters),
+            "pytorch-lightning_version": lightning.__version__,
+            "epoch": weights.epoch or 0, "global_step": weights.global_step or 0}
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` that loads only plain weights and saves atomically.
+
+    ``load_checkpoint(path)``: a ``.ckpt`` (any name; recognised by content) -> the dict
+    ``torch.load(path, weights_only=True)`` returns; a ``.safetensors`` file (``--to torch`` or
+    an MLX checkpoint) -> ``lightning_checkpoint(...)``. Raises ConfigError (one line naming the
+    file) for a missing, corrupt, refused or unrecognised file.
+    ``save_checkpoint(checkpoint, path)``: ``torch.save`` bytes written to a temp file beside
+    ``path``, fsync'ed and ``os.replace``'d over it; remote (fsspec) paths as the parent does.
+    """
+
+    def load_checkpoint(self, path, map_location: Optional[Callable] = lambda storage, loc: storage,
+                        weights_only: Optional[bool] = None) -> dict[str, Any]:
+        # weights_only is ignored on purpose: True always, whatever Lightning or a caller passes.
+        path = os.fspath(path)
+        if not isinstance(get_filesystem(path), LocalFileSystem):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        if sniff(path) == "safetensors":
+            return lightning_checkpoint(read_safetensors(path))
+        checkpoint = read_lightning_ckpt(path, map_location=map_location)
+        # Lightning's migration reads the version; a bare dict with a state_dict still loads.
+        checkpoint.setdefault("pytorch-lightning_version", lightning.__version__)
+        return checkpoint
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path,
+                        storage_options: Optional[Any] = None) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        # Serialise in memory first: a kill before os.replace leaves only a hidden temp file.
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(os.fspath(path), buffer.getvalue())
+
+
+def check_checkpoint_fits(checkpoint: dict[str, Any], model) -> None:
+    """Raise ConfigError (one line) unless ``checkpoint`` fits ``model``'s network.
+
+    Meant for ``Classifier.on_load_checkpoint``, which Lightning calls before loading the state
+    dict, so a checkpoint for another dataset or architecture is reported by what it was
+    trained for (``checkpoint X was trained for cifar10-shaped input (3x32x32, 10 classes);
+    this config is mnist (1x28x28, 10 classes)``) instead of a tensor-size traceback, and
+    resuming ``fit`` from a weights-only file is refused before Lightning's KeyError.
+    """
+    trainer = getattr(model, "_trainer", None)
+    path = getattr(trainer, "ckpt_path", None) or "(in memory)"
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    model_hparams = dict(model.hparams)
+    datamodule = getattr(trainer, "datamodule", None)
+    if not model_hparams.get("classes") and getattr(datamodule, "spec", None) is not None:
+        model_hparams["classes"] = datamodule.spec.classes
+    if all(k in hparams for k in SHAPE_KEYS):
+        problem = mismatch(hparams, model_hparams, path)
+        if problem:
+            raise ConfigError(problem)
+    arch = getattr(getattr(model, "net", None), "arch", None)  # None for a custom ``net``
+    if arch is not None:
+        state_dict = checkpoint.get("state_dict") or {}
+        net = {k[len("net."):]: v for k, v in state_dict.items() if k.startswith("net.")}
+        try:
+            schema.check_weights(net, arch, "torch")
+        except ValueError as error:
+            raise ConfigError(f"checkpoint {path}: {error}") from None
+    if getattr(getattr(trainer, "state", None), "fn", None) == "fit" \
+            and "optimizer_states" not in checkpoint:
+        # Lightning would fail later with a KeyError; say what the file is and what it is for.
+        raise ConfigError(f"checkpoint {path} holds weights only (converted, or saved with "
+                          f"save_weights_only): fit cannot resume from it; use it with "
+                          f"validate, test or predict")
