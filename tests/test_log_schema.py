@@ -20,7 +20,7 @@ from tests.cli_runs import fit_both
 
 SHORT_FIT = ("--trainer.max_epochs", "2", "--trainer.limit_train_batches", "5",
              "--trainer.log_every_n_steps", "2", "--trainer.limit_val_batches", "2",
-             "--trainer.limit_test_batches", "1", "--data.batch_size", "32",
+             "--trainer.limit_test_batches", "2", "--data.batch_size", "32",
              "--data.eval_batch_size", "250")
 
 

@@ -138,7 +138,7 @@ def test_twenty_training_steps_give_the_same_losses_and_validation_accuracy(tmp_
                     "--trainer.max_epochs", "1",
                     "--trainer.limit_train_batches", "20", "--trainer.log_every_n_steps", "1",
                     "--trainer.limit_val_batches", "2", "--data.batch_size", "64",
-                    "--data.eval_batch_size", "500", "--trainer.limit_test_batches", "1")
+                    "--data.eval_batch_size", "500", "--trainer.limit_test_batches", "2")
     pt, mx_run = (read_scalars(runs[f]) for f in ("torch", "mlx"))
     pt_loss = np.array([s.value for s in pt[schema.TRAIN_LOSS]])
     mx_loss = np.array([s.value for s in mx_run[schema.TRAIN_LOSS]])
