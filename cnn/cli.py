@@ -42,13 +42,36 @@ def pop_framework(argv: list[str], default: str = "torch") -> tuple[str, list[st
     return framework, rest
 
 
+# Errors of modules a run may not import (torch runs never load MLX, nor MLX runs Lightning);
+# such an error can only have been raised if its module is loaded, so only those are looked up.
+FRAMEWORK_ERRORS = (("cnn.mx.checkpoint", "CheckpointError"),
+                    ("cnn.mx.trainer", "NonFiniteLossError"),
+                    ("cnn.pt.callbacks", "NonFiniteLossError"))
+# SystemExit subclasses raised when SIGINT/SIGTERM stopped fit; their code is 128 + signum.
+INTERRUPTIONS = (("cnn.mx.trainer", "TrainingInterrupted"),
+                 ("cnn.pt.callbacks", "TrainingInterrupted"))
+
+
+def _loaded(names: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
+    return tuple(getattr(sys.modules[module], name) for module, name in names
+                 if module in sys.modules)
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message alone is what the user needs to read."""
     from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
     from cnn.data.errors import DataError
     from cnn.errors import ConfigError
-    return (DataError, ConfigError, FileNotFoundError, ArgumentError)
+    return (DataError, ConfigError, FileNotFoundError, ArgumentError, *_loaded(FRAMEWORK_ERRORS))
+
+
+def interruption_line(stop: BaseException) -> str:
+    """``training interrupted by SIGTERM; resume with --ckpt_path FILE`` (or: nothing saved)."""
+    checkpoint = getattr(stop, "checkpoint", None)
+    hint = (f"resume with --ckpt_path {checkpoint}" if checkpoint
+            else "no checkpoint was written for this run")
+    return f"{stop}; {hint}"
 
 
 def one_line(error: BaseException) -> str:
@@ -83,6 +106,11 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SystemExit as stop:
+        if isinstance(stop, _loaded(INTERRUPTIONS)):
+            print(f"error: {interruption_line(stop)}", file=sys.stderr)
+            return stop.code
+        raise
     except Exception as error:  # noqa: BLE001 - narrowed just below
         if isinstance(error, user_errors()):
             print(f"error: {one_line(error)}", file=sys.stderr)

@@ -10,6 +10,9 @@ so nothing is typed twice. Callbacks and loggers are named by class name (``Mode
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from cnn import schema
 from cnn.data.datasets import get_spec
 
@@ -39,27 +42,67 @@ def add_shared_arguments(parser) -> None:
 
 
 def apply_run_defaults(config, subcommand: str, framework: str, logger_class: str,
-                       checkpoint_class: str) -> None:
-    """Fill in the logger and checkpointing a run gets unless its config names its own.
+                       checkpoint_class: str, fit_callbacks: tuple[str, ...] = (),
+                       checkpoint_suffix: str = ".ckpt") -> None:
+    """Fill in the logger and callbacks a run gets unless its config names its own.
 
     TensorBoard under ``<default_root_dir>/<dataset>/<framework>/version_N`` (no logger for
     ``predict``, which logs no metrics); for ``fit``, a ModelCheckpoint keeping the best (by
-    ``val/acc``) and the last checkpoint, named ``epoch=E-step=S``.
+    ``val/acc``) and the last checkpoint, named ``epoch=E-step=S``, and the ``fit_callbacks``
+    (class paths) not already listed. ``fit --ckpt_path`` resumes inside the run directory it
+    names (see ``resume_in_place``), so logs, checkpoints and best-model tracking continue there.
     """
     trainer = config.trainer
+    default_logger = trainer.logger in (None, True)
     if subcommand == "predict":
         trainer.logger = False
-    elif trainer.logger in (None, True):
+    elif default_logger:
         trainer.logger = {"class_path": logger_class,
                           "init_args": {"save_dir": trainer.default_root_dir or "logs",
                                         "name": f"{config.data.dataset}/{framework}",
                                         "default_hp_metric": False}}
     callbacks = list(trainer.callbacks or [])
-    has_checkpoint = any("ModelCheckpoint" in str(getattr(c, "class_path", c)) for c in callbacks)
+    has_checkpoint = any("ModelCheckpoint" in _class_path(c) for c in callbacks)
     if subcommand == "fit" and not has_checkpoint:
         callbacks.append({"class_path": checkpoint_class,
                           "init_args": {"monitor": schema.VAL_ACC, "mode": "max",
                                         "save_last": True,
                                         "filename": "epoch={epoch}-step={step}",
                                         "auto_insert_metric_name": False}})
+    if subcommand == "fit":
+        listed = {_class_path(c).rsplit(".", 1)[-1] for c in callbacks}
+        callbacks += [{"class_path": path} for path in fit_callbacks
+                      if path.rsplit(".", 1)[-1] not in listed]
     trainer.callbacks = callbacks
+    if subcommand == "fit" and default_logger and config.get("ckpt_path"):
+        resume_in_place(config, checkpoint_suffix)
+
+
+def _class_path(callback) -> str:
+    if isinstance(callback, dict):
+        return str(callback.get("class_path", ""))
+    return str(getattr(callback, "class_path", callback))
+
+
+def resume_in_place(config, suffix: str) -> None:
+    """Point ``fit --ckpt_path`` and the default logger at the run directory being resumed.
+
+    Lightning (and our MLX mirror) would log a resumed run to a new ``version_N+1``, where
+    ``ckpt_path: last`` finds no checkpoint and ModelCheckpoint forgets its best models (it only
+    restores them into the same directory). Here ``last`` becomes the newest ``last*<suffix>``
+    under ``<save_dir>/<dataset>/<framework>/version_*/checkpoints`` (left as is when there is
+    none: Lightning then warns and starts afresh), and a checkpoint inside such a directory
+    makes the logger reuse its ``version_N``.
+    """
+    logger = config.trainer.logger["init_args"]
+    runs = Path(logger["save_dir"]) / logger["name"]
+    if config.ckpt_path == "last":
+        found = [p for p in runs.glob(f"version_*/checkpoints/last*{suffix}") if p.is_file()]
+        if not found:
+            return
+        config.ckpt_path = str(max(found, key=os.path.getmtime))
+    checkpoint = Path(config.ckpt_path).resolve()
+    version = checkpoint.parent.parent
+    if (checkpoint.parent.name == "checkpoints" and version.parent == runs.resolve()
+            and version.name.startswith("version_") and version.name[8:].isdigit()):
+        logger["version"] = int(version.name[8:])

@@ -53,7 +53,9 @@ class NumpyBatches:
     bytes to move to a device; each model normalises on its side with ``Normalization``), laid
     out ``"NHWC"`` (MLX) or ``"NCHW"`` (torch). ``state_dict()`` / ``load_state_dict()`` record
     the epoch and how many batches were handed out, so a resumed run continues mid-epoch with
-    the same remaining batches.
+    the same remaining batches (only in that epoch: a run resumed at the next one starts it
+    from its first batch). Handed out is trained on: Lightning prefetches no batch from an
+    iterable that has a ``len()``, and the MLX Trainer none at all.
     """
 
     def __init__(self, images: ImageSet, plan: BatchPlan, layout: str,
@@ -64,7 +66,7 @@ class NumpyBatches:
         self.layout, self.augment, self.seed = layout, augment, seed
         self.epoch = 0
         self.batches_done = 0  # in the current epoch
-        self._resume_at = 0
+        self._resume_at = (0, 0)  # (epoch, batches to skip in it)
 
     # Lightning calls ``dataloader.sampler.set_epoch``; we are our own sampler.
     @property
@@ -82,11 +84,12 @@ class NumpyBatches:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = int(state["epoch"])
-        self._resume_at = int(state["batches_done"])
+        self._resume_at = (self.epoch, int(state["batches_done"]))
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         order = self.plan.indices(self.epoch)
-        start, self._resume_at = self._resume_at, 0
+        (epoch, skip), self._resume_at = self._resume_at, (0, 0)
+        start = skip if epoch == self.epoch else 0
         for i in range(start, len(order)):
             self.batches_done = i + 1
             yield self._batch(order[i], i)

@@ -71,6 +71,12 @@ def _decode_floats(obj: Any) -> Any:
     return obj
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path: str, checkpoint: dict[str, Any]) -> None:
     """Write ``checkpoint`` to ``path`` (must end in ``.safetensors``) atomically.
 
@@ -99,7 +105,10 @@ def save_checkpoint(path: str, checkpoint: dict[str, Any]) -> None:
     # mx.save_safetensors appends ".safetensors" when missing, so the temp name keeps that suffix.
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path)[: -len(".safetensors")] + "-",
                                suffix=".safetensors", dir=directory)
-    os.close(fd)
+    try:  # mkstemp creates 0600; a checkpoint gets the mode any new file would (0666 - umask)
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     try:
         mx.save_safetensors(tmp, arrays, metadata={_META_KEY: meta})
         with open(tmp, "rb") as f:  # data must be on disk before the rename makes it visible
@@ -129,6 +138,14 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if not path.endswith(".safetensors"):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError:
+            head = b""
+        if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # what torch.save writes
+            raise CheckpointError(f"{path} is a torch checkpoint, not an MLX one: convert it with "
+                                  f"`python cli.py convert {path} --to mlx --out FILE.safetensors`")
         raise CheckpointError(f"not an MLX checkpoint (expected a .safetensors file): {path}")
     try:
         arrays, metadata = mx.load(path, return_metadata=True)

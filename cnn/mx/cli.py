@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Optional, Union
@@ -18,7 +19,7 @@ from cnn.mx import callbacks as mx_callbacks
 from cnn.mx import loggers as mx_loggers
 from cnn.mx.datamodule import DataModule
 from cnn.mx.module import Classifier
-from cnn.mx.trainer import Trainer
+from cnn.mx.trainer import Trainer, TrainingInterrupted
 from cnn.predictions import report_predictions
 
 FRAMEWORK = "mlx"
@@ -124,7 +125,8 @@ class CLI:
         self.subcommand = config.subcommand
         section = config[self.subcommand]
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
-                           "cnn.mx.loggers.TensorBoardLogger", "cnn.mx.callbacks.ModelCheckpoint")
+                           "cnn.mx.loggers.TensorBoardLogger", "cnn.mx.callbacks.ModelCheckpoint",
+                           checkpoint_suffix=".safetensors")
         seed_everything(seed_value(section.seed_everything))
         init = parser.instantiate_classes(config)[self.subcommand]
         self.datamodule = DataModule(**init.data)
@@ -136,7 +138,12 @@ class CLI:
         getattr(self, f"run_{self.subcommand}")(section)
 
     def run_fit(self, section) -> None:
-        self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
+        try:
+            self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
+        except TrainingInterrupted as stop:  # ModelCheckpoint wrote `last` from on_exception
+            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
+            stop.checkpoint = last if last and os.path.isfile(last) else None
+            raise
         best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
         if best and not self.trainer.interrupted:
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)

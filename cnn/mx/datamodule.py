@@ -12,7 +12,9 @@ class DataModule(DataModuleBase):
     """``cnn.data.datamodule.DataModuleBase`` for the MLX Trainer (NHWC uint8 arrays).
 
     Under ``mx.distributed`` each rank takes its own shard (``rank``/``world_size`` are read
-    from the trainer in ``setup``).
+    from the trainer in ``setup``; the MLX Trainer sets ``datamodule.trainer`` before calling
+    it, as Lightning does): positions r, r + N, ... of the epoch's one global order, so every
+    rank has the same number of batches.
     """
 
     layout = "NHWC"

@@ -19,6 +19,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+from cnn.mx import distributed as dist
 from cnn.mx.checkpoint import set_rng
 from cnn.mx.loggers import LogMeta, default_log_levels
 
@@ -87,11 +88,29 @@ class LightningModule(nn.Module):
     def automatic_optimization(self) -> bool:
         return True
 
+    @property
+    def global_rank(self) -> int:
+        return self._trainer.global_rank if self._trainer else 0
+
+    @property
+    def local_rank(self) -> int:
+        return self._trainer.local_rank if self._trainer else 0
+
     def optimizers(self) -> Any:
         return self.trainer.optimizers[0]
 
     def print(self, *args: Any, **kwargs: Any) -> None:
-        print(*args, **kwargs)
+        """``print`` on rank zero only (Lightning's ``LightningModule.print``)."""
+        if self._trainer is None or self._trainer.is_global_zero:
+            print(*args, **kwargs)
+
+    def all_gather(self, data: Any, group: Any = None, sync_grads: bool = False) -> Any:
+        """Lightning's ``all_gather``: every ``mx.array``/numpy array of ``data`` stacked over the ranks, shape
+        ``(world_size, *shape)``, or unchanged with one process. A collective: call it on every rank, with the same
+        shapes. ``sync_grads`` is accepted for the signature (MLX has no autograd tape to keep)."""
+        if group is None:
+            group = self._trainer._group if self._trainer is not None else dist.world()
+        return dist.all_gather(data, group)
 
     # -- hyper-parameters -----------------------------------------------------------------------------------
     @property
@@ -138,10 +157,14 @@ class LightningModule(nn.Module):
             enable_graph: bool = False, sync_dist: bool = False, sync_dist_group: Any = None,
             add_dataloader_idx: bool = True, batch_size: Optional[int] = None, metric_attribute: Optional[str] = None,
             rank_zero_only: bool = False) -> None:
-        """Log a scalar with Lightning's semantics (see module docstring); ``sync_dist``/graph args are ignored."""
+        """Log a scalar with Lightning's semantics (see module docstring). ``sync_dist=True``: the epoch aggregate is
+        reduced over the data-parallel ranks (a mean weighted by batch size); step values stay per rank. Graph and
+        group args are ignored."""
         if self._trainer is None:
             return  # Lightning only warns when logging without a trainer
         fx = self._current_fx_name
+        if sync_dist and hasattr(self._trainer, "_sync_dist_keys"):
+            self._trainer._sync_dist_keys.add(f"{fx}.{name}")
         on_step, on_epoch = default_log_levels(fx, on_step, on_epoch)
         reduce_fx = {"avg": "mean"}.get(str(reduce_fx).lower(), str(reduce_fx).lower()) if isinstance(
             reduce_fx, str) else getattr(reduce_fx, "__name__", "mean")
@@ -160,7 +183,7 @@ class LightningModule(nn.Module):
         """``self.log`` for every item of ``dictionary``."""
         for k, v in dictionary.items():
             self.log(k, v, prog_bar=prog_bar, logger=logger, on_step=on_step, on_epoch=on_epoch,
-                     reduce_fx=reduce_fx, batch_size=batch_size)
+                     reduce_fx=reduce_fx, sync_dist=sync_dist, batch_size=batch_size)
 
     # -- steps ----------------------------------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: Any) -> Any:
@@ -291,11 +314,12 @@ class StepRunner:
     """Runs a module's ``training_step`` (with backward and optimizer update) and evaluation steps for the trainer.
 
     Compiled training (``Trainer(compile=True)``): ``mx.compile(step, inputs=state, outputs=state)`` with
-    ``state = [model.state, optimizer.state, mx.random.state]`` around ``nn.value_and_grad(training_step)``, gradient
-    clipping and ``optimizer.update``; the caller evaluates once per step. ``validation_step``/``test_step`` are
-    compiled with ``inputs=[model.state, mx.random.state]`` (``predict_step`` runs eagerly). ``self.log`` values of
-    a step are captured and returned as outputs of the compiled function, their metadata recorded at trace time per
-    batch signature. A trace that fails (python control flow on array values, ``.item()``, ...) restores the state
+    ``state = [model.state, optimizer.state, mx.random.state]`` around ``nn.value_and_grad(training_step)``, the
+    average of the gradients over the data-parallel ranks (``nn.average_gradients``, an all-reduce traced into the
+    graph), gradient clipping and ``optimizer.update``; the caller evaluates once per step.
+    ``validation_step``/``test_step`` are compiled with ``inputs=[model.state, mx.random.state]`` (``predict_step``
+    runs eagerly). ``self.log`` values of a step are captured and returned as outputs of the compiled function, their
+    metadata recorded at trace time per batch signature. A trace that fails (python control flow on array values, ``.item()``, ...) restores the state
     snapshot taken before it, warns once and switches to eager mode for the rest of the run.
 
     Eager training calls ``on_before_zero_grad``, ``on_before_backward(loss)``, ``on_after_backward`` and
@@ -335,6 +359,9 @@ class StepRunner:
             (loss, logs, extra), grads = nn.value_and_grad(model, loss_fn)(batch, batch_idx)
         finally:
             model._current_fx_name = None
+        group = getattr(self.trainer, "_group", None)
+        if group is not None and group.size() > 1:  # DDP: the mean gradient of all ranks' batches
+            grads = nn.average_gradients(grads, group=group)
         self._last_metas = {k: m for k, (m, _) in lc.capture.items()}
         return loss, logs, extra, grads
 

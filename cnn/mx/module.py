@@ -10,10 +10,12 @@ import mlx.optimizers as optim
 import numpy as np
 
 from cnn import schema
+from cnn.errors import ConfigError
 from cnn.metrics import confusion_png_path, confusion_report
 from cnn.mx.lightning_module import LightningModule
 from cnn.mx.model import SeedCNN
 from cnn.schedule import learning_rate_at
+from cnn.tools.convert import SHAPE_KEYS, mismatch
 
 
 class Classifier(LightningModule):
@@ -22,7 +24,8 @@ class Classifier(LightningModule):
     The mirror of ``cnn.pt.module.Classifier``: same arguments, same hooks, same tags.
     Batches are ``(uint8 images NHWC, int64 labels)``; ``__call__`` scales to [0, 1] and
     normalises with the train split's per-channel statistics (``mean``/``std``, saved with
-    the weights so a checkpoint alone can classify new images).
+    the weights so a checkpoint alone can classify new images). ``on_load_checkpoint`` refuses
+    a checkpoint trained for another dataset or input shape in one line (``ConfigError``).
 
     Logged: ``train/loss`` every step (the dropout-on objective being minimised);
     ``train/acc`` once an epoch, in eval mode (dropout off) over a fixed sample of the train
@@ -83,15 +86,16 @@ class Classifier(LightningModule):
             correct += (self(images).argmax(axis=1) == labels).sum().item()
             total += labels.size
         self.train(was_training)
-        self.log(schema.TRAIN_ACC, correct / max(total, 1), prog_bar=True)
+        self.log(schema.TRAIN_ACC, correct / max(total, 1), prog_bar=True, batch_size=max(total, 1),
+                 sync_dist=True)
 
     def _evaluate(self, batch, loss_tag: str, acc_tag: str) -> mx.array:
         images, labels = batch
         log_probs = self(images)
         loss = nn.losses.nll_loss(log_probs, labels, reduction="mean")
         accuracy = (log_probs.argmax(axis=1) == labels).astype(mx.float32).mean()
-        self.log(loss_tag, loss, prog_bar=True, batch_size=labels.size)
-        self.log(acc_tag, accuracy, prog_bar=True, batch_size=labels.size)
+        self.log(loss_tag, loss, prog_bar=True, batch_size=labels.size, sync_dist=True)
+        self.log(acc_tag, accuracy, prog_bar=True, batch_size=labels.size, sync_dist=True)
         return log_probs
 
     def validation_step(self, batch, batch_idx):
@@ -106,6 +110,8 @@ class Classifier(LightningModule):
 
     def on_test_epoch_end(self) -> None:
         labels, predictions = (np.concatenate(part) for part in zip(*self._test_outcomes))
+        # every rank's share of the test set (DDP): gathered, (world_size, n) -> one array
+        labels, predictions = (np.array(self.all_gather(a)).reshape(-1) for a in (labels, predictions))
         report = confusion_report(labels, predictions, self.hparams.classes or
                                   [str(i) for i in range(self.hparams.num_classes)])
         png = confusion_png_path(self.trainer.ckpt_path, self.trainer.log_dir)
@@ -114,6 +120,20 @@ class Classifier(LightningModule):
         if self.logger is not None:
             self.logger.log_metrics(report.scalars(), step=self.global_step)
             self.logger.log_image(schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Before the weights are loaded: another dataset's checkpoint is one line naming what it
+        # was trained for (as cnn.pt.checkpoint.check_checkpoint_fits on the torch side), not
+        # a parameter-shape error.
+        trained_for = dict(checkpoint.get("hyper_parameters") or {})
+        ours = dict(self.hparams)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not ours.get("classes") and getattr(datamodule, "spec", None) is not None:
+            ours["classes"] = datamodule.spec.classes
+        if all(k in trained_for for k in SHAPE_KEYS):
+            problem = mismatch(trained_for, ours, self.trainer.ckpt_path or "(in memory)")
+            if problem:
+                raise ConfigError(problem)
 
     def predict_step(self, batch, batch_idx):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

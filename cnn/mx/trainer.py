@@ -30,6 +30,7 @@ import numpy as np
 from cnn.mx.callbacks import (Callback, EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar,
                               _reorder_callbacks)
 from cnn.mx import checkpoint as ckpt_io
+from cnn.mx import distributed as dist
 from cnn.mx.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
 from cnn.mx.lightning_module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
 from cnn.mx.loggers import LoggerConnector, TensorBoardLogger, print_results
@@ -89,9 +90,10 @@ class Trainer:
 
     Args:
         accelerator: ``"auto"`` (GPU when MLX has one, else CPU), ``"cpu"`` or ``"gpu"`` -> ``mx.set_default_device``.
-        strategy: only ``"auto"`` (single device).
-        devices: only one device (``1``, ``"auto"``, ``-1``, ``[0]``).
-        num_nodes: only ``1``.
+        strategy: ``"auto"`` or ``"ddp"``: both train data-parallel over every process ``mlx.launch`` started (one
+            process per device; see :mod:`cnn.mx.distributed`), and alone when it started none.
+        devices: one device per process (``1``, ``"auto"``, ``-1``, ``[0]``); more devices means more processes.
+        num_nodes: only ``1`` (the hosts of a multi-host run come from ``mlx.launch``'s host file).
         precision: only ``"32-true"`` (``"32"``, ``32``).
         logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir`` (hp_metric off); ``False``
             -> no logging; or a logger / list of loggers.
@@ -121,7 +123,7 @@ class Trainer:
             checkpointed RNG key and ``set_epoch``-driven data order.
         benchmark: accepted, no effect (no cudnn autotuner in MLX).
         inference_mode: accepted, no effect (evaluation never builds gradients in MLX).
-        use_distributed_sampler: accepted, no effect (single process).
+        use_distributed_sampler: accepted, no effect (the DataModule shards by ``global_rank``/``world_size``).
         profiler: only ``None``.
         detect_anomaly: only ``False``.
         barebones: only ``False``.
@@ -157,6 +159,16 @@ class Trainer:
     Lightning's order, with ``compile=False``). ``training_step`` is traced once per batch shape (see
     :class:`~cnn.mx.lightning_module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
 
+    **Data parallel** (see :mod:`cnn.mx.distributed`): ``world_size``/``global_rank`` come from
+    ``mx.distributed.init()`` (a group of one unless started by ``mlx.launch``), and the DataModule shards by them
+    (``datamodule.trainer`` is set before its ``setup``, as in Lightning). As Lightning's DDP: ``fit`` starts every
+    rank from rank zero's weights, gradients are averaged over the ranks (``nn.average_gradients``, inside the
+    compiled step), epoch aggregates of values logged with ``sync_dist=True`` are reduced over the ranks (means
+    weighted by batch size), loggers write and ``ModelCheckpoint``, the progress bar and the model summary act on
+    rank zero only (the others share rank zero's ``version_N``, and learn its checkpoint paths when ``fit`` ends).
+    A NaN loss, a signal and ``should_stop`` (checked after each validation and epoch) stop every rank at the same
+    batch.
+
     Signals: during ``fit`` SIGINT/SIGTERM stop training at the next batch boundary, ``ModelCheckpoint`` writes a
     resumable ``last`` checkpoint from ``on_exception``, loggers are finalized and :class:`TrainingInterrupted`
     (``SystemExit(128 + signum)``) is raised; a second Ctrl-C interrupts immediately. A non-finite training loss
@@ -164,7 +176,7 @@ class Trainer:
     """
 
     UNSUPPORTED: ClassVar[dict[str, tuple]] = {
-        "strategy": ("auto",), "num_nodes": (1,), "precision": ("32-true", "32", 32), "fast_dev_run": (False,),
+        "strategy": ("auto", "ddp"), "num_nodes": (1,), "precision": ("32-true", "32", 32), "fast_dev_run": (False,),
         "max_time": (None,), "overfit_batches": (0, 0.0), "accumulate_grad_batches": (1,), "profiler": (None,),
         "detect_anomaly": (False,), "barebones": (False,), "plugins": (None,), "sync_batchnorm": (False,),
         "reload_dataloaders_every_n_epochs": (0,), "devices": (1, "1", "auto", -1, [0], (0,)),
@@ -221,13 +233,21 @@ class Trainer:
             value = given[name]
             # bools only match bools (devices=True is not devices=1), 0 matches False for fast_dev_run
             if not any(value == a and (type(value) is type(a) or not isinstance(value, bool)) for a in allowed):
+                hint = ("; for data parallelism start one process per device with `mlx.launch -n N`"
+                        if name in ("devices", "num_nodes", "strategy") else "")
                 raise ValueError(f"Trainer({name}={value!r}) is not supported by the MLX trainer "
-                                 f"(supported: {', '.join(map(repr, allowed))})")
+                                 f"(supported: {', '.join(map(repr, allowed))}){hint}")
         if max_epochs is not None and max_epochs < -1:
             raise ValueError(f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}.")
         if max_steps < -1:
             raise ValueError(f"`max_steps` must be a non-negative integer or -1. You passed in {max_steps}.")
         self.accelerator = accelerator
+        # Every process mlx.launch started (a group of one otherwise); Lightning's rank attributes.
+        self._group = dist.world()
+        self.world_size, self.global_rank = self._group.size(), self._group.rank()
+        self.local_rank, self.node_rank, self.num_nodes = 0, 0, 1  # MLX gives no per-host numbering
+        self._sync_dist_keys: set[str] = set()  # "fx.name" of values logged with sync_dist=True
+        self._agreed_signal: Optional[int] = None
         self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
         self.max_epochs = (1000 if max_steps == -1 else -1) if max_epochs is None else max_epochs
         self.min_epochs = (1 if min_steps else 0) if min_epochs is None else min_epochs
@@ -351,7 +371,7 @@ class Trainer:
 
     @property
     def is_global_zero(self) -> bool:
-        return True
+        return self.global_rank == 0
 
     @property
     def interrupted(self) -> bool:
@@ -370,8 +390,6 @@ class Trainer:
         self._setup_train_data()
         steps = self.num_training_batches * max(self.max_epochs, 1)
         return min(steps, self.max_steps) if self.max_steps != -1 else steps
-
-    world_size, global_rank, local_rank = 1, 0, 0
 
     @property
     def callback_metrics(self) -> dict[str, float]:
@@ -502,9 +520,15 @@ class Trainer:
             cb.log, cb.log_dict = model.log, model.log_dict
         try:
             self._select_device()
+            if self.world_size > 1 and not self.is_global_zero:
+                dist.barrier(self._group)  # rank zero downloads first; the others then find the files
             if self.datamodule is not None and hasattr(self.datamodule, "prepare_data"):
                 self.datamodule.prepare_data()
             self._call_module("prepare_data")
+            if self.world_size > 1 and self.is_global_zero:
+                dist.barrier(self._group)
+            if self.world_size > 1:
+                self._share_rank_zero_loggers()
             for lg in self.loggers:  # Lightning creates the log dir before setup (logger.experiment)
                 _ = getattr(lg, "experiment", None)
             if self.datamodule is not None and hasattr(self.datamodule, "setup"):
@@ -520,6 +544,9 @@ class Trainer:
             for r in lc.results.values():
                 r.reset()
             if fn == "fit":
+                if self.world_size > 1:  # DDP's start: every rank from rank zero's weights
+                    model.update(dist.broadcast_tree(model.parameters(), self._group))
+                    mx.eval(model.parameters())
                 self._configure_optimizers()
                 self._call_callbacks("on_fit_start")
                 self._call_module("on_fit_start")
@@ -531,6 +558,8 @@ class Trainer:
                     ckpt_io.restore_training_state(self, ckpt)
                 self._register_signals()
                 self._run_fit()
+                if self.world_size > 1:
+                    self._share_checkpoint_paths()
                 result = None
             elif fn == "predict":
                 result = self._run_predict()
@@ -577,9 +606,79 @@ class Trainer:
         prev, model._current_fx_name = model._current_fx_name, hook
         for cb in self.callbacks:
             is_monitor = isinstance(cb, (EarlyStopping, ModelCheckpoint))
-            if monitoring is None or monitoring == is_monitor:
+            if (monitoring is None or monitoring == is_monitor) and self._runs_here(cb, hook):
                 getattr(cb, hook)(self, model, *args, **kwargs)
         model._current_fx_name = prev
+
+    # ModelCheckpoint hooks that may write or delete files: rank zero's alone (it computes the same paths).
+    _CHECKPOINT_WRITING_HOOKS = frozenset({"on_train_batch_end", "on_train_epoch_end", "on_validation_end",
+                                           "on_exception", "on_train_end"})
+
+    def _runs_here(self, callback: Callback, hook: str) -> bool:
+        """Whether ``callback.<hook>`` runs on this rank: all do on rank zero; elsewhere not the progress bar, the
+        model summary, nor the file-writing hooks of ``ModelCheckpoint`` (its ``setup`` still finds ``dirpath``)."""
+        if self.is_global_zero:
+            return True
+        if isinstance(callback, (TQDMProgressBar, ModelSummary)):
+            return False
+        return not (isinstance(callback, ModelCheckpoint) and hook in self._CHECKPOINT_WRITING_HOOKS)
+
+    # ------------------------------------------------------------------ data parallel bookkeeping
+    def _share_rank_zero_loggers(self) -> None:
+        """Rank zero's logger versions on every rank; the other ranks' loggers become write-less views of them."""
+        versions = dist.broadcast_object([getattr(lg, "version", None) for lg in self.loggers]
+                                         if self.is_global_zero else None, self._group)
+        if self.is_global_zero:
+            return
+        if len(versions) != len(self.loggers):
+            raise RuntimeError(f"rank {self.global_rank} has {len(self.loggers)} loggers, rank 0 {len(versions)}")
+        self.loggers = [lg if isinstance(lg, dist.RankZeroOnlyLogger) else dist.RankZeroOnlyLogger(lg)
+                        for lg in self.loggers]
+        for lg, version in zip(self.loggers, versions):
+            if version is not None and hasattr(lg.logger, "_version"):
+                lg.logger._version = version
+
+    def _share_checkpoint_paths(self) -> None:
+        """After ``fit``: rank zero's ``best_model_path``/``last_model_path``/top-k on every rank (for ``test``
+        of the best, ``ckpt_path="best"``/``"last"``)."""
+        for cb in self.checkpoint_callbacks:
+            state = dist.broadcast_object(cb.state_dict(), self._group)
+            if not self.is_global_zero:
+                cb.load_state_dict(state)
+
+    def _sync_epoch_results(self, results: Any) -> None:
+        """Lightning's ``sync_dist``: reduce over the ranks the epoch aggregates of the values logged with
+        ``sync_dist=True`` (a mean as sum of value x batch size over sum of batch sizes, so weighted by samples;
+        ``sum``/``max``/``min`` by that operation). In place, once per epoch, on every rank alike."""
+        if self.world_size == 1:
+            return
+        metrics = [m for key, m in sorted(results.items()) if key in self._sync_dist_keys and m.meta.on_epoch
+                   and not m.has_reset]
+        summed = [m for m in metrics if m.meta.reduce_fx in ("mean", "sum")]
+        if summed:
+            totals = dist.all_sum([x for m in summed for x in (m.value, m.cumulated_batch_size)], self._group)
+            for i, m in enumerate(summed):
+                m.value, m.cumulated_batch_size = totals[2 * i], totals[2 * i + 1]
+        for fx, reduce in (("max", dist.all_max), ("min", dist.all_min)):
+            chosen = [m for m in metrics if m.meta.reduce_fx == fx]
+            if chosen:
+                for m, value in zip(chosen, reduce([m.value for m in chosen], self._group)):
+                    m.value = value
+
+    def _agree_should_stop(self) -> None:
+        """``should_stop`` on every rank when set on one (Lightning's ``reduce_boolean_decision``)."""
+        if self.world_size > 1:
+            self.should_stop = dist.any_rank(self.should_stop, self._group)
+
+    def _signal_to_stop(self, agree: bool) -> Optional[int]:
+        """The signal that stops ``fit`` here, the same on every rank: with several ranks a signal any one received
+        (agreed now with ``agree``, else at the last training step), so that all stop at the same batch."""
+        if self.world_size == 1:
+            return self._received_signal
+        if agree:
+            stop = dist.any_rank(self._received_signal is not None, self._group)
+            self._agreed_signal = (self._received_signal or signal.SIGTERM) if stop else None
+        return self._agreed_signal
 
     def _call_module(self, hook: str, *args: Any, **kwargs: Any) -> Any:
         model = self.lightning_module
@@ -616,8 +715,14 @@ class Trainer:
     def _training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         loss, logs, extra, metas = self._runner.train(batch, batch_idx)
         loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise NonFiniteLossError(f"training loss is {loss_value} at epoch {self._epoch}, batch {batch_idx} "
+        finite, where = math.isfinite(loss_value), ""
+        if self.world_size > 1:  # one small all-reduce: every rank stops at the same batch, for a NaN or a signal
+            bad, stop = dist.all_sum([not finite, self._received_signal is not None], self._group)
+            where = f" on rank {self.global_rank} (not finite on {int(bad)} of {self.world_size} ranks)"
+            finite = finite and not bad
+            self._agreed_signal = (self._received_signal or signal.SIGTERM) if stop else None
+        if not finite:
+            raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {self._epoch}, batch {batch_idx} "
                                      f"(global step {self._global_step}); stopped without writing a checkpoint")
         self._global_step += 1
         self._logger_connector.feed(logs, metas)
@@ -732,13 +837,15 @@ class Trainer:
                 for logger in self.loggers:
                     logger.save()
             training_done = self._batch_in_epoch >= n or _is_limit_reached(self._global_step, self.max_steps)
-            if not training_done and self._received_signal is not None:
-                raise TrainingInterrupted(self._received_signal)
+            if not training_done and self._signal_to_stop(agree=False) is not None:
+                raise TrainingInterrupted(self._signal_to_stop(agree=False))
         # the fit loop's on_advance_end
         self._phase, lc.in_step = "epoch_end", False
         self._call_callbacks("on_train_epoch_end", monitoring=False)
         self._call_module("on_train_epoch_end")
+        self._sync_epoch_results(results)  # before checkpointing and early stopping read them
         self._call_callbacks("on_train_epoch_end", monitoring=True)
+        self._agree_should_stop()
         lc.update_views(results.metrics(False))
         self._batches_that_stepped -= 1  # Lightning logs epoch metrics at the last batch's step
         lc.log_metrics(results.metrics(False)["log"])
@@ -746,13 +853,14 @@ class Trainer:
         results.reset()
         self._epoch += 1
         self._batch_in_epoch, self._phase, lc.active = 0, "idle", None
-        if self._received_signal is not None:
-            raise TrainingInterrupted(self._received_signal)
+        if self._signal_to_stop(agree=True) is not None:
+            raise TrainingInterrupted(self._signal_to_stop(agree=False))
 
     def _run_validation_in_fit(self) -> None:
         lc = self._logger_connector
         in_step = lc.in_step
         self._run_evaluation("validate")
+        self._agree_should_stop()  # early stopping decided on_validation_end
         self.state.stage, lc.active, lc.in_step = "train", "train", in_step
 
     # ------------------------------------------------------------------ evaluation / prediction loops
@@ -801,6 +909,7 @@ class Trainer:
                 self._eval_seen += 1
         lc.in_step = False
         self._call_both(f"on_{name}_epoch_end")
+        self._sync_epoch_results(results)
         lc.update_views(results.metrics(False))
         logged = {} if self.sanity_checking else dict(results.metrics(False)["log"])
         lc.log_metrics(logged)
@@ -808,7 +917,7 @@ class Trainer:
         results.reset()
         self._call_module(f"on_{name}_model_train")
         lc.active = None
-        if self._verbose and self.state.fn in ("validate", "test") and logged:
+        if self._verbose and self.state.fn in ("validate", "test") and logged and self.is_global_zero:
             print_results(logged, fn)
         return [logged]
 
@@ -836,7 +945,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ signals
     def _register_signals(self) -> None:
-        self._received_signal = None
+        self._received_signal = self._agreed_signal = None
         if threading.current_thread() is not threading.main_thread():
             return
 
@@ -875,7 +984,9 @@ class Trainer:
         return ckpt_io.dump_checkpoint(self, weights_only)
 
     def save_checkpoint(self, filepath: str, weights_only: bool = False) -> None:
-        """Write the current training state to ``filepath`` (atomic, single ``.safetensors`` file)."""
+        """Write the current training state to ``filepath`` (atomic, single ``.safetensors`` file); with several
+        ranks only rank zero writes (all hold the same state), and no rank waits for it."""
         if self.lightning_module is None:
             raise AttributeError("Saving a checkpoint is only possible if a model is attached to the Trainer.")
-        save_checkpoint(filepath, self.dump_checkpoint(weights_only))
+        if self.is_global_zero:
+            save_checkpoint(filepath, self.dump_checkpoint(weights_only))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import warnings
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.data.datasets import get_spec
+from cnn.pt.callbacks import FaultGuard, TrainingInterrupted
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
 from cnn.predictions import report_predictions
@@ -17,12 +21,16 @@ from cnn.predictions import report_predictions
 FRAMEWORK = "torch"
 # Checkpoints are read with weights_only=True (and from .safetensors) and written atomically.
 SAFE_CHECKPOINT_IO = "cnn.pt.checkpoint.SafeCheckpointIO"
+# What the MLX trainer does natively: stop on a NaN loss, checkpoint on SIGINT/SIGTERM, resume
+# with the random state of the interrupted run.
+FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState")
 
 
 def quiet_lightning() -> None:
     """Silence Lightning's tips and per-run banners; warnings and errors still show."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "lightning.pytorch.accelerators.cuda"):
+                 "lightning.pytorch.accelerators.cuda",
+                 "lightning.pytorch.trainer.connectors.signal_connector"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -37,11 +45,30 @@ class CLI(LightningCLI):
     Links the data's image shape and class names into the model and ``seed_everything`` into
     both, so nothing is typed twice. Unless the config names its own, logs to
     ``<default_root_dir>/<dataset>/torch/version_N`` with TensorBoard and keeps the best
-    (by ``val/acc``) and the last checkpoint. ``fit`` ends with a test of the best checkpoint.
+    (by ``val/acc``) and the last checkpoint; ``fit`` also gets ``FaultGuard`` and
+    ``ResumeState`` (``cnn.pt.callbacks``) and, resuming, continues in the run directory of
+    its checkpoint. ``fit`` ends with a test of the best checkpoint. A SIGINT/SIGTERM that
+    stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum).
     """
 
     def __init__(self, args=None, **kwargs):
         quiet_lightning()
+        try:
+            self._build_and_run(args, **kwargs)
+        except (TrainingInterrupted, SIGTERMException) as stop:  # the latter: Lightning's own
+            guard = next((c for c in self.trainer.callbacks if isinstance(c, FaultGuard)), None)
+            signum = getattr(stop, "signum", None) or getattr(guard, "signum", None) \
+                or signal.SIGTERM
+            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
+            raise TrainingInterrupted(signum, last if last and os.path.isfile(last) else None) \
+                from None
+        except SystemExit as stop:
+            # Lightning turns a Ctrl-C before training starts into a silent exit(1).
+            if isinstance(stop.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            raise
+
+    def _build_and_run(self, args, **kwargs) -> None:
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
                          subclass_mode_data=False, auto_configure_optimizers=False,
                          save_config_kwargs={"overwrite": True},
@@ -64,7 +91,8 @@ class CLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
                            "lightning.pytorch.loggers.TensorBoardLogger",
-                           "lightning.pytorch.callbacks.ModelCheckpoint")
+                           "lightning.pytorch.callbacks.ModelCheckpoint",
+                           fit_callbacks=FIT_CALLBACKS, checkpoint_suffix=".ckpt")
 
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if isinstance(

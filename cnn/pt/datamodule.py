@@ -14,7 +14,11 @@ class DataModule(DataModuleBase, L.LightningDataModule):
 
     No torch DataLoader: the images already sit in memory as one uint8 array, so a batch is a
     slice, not 128 ``__getitem__`` calls and a collate. Under DDP each rank takes its own shard
-    (``rank``/``world_size`` are read from the trainer in ``setup``).
+    (``rank``/``world_size`` are read from the trainer in ``setup``): positions r, r + N, ... of
+    the epoch's one global order, as ``DistributedSampler`` would, so ``len()`` is the per-rank
+    batch count that ``estimated_stepping_batches`` needs. Lightning injects a sampler only into
+    a torch ``DataLoader``, so it leaves these streams alone (``use_distributed_sampler`` has no
+    effect on them); it calls ``.sampler.set_epoch`` each epoch, which picks the order.
     """
 
     layout = "NCHW"

@@ -1,0 +1,146 @@
+"""Data parallelism for the MLX trainer: the few collectives it needs, over ``mx.distributed``.
+
+MLX has no process launcher inside the trainer (Lightning's ``ddp`` strategy spawns its own
+workers); one process per device is started from outside with ``mlx.launch``, which tells every
+process its rank and its peers through environment variables, e.g. on one machine over loopback::
+
+    mlx.launch -n 2 --backend ring --python "$(which python)" cli.py fit --framework mlx ...
+
+``mlx.launch`` sets ``MLX_RANK`` and ``MLX_HOSTFILE`` (a JSON file ``[["127.0.0.1:32323"],
+["127.0.0.1:32324"]]``: one list of ``ip:port`` per rank) for the ring backend; ``mx.distributed.init()``
+reads them and connects the ring. Without them it returns a group of one, so every helper here is
+then a no-op and a single process trains exactly as before.
+
+Everything here is a collective: every rank must call it, in the same order, with arrays of the
+same shape, or the ranks wait for each other forever.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import mlx.core as mx
+import numpy as np
+
+__all__ = ["world", "all_sum", "all_max", "all_min", "any_rank", "barrier", "broadcast_object",
+           "broadcast_tree", "all_gather", "RankZeroOnlyLogger"]
+
+
+def world() -> mx.distributed.Group:
+    """The global group: every process ``mlx.launch`` started, or a group of one."""
+    return mx.distributed.init()
+
+
+def _reduce(op, values: Sequence[float], group: mx.distributed.Group) -> list[float]:
+    if group.size() == 1:
+        return [float(v) for v in values]
+    # float64 where the device has it (CPU) keeps counts and sums of a big epoch exact.
+    dtype = mx.float64 if mx.default_device() == mx.cpu else mx.float32
+    return [float(v) for v in np.array(op(mx.array(list(values), dtype=dtype), group=group))]
+
+
+def all_sum(values: Sequence[float], group: mx.distributed.Group) -> list[float]:
+    """Element-wise sum of the same-length float lists of all ranks."""
+    return _reduce(mx.distributed.all_sum, values, group)
+
+
+def all_max(values: Sequence[float], group: mx.distributed.Group) -> list[float]:
+    return _reduce(mx.distributed.all_max, values, group)
+
+
+def all_min(values: Sequence[float], group: mx.distributed.Group) -> list[float]:
+    return _reduce(mx.distributed.all_min, values, group)
+
+
+def any_rank(flag: bool, group: mx.distributed.Group) -> bool:
+    """True on every rank when ``flag`` is true on at least one."""
+    return all_max([float(bool(flag))], group)[0] > 0
+
+
+def barrier(group: mx.distributed.Group) -> None:
+    """Return once every rank has called it."""
+    all_sum([0.0], group)
+
+
+def broadcast_object(obj: Any, group: mx.distributed.Group) -> Any:
+    """Rank zero's ``obj`` (anything JSON can carry, infinities included) on every rank."""
+    if group.size() == 1:
+        return obj
+    rank_zero = group.rank() == 0
+    data = json.dumps(obj).encode() if rank_zero else b""
+    (length,) = all_sum([len(data)], group)
+    buffer = np.zeros(int(length), np.int32)
+    if rank_zero:
+        buffer[:] = np.frombuffer(data, np.uint8)
+    summed = np.array(mx.distributed.all_sum(mx.array(buffer), group=group))
+    return json.loads(summed.astype(np.uint8).tobytes().decode())
+
+
+def broadcast_tree(tree: Any, group: mx.distributed.Group) -> Any:
+    """Rank zero's arrays in a tree of ``mx.array`` (e.g. parameters) on every rank, bit for bit."""
+    from mlx.utils import tree_map
+
+    if group.size() == 1:
+        return tree
+    keep = group.rank() == 0
+    return tree_map(lambda a: mx.distributed.all_sum(a if keep else mx.zeros_like(a), group=group),
+                    tree)
+
+
+def all_gather(data: Any, group: mx.distributed.Group) -> Any:
+    """Lightning's ``all_gather``: each array (mx or numpy) of a tree stacked over ranks,
+    shape ``(world_size, *shape)``; unchanged in a group of one. Shapes must agree across ranks."""
+    from mlx.utils import tree_map
+
+    if group.size() == 1:
+        return data
+
+    def gather(x):
+        if not isinstance(x, (mx.array, np.ndarray)):
+            return x
+        x = mx.array(x) if isinstance(x, np.ndarray) else x
+        return mx.distributed.all_gather(x[None], group=group)
+
+    return tree_map(gather, data, is_leaf=lambda x: isinstance(x, np.ndarray))
+
+
+class _DummyExperiment:
+    """What a logger's ``experiment`` is on ranks other than zero: every call does nothing."""
+
+    def _noop(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return self._noop
+
+    def __getitem__(self, index: Any) -> "_DummyExperiment":
+        return self
+
+
+def _noop(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+class RankZeroOnlyLogger:
+    """A logger as ranks other than zero see it (Lightning's ``rank_zero_only`` loggers): its
+    name, version and directories read through (the version is rank zero's, set by the trainer),
+    every write does nothing and no directory is ever created."""
+
+    WRITES = frozenset({"log_metrics", "log_hyperparams", "log_image", "log_graph", "save",
+                        "finalize", "after_save_checkpoint"})
+
+    def __init__(self, logger: Any) -> None:
+        object.__setattr__(self, "logger", logger)
+
+    @property
+    def experiment(self) -> _DummyExperiment:
+        return _DummyExperiment()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in RankZeroOnlyLogger.WRITES:
+            return _noop
+        return getattr(self.logger, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.logger, name, value)

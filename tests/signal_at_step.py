@@ -1,0 +1,62 @@
+"""Test-only callbacks, named in a YAML's ``trainer.callbacks``, acting at a given training step.
+
+``{Torch,Mlx}SignalAtStep(step, signum)`` send the running process a signal once
+``trainer.global_step`` reaches ``step``: ``fit`` stops through the real signal path at a known
+batch, without touching ``max_steps`` (which would also change the lr schedule's length).
+``{Torch,Mlx}MarkAtStep(step, path)`` create ``path`` then, for a test that waits for training
+to be under way before it signals the process from outside. Each class is built on first use,
+so a torch run never imports MLX, nor an MLX run Lightning.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+
+class _SignalAtStep:
+    def __init__(self, step: int, signum: int = int(signal.SIGTERM)):
+        """
+        Args:
+            step: send the signal once ``trainer.global_step`` reaches this.
+            signum: the signal to send (15: SIGTERM, 2: SIGINT).
+        """
+        self.step, self.signum, self.done = step, signum, False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step and not self.done:
+            self.done = True
+            os.kill(os.getpid(), self.signum)
+
+
+class _MarkAtStep:
+    def __init__(self, step: int, path: str):
+        """
+        Args:
+            step: create ``path`` once ``trainer.global_step`` reaches this.
+            path: the marker file.
+        """
+        self.step, self.path = step, path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            Path(self.path).touch()
+
+
+KINDS = {"SignalAtStep": _SignalAtStep, "MarkAtStep": _MarkAtStep}
+_built: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> type:
+    framework = "Torch" if name.startswith("Torch") else "Mlx"
+    kind = KINDS.get(name[len(framework):]) if name.startswith(framework) else None
+    if kind is None:
+        raise AttributeError(name)
+    if name not in _built:
+        if framework == "Torch":
+            from lightning.pytorch import Callback
+        else:
+            from cnn.mx.callbacks import Callback
+        _built[name] = type(name, (kind, Callback), {"__module__": __name__})
+    return _built[name]
