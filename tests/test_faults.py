@@ -43,8 +43,8 @@ EXTENSION = {"torch": ".ckpt", "mlx": ".safetensors"}
 MNIST = dict(in_channels=1, image_size=28, num_classes=10, classes=get_spec("mnist").classes)
 QUIET = ["--trainer.enable_progress_bar", "false"]
 TINY_FIT = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "1",
-            "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "1",
-            "--trainer.limit_test_batches", "1", "--trainer.log_every_n_steps", "1",
+            "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "2",
+            "--trainer.limit_test_batches", "2", "--trainer.log_every_n_steps", "1",
             "--data.batch_size", "32", "--data.eval_batch_size", "200",
             "--data.val_fraction", "0.01", *QUIET]
 
@@ -192,8 +192,8 @@ def test_a_diverging_loss_stops_fit_and_keeps_the_last_good_checkpoint(framework
 
 # Full MNIST in batches of 32: 1688 batches an epoch, so the signal surely lands mid-training.
 SIGNAL_FIT = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "3",
-              "--data.batch_size", "32", "--trainer.limit_val_batches", "1",
-              "--trainer.limit_test_batches", "1", "--trainer.log_every_n_steps", "1",
+              "--data.batch_size", "32", "--trainer.limit_val_batches", "2",
+              "--trainer.limit_test_batches", "2", "--trainer.log_every_n_steps", "1",
               "--data.eval_batch_size", "200", "--data.val_fraction", "0.01", *QUIET]
 
 
@@ -206,10 +206,8 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> Non
 
 
 @pytest.mark.parametrize("framework, signum", [
-    pytest.param("torch", signal.SIGINT, marks=pytest.mark.slow, id="torch-SIGINT"),  # ~40 s
-    pytest.param("torch", signal.SIGTERM, id="torch-SIGTERM"),
-    pytest.param("mlx", signal.SIGINT, id="mlx-SIGINT"),
-    pytest.param("mlx", signal.SIGTERM, id="mlx-SIGTERM")])
+    ("torch", signal.SIGINT), ("torch", signal.SIGTERM),
+    ("mlx", signal.SIGINT), ("mlx", signal.SIGTERM)], ids=lambda v: getattr(v, "name", v))
 def test_a_signal_during_fit_leaves_a_resumable_checkpoint_and_readable_logs(framework, signum,
                                                                             tmp_path):
     """Stopped from outside once training is under way: exit 128 + signum, one line naming the

@@ -23,8 +23,8 @@ from tests.cli_runs import run_cli
 
 # 2 epochs of 4 batches; every step logged; train-accuracy probe and validation kept small.
 RUN = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "2",
-       "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "1",
-       "--trainer.limit_test_batches", "1", "--trainer.log_every_n_steps", "1",
+       "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
+       "--trainer.limit_test_batches", "2", "--trainer.log_every_n_steps", "1",
        "--data.batch_size", "32", "--data.eval_batch_size", "200", "--data.val_fraction", "0.01",
        "--trainer.enable_progress_bar", "false"]
 EXTENSION = {"torch": ".ckpt", "mlx": ".safetensors"}
@@ -55,7 +55,7 @@ def series(run: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 @pytest.mark.parametrize("framework", [
-    pytest.param("torch", marks=pytest.mark.slow),  # three torch processes: ~85 s on 2 cores
+    pytest.param("torch", marks=pytest.mark.slow),  # three torch processes: 35-85 s on 2 cores
     "mlx"])
 def test_fit_stopped_mid_epoch_and_resumed_from_last_equals_fit_in_one_go(framework, tmp_path):
     plain, stopping = tmp_path / "plain.yaml", tmp_path / "stopping.yaml"
