@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn.data import BatchPlan, channel_stats, normalize, split_train_val
+from cnn.data import BatchPlan, channel_stats, split_train_val
 
 
 def test_mnist_train_mean_and_std_are_the_published_values(mnist):
@@ -20,20 +20,6 @@ def test_channel_stats_equal_a_float64_reference_per_channel():
     np.testing.assert_allclose(mean, reference.mean(axis=(0, 1, 2)), rtol=1e-12)
     np.testing.assert_allclose(std, reference.std(axis=(0, 1, 2)), rtol=1e-12)
     assert all(isinstance(v, float) for v in mean + std)
-
-
-def test_normalize_applies_the_formula_in_float32_per_channel():
-    images = np.random.default_rng(1).integers(0, 256, (4, 3, 2, 3), dtype=np.uint8)
-    mean, std = (0.1, 0.5, 0.9), (0.2, 0.3, 0.4)
-    out = normalize(images, mean, std)
-    assert out.dtype == np.float32 and out.shape == images.shape
-    expected = (images / 255.0 - np.array(mean)) / np.array(std)
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
-
-
-def test_normalize_refuses_mismatched_channels():
-    with pytest.raises(ValueError):
-        normalize(np.zeros((1, 2, 2, 1), np.uint8), (0.5, 0.5), (0.2, 0.2))
 
 
 def test_split_has_the_right_sizes_is_disjoint_sorted_and_complete():

@@ -55,24 +55,6 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
     return tuple(means), tuple(stds)
 
 
-def normalize(images: np.ndarray, mean, std) -> np.ndarray:
-    """Scale uint8 images (..., C) to float32 ``(x / 255 - mean) / std`` per channel.
-
-    Meant per batch: only the batch becomes float32.
-    """
-    mean = np.asarray(mean, np.float64)
-    std = np.asarray(std, np.float64)
-    if images.dtype != np.uint8 or mean.shape != (images.shape[-1],) or std.shape != mean.shape:
-        raise ValueError(f"normalize needs uint8 (..., C) images and C means/stds, got "
-                         f"{images.dtype} {images.shape}, {mean.shape}, {std.shape}")
-    scale = (1.0 / (255.0 * std)).astype(np.float32)
-    shift = (mean / std).astype(np.float32)
-    out = images.astype(np.float32)
-    out *= scale
-    out -= shift
-    return out
-
-
 class BatchPlan:
     """Which sample indices make up each batch of an epoch, for one rank of ``world_size``.
 
