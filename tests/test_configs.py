@@ -1,0 +1,35 @@
+"""Every shipped config is one file for both frameworks: through the real CLI it parses for
+torch and for MLX, names the dataset its file name promises, and the two frameworks read the
+same model and data settings from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli_runs import ROOT, run_cli
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def merged_config(config: Path, framework: str) -> dict:
+    result = run_cli("fit", "--config", str(config), "--framework", framework, "--print_config")
+    assert result.returncode == 0, f"{framework}: {result.stderr[-2000:]}"
+    return yaml.safe_load(result.stdout)
+
+
+def test_the_configs_folder_holds_one_config_per_dataset_at_least():
+    assert {p.stem for p in CONFIGS} >= {"mnist", "fashion_mnist", "cifar10", "cifar100"}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_config_drives_both_frameworks_alike(config: Path):
+    written = yaml.safe_load(config.read_text())
+    torch_side, mlx_side = merged_config(config, "torch"), merged_config(config, "mlx")
+    assert config.stem.startswith(torch_side["data"]["dataset"])
+    assert torch_side["seed_everything"] == mlx_side["seed_everything"] == written["seed_everything"]
+    for section in ("trainer", "model", "data"):
+        for key, value in written[section].items():
+            assert torch_side[section][key] == mlx_side[section][key] == value, f"{section}.{key}"
