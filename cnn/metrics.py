@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cnn import schema
+from cnn import atomic, schema
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,10 @@ class ConfusionReport:
         return np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
 
     def save_png(self, path: str | os.PathLike) -> Path:
-        """Write the picture to ``path`` atomically (temp file, then rename)."""
+        """Write the picture to ``path`` atomically (``cnn.atomic``: temp file, then rename)."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        self._figure().savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic.atomic_path(path) as tmp:
+            self._figure().savefig(tmp, format="png")
         return path
 
     def _figure(self):

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cnn import atomic
+
 FIELDS = ("file", "class", "probability", "error")
 
 
@@ -40,7 +42,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
-    """Write rows as CSV or JSON, chosen by the file's suffix; atomically (temp, rename)."""
+    """Write rows as CSV or JSON, chosen by the file's suffix; atomically (``cnn.atomic``)."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         text = json.dumps(rows, indent=2) + "\n"
@@ -52,9 +54,7 @@ def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
         text = buffer.getvalue()
     else:
         raise ValueError(f"--output must end in .csv or .json, not {path.name!r}")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def report_predictions(datamodule, batches: Sequence, classes: Sequence[str],

@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from typing import Any, Optional
 
 import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
+
+from cnn.atomic import atomic_path
 
 FORMAT_VERSION = 1
 _META_KEY = "cnn"
@@ -71,19 +72,13 @@ def _decode_floats(obj: Any) -> Any:
     return obj
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
 def save_checkpoint(path: str, checkpoint: dict[str, Any]) -> None:
     """Write ``checkpoint`` to ``path`` (must end in ``.safetensors``) atomically.
 
     ``checkpoint["state_dict"]`` and ``checkpoint["optimizer_state"]`` are flat ``{path: mx.array}`` dicts and
     ``checkpoint["rng_state"]`` an ``mx.array``; all other entries must be JSON-serialisable (mx scalars are
-    converted). The data goes to a temporary file in the same directory, is fsync'ed and then ``os.replace``'d over
-    ``path``, so a crash at any point leaves either the old or the new complete file, never a torn one.
+    converted). Written through ``cnn.atomic.atomic_path`` (temp file beside ``path``, fsync, ``os.replace``), so a
+    crash at any point leaves either the old or the new complete file, never a torn one.
     """
     path = os.fspath(path)
     if not path.endswith(".safetensors"):
@@ -100,32 +95,9 @@ def save_checkpoint(path: str, checkpoint: dict[str, Any]) -> None:
     rest["format_version"] = FORMAT_VERSION
     meta = json.dumps(_encode_floats(json.loads(json.dumps(rest, default=_json_default))), allow_nan=False)
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # mx.save_safetensors appends ".safetensors" when missing, so the temp name keeps that suffix.
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path)[: -len(".safetensors")] + "-",
-                               suffix=".safetensors", dir=directory)
-    try:  # mkstemp creates 0600; a checkpoint gets the mode any new file would (0666 - umask)
-        os.fchmod(fd, 0o666 & ~_umask())
-    finally:
-        os.close(fd)
-    try:
+    # The temp name keeps the ".safetensors" suffix, which mx.save_safetensors would otherwise append.
+    with atomic_path(path) as tmp:
         mx.save_safetensors(tmp, arrays, metadata={_META_KEY: meta})
-        with open(tmp, "rb") as f:  # data must be on disk before the rename makes it visible
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # persist the rename itself (directory entry)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from cnn import schema
+from cnn import atomic, schema
 from cnn.errors import ConfigError
-from cnn.tools.convert import (SHAPE_KEYS, Weights, atomic_write_bytes, mismatch,
-                               read_lightning_ckpt, read_safetensors, sniff)
+from cnn.tools.convert import (SHAPE_KEYS, Weights, mismatch, read_lightning_ckpt,
+                               read_safetensors, sniff)
 
 
 def lightning_checkpoint(weights: Weights) -> dict[str, Any]:
@@ -71,7 +71,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
         # Serialise in memory first: a kill before os.replace leaves only a hidden temp file.
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        atomic_write_bytes(os.fspath(path), buffer.getvalue())
+        atomic.write_bytes(path, buffer.getvalue())
 
 
 def check_checkpoint_fits(checkpoint: dict[str, Any], model) -> None:

@@ -47,6 +47,7 @@ from typing import Callable, Iterator
 import numpy as np
 import yaml
 
+from cnn import atomic
 from cnn.data.pipeline import NumpyBatches, PreparedData
 
 clock = time.perf_counter  # module attribute, so tests can replace the clock
@@ -589,17 +590,8 @@ def table(report: dict) -> str:
 
 
 def write_json(path: Path, report: dict) -> None:
-    """Atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(report, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically (``cnn.atomic``): a reader never sees half a file."""
+    atomic.write_text(path, json.dumps(report, indent=2) + "\n")
 
 
 def write_scalars(logdir: Path, report: dict) -> Path:

@@ -25,17 +25,15 @@ checkpoint, both imported when (and only when) such a file is met.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
-from cnn import schema
+from cnn import atomic, schema
 from cnn.data.datasets import DATASETS
 from cnn.errors import ConfigError
 
@@ -225,36 +223,6 @@ def read_weights(path: str) -> Weights:
                                    global_step=ckpt.get("global_step"))
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a crash at any point leaves the old file or the new one.
-
-    Temp file in the same directory (same filesystem, so the rename is atomic), fsync, then
-    ``os.replace``; the directory is fsync'ed so the rename itself survives a power cut.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide checkpoints from the group
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
 def write_torch_weights(weights: Weights, path: str) -> None:
     """The ``--to torch`` file: torch-layout tensors + ``{"cnn": JSON}`` metadata, atomically."""
     from safetensors.numpy import save
@@ -262,7 +230,7 @@ def write_torch_weights(weights: Weights, path: str) -> None:
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32)
                for k, v in weights.torch_state_dict().items()}
     meta = json.dumps(weights.metadata("torch"), default=str)
-    atomic_write_bytes(path, save(tensors, metadata={META_KEY: meta}))
+    atomic.write_bytes(path, save(tensors, metadata={META_KEY: meta}))
 
 
 def write_mlx_checkpoint(weights: Weights, path: str) -> None:

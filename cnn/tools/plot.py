@@ -11,23 +11,21 @@ axis, one colour per run so both frameworks overlay:
 * seconds per epoch: between consecutive epoch-end writes (``val/acc``, else ``train/acc``),
   the first epoch counted from the run's first scalar event.
 
-A run's last ``test/acc`` goes into its legend label. The PNG is written atomically (temp file
-in the same directory, then ``os.replace``) so a reader never sees half an image. A missing
-LOGDIR, one without event files, or a ``--runs`` filter that keeps nothing is one ``error:``
-line on stderr and exit status 1.
+A run's last ``test/acc`` goes into its legend label. The PNG is written atomically
+(``cnn.atomic``: temp file in the same directory, then ``os.replace``) so a reader never sees
+half an image. A missing LOGDIR, one without event files, or a ``--runs`` filter that keeps
+nothing is one ``error:`` line on stderr and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
-import os
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from cnn import schema
+from cnn import atomic, schema
 from cnn.tools.events import Scalar, read_scalars, run_dirs
 
 Series = list[tuple[int, float]]
@@ -150,16 +148,8 @@ def plot_runs(runs: dict[str, dict[str, list[Scalar]]], out: Path,
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
     if title:
         fig.suptitle(title)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=100)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return drawn
 
 
