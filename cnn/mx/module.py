@@ -39,7 +39,7 @@ class Classifier(LightningModule):
                  dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
-                 net: nn.Module | None = None):
+                 conv_backward_chunk: int | None = None, net: nn.Module | None = None):
         """
         Args:
             lr: Adam learning rate.
@@ -52,11 +52,16 @@ class Classifier(LightningModule):
             num_classes: number of classes (linked from the data).
             classes: class names, for predictions (linked from the data).
             seed: seed of the initial weights (linked from ``seed_everything``).
+            conv_backward_chunk: run conv3's backward pass over slices of at most this many
+                images, which keeps MLX's CUDA backward convolution clear of its out-of-memory
+                from batch 3584 up; ``None`` (auto): 2048 on a GPU, off on the CPU; ``0``: off
+                (see ``SeedCNN``). Same forward pass; gradients equal up to float32 rounding.
             net: a ready network to train instead of a fresh ``SeedCNN``.
         """
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
-        self.net = net or SeedCNN(in_channels, image_size, num_classes, dropout, seed)
+        self.net = net or SeedCNN(in_channels, image_size, num_classes, dropout, seed,
+                                  conv_backward_chunk=conv_backward_chunk)
         self.mean = mx.zeros((in_channels,))
         self.std = mx.ones((in_channels,))
         self.freeze(keys=["mean", "std"], recurse=False)  # data statistics, not trained
