@@ -147,3 +147,21 @@ def test_twenty_training_steps_give_the_same_losses_and_validation_accuracy(tmp_
     val_images = 1000
     pt_acc, mx_acc = pt[schema.VAL_ACC][-1].value, mx_run[schema.VAL_ACC][-1].value
     assert abs(round(pt_acc * val_images) - round(mx_acc * val_images)) <= 1
+
+
+@pytest.mark.parametrize("shape", [(3, 28, 28, 20), (3, 14, 14, 50), (3, 7, 7, 100)])
+def test_the_mlx_pooling_gives_nn_maxpool2d_values_and_gradients(shape):
+    # ReLU first, as in the network: its zeros are ties, where max pooling must still agree
+    from cnn.mx.model import max_pool_2x2
+
+    x = mx.array(np.random.default_rng(0).normal(size=shape).astype(np.float32))
+    weights = mx.array(np.random.default_rng(1).normal(
+        size=(shape[0], shape[1] // 2, shape[2] // 2, shape[3])).astype(np.float32))
+    reference = mnn.MaxPool2d(2, stride=2)
+
+    def objective(pool):
+        return lambda x: (pool(mnn.relu(x)) * weights).sum()
+
+    assert mx.array_equal(max_pool_2x2(mnn.relu(x)), reference(mnn.relu(x))).item()
+    assert mx.array_equal(mx.grad(objective(max_pool_2x2))(x),
+                          mx.grad(objective(reference))(x)).item()
