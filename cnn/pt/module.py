@@ -45,7 +45,7 @@ class Classifier(L.LightningModule):
                  dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
-                 net: nn.Module | None = None):
+                 conv_backward_chunk: int | None = None, net: nn.Module | None = None):
         """
         Args:
             lr: Adam learning rate.
@@ -58,6 +58,8 @@ class Classifier(L.LightningModule):
             num_classes: number of classes (linked from the data).
             classes: class names, for predictions (linked from the data).
             seed: seed of the initial weights (linked from ``seed_everything``).
+            conv_backward_chunk: MLX only; torch's backward has no such limit; ignored by torch
+                (accepted and saved in ``hparams`` so one YAML drives both frameworks).
             net: a ready network to train instead of a fresh ``SeedCNN``.
         """
         super().__init__()
