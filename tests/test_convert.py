@@ -325,3 +325,13 @@ def test_converting_an_mlx_checkpoint_to_torch_needs_no_torch(mlx_trained, tmp_p
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_safetensors_file_whose_header_length_starts_like_a_pickle_is_still_safetensors(tmp_path):
+    from cnn.tools.convert import sniff
+
+    path = tmp_path / "weights.safetensors"
+    header = b'{"__metadata__":{"pad":"' + b"x" * (0x80 - 27) + b'"}}'
+    assert len(header) == 0x80
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    assert sniff(str(path)) == "safetensors"

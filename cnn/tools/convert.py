@@ -153,10 +153,12 @@ def sniff(path: str) -> str:
         raise ConfigError(f"checkpoint {path} not found") from None
     except OSError as error:
         raise ConfigError(f"cannot read checkpoint {path}: {error.strerror}") from None
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        return "torch"
+    # safetensors first: its little-endian u64 header length may itself start with 0x80,
+    # pickle's first byte; a pickle's 9th byte is "{" only inside a frame length of 2**40+
     if len(head) == 9 and head[8:9] == b"{":  # u64 header length, then the JSON header
         return "safetensors"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return "torch"
     raise ConfigError(f"{path} is not a checkpoint: neither a Lightning .ckpt nor a .safetensors file")
 
 
