@@ -152,6 +152,7 @@ def test_unknown_framework_exits_2_with_one_line(config, capsys):
     (["--batch-sizes", "0"], "error: --batch-sizes must be positive integers"),
     (["--steps", "0"], "error: --steps must be at least 1"),
     (["--device", "tpu"], "error: argument --device: invalid choice"),
+    (["--precision", "16-mixed"], "error: argument --precision: invalid choice"),
 ])
 def test_user_errors_exit_2_with_one_line(config, capsys, argv, message):
     argv = argv if argv[0] == "--config" else ["--config", str(config), *argv]
@@ -287,6 +288,29 @@ def test_mlx_half_never_imports_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_torch_half_takes_the_torch_switches_and_never_imports_mlx(config, tmp_path):
+    """What scripts/bench_gpu.sh runs, on the CPU and tiny: a machine without MLX can run it."""
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--framework", "torch", "--config", str(config), "--steps", "1",
+            "--warmup", "0", "--repeats", "1", "--batch-sizes", "16", "--test-images", "32",
+            "--no-channels-last", "--precision", "bf16-mixed", "--out", str(out),
+            "--logdir", str(tmp_path / "tb")]
+    code = ("import sys; from cnn.cli import main; status = main(sys.argv[1:]); "
+            "loaded = [m for m in sys.modules if m.split('.')[0] == 'mlx' "
+            "or m.startswith('cnn.mx')]; "
+            "assert not loaded, loaded; sys.exit(status)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert {(r["framework"], r["variant"]) for r in report["results"]} == {
+        ("torch", "plain"), ("torch", "lightning")}
+    settings = report["meta"]["settings"]
+    assert (settings["channels_last"], settings["compile"], settings["precision"]) == (
+        False, False, "bf16-mixed")
+    assert "Lightning / plain = " in result.stdout
 
 
 @pytest.mark.slow

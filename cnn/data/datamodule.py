@@ -17,7 +17,9 @@ class DataModuleBase:
     """Which data, how split, how batched; shared verbatim by the torch and MLX DataModules.
 
     The framework sides subclass it, set ``layout`` ("NCHW" or "NHWC") and override
-    ``to_tensors`` to turn a numpy batch into their tensors. Lifecycle, as in Lightning:
+    ``to_tensors`` to turn a numpy batch into their tensors; one may also override
+    ``resident`` to keep a split's arrays on its accelerator and cut batches there
+    (``ResidentBatches``: same batches, same order, same resume). Lifecycle, as in Lightning:
     ``prepare_data()`` makes sure the files are here (downloading if allowed), ``setup(stage)``
     loads and splits them once, then ``*_dataloader()`` hand out re-iterable batch streams.
     ``predict_files`` are classified by ``predict``; a file that cannot be read is reported in
@@ -72,6 +74,14 @@ class DataModuleBase:
     def to_tensors(self, batch: tuple[np.ndarray, np.ndarray]):
         return batch
 
+    def resident(self, split: str):
+        """``split``'s whole arrays already on the device, or None: batches are numpy slices
+        turned into tensors by ``to_tensors`` (the default, and the only way for augmented
+        batches, which are made on the host). A resident source has ``indices(order)``, one
+        epoch's int64 sample order moved to the device, and ``take(index)``, the batch of a
+        device slice of it (see ``ResidentBatches``)."""
+        return None
+
     def _stream(self, split: str, batch_size: int, shuffle: bool = False,
                 augment: bool = False, limit: int | None = None) -> "TensorBatches":
         if self.data is None:
@@ -79,6 +89,9 @@ class DataModuleBase:
         numpy_batches = self.data.batches(split, batch_size, self.layout, shuffle=shuffle,
                                           augment=augment, rank=self.rank,
                                           world_size=self.world_size, limit=limit)
+        source = None if augment else self.resident(split)
+        if source is not None:  # limit keeps a split's first images: the same indices
+            return TensorBatches(ResidentBatches(numpy_batches, source), _unchanged)
         return TensorBatches(numpy_batches, self.to_tensors)
 
     def train_dataloader(self):
@@ -115,6 +128,42 @@ class DataModuleBase:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def _unchanged(batch):
+    return batch
+
+
+class ResidentBatches(NumpyBatches):
+    """``batches`` cut from arrays that already sit on the device, by index, on the device.
+
+    Same plan, epoch, resume position and rank shard as ``batches`` (whose state machine it
+    inherits): only where a batch's pixels come from differs. At the start of each pass the
+    epoch's sample order (this rank's shard, in ``BatchPlan.indices`` order) goes to the device
+    in one copy; batch ``i`` is then ``source.take`` of its slice of that order, so no step
+    copies anything from the host (a host-to-device copy of pageable memory makes the host
+    wait for the device). Not for augmented batches (made on the host).
+    """
+
+    def __init__(self, batches: NumpyBatches, source):
+        if batches.augment:
+            raise ValueError("augmented batches are made on the host; they cannot be resident")
+        super().__init__(batches.images, batches.plan, batches.layout, seed=batches.seed)
+        self.epoch, self.batches_done = batches.epoch, batches.batches_done
+        self._resume_at = batches._resume_at
+        self.source = source
+        self._order = None  # (device order, batch boundaries) of the current pass
+
+    def __iter__(self):
+        order = self.plan.indices(self.epoch)
+        bounds = np.cumsum([0] + [len(idx) for idx in order]).tolist()
+        flat = np.concatenate(order) if order else np.zeros(0, np.int64)
+        self._order = (self.source.indices(flat), bounds)
+        yield from super().__iter__()  # reads self.epoch and the resume position as it starts
+
+    def _batch(self, idx: np.ndarray, batch_index: int):
+        device_order, bounds = self._order
+        return self.source.take(device_order[bounds[batch_index]:bounds[batch_index + 1]])
 
 
 class TensorBatches:

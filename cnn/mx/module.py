@@ -39,7 +39,8 @@ class Classifier(LightningModule):
                  dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
-                 conv_backward_chunk: int | None = None, net: nn.Module | None = None):
+                 conv_backward_chunk: int | None = None, channels_last: bool = True,
+                 compile: bool = False, net: nn.Module | None = None):
         """
         Args:
             lr: Adam learning rate.
@@ -56,6 +57,11 @@ class Classifier(LightningModule):
                 images, which keeps MLX's CUDA backward convolution clear of its out-of-memory
                 from batch 3584 up; ``None`` (auto): 2048 on a GPU, off on the CPU; ``0``: off
                 (see ``SeedCNN``). Same forward pass; gradients equal up to float32 rounding.
+            channels_last: torch only (its memory format); MLX is always channels-last (NHWC).
+                Accepted and saved in ``hparams`` so one YAML drives both frameworks.
+            compile: torch only (``torch.compile`` of the network); accepted and saved in
+                ``hparams``. MLX compiles the whole training step in its Trainer instead
+                (``--trainer.compile``, on by default), which this does not change.
             net: a ready network to train instead of a fresh ``SeedCNN``.
         """
         super().__init__()

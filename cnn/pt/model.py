@@ -48,5 +48,6 @@ class SeedCNN(nn.Module):
         self.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
 
     def numpy_weights(self) -> dict[str, np.ndarray]:
-        """The weights as canonical-layout numpy arrays."""
-        return {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
+        """The weights as canonical-layout, C-contiguous numpy arrays (also after
+        ``self.to(memory_format=torch.channels_last)``, which only changes the strides)."""
+        return {k: v.detach().cpu().contiguous().numpy() for k, v in self.state_dict().items()}

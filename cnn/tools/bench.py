@@ -5,7 +5,8 @@ Variants: torch ``plain`` (the reference: a hand-written loop, Adam, NLL) and ``
 ``compiled`` (hand-written loops, the latter ``mx.compile(inputs=state, outputs=state)`` as
 mlx-examples do) and ``trainer_eager`` / ``trainer_compiled`` (our MLX ``Trainer``). All train
 on the same real batches in the same order, produced live from the in-memory uint8 split
-(slice, layout, tensor conversion) as in ``fit``.
+(slice, layout, tensor conversion) as in ``fit``. Both torch variants follow ``--channels-last``,
+``--compile`` and ``--precision`` (default: the config's), so their ratio compares loops.
 
 Every figure is the median of ``--repeats`` repeats, min and max kept (with an odd count
 the img/s and ms/step medians come from the same repeat; with an even one each is the mean
@@ -329,6 +330,7 @@ class Settings:
     full_epoch: bool
     test_images: int
     augment: bool = False  # the config's data.augment, applied to training batches
+    precision: str = "32-true"  # torch: "32-true" or "bf16-mixed" (autocast), both variants
 
     @property
     def spec(self):
@@ -396,6 +398,9 @@ class _Parser(argparse.ArgumentParser):
         raise BenchError(message)
 
 
+PRECISIONS = ("32-true", "bf16-mixed")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cli.py bench", description=__doc__.split("\n")[0])
     p.add_argument("--config", required=True, help="YAML config, e.g. configs/mnist.yaml")
@@ -410,6 +415,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write every figure as JSON here")
     p.add_argument("--logdir", type=Path, default=Path("logs/bench"),
                    help="TensorBoard scalars go to LOGDIR/version_N")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch, both variants: channels_last memory format (default: the "
+                        "config's model.channels_last, else on)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch, both variants: torch.compile the network (default: the "
+                        "config's model.compile, else off)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="torch, both variants (bf16-mixed: autocast in the plain loop, "
+                        "Trainer(precision=...) in Lightning; default: the config's "
+                        "trainer.precision, else 32-true)")
     p.add_argument("--fit-memory", action="store_true",
                    help="also run `fit` in a subprocess: peak resident memory and wall time")
     p.add_argument("--fit-epochs", type=int, default=1)
@@ -452,9 +467,17 @@ def read_settings(args, config: dict) -> Settings:
     model = {k: model_cfg[k] for k in ("lr", "weight_decay", "dropout", "lr_schedule")
              if k in model_cfg}
     model.setdefault("lr", 1e-3)
+    # torch's own switches (the MLX Classifier accepts and ignores them): flag, else config
+    for key, flag, default in (("channels_last", args.channels_last, True),
+                               ("compile", args.compile, False)):
+        model[key] = bool(model_cfg.get(key, default) if flag is None else flag)
+    precision = args.precision or str((config.get("trainer") or {}).get("precision", "32-true"))
+    precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(precision, precision)
+    if precision not in PRECISIONS:
+        raise BenchError(f"precision {precision!r}: bench runs {' or '.join(PRECISIONS)}")
     return Settings(data, dataset, sizes, eval_batch_size, model, seed, args.device,
                     args.warmup, args.steps, args.full_epoch, test_images,
-                    bool(data_cfg.get("augment", False)))
+                    bool(data_cfg.get("augment", False)), precision)
 
 
 def load_frameworks(frameworks: list[str], device: str) -> dict:
@@ -549,7 +572,7 @@ def metadata_of(settings: Settings, modules: dict, command: str) -> dict:
                          "warmup": max(settings.warmup, 1), "full_epoch": settings.full_epoch,
                          "eval_batch_size": settings.eval_batch_size,
                          "test_images": settings.test_images, "seed": settings.seed,
-                         **settings.model},
+                         "precision": settings.precision, **settings.model},
             "units": UNITS}
     for fw, module in modules.items():  # device name, threads, BLAS: each framework's words
         meta[fw] = module.describe(settings.device)

@@ -4,6 +4,13 @@
 returns one ``TrainRun``, ``evaluate(settings)`` one ``EvalRun`` (see ``cnn.tools.bench``).
 On a GPU every clock reading follows ``torch.cuda.synchronize()``; on the CPU torch runs
 synchronously, so there is nothing to wait for.
+
+Both variants take the same switches from ``Settings`` (``--channels-last``, ``--compile``,
+``--precision``): the plain loop does by hand what ``Classifier`` and ``Trainer(precision=)``
+do (channels_last network and batches, ``nn.Module.compile``, bf16 ``torch.autocast`` around
+forward and loss). On a GPU both train on batches cut on the device from a resident copy of the
+split (``cnn.pt.datamodule.DeviceSplit``), as ``fit`` does there, so neither pays a
+host-to-device copy per step.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable
 
 # libtorch_cpu looks its sgemm_ up through the process's global scope: if cnn.mx loaded
@@ -20,6 +27,7 @@ from typing import Callable
 _LOADED_AFTER_MLX_BLAS = "torch" not in sys.modules and "cnn.mx" in sys.modules
 
 import lightning as L  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn
 
@@ -60,18 +68,59 @@ def _device(settings: Settings) -> torch.device:
 
 
 def _network(settings: Settings) -> tuple[nn.Module, Callable]:
-    """A fresh ``SeedCNN`` on the device, and the input scaling ``Classifier.forward`` does."""
+    """A fresh ``SeedCNN`` on the device, and the input scaling ``Classifier.forward`` does
+    (channels_last and ``compile`` as ``Classifier`` applies them)."""
     spec, device = settings.spec, _device(settings)
+    _fresh_compile(settings)
     torch.manual_seed(settings.seed)  # dropout masks
     net = SeedCNN(spec.channels, spec.image_size, spec.num_classes,
                   settings.model.get("dropout", DEFAULT_DROPOUT), settings.seed).to(device)
+    channels_last = settings.model.get("channels_last", True)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    if settings.model.get("compile", False):
+        net.compile()
     mean = torch.tensor(settings.data.norm.mean, device=device)[:, None, None]
     std = torch.tensor(settings.data.norm.std, device=device)[:, None, None]
-    return net, lambda images: (images.float().div_(255.0) - mean) / std
+
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return (images.float().div_(255.0) - mean) / std
+
+    return net, normalise
+
+
+def _fresh_compile(settings: Settings) -> None:
+    """Each repeat compiles its fresh network from scratch (its first step says how long that
+    takes), and never runs into dynamo's per-function cache limit, past which it would
+    silently run eager."""
+    if settings.model.get("compile", False):
+        torch._dynamo.reset()
+
+
+def _autocast(settings: Settings):
+    """What ``Trainer(precision="bf16-mixed")`` wraps forward and loss in; nothing for 32-true."""
+    if settings.precision == "bf16-mixed":
+        return torch.autocast(_device(settings).type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def _to_device(batch, device: torch.device):
-    return tuple(torch.from_numpy(array).to(device) for array in batch)
+    return tuple((torch.from_numpy(array) if isinstance(array, np.ndarray) else array)
+                 .to(device) for array in batch)
+
+
+def _datamodule(settings: Settings, batch_size: int) -> DataModule:
+    """Our ``DataModule`` over the already loaded data; on a GPU with its splits resident
+    there (what its ``setup`` does under a CUDA trainer)."""
+    datamodule = DataModule(settings.dataset, batch_size=batch_size,
+                            eval_batch_size=settings.eval_batch_size, seed=settings.seed,
+                            augment=settings.augment)
+    datamodule.data = settings.data  # loaded once for every variant
+    if settings.device == "gpu":
+        datamodule._resident_device = _device(settings)
+    return datamodule
 
 
 def train_plain(settings: Settings, batch_size: int) -> TrainRun:
@@ -79,8 +128,8 @@ def train_plain(settings: Settings, batch_size: int) -> TrainRun:
     (one multiplication per step in Lightning's variant). Forward time = forward + loss;
     backward time = ``zero_grad`` + backward + optimizer step."""
     plan, device, sync = settings.plan(batch_size), _device(settings), synchronizer(settings.device)
-    batches = bench.endless(settings.data.batches("train", batch_size, "NCHW", shuffle=True,
-                                                  augment=settings.augment))
+    # The DataModule's stream: numpy slices on the CPU, device-resident batches on a GPU.
+    batches = bench.endless(_datamodule(settings, batch_size).train_dataloader())
     built_at = bench.clock()
     net, normalise = _network(settings)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.model["lr"],
@@ -91,7 +140,8 @@ def train_plain(settings: Settings, batch_size: int) -> TrainRun:
         batch = next(batches)
         images, labels = _to_device(batch, device)  # before the hook, as Lightning does
         timer.on_train_batch_start(None, net, batch, k)
-        loss = nn.functional.nll_loss(net(normalise(images)), labels)
+        with _autocast(settings):
+            loss = nn.functional.nll_loss(net(normalise(images)), labels)
         timer.on_before_backward(None, net, loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -106,7 +156,7 @@ def eval_plain(settings: Settings) -> EvalRun:
     net, normalise = _network(settings)
     net.eval()
     timer = EvalClock(settings.eval_plan(), sync)
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast(settings):
         for i, batch in enumerate(settings.eval_batches("NCHW")):
             images, labels = _to_device(batch, device)
             timer.on_validation_batch_start(None, net, batch, i)
@@ -147,13 +197,14 @@ def _quiet():
 def _trainer(settings: Settings, callback: L.Callback, **kwargs) -> L.Trainer:
     """A Trainer that does nothing but the loop: no logger, checkpoints, bar or summary."""
     return L.Trainer(accelerator="gpu" if settings.device == "gpu" else "cpu", devices=1,
-                     logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, num_sanity_val_steps=0,
+                     precision=settings.precision, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                      callbacks=[callback], **kwargs)
 
 
 def _classifier(settings: Settings) -> Classifier:
     spec = settings.spec
+    _fresh_compile(settings)
     torch.manual_seed(settings.seed)
     return Classifier(**settings.model, in_channels=spec.channels, image_size=spec.image_size,
                       num_classes=spec.num_classes, classes=spec.classes, seed=settings.seed)
@@ -161,16 +212,14 @@ def _classifier(settings: Settings) -> Classifier:
 
 def train_lightning(settings: Settings, batch_size: int) -> TrainRun:
     """``Trainer.fit`` of our ``Classifier`` on our ``DataModule`` (automatic optimization,
-    ``self.log`` every step, the cosine LR schedule), ``max_steps`` = the plan, validation
-    off. Forward time: batch start to ``on_before_backward`` (``training_step``, logging,
-    ``zero_grad``); backward time: from there to batch end (backward, optimizer step)."""
+    ``train/loss`` logged on the steps Lightning writes, the cosine LR schedule),
+    ``max_steps`` = the plan, validation off, no logger. Forward time: batch start to
+    ``on_before_backward`` (``training_step``, logging, ``zero_grad``); backward time: from
+    there to batch end (backward, optimizer step)."""
     plan = settings.plan(batch_size)
     built_at = bench.clock()
     model = _classifier(settings)
-    datamodule = DataModule(settings.dataset, batch_size=batch_size,
-                            eval_batch_size=settings.eval_batch_size, seed=settings.seed,
-                            augment=settings.augment)
-    datamodule.data = settings.data  # loaded once for every variant
+    datamodule = _datamodule(settings, batch_size)
     timer = LightningTrainClock(plan, synchronizer(settings.device), built_at)
     with _quiet():
         trainer = _trainer(settings, timer, max_steps=plan.total, max_epochs=-1,
