@@ -510,3 +510,13 @@ def test_logger_versions_and_layout(tmp_path):
     acc = EventAccumulator(first.log_dir)
     acc.Reload()
     assert acc.Tags()["images"] == ["cm"] and acc.Scalars("a")[0].value == 1.0
+
+
+def test_the_epoch_progress_bar_counts_training_batches_only_as_lightnings_does(tmp_path, capsys):
+    # Lightning 2.x: "Epoch 0: 100%| 7/7"; validation runs under its own bar
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                      accelerator="cpu", default_root_dir=str(tmp_path))
+    trainer.fit(Toy(), Loader(*regression_data(28, 0), 4), Loader(*regression_data(12, 1), 4))
+    shown = capsys.readouterr().out.replace("\r", "\n")
+    assert "Epoch 0: 100%" in shown and " 7/7 " in shown
+    assert "/10 " not in shown  # 7 training + 3 validation batches would be the Lightning 1.x bar

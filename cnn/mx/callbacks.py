@@ -532,10 +532,8 @@ class TQDMProgressBar(Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if self._train is not None:
             self._train.close()
-        total = trainer.num_training_batches
-        if trainer._should_check_val_epoch():
-            total += trainer.num_val_batches
-        self._train = self._bar(f"Epoch {trainer.current_epoch}", total, True)
+        # Lightning 2.x counts training batches only; validation has its own bar
+        self._train = self._bar(f"Epoch {trainer.current_epoch}", trainer.num_training_batches, True)
         self._train.n = trainer._batch_in_epoch
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -558,8 +556,6 @@ class TQDMProgressBar(Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int,
                                 dataloader_idx: int = 0) -> None:
         self._step(self._eval, batch_idx + 1)
-        if self._train is not None and not trainer.sanity_checking:
-            self._train.update(1 if (batch_idx + 1) % self.refresh_rate == 0 else 0)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if self._eval is not None and not trainer.sanity_checking:
