@@ -14,7 +14,7 @@ import cnn.mx  # noqa: F401 - first: gives MLX an optimised BLAS before mlx is i
 import mlx.core as mx
 import mlx.nn as nn
 
-from cnn.mx import blas
+from cnn.mx import allocator, blas
 from cnn.mx.callbacks import Callback
 from cnn.mx.datamodule import DataModule
 from cnn.mx.model import SeedCNN
@@ -36,7 +36,8 @@ def describe(device: str) -> dict:
     _use(device)
     info = {k: v if isinstance(v, (str, int, float, bool)) else str(v)
             for k, v in mx.device_info().items()}  # JSON-safe
-    return {"device_name": str(mx.default_device()), "device_info": info, "blas": blas.status()}
+    return {"device_name": str(mx.default_device()), "device_info": info, "blas": blas.status(),
+            "buffer_cache": allocator.status()}
 
 
 def sync(*arrays) -> None:

@@ -1,0 +1,54 @@
+"""``import cnn.mx`` gives MLX a buffer cache large enough to reuse a training step's memory
+(``cnn.mx.allocator``): raised to 1 GiB on the CPU, never lowered, overridable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cnn.mx  # noqa: F401
+import mlx.core as mx
+
+from cnn.mx import allocator
+from tests.cli_runs import ROOT
+
+
+def cache_limit() -> int:
+    limit = mx.set_cache_limit(0)
+    mx.set_cache_limit(limit)
+    return limit
+
+
+def in_fresh_python(code: str, **env: str) -> str:
+    import os
+
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_importing_the_port_raises_the_cache_to_one_gib():
+    assert cache_limit() >= allocator.CPU_CACHE_LIMIT
+    assert "MiB" in allocator.status()
+
+
+def test_a_larger_limit_is_never_lowered():
+    before = cache_limit()
+    try:
+        mx.set_cache_limit(4 * allocator.CPU_CACHE_LIMIT)
+        allocator.raise_cache_limit()
+        assert cache_limit() == 4 * allocator.CPU_CACHE_LIMIT
+        assert "MLX's default" in allocator.status()
+    finally:
+        mx.set_cache_limit(before)
+
+
+def test_the_environment_can_keep_mlx_default_or_pick_a_size():
+    probe = "import cnn.mx, mlx.core as mx; from cnn.mx import allocator; print(mx.set_cache_limit(0)); print(allocator.status())"
+    default, status = in_fresh_python(probe, CNN_MLX_CACHE_LIMIT="off").splitlines()
+    assert int(default) < allocator.CPU_CACHE_LIMIT and "off" in status
+    chosen, _ = in_fresh_python(probe, CNN_MLX_CACHE_LIMIT=str(3 << 30)).splitlines()
+    assert int(chosen) == 3 << 30
+    fallback, status = in_fresh_python(probe, CNN_MLX_CACHE_LIMIT="lots").splitlines()
+    assert int(fallback) == allocator.CPU_CACHE_LIMIT and "'lots' ignored" in status
