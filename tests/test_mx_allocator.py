@@ -1,5 +1,5 @@
 """``import cnn.mx`` gives MLX a buffer cache large enough to reuse a training step's memory
-(``cnn.mx.allocator``): raised to 1 GiB on the CPU, never lowered, overridable."""
+(``cnn.mx.allocator``): raised to 512 MiB on the CPU, never lowered, overridable."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def in_fresh_python(code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_importing_the_port_raises_the_cache_to_one_gib():
+def test_importing_the_port_raises_the_cache_to_512_mib():
     assert cache_limit() >= allocator.CPU_CACHE_LIMIT
     assert "MiB" in allocator.status()
 
