@@ -72,8 +72,9 @@ class Classifier(L.LightningModule):
                 (accepted and saved in ``hparams`` so one YAML drives both frameworks).
             channels_last: hold the network's 4-d weights and each input batch in
                 ``torch.channels_last`` memory format (NHWC strides; same shapes, names and
-                values), the layout cuDNN's and oneDNN's convolutions are fastest in (2-core CPU,
-                plain loop: 861 -> 1,007 img/s at batch 128, 787 -> 1,007 at 512).
+                values), the layout cuDNN's tensor-core convolutions want. On the 2-core CPU the
+                effect is within noise (``bench``, batch 128: Lightning 1,144 vs 1,107 img/s
+                without it, the plain loop 1,122 vs 1,377 with overlapping ranges).
                 Checkpoints hold contiguous tensors either way, so they load into both
                 settings. MLX is always channels-last and ignores it.
             compile: ``torch.compile`` the network (``nn.Module.compile``: the compiled
