@@ -10,6 +10,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -332,8 +333,6 @@ def test_fit_memory_reports_peak_resident_memory_and_wall_time(config, tmp_path)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status is Linux's")
 def test_a_child_reports_its_own_peak_not_the_large_parent_it_was_forked_from(tmp_path):
     # why fit_memory reads VmHWM: ru_maxrss survives fork and exec
-    import os
-
     ballast = np.ones(400 * 2**20 // 8)  # 400 MiB resident in this (parent) process
     peak = tmp_path / "peak"
     child = subprocess.Popen([sys.executable, "-c", "import atexit; from cnn.tools.bench import "

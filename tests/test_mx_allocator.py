@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -20,8 +21,6 @@ def cache_limit() -> int:
 
 
 def in_fresh_python(code: str, **env: str) -> str:
-    import os
-
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, **env}, timeout=120)
     assert result.returncode == 0, result.stderr
