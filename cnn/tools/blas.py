@@ -1,6 +1,7 @@
-"""``python -m cnn.tools.blas``: which BLAS MLX got, and the matmul rate it gives.
+"""``python -m cnn.tools.blas``: which BLAS route MLX took, and the matmul rate MLX gets from it.
 
-``CNN_BLAS=off python -m cnn.tools.blas`` measures MLX's own bundled BLAS for comparison.
+``CNN_BLAS=off python -m cnn.tools.blas`` measures MLX's own bundled BLAS for comparison;
+``CNN_BLAS=/path/to/libblas.so`` tries that library first.
 """
 
 from __future__ import annotations
@@ -26,4 +27,4 @@ def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
 
 if __name__ == "__main__":
     print(f"BLAS: {status()}")
-    print(f"1024x1024 float32 matmul: {matmul_gflops():.1f} GFLOP/s")
+    print(f"1024x1024 float32 matmul in MLX: {matmul_gflops():.1f} GFLOP/s")
