@@ -10,6 +10,18 @@ from cnn.tools.events import run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The short fit of configs/mnist.yaml that tests share (conftest's ``short_fits``). Dropout 0
+# and a small lr keep the two frameworks comparable step by step; 2 epochs of 10 batches with a
+# train/loss written every 3 steps exercise Lightning's step rule across an epoch boundary.
+SHORT_FIT_STEPS_PER_EPOCH, SHORT_FIT_EPOCHS, SHORT_FIT_LOG_EVERY = 10, 2, 3
+SHORT_FIT_VAL_IMAGES = 1000
+SHORT_FIT = ("--model.dropout", "0", "--model.lr", "1e-4",
+             "--trainer.max_epochs", str(SHORT_FIT_EPOCHS),
+             "--trainer.limit_train_batches", str(SHORT_FIT_STEPS_PER_EPOCH),
+             "--trainer.log_every_n_steps", str(SHORT_FIT_LOG_EVERY),
+             "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
+             "--data.batch_size", "64", "--data.eval_batch_size", str(SHORT_FIT_VAL_IMAGES // 2))
+
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python cli.py ARGS`` in a subprocess, as a user would type it."""

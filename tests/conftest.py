@@ -23,3 +23,15 @@ def mnist(shared_data):
     from cnn.data import load_dataset
 
     return load_dataset("mnist", data_dir=shared_data / "mnist", download=False)
+
+
+
+@pytest.fixture(scope="session")
+def short_fits(tmp_path_factory):
+    """``(logs, {"torch": run_dir, "mlx": run_dir})`` of one short ``fit`` of configs/mnist.yaml
+    with each framework (``tests.cli_runs.SHORT_FIT``), shared by every test that only reads
+    what such a fit wrote."""
+    from tests.cli_runs import SHORT_FIT, fit_both
+
+    logs = tmp_path_factory.mktemp("short_fits")
+    return logs, fit_both(logs, *SHORT_FIT)

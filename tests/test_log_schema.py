@@ -16,26 +16,15 @@ import yaml
 
 from cnn import schema
 from cnn.tools.events import read_scalars
-from tests.cli_runs import fit_both
-
-SHORT_FIT = ("--trainer.max_epochs", "2", "--trainer.limit_train_batches", "5",
-             "--trainer.log_every_n_steps", "2", "--trainer.limit_val_batches", "2",
-             "--trainer.limit_test_batches", "2", "--data.batch_size", "32",
-             "--data.eval_batch_size", "250")
-
-
-@pytest.fixture(scope="module")
-def both_runs(tmp_path_factory):
-    logs = tmp_path_factory.mktemp("logs")
-    return logs, fit_both(logs, *SHORT_FIT)
+from tests.cli_runs import SHORT_FIT_EPOCHS, SHORT_FIT_LOG_EVERY, SHORT_FIT_STEPS_PER_EPOCH
 
 
 def steps_by_tag(run: Path) -> dict[str, list[int]]:
     return {tag: [s.step for s in series] for tag, series in read_scalars(run).items()}
 
 
-def test_both_frameworks_log_the_same_tags_at_the_same_steps(both_runs):
-    _, runs = both_runs
+def test_both_frameworks_log_the_same_tags_at_the_same_steps(short_fits):
+    _, runs = short_fits
     torch_steps, mlx_steps = steps_by_tag(runs["torch"]), steps_by_tag(runs["mlx"])
     assert set(torch_steps) == set(mlx_steps)
     assert {schema.TRAIN_LOSS, schema.TRAIN_ACC, schema.VAL_LOSS, schema.VAL_ACC,
@@ -45,8 +34,18 @@ def test_both_frameworks_log_the_same_tags_at_the_same_steps(both_runs):
         assert torch_steps[tag] == mlx_steps[tag], tag
 
 
-def test_both_frameworks_write_the_same_hparams_keys(both_runs):
-    _, runs = both_runs
+def test_train_loss_is_written_every_n_steps_on_lightnings_step_axis(short_fits):
+    # Lightning writes when (batches stepped + 1) % log_every_n_steps == 0, at the batch's index,
+    # counting on across epochs: 2, 5, 8 in the first epoch of 10 batches, 11, 14, 17 in the second.
+    _, runs = short_fits
+    every, total = SHORT_FIT_LOG_EVERY, SHORT_FIT_STEPS_PER_EPOCH * SHORT_FIT_EPOCHS
+    expected = [step for step in range(total) if (step + 1) % every == 0]
+    for framework, run in runs.items():
+        assert steps_by_tag(run)[schema.TRAIN_LOSS] == expected, framework
+
+
+def test_both_frameworks_write_the_same_hparams_keys(short_fits):
+    _, runs = short_fits
     torch_hparams = yaml.safe_load((runs["torch"] / "hparams.yaml").read_text())
     mlx_hparams = yaml.safe_load((runs["mlx"] / "hparams.yaml").read_text())
     # LightningCLI adds its own bookkeeping for load_from_checkpoint; not a hyperparameter.
@@ -66,8 +65,8 @@ def get_json(url: str):
         return json.load(response)
 
 
-def test_a_real_tensorboard_server_serves_both_runs_with_the_logged_values(both_runs):
-    logs, runs = both_runs
+def test_a_real_tensorboard_server_serves_both_runs_with_the_logged_values(short_fits):
+    logs, runs = short_fits
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
