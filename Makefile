@@ -24,8 +24,12 @@ $(VENV)/.installed: pyproject.toml
 train: venv
 	$(BIN)/python cli.py fit --config configs/$(DATASET).yaml --framework $(FRAMEWORK)
 
+# Two workers, each test file on one (its module fixtures run once): most of the suite waits on
+# single-threaded CLI start-up, which a second worker overlaps.
+PYTEST_WORKERS ?= 2
+
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# As cnn.mx.blas sets it for torch's MKL, and for torch's own OpenMP threads too, which this
+# process may load first: the tests run CLI subprocesses and test workers side by side on few
+# cores, where OpenMP threads that spin after each parallel region steal each other's time.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -35,3 +41,4 @@ def short_fits(tmp_path_factory):
 
     logs = tmp_path_factory.mktemp("short_fits")
     return logs, fit_both(logs, *SHORT_FIT)
+

@@ -158,6 +158,11 @@ def _search(choice: str) -> Route:
             return route
     path = torch_mkl_path()
     if path:
+        # torch's MKL threads are OpenMP's, which spin for a while after each product before
+        # sleeping. Two processes on the same cores (mlx.launch ranks, parallel test workers)
+        # then burn each other's time spinning; sleeping at once costs one wake-up a product.
+        # libgomp reads this when it is loaded, so it is set before the probe loads it.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         route = _try("torch's MKL", path)
         if route:
             return route
