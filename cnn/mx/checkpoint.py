@@ -28,12 +28,11 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from cnn.atomic import atomic_path
-
-FORMAT_VERSION = 1
-_META_KEY = "cnn"
-_MODEL = "model."
-_OPTIM = "optimizer."
-_RNG = "rng.mlx_random_key"
+from cnn.weights import META_KEY as _META_KEY
+from cnn.weights import MLX_FORMAT_VERSION as FORMAT_VERSION
+from cnn.weights import MLX_OPTIMIZER_PREFIX as _OPTIM
+from cnn.weights import MLX_PREFIX as _MODEL
+from cnn.weights import MLX_RNG_KEY as _RNG
 
 
 class CheckpointError(Exception):

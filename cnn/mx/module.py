@@ -15,7 +15,7 @@ from cnn.metrics import confusion_png_path, confusion_report
 from cnn.mx.lightning_module import LightningModule
 from cnn.mx.model import SeedCNN
 from cnn.schedule import learning_rate_at
-from cnn.tools.convert import SHAPE_KEYS, mismatch
+from cnn.weights import SHAPE_KEYS, mismatch
 
 
 class Classifier(LightningModule):
