@@ -214,7 +214,8 @@ RANK_SCRIPT = textwrap.dedent("""
     import numpy as np
     import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
     from cnn.mx.lightning_module import LightningModule
-    from cnn.mx.trainer import NonFiniteLossError, Trainer
+    from cnn.errors import NonFiniteLossError
+    from cnn.mx.trainer import Trainer
 
     class Toy(LightningModule):
         def __init__(self):

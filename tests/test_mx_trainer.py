@@ -22,10 +22,11 @@ from mlx.utils import tree_flatten
 
 from cnn.mx import checkpoint as ckpt_mod
 from cnn.mx.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from cnn.mx.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cnn.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
+from cnn.mx.checkpoint import load_checkpoint, save_checkpoint
 from cnn.mx.lightning_module import LightningModule
 from cnn.mx.loggers import TensorBoardLogger
-from cnn.mx.trainer import NonFiniteLossError, Trainer, TrainingInterrupted
+from cnn.mx.trainer import Trainer
 
 QUIET = dict(enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
 

@@ -16,6 +16,8 @@ from typing import Any, Optional, Union
 
 from mlx.utils import tree_flatten
 
+from cnn.errors import NonFiniteLossError, TrainingInterrupted
+
 
 class Callback:
     """Base class; override any hook. Trainer calls them in Lightning's order (see ``Trainer`` docstring)."""
@@ -181,8 +183,6 @@ class ModelCheckpoint(Callback):
             self._save_last_checkpoint(trainer, candidates)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        from cnn.mx.trainer import NonFiniteLossError, TrainingInterrupted
-
         if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit":
             return
         candidates = self._monitor_candidates(trainer)

@@ -28,15 +28,12 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from cnn.atomic import atomic_path
+from cnn.errors import CheckpointError
 from cnn.weights import META_KEY as _META_KEY
 from cnn.weights import MLX_FORMAT_VERSION as FORMAT_VERSION
 from cnn.weights import MLX_OPTIMIZER_PREFIX as _OPTIM
 from cnn.weights import MLX_PREFIX as _MODEL
 from cnn.weights import MLX_RNG_KEY as _RNG
-
-
-class CheckpointError(Exception):
-    """A checkpoint file is missing, truncated, corrupt or not a ``cnn.mx`` checkpoint (one-line message)."""
 
 
 def _json_default(obj: Any) -> Any:

@@ -14,12 +14,12 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
 from cnn.data.datasets import get_spec
-from cnn.errors import ConfigError
+from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.mx import callbacks as mx_callbacks
 from cnn.mx import loggers as mx_loggers
 from cnn.mx.datamodule import DataModule
 from cnn.mx.module import Classifier
-from cnn.mx.trainer import Trainer, TrainingInterrupted
+from cnn.mx.trainer import Trainer
 from cnn.predictions import report_predictions
 
 FRAMEWORK = "mlx"

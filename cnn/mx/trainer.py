@@ -27,31 +27,16 @@ from typing import Any, ClassVar, Optional, Union
 import mlx.core as mx
 import numpy as np
 
+from cnn.errors import NonFiniteLossError, TrainingInterrupted
 from cnn.mx.callbacks import (Callback, EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar,
                               _reorder_callbacks)
 from cnn.mx import checkpoint as ckpt_io
 from cnn.mx import distributed as dist
-from cnn.mx.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
+from cnn.mx.checkpoint import load_checkpoint, save_checkpoint
 from cnn.mx.lightning_module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
 from cnn.mx.loggers import LoggerConnector, TensorBoardLogger, print_results
 
-__all__ = ["Trainer", "NonFiniteLossError", "TrainingInterrupted", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "LRSchedulerConfig"]
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN/inf; training stopped and no checkpoint was written for that step."""
-
-
-class TrainingInterrupted(SystemExit):
-    """SIGINT/SIGTERM received: fit stopped at a batch boundary after saving ``last`` (exit code 128 + signum)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
-
-    def __str__(self) -> str:
-        return f"training interrupted by {signal.Signals(self.signum).name}"
+__all__ = ["Trainer"]
 
 
 @dataclass
