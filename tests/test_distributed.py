@@ -213,9 +213,9 @@ RANK_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
-    from cnn.mx.lightning_module import LightningModule
     from cnn.errors import NonFiniteLossError
-    from cnn.mx.trainer import Trainer
+    from cnn.mx.lightning.module import LightningModule
+    from cnn.mx.lightning.trainer import Trainer
 
     class Toy(LightningModule):
         def __init__(self):
@@ -298,7 +298,7 @@ def fit_untrained(script: Path) -> list[float]:
 
 # -------------------------------------------------------------------------------------------- one process
 def test_the_mlx_trainer_alone_is_rank_zero_of_one_and_points_to_mlx_launch():
-    from cnn.mx.trainer import Trainer
+    from cnn.mx.lightning.trainer import Trainer
 
     trainer = Trainer(strategy="ddp", logger=False, enable_progress_bar=False)
     assert (trainer.world_size, trainer.global_rank, trainer.is_global_zero) == (1, 0, True)
@@ -307,8 +307,8 @@ def test_the_mlx_trainer_alone_is_rank_zero_of_one_and_points_to_mlx_launch():
 
 
 def test_other_ranks_loggers_write_nothing_and_share_rank_zeros_version(tmp_path):
-    from cnn.mx.distributed import RankZeroOnlyLogger
-    from cnn.mx.loggers import TensorBoardLogger
+    from cnn.mx.lightning.distributed import RankZeroOnlyLogger
+    from cnn.mx.lightning.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(tmp_path, name="mnist/mlx")
     logger._version = 3  # what the trainer sets from rank zero
