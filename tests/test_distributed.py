@@ -79,8 +79,12 @@ def mlx_launch(*args: str, n: int = 2, timeout: int = 300) -> subprocess.Complet
         sys.executable, "-c", "import sys; from mlx._distributed_utils.launch import main; sys.exit(main())"]
     command += ["-n", str(n), "--backend", "ring", "--starting-port", str(free_port_run(n)),
                 "--python", sys.executable, *args]
-    process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A script's own folder, not the cwd, heads sys.path: name this tree, not an installed copy.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
