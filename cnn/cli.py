@@ -6,6 +6,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
+
+from cnn.errors import (CheckpointError, ConfigError, DataError, NonFiniteLossError,
+                        TrainingInterrupted)
 
 FRAMEWORKS = ("torch", "mlx")
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
@@ -42,34 +46,14 @@ def pop_framework(argv: list[str], default: str = "torch") -> tuple[str, list[st
     return framework, rest
 
 
-# Errors of modules a run may not import (torch runs never load MLX, nor MLX runs Lightning);
-# such an error can only have been raised if its module is loaded, so only those are looked up.
-FRAMEWORK_ERRORS = (("cnn.mx.checkpoint", "CheckpointError"),
-                    ("cnn.mx.trainer", "NonFiniteLossError"),
-                    ("cnn.pt.callbacks", "NonFiniteLossError"))
-# SystemExit subclasses raised when SIGINT/SIGTERM stopped fit; their code is 128 + signum.
-INTERRUPTIONS = (("cnn.mx.trainer", "TrainingInterrupted"),
-                 ("cnn.pt.callbacks", "TrainingInterrupted"))
+# Exception types whose message alone is what the user needs to read.
+USER_ERRORS = (DataError, ConfigError, CheckpointError, NonFiniteLossError, FileNotFoundError,
+               ArgumentError)
 
 
-def _loaded(names: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
-    return tuple(getattr(sys.modules[module], name) for module, name in names
-                 if module in sys.modules)
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message alone is what the user needs to read."""
-    from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
-
-    from cnn.data.errors import DataError
-    from cnn.errors import ConfigError
-    return (DataError, ConfigError, FileNotFoundError, ArgumentError, *_loaded(FRAMEWORK_ERRORS))
-
-
-def interruption_line(stop: BaseException) -> str:
+def interruption_line(stop: TrainingInterrupted) -> str:
     """``training interrupted by SIGTERM; resume with --ckpt_path FILE`` (or: nothing saved)."""
-    checkpoint = getattr(stop, "checkpoint", None)
-    hint = (f"resume with --ckpt_path {checkpoint}" if checkpoint
+    hint = (f"resume with --ckpt_path {stop.checkpoint}" if stop.checkpoint
             else "no checkpoint was written for this run")
     return f"{stop}; {hint}"
 
@@ -106,13 +90,9 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except SystemExit as stop:
-        if isinstance(stop, _loaded(INTERRUPTIONS)):
-            print(f"error: {interruption_line(stop)}", file=sys.stderr)
-            return stop.code
-        raise
-    except Exception as error:  # noqa: BLE001 - narrowed just below
-        if isinstance(error, user_errors()):
-            print(f"error: {one_line(error)}", file=sys.stderr)
-            return 1
-        raise
+    except TrainingInterrupted as stop:  # a SystemExit, which ``except Exception`` would miss
+        print(f"error: {interruption_line(stop)}", file=sys.stderr)
+        return stop.code
+    except USER_ERRORS as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 1

@@ -1,7 +1,7 @@
 """The config schema both CLIs share: links between sections and the defaults they add.
 
 The YAML has four top-level keys, the same for both frameworks: ``seed_everything``,
-``trainer`` (Lightning's Trainer arguments, mirrored by ``cnn.mx.trainer.Trainer``),
+``trainer`` (Lightning's Trainer arguments, mirrored by ``cnn.mx.lightning.trainer.Trainer``),
 ``model`` (``Classifier``'s arguments) and ``data`` (``DataModuleBase``'s arguments). Image
 shape and class names are linked from ``data.dataset`` into ``model`` and the seed into both,
 so nothing is typed twice. Callbacks and loggers are named by class name (``ModelCheckpoint``,

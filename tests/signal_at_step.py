@@ -57,6 +57,6 @@ def __getattr__(name: str) -> type:
         if framework == "Torch":
             from lightning.pytorch import Callback
         else:
-            from cnn.mx.callbacks import Callback
+            from cnn.mx.lightning.callbacks import Callback
         _built[name] = type(name, (kind, Callback), {"__module__": __name__})
     return _built[name]

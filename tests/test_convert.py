@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -19,6 +20,7 @@ import safetensors.numpy
 import torch
 from mlx.utils import tree_flatten
 
+from cnn import weights
 from cnn.data import channel_stats, get_spec, load_dataset
 from cnn.errors import ConfigError
 from cnn.mx import checkpoint as mx_checkpoint
@@ -148,9 +150,15 @@ def test_torch_side_reads_a_native_mlx_checkpoint_as_the_converted_file(mlx_trai
     assert all(torch.equal(native["state_dict"][k], v) for k, v in via_file["state_dict"].items())
 
 
-def test_convert_speaks_the_mlx_checkpoint_format_of_cnn_mx():
-    assert convert.MLX_FORMAT_VERSION == mx_checkpoint.FORMAT_VERSION
-    assert (convert.META_KEY, convert.MLX_PREFIX) == (mx_checkpoint._META_KEY, mx_checkpoint._MODEL)
+def test_an_mlx_checkpoint_file_is_laid_out_as_cnn_weights_defines_it(mlx_trained):
+    from safetensors import safe_open
+
+    with safe_open(str(mlx_trained[1]), framework="numpy") as f:
+        names, metadata = list(f.keys()), f.metadata()
+    model_tensors = [n for n in names if n.startswith(weights.MLX_PREFIX)]
+    assert model_tensors and all(n[len(weights.MLX_PREFIX):].startswith(("net.", "mean", "std"))
+                                 for n in model_tensors)
+    assert json.loads(metadata[weights.META_KEY])["format_version"] == weights.MLX_FORMAT_VERSION
 
 
 def test_torch_model_converted_to_mlx_predicts_the_same_class_on_all_mnist_test_images(
@@ -298,7 +306,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint_loadable(torch_trained, tm
     def killed(fd):
         raise KeyboardInterrupt  # as if the process died before the data reached the disk
 
-    monkeypatch.setattr(convert.os, "fsync", killed)
+    monkeypatch.setattr(os, "fsync", killed)
     with pytest.raises(KeyboardInterrupt):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
     monkeypatch.undo()
@@ -328,7 +336,7 @@ def test_converting_an_mlx_checkpoint_to_torch_needs_no_torch(mlx_trained, tmp_p
 
 
 def test_a_safetensors_file_whose_header_length_starts_like_a_pickle_is_still_safetensors(tmp_path):
-    from cnn.tools.convert import sniff
+    from cnn.weights import sniff
 
     path = tmp_path / "weights.safetensors"
     header = b'{"__metadata__":{"pad":"' + b"x" * (0x80 - 27) + b'"}}'

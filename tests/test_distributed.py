@@ -79,8 +79,12 @@ def mlx_launch(*args: str, n: int = 2, timeout: int = 300) -> subprocess.Complet
         sys.executable, "-c", "import sys; from mlx._distributed_utils.launch import main; sys.exit(main())"]
     command += ["-n", str(n), "--backend", "ring", "--starting-port", str(free_port_run(n)),
                 "--python", sys.executable, *args]
-    process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A script's own folder, not the cwd, heads sys.path: name this tree, not an installed copy.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -213,8 +217,9 @@ RANK_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
-    from cnn.mx.lightning_module import LightningModule
-    from cnn.mx.trainer import NonFiniteLossError, Trainer
+    from cnn.errors import NonFiniteLossError
+    from cnn.mx.lightning.module import LightningModule
+    from cnn.mx.lightning.trainer import Trainer
 
     class Toy(LightningModule):
         def __init__(self):
@@ -297,7 +302,7 @@ def fit_untrained(script: Path) -> list[float]:
 
 # -------------------------------------------------------------------------------------------- one process
 def test_the_mlx_trainer_alone_is_rank_zero_of_one_and_points_to_mlx_launch():
-    from cnn.mx.trainer import Trainer
+    from cnn.mx.lightning.trainer import Trainer
 
     trainer = Trainer(strategy="ddp", logger=False, enable_progress_bar=False)
     assert (trainer.world_size, trainer.global_rank, trainer.is_global_zero) == (1, 0, True)
@@ -306,8 +311,8 @@ def test_the_mlx_trainer_alone_is_rank_zero_of_one_and_points_to_mlx_launch():
 
 
 def test_other_ranks_loggers_write_nothing_and_share_rank_zeros_version(tmp_path):
-    from cnn.mx.distributed import RankZeroOnlyLogger
-    from cnn.mx.loggers import TensorBoardLogger
+    from cnn.mx.lightning.distributed import RankZeroOnlyLogger
+    from cnn.mx.lightning.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(tmp_path, name="mnist/mlx")
     logger._version = 3  # what the trainer sets from rank zero

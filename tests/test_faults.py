@@ -29,8 +29,8 @@ import torch
 from PIL import Image
 
 from cnn.data import get_spec, load_dataset
+from cnn.errors import CheckpointError
 from cnn.mx import checkpoint as mx_checkpoint
-from cnn.mx.checkpoint import CheckpointError
 from cnn.pt.checkpoint import SafeCheckpointIO
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools import convert

@@ -18,9 +18,9 @@ import mlx.core as mx
 import mlx.nn as mnn
 import mlx.optimizers as moptim
 
-from cnn.mx.callbacks import Callback as MxCallback, ModelCheckpoint as MxModelCheckpoint
-from cnn.mx.lightning_module import LightningModule as MxLightningModule
-from cnn.mx.trainer import Trainer as MxTrainer
+from cnn.mx.lightning.callbacks import Callback as MxCallback, ModelCheckpoint as MxModelCheckpoint
+from cnn.mx.lightning.module import LightningModule as MxLightningModule
+from cnn.mx.lightning.trainer import Trainer as MxTrainer
 
 CALLBACK_HOOKS = [
     "setup", "teardown", "on_fit_start", "on_fit_end", "on_sanity_check_start", "on_sanity_check_end",

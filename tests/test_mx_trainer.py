@@ -1,4 +1,4 @@
-"""Specification of the MLX Trainer (cnn.mx.trainer) on toy modules and in-memory data.
+"""Specification of the MLX Trainer (cnn.mx.lightning.trainer) on toy modules and in-memory data.
 
 Each test states one contract: TensorBoard output identical to Lightning's, exact resume, atomic checkpoints,
 eval mode, gradient clipping, NaN stop, compile == eager, signals, callbacks.
@@ -20,12 +20,20 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from cnn.mx import checkpoint as ckpt_mod
-from cnn.mx.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from cnn.mx.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from cnn.mx.lightning_module import LightningModule
-from cnn.mx.loggers import TensorBoardLogger
-from cnn.mx.trainer import NonFiniteLossError, Trainer, TrainingInterrupted
+from cnn.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
+from cnn.mx.lightning import checkpoint as ckpt_mod
+from cnn.mx.lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.loggers import TensorBoardLogger
+from cnn.mx.lightning.trainer import Trainer
+
+CHECKPOINT_IO = ckpt_mod.SafetensorsCheckpointIO()  # the trainer's default file format
+load_checkpoint = CHECKPOINT_IO.load_checkpoint
+
+
+def save_checkpoint(path, checkpoint):
+    CHECKPOINT_IO.save_checkpoint(checkpoint, path)
+
 
 QUIET = dict(enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
 

@@ -66,8 +66,8 @@ def test_channels_last_gives_the_contiguous_networks_losses_and_gradients(channe
 def test_channels_last_weights_save_contiguous_and_load_into_either_layout(tmp_path):
     from safetensors.torch import save_file
 
-    from cnn.tools.convert import (read_safetensors, read_weights, write_mlx_checkpoint,
-                                   write_torch_weights)
+    from cnn.tools.convert import write_mlx_checkpoint, write_torch_weights
+    from cnn.weights import read_safetensors, read_weights
 
     model = Classifier(seed=4)  # channels_last by default
     assert list(model.state_dict()) == list(Classifier(seed=4, channels_last=False).state_dict())

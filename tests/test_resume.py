@@ -17,7 +17,7 @@ import pytest
 
 from cnn.data.datamodule import TensorBatches
 from cnn.data.pipeline import PreparedData
-from cnn.tools.convert import read_weights
+from cnn.weights import read_weights
 from cnn.tools.events import read_scalars, run_dirs
 from tests.cli_runs import run_cli
 

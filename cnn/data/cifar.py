@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn.data.errors import DataError
+from cnn.errors import DataError
 
 try:  # numpy >= 1.26 / 2.x; the old name still exists there but warns.
     from numpy._core.multiarray import _reconstruct

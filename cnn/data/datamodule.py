@@ -8,7 +8,7 @@ import numpy as np
 
 from cnn.data.batches import BatchPlan
 from cnn.data.datasets import DatasetSpec, ImageSet, get_spec, load_dataset
-from cnn.data.errors import DataError
+from cnn.errors import DataError
 from cnn.data.images import load_image
 from cnn.data.pipeline import Normalization, NumpyBatches, PreparedData
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn.data import cifar, fetch
-from cnn.data.errors import DataError
+from cnn.errors import DataError
 from cnn.data.idx import read_idx_pair
 
 

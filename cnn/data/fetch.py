@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from urllib.error import URLError
 from urllib.request import urlopen  # module attribute, so tests can replace it
 
-from cnn.data.errors import DataError
+from cnn.errors import DataError
 
 TIMEOUT = 20.0  # seconds per network operation: fail fast and say where to put the files
 MAX_DOWNLOAD = 512 << 20  # no official file is near this; a runaway response is cut off

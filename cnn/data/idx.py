@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn.data.errors import DataError
+from cnn.errors import DataError
 
 UBYTE = 0x08
 IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions: count, rows, columns

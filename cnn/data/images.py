@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnn.data.errors import DataError
+from cnn.errors import DataError
 
 # Errors Pillow raises for files that are not images, are cut short or are malformed.
 _READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,

@@ -14,12 +14,13 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
 from cnn.data.datasets import get_spec
-from cnn.errors import ConfigError
-from cnn.mx import callbacks as mx_callbacks
-from cnn.mx import loggers as mx_loggers
+from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.mx.lightning import callbacks as mx_callbacks
+from cnn.mx.lightning import loggers as mx_loggers
+from cnn.mx.checkpoint import CHECKPOINT_IO
 from cnn.mx.datamodule import DataModule
 from cnn.mx.module import Classifier
-from cnn.mx.trainer import Trainer, TrainingInterrupted
+from cnn.mx.lightning.trainer import Trainer
 from cnn.predictions import report_predictions
 
 FRAMEWORK = "mlx"
@@ -29,7 +30,7 @@ LIGHTNING_MODULES = {"callbacks": mx_callbacks, "loggers": mx_loggers}
 
 
 def mirror_class_path(class_path: str) -> str:
-    """``lightning.pytorch.callbacks.EarlyStopping`` -> ``cnn.mx.callbacks.EarlyStopping``.
+    """``lightning.pytorch.callbacks.EarlyStopping`` -> ``cnn.mx.lightning.callbacks.EarlyStopping``.
 
     Short names (``EarlyStopping``) and our own paths pass through; a Lightning class we have
     no mirror of is a ConfigError naming it.
@@ -125,14 +126,17 @@ class CLI:
         self.subcommand = config.subcommand
         section = config[self.subcommand]
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
-                           "cnn.mx.loggers.TensorBoardLogger", "cnn.mx.callbacks.ModelCheckpoint",
+                           "cnn.mx.lightning.loggers.TensorBoardLogger",
+                           "cnn.mx.lightning.callbacks.ModelCheckpoint",
                            checkpoint_suffix=".safetensors")
         seed_everything(seed_value(section.seed_everything))
         init = parser.instantiate_classes(config)[self.subcommand]
         self.datamodule = DataModule(**init.data)
         self.model = Classifier(**init.model)
         try:
-            self.trainer = Trainer(**init.trainer)
+            # the project's checkpoint files, which convert and the torch side read too
+            self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins")
+                                      or CHECKPOINT_IO})
         except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
             raise ConfigError(str(error)) from None
         getattr(self, f"run_{self.subcommand}")(section)

@@ -10,12 +10,11 @@ import mlx.optimizers as optim
 import numpy as np
 
 from cnn import schema
-from cnn.errors import ConfigError
 from cnn.metrics import confusion_png_path, confusion_report
-from cnn.mx.lightning_module import LightningModule
+from cnn.mx.checkpoint import check_checkpoint_fits
+from cnn.mx.lightning.module import LightningModule
 from cnn.mx.model import SeedCNN
 from cnn.schedule import learning_rate_at
-from cnn.tools.convert import SHAPE_KEYS, mismatch
 
 
 class Classifier(LightningModule):
@@ -133,18 +132,7 @@ class Classifier(LightningModule):
             self.logger.log_image(schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # Before the weights are loaded: another dataset's checkpoint is one line naming what it
-        # was trained for (as cnn.pt.checkpoint.check_checkpoint_fits on the torch side), not
-        # a parameter-shape error.
-        trained_for = dict(checkpoint.get("hyper_parameters") or {})
-        ours = dict(self.hparams)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if not ours.get("classes") and getattr(datamodule, "spec", None) is not None:
-            ours["classes"] = datamodule.spec.classes
-        if all(k in trained_for for k in SHAPE_KEYS):
-            problem = mismatch(trained_for, ours, self.trainer.ckpt_path or "(in memory)")
-            if problem:
-                raise ConfigError(problem)
+        check_checkpoint_fits(checkpoint, self)
 
     def predict_step(self, batch, batch_idx):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -1,6 +1,6 @@
 """Callbacks the torch side's ``fit`` gets by default, for what the MLX trainer does natively.
 
-``FaultGuard`` stops training the way ``cnn.mx.trainer`` does:
+``FaultGuard`` stops training the way the MLX trainer does:
 
 * a NaN/inf training loss raises ``NonFiniteLossError`` before ``backward``, so the weights
   stay those of the last good step, and no checkpoint is written for it (every
@@ -33,21 +33,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN/inf; training stopped, no checkpoint written for that step."""
-
-
-class TrainingInterrupted(SystemExit):
-    """SIGINT/SIGTERM stopped ``fit`` at a batch boundary (exit code 128 + signum); mirrors
-    ``cnn.mx.trainer.TrainingInterrupted``. ``checkpoint``: the file to resume from, or None."""
-
-    def __init__(self, signum: int, checkpoint: str | None = None) -> None:
-        super().__init__(128 + signum)
-        self.signum, self.checkpoint = signum, checkpoint
-
-    def __str__(self) -> str:
-        return f"training interrupted by {signal.Signals(self.signum).name}"
+from cnn.errors import NonFiniteLossError, TrainingInterrupted
 
 
 def _checkpoint_callbacks(trainer) -> list[ModelCheckpoint]:

@@ -720,8 +720,7 @@ def main(argv: list[str], framework: str | None = "torch") -> int:
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
     except Exception as error:  # noqa: BLE001 - narrowed just below
-        from cnn.data.errors import DataError
-        from cnn.errors import ConfigError
+        from cnn.errors import ConfigError, DataError
         if not isinstance(error, (BenchError, DataError, ConfigError, OSError)):
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -15,11 +15,11 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from cnn.mx import allocator, blas
-from cnn.mx.callbacks import Callback
+from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.datamodule import DataModule
 from cnn.mx.model import SeedCNN
 from cnn.mx.module import AdamL2, Classifier
-from cnn.mx.trainer import Trainer
+from cnn.mx.lightning.trainer import Trainer
 from cnn.schema import DEFAULT_DROPOUT
 from cnn.tools import bench
 from cnn.tools.bench import BenchError, EvalClock, EvalRun, Settings, TrainClock, TrainRun

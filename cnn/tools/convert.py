@@ -1,11 +1,7 @@
 """``python cli.py convert CKPT --to mlx|torch --out FILE``: one side's trained weights for the other.
 
-Inputs (recognised by content, not by name):
-
-* a Lightning ``.ckpt`` (``torch.save`` zip or legacy pickle), read with ``weights_only=True``;
-* a torch-layout weights file written by ``--to torch`` (see below);
-* an MLX checkpoint (``cnn.mx.checkpoint``): tensors ``model.<param>`` in MLX layout (optional
-  ``optimizer.*``/``rng.*``, ignored here) and JSON metadata under ``"cnn"``.
+Reads any checkpoint ``cnn.weights.read_weights`` recognises (by content, not by name): a
+Lightning ``.ckpt``, a ``--to torch`` weights file or an MLX checkpoint.
 
 Outputs, both single ``.safetensors`` files, written atomically, holding no pickle:
 
@@ -26,203 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from dataclasses import dataclass
-from typing import Any, Mapping
 
 import numpy as np
 
-from cnn import atomic, schema
-from cnn.data.datasets import DATASETS
+from cnn import atomic
 from cnn.errors import ConfigError
-
-META_KEY = "cnn"            # the metadata key cnn.mx.checkpoint uses; ours too
-MLX_PREFIX = "model."       # cnn.mx.checkpoint's prefix of model tensors
-MLX_FORMAT_VERSION = 1      # cnn.mx.checkpoint.FORMAT_VERSION (a test keeps them equal)
-SHAPE_KEYS = ("in_channels", "image_size", "num_classes")
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's first non-empty line (torch and safetensors errors run to many)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
-def dataset_name(hparams: Mapping[str, Any]) -> str | None:
-    """The dataset a model was built for: by its class names, else by a unique image shape."""
-    classes = hparams.get("classes")
-    if classes:
-        return next((n for n, s in DATASETS.items() if list(s.classes) == list(classes)), None)
-    shape = tuple(hparams.get(k) for k in SHAPE_KEYS)
-    names = [n for n, s in DATASETS.items() if (s.channels, s.image_size, s.num_classes) == shape]
-    return names[0] if len(names) == 1 else None
-
-
-def describe(hparams: Mapping[str, Any], named: bool = True) -> str:
-    """``cifar10 (3x32x32, 10 classes)`` for a model's hyper-parameters; ``named=False``: no name."""
-    c, s, n = (hparams.get(k) for k in SHAPE_KEYS)
-    name = f"{dataset_name(hparams) or 'an unknown dataset'} " if named else ""
-    return f"{name}({c}x{s}x{s}, {n} classes)"
-
-
-def mismatch(ckpt_hparams: Mapping[str, Any], model_hparams: Mapping[str, Any],
-             path: str) -> str | None:
-    """One line saying why a checkpoint does not fit a model, or None when it does.
-
-    Shapes decide; when both name their classes, those must agree too (a Fashion-MNIST model
-    scored on MNIST fits every tensor and still means nothing).
-    """
-    shape_differs = any(ckpt_hparams.get(k) != model_hparams.get(k) for k in SHAPE_KEYS)
-    ours, theirs = ckpt_hparams.get("classes"), model_hparams.get("classes")
-    if not shape_differs and not (ours and theirs and list(ours) != list(theirs)):
-        return None
-    name = dataset_name(ckpt_hparams)
-    return (f"checkpoint {path} was trained for {f'{name}-shaped ' if name else ''}input "
-            f"{describe(ckpt_hparams, named=False)}; this config is {describe(model_hparams)}")
-
-
-@dataclass
-class Weights:
-    """One Classifier's weights in the canonical (torch) layout, and what they were trained for.
-
-    ``params`` maps ``cnn.schema`` names (``conv1.weight`` ...) to float32 arrays; ``mean``/``std``
-    are the per-channel input statistics; ``hyper_parameters`` the Classifier's arguments.
-    """
-
-    params: dict[str, np.ndarray]
-    mean: np.ndarray
-    std: np.ndarray
-    hyper_parameters: dict[str, Any]
-    source: str                      # "torch" or "mlx": the side that trained them
-    epoch: int | None = None
-    global_step: int | None = None
-
-    @property
-    def arch(self) -> schema.Architecture:
-        return schema.Architecture(*(int(self.hyper_parameters[k]) for k in SHAPE_KEYS))
-
-    def metadata(self, framework: str) -> dict[str, Any]:
-        """The JSON fields stored beside the tensors of a file for ``framework``."""
-        hp = self.hyper_parameters
-        return {"format": schema.CKPT_FORMAT, "framework": framework, "layout": framework,
-                "dataset": dataset_name(hp), **{k: hp[k] for k in SHAPE_KEYS},
-                "classes": list(hp["classes"]) if hp.get("classes") else None,
-                "mean": self.mean.tolist(), "std": self.std.tolist(), "hyper_parameters": hp,
-                "epoch": self.epoch, "global_step": self.global_step,
-                "converted_from": self.source}
-
-    def torch_state_dict(self) -> dict[str, np.ndarray]:
-        """``cnn.pt.module.Classifier.state_dict()`` as numpy arrays."""
-        return {"mean": self.mean, "std": self.std,
-                **{f"net.{k}": v for k, v in self.params.items()}}
-
-    def mlx_state_dict(self) -> dict[str, np.ndarray]:
-        """``tree_flatten(cnn.mx.module.Classifier.parameters())`` as numpy arrays."""
-        mlx = schema.to_mlx_layout(self.params, self.arch)
-        return {"mean": self.mean, "std": self.std, **{f"net.{k}": v for k, v in mlx.items()}}
-
-
-def weights_from_state_dict(state_dict: Mapping[str, Any], hparams: Mapping[str, Any],
-                            layout: str, path: str, **extra: Any) -> Weights:
-    """Check a ``net.*``/``mean``/``std`` state dict in ``layout`` and bring it to canonical form."""
-    hparams = {k: v for k, v in hparams.items() if not str(k).startswith("_")}  # e.g. _instantiator
-    missing = [k for k in SHAPE_KEYS if k not in hparams]
-    if missing:
-        raise ConfigError(f"checkpoint {path} has no hyper_parameters {missing}: "
-                          f"cannot tell which network its weights belong to")
-    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in state_dict.items()}
-    net = {k[len("net."):]: v for k, v in arrays.items() if k.startswith("net.")}
-    arch = schema.Architecture(*(int(hparams[k]) for k in SHAPE_KEYS))
-    try:
-        schema.check_weights(net, arch, layout)
-    except ValueError as error:
-        raise ConfigError(f"checkpoint {path}: {error}") from None
-    if "mean" not in arrays or "std" not in arrays:
-        raise ConfigError(f"checkpoint {path} lacks the input statistics 'mean'/'std'")
-    params = net if layout == "torch" else schema.from_mlx_layout(net, arch)
-    return Weights(params, arrays["mean"], arrays["std"], dict(hparams), **extra)
-
-
-def sniff(path: str) -> str:
-    """``"torch"`` (zip or pickle, as torch.save writes) or ``"safetensors"``; ConfigError else."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except FileNotFoundError:
-        raise ConfigError(f"checkpoint {path} not found") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read checkpoint {path}: {error.strerror}") from None
-    # safetensors first: its little-endian u64 header length may itself start with 0x80,
-    # pickle's first byte; a pickle's 9th byte is "{" only inside a frame length of 2**40+
-    if len(head) == 9 and head[8:9] == b"{":  # u64 header length, then the JSON header
-        return "safetensors"
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        return "torch"
-    raise ConfigError(f"{path} is not a checkpoint: neither a Lightning .ckpt nor a .safetensors file")
-
-
-def read_lightning_ckpt(path: str, map_location: Any = "cpu") -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)``: plain tensors and containers, never code.
-
-    Raises ConfigError (one line) for a corrupt file, one that needs unpickling arbitrary objects
-    (refused, not run), or one that is not a Lightning checkpoint dict.
-    """
-    import pickle
-
-    import torch  # only here: converting MLX -> torch must not need torch installed
-
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        # torch's first line suggests weights_only=False; the line naming the global is the news.
-        why = next((ln.strip() for ln in str(error).splitlines() if "global" in ln.lower()),
-                   "it holds objects other than tensors and containers")
-        raise ConfigError(f"refusing checkpoint {path}: loading it would unpickle code, not just "
-                          f"weights ({why})") from None
-    except Exception as error:  # noqa: BLE001 - zip/pickle/EOF errors of every kind
-        raise ConfigError(f"corrupt or unreadable checkpoint {path}: {first_line(error)}") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise ConfigError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
-    return ckpt
-
-
-def read_safetensors(path: str) -> Weights:
-    """A ``--to torch`` weights file or an MLX checkpoint, without importing either framework."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(path, framework="numpy") as f:
-            metadata = f.metadata() or {}
-            names = list(f.keys())
-            mlx = any(n.startswith(MLX_PREFIX) for n in names)
-            wanted = [n for n in names if n.startswith(MLX_PREFIX)] if mlx else names
-            tensors = {n[len(MLX_PREFIX):] if mlx else n: f.get_tensor(n) for n in wanted}
-        meta = json.loads(metadata[META_KEY]) if META_KEY in metadata else None
-    except (json.JSONDecodeError, TypeError) as error:
-        raise ConfigError(f"corrupt checkpoint metadata in {path}: {first_line(error)}") from None
-    except Exception as error:  # noqa: BLE001 - SafetensorError, OSError, truncation
-        raise ConfigError(f"corrupt or unreadable checkpoint {path}: {first_line(error)}") from None
-    meta = meta if isinstance(meta, dict) else {}
-    found = meta.get("format_version") if mlx else (meta.get("format"), meta.get("layout"))
-    if found != (MLX_FORMAT_VERSION if mlx else (schema.CKPT_FORMAT, "torch")):
-        raise ConfigError(f"{path} is a safetensors file but not {'an MLX' if mlx else 'a torch'} "
-                          f"checkpoint of this project (format {found!r})")
-    source = meta.get("converted_from") or ("mlx" if mlx else "torch")
-    return weights_from_state_dict(tensors, meta.get("hyper_parameters") or {},
-                                   "mlx" if mlx else "torch", path, source=source,
-                                   epoch=meta.get("epoch"), global_step=meta.get("global_step"))
-
-
-def read_weights(path: str) -> Weights:
-    """Any supported checkpoint (see the module docstring) as canonical ``Weights``."""
-    path = os.fspath(path)
-    if sniff(path) == "safetensors":
-        return read_safetensors(path)
-    ckpt = read_lightning_ckpt(path)
-    return weights_from_state_dict(ckpt["state_dict"], ckpt.get("hyper_parameters") or {},
-                                   "torch", path, source="torch", epoch=ckpt.get("epoch"),
-                                   global_step=ckpt.get("global_step"))
+from cnn.weights import META_KEY, Weights, describe, read_weights
 
 
 def write_torch_weights(weights: Weights, path: str) -> None:

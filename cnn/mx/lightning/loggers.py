@@ -438,7 +438,7 @@ class LoggerConnector:
         t = self.trainer
         if t.log_every_n_steps == 0:
             return False
-        step = t._batches_that_stepped + 1 if t.state.fn == "fit" and t.training else t._eval_batches_ready
+        step = t.fit_progress.batches_that_stepped + 1 if t.state.fn == "fit" and t.training else t._eval_batches_ready
         return step % t.log_every_n_steps == 0 or t.should_stop
 
     def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
@@ -454,7 +454,7 @@ class LoggerConnector:
                 step = int(step_metric)
             else:
                 scalars.setdefault("epoch", t.current_epoch)
-                step = t._batches_that_stepped
+                step = t.fit_progress.batches_that_stepped
         for logger in t.loggers:
             logger.log_metrics(scalars, step=step)
             logger.save()

@@ -27,31 +27,17 @@ from typing import Any, ClassVar, Optional, Union
 import mlx.core as mx
 import numpy as np
 
-from cnn.mx.callbacks import (Callback, EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar,
+from cnn.errors import NonFiniteLossError, TrainingInterrupted
+from cnn.mx.lightning.callbacks import (Callback, EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar,
                               _reorder_callbacks)
-from cnn.mx import checkpoint as ckpt_io
-from cnn.mx import distributed as dist
-from cnn.mx.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
-from cnn.mx.lightning_module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
-from cnn.mx.loggers import LoggerConnector, TensorBoardLogger, print_results
+from cnn.mx.lightning import checkpoint as ckpt_io
+from cnn.mx.lightning import distributed as dist
+from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
+from cnn.mx.lightning.progress import FitProgress
+from cnn.mx.lightning.module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
+from cnn.mx.lightning.loggers import LoggerConnector, TensorBoardLogger, print_results
 
-__all__ = ["Trainer", "NonFiniteLossError", "TrainingInterrupted", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "LRSchedulerConfig"]
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN/inf; training stopped and no checkpoint was written for that step."""
-
-
-class TrainingInterrupted(SystemExit):
-    """SIGINT/SIGTERM received: fit stopped at a batch boundary after saving ``last`` (exit code 128 + signum)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
-
-    def __str__(self) -> str:
-        return f"training interrupted by {signal.Signals(self.signum).name}"
+__all__ = ["Trainer"]
 
 
 @dataclass
@@ -81,17 +67,26 @@ def _to_mx(batch: Any) -> Any:
     return batch
 
 
+def _checkpoint_io(plugins: Any) -> Any:
+    """The checkpoint IO among Lightning-style ``plugins``; the default file format when none."""
+    given = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if any(not (hasattr(p, "save_checkpoint") and hasattr(p, "load_checkpoint")) for p in given) or len(given) > 1:
+        raise ValueError(f"Trainer(plugins={plugins!r}) is not supported by the MLX trainer "
+                         "(supported: None or one checkpoint IO)")
+    return given[0] if given else SafetensorsCheckpointIO()
+
+
 def _is_limit_reached(current: int, maximum: Optional[int]) -> bool:
     return maximum is not None and maximum != -1 and current >= maximum
 
 
 class Trainer:
-    """Train / evaluate an MLX :class:`~cnn.mx.lightning_module.LightningModule` with Lightning's ``Trainer`` API.
+    """Train / evaluate an MLX :class:`~cnn.mx.lightning.module.LightningModule` with Lightning's ``Trainer`` API.
 
     Args:
         accelerator: ``"auto"`` (GPU when MLX has one, else CPU), ``"cpu"`` or ``"gpu"`` -> ``mx.set_default_device``.
         strategy: ``"auto"`` or ``"ddp"``: both train data-parallel over every process ``mlx.launch`` started (one
-            process per device; see :mod:`cnn.mx.distributed`), and alone when it started none.
+            process per device; see :mod:`cnn.mx.lightning.distributed`), and alone when it started none.
         devices: one device per process (``1``, ``"auto"``, ``-1``, ``[0]``); more devices means more processes.
         num_nodes: only ``1`` (the hosts of a multi-host run come from ``mlx.launch``'s host file).
         precision: only ``"32-true"`` (``"32"``, ``32``).
@@ -127,7 +122,8 @@ class Trainer:
         profiler: only ``None``.
         detect_anomaly: only ``False``.
         barebones: only ``False``.
-        plugins: only ``None``.
+        plugins: ``None`` or a checkpoint IO (alone or in a list): an object with ``save_checkpoint(checkpoint,
+            path)`` and ``load_checkpoint(path)``, as :class:`SafetensorsCheckpointIO`, which is the default.
         sync_batchnorm: only ``False``.
         reload_dataloaders_every_n_epochs: only ``0``.
         default_root_dir: root for logs and checkpoints (default: cwd).
@@ -157,9 +153,9 @@ class Trainer:
     **Compiled mode**: backward and the optimizer step happen inside one compiled graph, so ``on_before_zero_grad``,
     ``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` are *not called* (they are, in
     Lightning's order, with ``compile=False``). ``training_step`` is traced once per batch shape (see
-    :class:`~cnn.mx.lightning_module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
+    :class:`~cnn.mx.lightning.module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
 
-    **Data parallel** (see :mod:`cnn.mx.distributed`): ``world_size``/``global_rank`` come from
+    **Data parallel** (see :mod:`cnn.mx.lightning.distributed`): ``world_size``/``global_rank`` come from
     ``mx.distributed.init()`` (a group of one unless started by ``mlx.launch``), and the DataModule shards by them
     (``datamodule.trainer`` is set before its ``setup``, as in Lightning). As Lightning's DDP: ``fit`` starts every
     rank from rank zero's weights, gradients are averaged over the ranks (``nn.average_gradients``, inside the
@@ -178,7 +174,7 @@ class Trainer:
     UNSUPPORTED: ClassVar[dict[str, tuple]] = {
         "strategy": ("auto", "ddp"), "num_nodes": (1,), "precision": ("32-true", "32", 32), "fast_dev_run": (False,),
         "max_time": (None,), "overfit_batches": (0, 0.0), "accumulate_grad_batches": (1,), "profiler": (None,),
-        "detect_anomaly": (False,), "barebones": (False,), "plugins": (None,), "sync_batchnorm": (False,),
+        "detect_anomaly": (False,), "barebones": (False,), "sync_batchnorm": (False,),
         "reload_dataloaders_every_n_epochs": (0,), "devices": (1, "1", "auto", -1, [0], (0,)),
         "gradient_clip_algorithm": (None, "norm", "value"), "accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
     }
@@ -265,6 +261,7 @@ class Trainer:
         self.gradient_clip_algorithm = gradient_clip_algorithm or "norm"
         self.enable_autolog_hparams = enable_autolog_hparams
         self.compile = compile
+        self.checkpoint_io = _checkpoint_io(plugins)
 
         if logger is None or logger is True:
             self.loggers = [TensorBoardLogger(save_dir=self.default_root_dir, default_hp_metric=False)]
@@ -294,11 +291,7 @@ class Trainer:
         self.lr_scheduler_configs: list[LRSchedulerConfig] = []
         self._train_loader = self._val_loader_src = self._eval_loader = self._eval_fn = None
         self._val_loader: Any = None
-        self._epoch = self._global_step = self._batches_that_stepped = self._batch_in_epoch = 0
-        self._phase = "idle"  # where in the fit loop we are; decides the resume point of a checkpoint
-        self._pending_val = False
-        self._is_last_batch = False
-        self._total_batch_idx = -1
+        self.fit_progress = FitProgress()
         self._eval_batches_ready = 0
         self._logger_connector = LoggerConnector(self)
         self._restarting = False
@@ -312,11 +305,15 @@ class Trainer:
     # ------------------------------------------------------------------ properties (Lightning names)
     @property
     def current_epoch(self) -> int:
-        return self._epoch
+        return self.fit_progress.epoch
 
     @property
     def global_step(self) -> int:
-        return self._global_step
+        return self.fit_progress.global_step
+
+    @property
+    def is_last_batch(self) -> bool:
+        return self.fit_progress.is_last_batch
 
     @property
     def logger(self) -> Optional[TensorBoardLogger]:
@@ -538,7 +535,7 @@ class Trainer:
             ckpt = None
             self.ckpt_path = ckpt_io.resolve_ckpt_path(self, fn, ckpt_path)
             if self.ckpt_path:
-                ckpt = load_checkpoint(self.ckpt_path)
+                ckpt = self.checkpoint_io.load_checkpoint(self.ckpt_path)
                 ckpt_io.restore_modules_and_callbacks(self, ckpt)
             lc.reset_metrics()
             for r in lc.results.values():
@@ -556,6 +553,11 @@ class Trainer:
                 self._reset_loop_state()
                 if ckpt is not None:
                     ckpt_io.restore_training_state(self, ckpt)
+                    # Lightning skips the sanity check only when restarting inside an epoch or
+                    # iteration-based (max_steps).
+                    progress = self.fit_progress
+                    self._restarting = (progress.batch_in_epoch > 0 or progress.pending_val
+                                        or self.max_steps != -1)
                 self._register_signals()
                 self._run_fit()
                 if self.world_size > 1:
@@ -705,7 +707,7 @@ class Trainer:
         return float(schedule(opt.step)) if schedule is not None else float(opt.learning_rate)
 
     def _step_schedulers(self, interval: str) -> None:
-        idx = self._batch_in_epoch if interval == "step" else self._epoch + 1
+        idx = self.fit_progress.batch_in_epoch if interval == "step" else self.fit_progress.epoch + 1
         for config in self.lr_scheduler_configs:  # Lightning's _update_learning_rates
             if config.interval == interval and idx % config.frequency == 0:
                 config.last_epoch += 1
@@ -722,9 +724,9 @@ class Trainer:
             finite = finite and not bad
             self._agreed_signal = (self._received_signal or signal.SIGTERM) if stop else None
         if not finite:
-            raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {self._epoch}, batch {batch_idx} "
-                                     f"(global step {self._global_step}); stopped without writing a checkpoint")
-        self._global_step += 1
+            raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {self.fit_progress.epoch}, batch {batch_idx} "
+                                     f"(global step {self.fit_progress.global_step}); stopped without writing a checkpoint")
+        self.fit_progress.global_step += 1
         self._logger_connector.feed(logs, metas)
         return {"loss": loss, **extra}
 
@@ -736,10 +738,10 @@ class Trainer:
     # ------------------------------------------------------------------ fit loop
     def _should_check_val_epoch(self) -> bool:
         return self.enable_validation and (self.check_val_every_n_epoch is None
-                                           or (self._epoch + 1) % self.check_val_every_n_epoch == 0)
+                                           or (self.fit_progress.epoch + 1) % self.check_val_every_n_epoch == 0)
 
     def _can_stop_early(self) -> bool:
-        return self._epoch >= self.min_epochs and (not self.min_steps or self._global_step >= self.min_steps)
+        return self.fit_progress.epoch >= self.min_epochs and (not self.min_steps or self.fit_progress.global_step >= self.min_steps)
 
     def _should_check_val(self, batch_idx: int) -> bool:
         if not self._should_check_val_epoch():
@@ -748,19 +750,18 @@ class Trainer:
             return True
         vci, n = self.val_check_interval, self.num_training_batches
         every = vci if isinstance(vci, int) and not isinstance(vci, bool) else max(1, int(n * vci))
-        current = self._total_batch_idx if self.check_val_every_n_epoch is None else batch_idx
+        current = self.fit_progress.total_batch_idx if self.check_val_every_n_epoch is None else batch_idx
         return (current + 1) % every == 0
 
     def _fit_done(self) -> bool:
-        if self.num_training_batches == 0 or _is_limit_reached(self._global_step, self.max_steps):
+        if self.num_training_batches == 0 or _is_limit_reached(self.fit_progress.global_step, self.max_steps):
             return True
-        if _is_limit_reached(self._epoch, self.max_epochs):
+        if _is_limit_reached(self.fit_progress.epoch, self.max_epochs):
             return True
         return self.should_stop and self._can_stop_early()
 
     def _reset_loop_state(self) -> None:
-        self._epoch = self._global_step = self._batches_that_stepped = self._batch_in_epoch = 0
-        self._total_batch_idx, self._pending_val, self._phase, self._restarting = -1, False, "idle", False
+        self.fit_progress, self._restarting = FitProgress(), False
         for config in self.lr_scheduler_configs:
             config.last_epoch = 0
 
@@ -796,31 +797,31 @@ class Trainer:
         lc, loader, n = self._logger_connector, self._train_loader, self.num_training_batches
         results = lc.results["train"]
         if hasattr(loader, "set_epoch"):  # batch order depends only on (seed, epoch) -> exact mid-epoch resume
-            loader.set_epoch(self._epoch)
-        start = self._batch_in_epoch  # > 0 only when resuming inside this epoch (no epoch-start hooks then)
+            loader.set_epoch(self.fit_progress.epoch)
+        start = self.fit_progress.batch_in_epoch  # > 0 only when resuming inside this epoch (no epoch-start hooks then)
         if start == 0:
             results.reset()
             self._call_both("on_train_epoch_start")
         lc.active = "train"
         batches = islice(iter(loader), start, n)
-        if self._pending_val:  # resumed from a checkpoint written at on_train_batch_end before validation ran
-            self._pending_val, self._phase, self._is_last_batch = False, "validation", start == n
-            self._batches_that_stepped -= 1  # the checkpoint counted the batch already (see _loop_state)
+        if self.fit_progress.pending_val:  # resumed from a checkpoint written at on_train_batch_end before validation ran
+            self.fit_progress.pending_val, self.fit_progress.phase, self.fit_progress.is_last_batch = False, "validation", start == n
+            self.fit_progress.batches_that_stepped -= 1  # the checkpoint counted the batch already (see _loop_state)
             self._call_module("on_validation_model_zero_grad")
             self._run_validation_in_fit()
-            self._batches_that_stepped += 1
+            self.fit_progress.batches_that_stepped += 1
         for batch_idx in range(start, n):
-            if _is_limit_reached(self._global_step, self.max_steps) or (self.should_stop and self._can_stop_early()):
+            if _is_limit_reached(self.fit_progress.global_step, self.max_steps) or (self.should_stop and self._can_stop_early()):
                 break
             batch = _to_mx(next(batches))
-            self._is_last_batch, self._phase = batch_idx + 1 == n, "batch"
-            self._total_batch_idx += 1
+            self.fit_progress.is_last_batch, self.fit_progress.phase = batch_idx + 1 == n, "batch"
+            self.fit_progress.total_batch_idx += 1
             results.batch, results.batch_size, lc.in_step = batch, None, True
             self._call_both("on_train_batch_start", batch, batch_idx)
             outputs = self._training_step(batch, batch_idx)
-            self._batch_in_epoch, self._phase = batch_idx + 1, "batch_end"
+            self.fit_progress.batch_in_epoch, self.fit_progress.phase = batch_idx + 1, "batch_end"
             self._step_schedulers("step")
-            if self._is_last_batch:
+            if self.fit_progress.is_last_batch:
                 self._step_schedulers("epoch")
             self._call_both("on_train_batch_end", outputs, batch, batch_idx)
             lc.update_views(results.metrics(True))
@@ -828,31 +829,31 @@ class Trainer:
             if lc.should_update_logs():
                 lc.log_metrics(results.metrics(True)["log"])
             if self._should_check_val(batch_idx):  # the epoch loop's on_advance_end
-                self._phase = "validation"
+                self.fit_progress.phase = "validation"
                 self._call_module("on_validation_model_zero_grad")
                 self._run_validation_in_fit()
-            self._batches_that_stepped += 1
-            self._phase = "idle"
+            self.fit_progress.batches_that_stepped += 1
+            self.fit_progress.phase = "idle"
             if self.should_stop:
                 for logger in self.loggers:
                     logger.save()
-            training_done = self._batch_in_epoch >= n or _is_limit_reached(self._global_step, self.max_steps)
+            training_done = self.fit_progress.batch_in_epoch >= n or _is_limit_reached(self.fit_progress.global_step, self.max_steps)
             if not training_done and self._signal_to_stop(agree=False) is not None:
                 raise TrainingInterrupted(self._signal_to_stop(agree=False))
         # the fit loop's on_advance_end
-        self._phase, lc.in_step = "epoch_end", False
+        self.fit_progress.phase, lc.in_step = "epoch_end", False
         self._call_callbacks("on_train_epoch_end", monitoring=False)
         self._call_module("on_train_epoch_end")
         self._sync_epoch_results(results)  # before checkpointing and early stopping read them
         self._call_callbacks("on_train_epoch_end", monitoring=True)
         self._agree_should_stop()
         lc.update_views(results.metrics(False))
-        self._batches_that_stepped -= 1  # Lightning logs epoch metrics at the last batch's step
+        self.fit_progress.batches_that_stepped -= 1  # Lightning logs epoch metrics at the last batch's step
         lc.log_metrics(results.metrics(False)["log"])
-        self._batches_that_stepped += 1
+        self.fit_progress.batches_that_stepped += 1
         results.reset()
-        self._epoch += 1
-        self._batch_in_epoch, self._phase, lc.active = 0, "idle", None
+        self.fit_progress.epoch += 1
+        self.fit_progress.batch_in_epoch, self.fit_progress.phase, lc.active = 0, "idle", None
         if self._signal_to_stop(agree=True) is not None:
             raise TrainingInterrupted(self._signal_to_stop(agree=False))
 
@@ -885,7 +886,7 @@ class Trainer:
         if n == 0:
             return []
         if self.state.fn == "fit" and hasattr(loader, "set_epoch"):
-            loader.set_epoch(self._epoch)
+            loader.set_epoch(self.fit_progress.epoch)
         if self.state.fn != "fit":
             self._eval_seen = 0
         if not self.sanity_checking:
@@ -968,15 +969,15 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _loop_state(self) -> dict[str, Any]:
         """Where a run restarted from this instant must continue (see ``_phase``)."""
-        epoch, position, bts = self._epoch, self._batch_in_epoch, self._batches_that_stepped
+        epoch, position, bts = self.fit_progress.epoch, self.fit_progress.batch_in_epoch, self.fit_progress.batches_that_stepped
         pending_val = False
-        if self._phase == "epoch_end":
+        if self.fit_progress.phase == "epoch_end":
             epoch, position = epoch + 1, 0
-        elif self._phase in ("batch_end", "validation"):
+        elif self.fit_progress.phase in ("batch_end", "validation"):
             bts += 1  # the batch finished but on_advance_end did not count it yet
-            pending_val = self._phase == "batch_end" and self._should_check_val(position - 1)
+            pending_val = self.fit_progress.phase == "batch_end" and self._should_check_val(position - 1)
         return {"epoch": epoch, "batch_in_epoch": position, "batches_that_stepped": bts,
-                "global_step": self._global_step, "pending_val": pending_val, "total_batch_idx": self._total_batch_idx,
+                "global_step": self.fit_progress.global_step, "pending_val": pending_val, "total_batch_idx": self.fit_progress.total_batch_idx,
                 "train_results": self._logger_connector.results["train"].state_dict() if position else {}}
 
     def dump_checkpoint(self, weights_only: bool = False) -> dict[str, Any]:
@@ -989,4 +990,4 @@ class Trainer:
         if self.lightning_module is None:
             raise AttributeError("Saving a checkpoint is only possible if a model is attached to the Trainer.")
         if self.is_global_zero:
-            save_checkpoint(filepath, self.dump_checkpoint(weights_only))
+            self.checkpoint_io.save_checkpoint(self.dump_checkpoint(weights_only), filepath)

@@ -1,7 +1,7 @@
 """``LightningModule`` for MLX: Lightning's module API (hooks, ``self.log``, hyper-parameters) on ``mlx.nn.Module``,
 and :class:`StepRunner`, which executes a module's ``*_step`` methods compiled (``mx.compile``) or eagerly.
 
-The aggregation rules behind ``self.log`` live in :mod:`cnn.mx.loggers` (``ResultCollection``).
+The aggregation rules behind ``self.log`` live in :mod:`cnn.mx.lightning.loggers` (``ResultCollection``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from cnn.mx import distributed as dist
-from cnn.mx.checkpoint import set_rng
-from cnn.mx.loggers import LogMeta, default_log_levels
+from cnn.mx.lightning import distributed as dist
+from cnn.mx.lightning.checkpoint import set_rng
+from cnn.mx.lightning.loggers import LogMeta, default_log_levels
 
 
 class AttributeDict(dict):
@@ -38,11 +38,11 @@ class AttributeDict(dict):
 
 
 class LightningModule(nn.Module):
-    """Base class for MLX models trained by :class:`cnn.mx.trainer.Trainer` (mirrors ``lightning.LightningModule``).
+    """Base class for MLX models trained by :class:`cnn.mx.lightning.trainer.Trainer` (mirrors ``lightning.LightningModule``).
 
     Override ``training_step(batch, batch_idx) -> loss`` (scalar ``mx.array``, or a dict with a ``"loss"`` key),
     ``configure_optimizers() -> mlx.optimizers.Optimizer`` (or ``{"optimizer": opt, "lr_scheduler": {...}}``, see
-    :class:`~cnn.mx.trainer.Trainer`), optionally ``validation_step`` / ``test_step`` / ``predict_step`` and any
+    :class:`~cnn.mx.lightning.trainer.Trainer`), optionally ``validation_step`` / ``test_step`` / ``predict_step`` and any
     Lightning ``ModelHooks``. Call ``super().__init__()`` first in ``__init__``.
 
     When the trainer compiles the step (``Trainer(compile=True)``) ``training_step``/``validation_step``/``test_step``

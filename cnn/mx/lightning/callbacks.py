@@ -3,7 +3,7 @@
 ``Callback`` has Lightning 2.6's hook names and signatures (``trainer, pl_module`` first). ``ModelCheckpoint``,
 ``EarlyStopping`` and ``LearningRateMonitor`` port the decision logic of their Lightning counterparts
 (``lightning/pytorch/callbacks/{model_checkpoint,early_stopping,lr_monitor}.py``) with python floats instead of
-tensors; checkpoints are single ``.safetensors`` files (see :mod:`cnn.mx.checkpoint`).
+tensors; checkpoints are single ``.safetensors`` files (see :mod:`cnn.mx.lightning.checkpoint`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import sys
 from typing import Any, Optional, Union
 
 from mlx.utils import tree_flatten
+
+from cnn.errors import NonFiniteLossError, TrainingInterrupted
 
 
 class Callback:
@@ -150,7 +152,7 @@ class ModelCheckpoint(Callback):
         if self.monitor is not None and self.monitor not in candidates:
             self._defer_save_until_validation = True
             return
-        if self.monitor is not None and not self._should_save_on_train_epoch_end(trainer) and trainer._is_last_batch \
+        if self.monitor is not None and not self._should_save_on_train_epoch_end(trainer) and trainer.is_last_batch \
                 and trainer.num_val_batches and trainer._should_check_val_epoch():
             self._defer_save_until_validation = True
             return
@@ -181,8 +183,6 @@ class ModelCheckpoint(Callback):
             self._save_last_checkpoint(trainer, candidates)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        from cnn.mx.trainer import NonFiniteLossError, TrainingInterrupted
-
         if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit":
             return
         candidates = self._monitor_candidates(trainer)
@@ -480,7 +480,7 @@ class LearningRateMonitor(Callback):
         if stats:
             trainer._logger_connector.callback.update(stats)
             for logger in trainer.loggers:
-                logger.log_metrics(stats, step=trainer._batches_that_stepped)
+                logger.log_metrics(stats, step=trainer.fit_progress.batches_that_stepped)
 
     def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
         if trainer._logger_connector.should_update_logs() and self.logging_interval != "epoch":
@@ -534,7 +534,7 @@ class TQDMProgressBar(Callback):
             self._train.close()
         # Lightning 2.x counts training batches only; validation has its own bar
         self._train = self._bar(f"Epoch {trainer.current_epoch}", trainer.num_training_batches, True)
-        self._train.n = trainer._batch_in_epoch
+        self._train.n = trainer.fit_progress.batch_in_epoch
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._step(self._train, batch_idx + 1, trainer)

@@ -1,0 +1,17 @@
+"""Lightning's training loop for MLX: ``Trainer``, ``LightningModule``, callbacks and loggers.
+
+Knows nothing of the model it trains: it imports only mlx, numpy, the standard library,
+tensorboard, yaml, tqdm and the project's ``cnn.atomic`` and ``cnn.errors``. Being under
+``cnn.mx`` it is imported after ``cnn.mx`` has given MLX its BLAS.
+"""
+
+from cnn.mx.lightning.callbacks import (Callback, EarlyStopping, LearningRateMonitor,
+                                        ModelCheckpoint, ModelSummary, TQDMProgressBar)
+from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
+from cnn.mx.lightning.loggers import TensorBoardLogger
+from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.trainer import Trainer
+
+__all__ = ["Callback", "EarlyStopping", "LearningRateMonitor", "LightningModule",
+           "ModelCheckpoint", "ModelSummary", "SafetensorsCheckpointIO", "TQDMProgressBar",
+           "TensorBoardLogger", "Trainer"]
