@@ -1,17 +1,16 @@
 """MLX's buffer cache on the CPU: large enough for a training step's buffers to be reused.
 
-The mlx-cpu allocator keeps freed buffers for reuse only up to its cache limit, 32 MB by
-default (MLX 0.32.4). One training step of the seed network at batch 128 allocates ~380 MB
-(``mx.get_peak_memory()``), so nearly every buffer went back to the C library and the next
-step faulted fresh pages in: a 6-epoch MNIST ``fit`` spent 1,437 s of its 2,674 CPU seconds
-in the kernel (215 million minor page faults, ``/usr/bin/time -v``). With the limit raised to
-512 MiB the same compiled step ran ~2x faster on this 2-core CPU (README, "Speed").
+The mlx-cpu allocator keeps freed buffers for reuse only up to its cache limit, by default
+far below what one training step of the seed network at batch 128 allocates
+(``mx.get_peak_memory()``). Nearly every buffer would then go back to the C library and the
+next step fault fresh pages in, so a fit spends much of its CPU time in the kernel. With the
+limit raised to ``CPU_CACHE_LIMIT`` a step's buffers are reused (the figures, before and
+after: docs/performance.md, "The buffer cache").
 
 The limit is only ever raised: Metal's and CUDA's defaults are already larger. The cache holds
-at most the limit in freed buffers, so resident memory can grow by up to that much: with 1 GiB
-a full MNIST ``fit`` reached 1.5 GiB resident (the target is 1.5 GB) for no more speed than
-512 MiB gave (~555 img/s either way in a compiled loop); evaluation at batch 1000 needs more
-than 512 MiB and recycles less, a small part of a fit.
+at most the limit in freed buffers, so resident memory can grow by up to that much: a larger
+limit costs memory for no more speed (docs/performance.md); evaluation at batch 1000 needs
+more than 512 MiB and recycles less, a small part of a fit.
 ``CNN_MLX_CACHE_LIMIT`` (bytes, or ``off`` to keep MLX's default) overrides it.
 """
 
@@ -19,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-CPU_CACHE_LIMIT = 1 << 29  # 512 MiB: 1.4x a batch-128 training step's peak; see the docstring
+CPU_CACHE_LIMIT = 1 << 29  # 512 MiB: above a batch-128 training step's peak; see the docstring
 
 _status = "not set"
 

@@ -1,12 +1,13 @@
 """A 2-D convolution whose backward pass can run over slices of the batch.
 
-Why: with mlx-cuda (MLX 0.32.4), the input gradient of the seed network's third convolution
-(7x7 input, 50 -> 100 channels, 5x5 kernel, padding 2) fails with ``cudaMallocAsync ... out of
-memory`` from batch 3584 up, even on a 141 GB card, while at 2560 it peaks at 0.15 GB (see
-``../shared/measurements/h200-2026-11-27.md``). ``SlicedBackwardConv2d`` computes the same
-forward as ``nn.Conv2d`` and, for batches larger than its slice size, a backward pass (input and
-weight gradients) made of one ordinary MLX convolution backward per slice of at most ``chunk``
-images: input-gradient slices concatenated, weight-gradient slices summed.
+Why: with mlx-cuda, the input gradient of the seed network's third convolution (7x7 input,
+50 -> 100 channels, 5x5 kernel, padding 2) fails with ``cudaMallocAsync ... out of memory``
+past a batch size of a few thousand images, even on a large card, while smaller batches need
+little memory (the batch sizes and peaks: docs/performance.md, "On a GPU").
+``SlicedBackwardConv2d`` computes the same forward as ``nn.Conv2d`` and, for batches larger
+than its slice size, a backward pass (input and weight gradients) made of one ordinary MLX
+convolution backward per slice of at most ``chunk`` images: input-gradient slices
+concatenated, weight-gradient slices summed.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import mlx.nn as nn
 
 from cnn.errors import ConfigError
 
-#: The slice size ``chunk=None`` ("auto") means on a GPU: under the 2560 images at which the
-#: failing backward kernel still peaked at 0.15 GB (3072 already took 2.1 GB), and a power of
-#: two, so batches of 2048 or less keep the plain graph.
+#: The slice size ``chunk=None`` ("auto") means on a GPU: under the batch size at which the
+#: failing backward kernel's memory starts to climb (docs/performance.md), and a power of two,
+#: so batches of 2048 or less keep the plain graph.
 DEFAULT_GPU_CHUNK = 2048
 
 
@@ -74,8 +75,8 @@ class SlicedBackwardConv2d(nn.Conv2d):
     A batch no larger than the slice size, or slicing off, builds exactly ``nn.Conv2d``'s graph.
     Sliced, the forward pass is unchanged and the gradients equal up to float32 rounding: the
     weight gradient is summed slice by slice, and each slice's input gradient is a matrix product
-    of another size, which an optimised BLAS may block differently (measured on the CPU: within
-    5e-7 of the largest magnitude; bit for bit with MLX's bundled BLAS).
+    of another size, which an optimised BLAS may block differently (the bound is in
+    ``tests/test_mx_conv_chunks.py``; with MLX's bundled BLAS they are equal bit for bit).
     """
 
     def __init__(self, *args, chunk: int | None = None, **kwargs):

@@ -18,8 +18,8 @@ def max_pool_2x2(x: mx.array) -> mx.array:
 
     Written as a reshape and a max over two axes rather than ``nn.MaxPool2d``, whose
     strided-window view makes the backward pass a slow strided scatter on the CPU: same values
-    and gradients, backward 70 -> 29 ms per batch of 128 over the three layers (MLX 0.32.4,
-    this 2-core CPU; ``tests/test_parity.py`` holds the equality).
+    and gradients (``tests/test_parity.py`` holds the equality), a faster backward pass (the
+    timings: docs/performance.md, "Layer by layer").
     """
     n, h, w, c = x.shape
     h, w = h // 2, w // 2
@@ -37,12 +37,12 @@ class SeedCNN(nn.Module):
     the torch twin with the same seed starts from the same numbers.
 
     ``conv_backward_chunk`` works around MLX's CUDA backward convolution, which runs out of
-    memory on the third convolution's input gradient (7x7 or 8x8 input) from batch 3584 up:
+    memory on the third convolution's input gradient (7x7 or 8x8 input) on large batches:
     that convolution's backward pass runs over slices of at most this many images
     (``cnn.mx.conv``). ``None`` ("auto"): 2048 when MLX's default device is a GPU, off on the
     CPU, whose backward has no such limit and keeps its graph untouched; ``0``: off; a positive
-    number: that slice size. Only conv3 is sliced: probing each convolution alone at batch 4096
-    found only its input gradient failing, and every slice costs extra kernel launches.
+    number: that slice size. Only conv3 is sliced: only its input gradient fails (probed one
+    convolution at a time; docs/performance.md), and every slice costs extra kernel launches.
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10,

@@ -54,7 +54,7 @@ class Classifier(LightningModule):
             seed: seed of the initial weights (linked from ``seed_everything``).
             conv_backward_chunk: run conv3's backward pass over slices of at most this many
                 images, which keeps MLX's CUDA backward convolution clear of its out-of-memory
-                from batch 3584 up; ``None`` (auto): 2048 on a GPU, off on the CPU; ``0``: off
+                on large batches; ``None`` (auto): 2048 on a GPU, off on the CPU; ``0``: off
                 (see ``SeedCNN``). Same forward pass; gradients equal up to float32 rounding.
             channels_last: torch only (its memory format); MLX is always channels-last (NHWC).
                 Accepted and saved in ``hparams`` so one YAML drives both frameworks.

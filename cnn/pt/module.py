@@ -30,8 +30,8 @@ class Classifier(L.LightningModule):
     decides; the dropout-on objective being minimised). It is ``self.log``ged on those steps
     only, and as a host copy: a per-step ``self.log`` costs Lightning's bookkeeping every step,
     and a device tensor in the progress-bar dict is read back with ``.item()`` after every
-    batch, which makes the host wait for the GPU each step (on an H200 at batch 512 a per-step
-    ``self.log`` cost about 0.9 ms a step, a fifth of the throughput). The TensorBoard events
+    batch, which makes the host wait for the GPU each step (docs/performance.md has the cost
+    per step). The TensorBoard events
     (tags, steps, values) are the ones a per-step ``self.log`` gives; between written steps,
     the progress bar and ``trainer.callback_metrics`` hold the last written value
     (``--trainer.log_every_n_steps 1`` makes it every step again);
@@ -72,9 +72,8 @@ class Classifier(L.LightningModule):
                 (accepted and saved in ``hparams`` so one YAML drives both frameworks).
             channels_last: hold the network's 4-d weights and each input batch in
                 ``torch.channels_last`` memory format (NHWC strides; same shapes, names and
-                values), the layout cuDNN's tensor-core convolutions want. On the 2-core CPU the
-                effect is within noise (``bench``, batch 128: Lightning 1,144 vs 1,107 img/s
-                without it, the plain loop 1,122 vs 1,377 with overlapping ranges).
+                values), the layout cuDNN's tensor-core convolutions want (its measured effect:
+                docs/performance.md, "Speed switches").
                 Checkpoints hold contiguous tensors either way, so they load into both
                 settings. MLX is always channels-last and ignores it.
             compile: ``torch.compile`` the network (``nn.Module.compile``: the compiled

@@ -483,8 +483,8 @@ def read_settings(args, config: dict) -> Settings:
 def load_frameworks(frameworks: list[str], device: str) -> dict:
     """Import ``bench_torch`` / ``bench_mlx`` as asked and check that ``device`` exists.
 
-    torch first: loaded after ``cnn.mx`` (which loads OpenBLAS globally for MLX), torch's
-    matrix products would bind to OpenBLAS instead of its own MKL (see ``bench_torch``).
+    torch first: loaded after ``cnn.mx`` (which may load a system OpenBLAS globally for MLX),
+    torch's matrix products would bind to OpenBLAS instead of its own MKL (see ``bench_torch``).
     """
     modules = {fw: importlib.import_module(FRAMEWORKS[fw]) for fw in FRAMEWORKS if fw in frameworks}
     for module in modules.values():
@@ -665,8 +665,8 @@ def fit_memory(config: Path, framework: str, device: str, epochs: int, extra: li
     The peak is the child's own ``VmHWM`` (``/proc/self/status``), which it writes to a file
     as it exits. Not ``ru_maxrss``: Linux carries a process's peak across ``fork`` and
     ``exec``, so a child forked from this bench process, which holds both frameworks, would
-    report this process's resident size (measured: 1,653 MiB for both frameworks, where
-    ``/usr/bin/time`` gave 0.7 and 1.4 GB). Where ``/proc`` is missing (macOS) the
+    report this process's resident size, the same for both frameworks (docs/performance.md,
+    "Peak memory"). Where ``/proc`` is missing (macOS) the
     ``os.wait4`` figure is reported instead, flagged ``peak_rss_source: "ru_maxrss"``. Logs and
     checkpoints go to a temporary folder, removed afterwards.
     """

@@ -11,7 +11,7 @@ computes it (the images need no gradient).
 
 It answers "why is MLX slower here?" with the operation to blame, where ``bench`` gives the
 whole step. torch is imported before ``cnn.mx`` so that torch keeps its own BLAS (``cnn.mx``
-loads OpenBLAS with RTLD_GLOBAL, see ``cnn.mx.blas``).
+may load a system OpenBLAS with RTLD_GLOBAL, see ``cnn.mx.blas``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Both Classifiers start from the same seed, dropout 0, float32 on the CPU, and take Adam steps
 on the same MNIST batches; prints each step's relative loss difference. torch is imported
-first so it keeps its own BLAS (``cnn.mx`` loads OpenBLAS globally for MLX).
+first so it keeps its own BLAS (``cnn.mx`` may load a system OpenBLAS globally for MLX).
 """
 
 from __future__ import annotations
