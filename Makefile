@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 EXTRAS ?= mlx,dev
 
-.PHONY: venv train test test-slow tensorboard clean
+.PHONY: venv train test test-slow lint tensorboard clean
 
 venv: $(VENV)/.installed
 
@@ -39,3 +39,6 @@ tensorboard: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+lint: venv
+	$(BIN)/ruff check .

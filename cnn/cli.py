@@ -8,8 +8,7 @@ import os
 import sys
 from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
-from cnn.errors import (CheckpointError, ConfigError, DataError, NonFiniteLossError,
-                        TrainingInterrupted)
+from cnn.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TrainingInterrupted
 
 FRAMEWORKS = ("torch", "mlx")
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")

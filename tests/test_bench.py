@@ -187,7 +187,7 @@ def test_train_clock_reads_synchronised_clocks_at_window_edges_and_skips_epoch_e
     plan = bench.Plan(warmup=1, steps=2, epoch_steps=2)
     timer = bench.TrainClock(plan, sync, built_at=-1.0)
     batch = (None, np.zeros(16))
-    for epoch in range(4):
+    for _epoch in range(4):
         timer.on_train_epoch_start(None, None)
         for i in range(2):
             if timer.step >= plan.total:

@@ -23,8 +23,7 @@ from cnn.pt.datamodule import DataModule as PtDataModule
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools.convert import read_weights
 from cnn.tools.events import read_scalars
-from tests.cli_runs import (SHORT_FIT_EPOCHS, SHORT_FIT_LOG_EVERY, SHORT_FIT_STEPS_PER_EPOCH,
-                            SHORT_FIT_VAL_IMAGES)
+from tests.cli_runs import SHORT_FIT_EPOCHS, SHORT_FIT_LOG_EVERY, SHORT_FIT_STEPS_PER_EPOCH, SHORT_FIT_VAL_IMAGES
 
 
 def steps_by_tag(run: Path) -> dict[str, list[int]]:

@@ -11,6 +11,10 @@ import sys
 from types import SimpleNamespace
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
+from cnn.mx import checkpoint as mx_checkpoint
+from cnn.mx.module import AdamL2
+from cnn.mx.module import Classifier as MxClassifier
+
 import lightning
 import mlx.core as mx
 import mlx.nn as mnn
@@ -23,8 +27,6 @@ from mlx.utils import tree_flatten
 from cnn import weights
 from cnn.data import channel_stats, get_spec, load_dataset
 from cnn.errors import ConfigError
-from cnn.mx import checkpoint as mx_checkpoint
-from cnn.mx.module import AdamL2, Classifier as MxClassifier
 from cnn.pt.checkpoint import SafeCheckpointIO, check_checkpoint_fits
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools import convert

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn.data import DataError, load_dataset, read_cifar10, read_cifar100, write_cifar10, \
-    write_cifar100
+from cnn.data import DataError, load_dataset, read_cifar10, read_cifar100, write_cifar10, write_cifar100
 from cnn.data.cifar import CIFAR10_CLASSES, CIFAR100_CLASSES, _dump, load_pickle
 
 

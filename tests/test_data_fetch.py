@@ -13,9 +13,17 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 
-from cnn.data import (DataError, extract_tar, load_dataset, locate, read_cifar10, read_idx,
-                      write_cifar10, write_idx)
-from cnn.data import fetch
+from cnn.data import (
+    DataError,
+    extract_tar,
+    fetch,
+    load_dataset,
+    locate,
+    read_cifar10,
+    read_idx,
+    write_cifar10,
+    write_idx,
+)
 
 IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]

@@ -117,9 +117,9 @@ def torch_initial() -> dict[str, np.ndarray]:
 
 
 def mlx_initial() -> dict[str, np.ndarray]:
-    from mlx.utils import tree_flatten
-
     from cnn.mx.model import SeedCNN
+
+    from mlx.utils import tree_flatten
 
     return {f"net.{k}": np.array(v) for k, v in tree_flatten(SeedCNN(1, 28, 10, 0.0, 42).parameters())}
 

@@ -21,6 +21,8 @@ import zlib
 from pathlib import Path
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
+from cnn.mx import checkpoint as mx_checkpoint
+
 import lightning
 import mlx.core as mx
 import numpy as np
@@ -30,7 +32,6 @@ from PIL import Image
 
 from cnn.data import get_spec, load_dataset
 from cnn.errors import CheckpointError
-from cnn.mx import checkpoint as mx_checkpoint
 from cnn.pt.checkpoint import SafeCheckpointIO
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools import convert
@@ -82,8 +83,9 @@ def test_a_checkpoint_of_another_dataset_is_one_line_naming_both(framework, chec
 
 
 def test_mlx_refuses_a_checkpoint_whose_classes_differ_though_every_shape_fits(checkpoints):
-    from cnn.errors import ConfigError
     from cnn.mx.module import Classifier as MxClassifier
+
+    from cnn.errors import ConfigError
 
     model = MxClassifier(**{**MNIST, "classes": get_spec("fashion_mnist").classes})
     object.__setattr__(model, "_trainer", type("T", (), {"ckpt_path": "x", "datamodule": None})())
@@ -320,7 +322,7 @@ def unsafe_loads(source: str, path: Path) -> list[str]:
         module, _, attr = name.rpartition(".")
         keywords = {k.arg: k.value for k in getattr(node, "keywords", [])}
 
-        def is_true(key: str) -> bool:
+        def is_true(key: str, keywords: dict = keywords) -> bool:
             return isinstance(keywords.get(key), ast.Constant) and keywords[key].value is True
 
         if name == "torch.load" and not is_true("weights_only"):

@@ -107,3 +107,33 @@ def test_neither_side_nor_the_data_layer_imports_a_tool():
     offenders = {name: sorted(t for t in graph[name] if t.startswith("cnn.tools"))
                  for name in checked}
     assert {name: tools for name, tools in offenders.items() if tools} == {}
+
+
+def first_import_lines(path: Path) -> tuple[int | None, int | None]:
+    """Line of the first module-level import of ``mlx`` and of ``cnn.mx`` in a file."""
+    first_mlx = first_cnn_mx = None
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        if first_mlx is None and any(n == "mlx" or n.startswith("mlx.") for n in names):
+            first_mlx = node.lineno
+        if first_cnn_mx is None and any(n == "cnn.mx" or n.startswith("cnn.mx.") for n in names):
+            first_cnn_mx = node.lineno
+    return first_mlx, first_cnn_mx
+
+
+def test_every_file_that_imports_mlx_imports_cnn_mx_first():
+    # cnn.mx hands MLX an optimised BLAS on import, which only works before mlx itself is
+    # loaded; modules inside cnn/mx get that from their package's __init__ automatically.
+    root = PACKAGE_DIR.parent
+    files = [p for p in [*PACKAGE_DIR.rglob("*.py"), *(root / "tests").rglob("*.py"), root / "cli.py"]
+             if PACKAGE_DIR / "mx" not in p.parents]
+    importing_mlx = {p: first_import_lines(p) for p in files if first_import_lines(p)[0] is not None}
+    assert importing_mlx, "some tool or test imports mlx at module level"
+    late = [f"{p.relative_to(root)}:{mlx_line}" for p, (mlx_line, cnn_mx_line) in importing_mlx.items()
+            if cnn_mx_line is None or cnn_mx_line > mlx_line]
+    assert not late, f"mlx imported before cnn.mx in {late}"

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import cnn.mx  # noqa: F401
+from cnn.mx import allocator
+
 import mlx.core as mx
 
-from cnn.mx import allocator
 from tests.cli_runs import ROOT
 
 
@@ -44,7 +45,8 @@ def test_a_larger_limit_is_never_lowered():
 
 
 def test_the_environment_can_keep_mlx_default_or_pick_a_size():
-    probe = "import cnn.mx, mlx.core as mx; from cnn.mx import allocator; print(mx.set_cache_limit(0)); print(allocator.status())"
+    probe = ("import cnn.mx, mlx.core as mx; from cnn.mx import allocator; "
+             "print(mx.set_cache_limit(0)); print(allocator.status())")
     default, status = in_fresh_python(probe, CNN_MLX_CACHE_LIMIT="off").splitlines()
     assert int(default) < allocator.CPU_CACHE_LIMIT and "off" in status
     chosen, _ = in_fresh_python(probe, CNN_MLX_CACHE_LIMIT=str(3 << 30)).splitlines()

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
-import pytest
-
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
-import mlx.core as mx
-import mlx.nn as nn
-from mlx.utils import tree_flatten
-
-from cnn.errors import ConfigError
 from cnn.mx import conv as conv_mod
 from cnn.mx.conv import DEFAULT_GPU_CHUNK, SlicedBackwardConv2d, resolve_chunk
 from cnn.mx.model import SeedCNN
-from cnn.mx.module import AdamL2, Classifier as MxClassifier
+from cnn.mx.module import AdamL2
+from cnn.mx.module import Classifier as MxClassifier
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+
+from cnn.errors import ConfigError
 
 # Gradients computed slice by slice may differ in the last bits. Measured on this CPU (batch 10,
 # slices of 4): input gradient 3.6e-7, weight gradient 4.4e-7 of the largest magnitude (OpenBLAS;

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
-import pytest
-
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
+from cnn.mx.lightning.callbacks import Callback as MxCallback
+from cnn.mx.lightning.callbacks import ModelCheckpoint as MxModelCheckpoint
+from cnn.mx.lightning.module import LightningModule as MxLightningModule
+from cnn.mx.lightning.trainer import Trainer as MxTrainer
+
 import mlx.core as mx
 import mlx.nn as mnn
 import mlx.optimizers as moptim
-
-from cnn.mx.lightning.callbacks import Callback as MxCallback, ModelCheckpoint as MxModelCheckpoint
-from cnn.mx.lightning.module import LightningModule as MxLightningModule
-from cnn.mx.lightning.trainer import Trainer as MxTrainer
+import numpy as np
+import pytest
 
 CALLBACK_HOOKS = [
     "setup", "teardown", "on_fit_start", "on_fit_end", "on_sanity_check_start", "on_sanity_check_end",
@@ -107,8 +107,8 @@ def _data(n_batches, seed):
 
 
 def _lightning_calls(tmp_path):
-    import torch
     import lightning.pytorch as pl
+    import torch
 
     class TorchToy(MODULE_MIXIN, pl.LightningModule):
         def __init__(self, calls):

@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
+from cnn.mx.lightning import Callback, LightningModule, Trainer
+
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-from cnn.mx.lightning import Callback, LightningModule, Trainer
 from tests.cli_runs import ROOT
 
 PACKAGE = Path(ROOT) / "cnn" / "mx" / "lightning"

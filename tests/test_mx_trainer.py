@@ -11,21 +11,21 @@ import os
 import signal
 import warnings
 
-import numpy as np
-import pytest
-
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
+from cnn.mx.lightning import checkpoint as ckpt_mod
+from cnn.mx.lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from cnn.mx.lightning.loggers import TensorBoardLogger
+from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.trainer import Trainer
+
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+import numpy as np
+import pytest
 from mlx.utils import tree_flatten
 
 from cnn.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
-from cnn.mx.lightning import checkpoint as ckpt_mod
-from cnn.mx.lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from cnn.mx.lightning.module import LightningModule
-from cnn.mx.lightning.loggers import TensorBoardLogger
-from cnn.mx.lightning.trainer import Trainer
 
 CHECKPOINT_IO = ckpt_mod.SafetensorsCheckpointIO()  # the trainer's default file format
 load_checkpoint = CHECKPOINT_IO.load_checkpoint
@@ -117,8 +117,8 @@ def _events(log_dir):
 
 
 def _run_lightning(tmp_path, weights, train, val, test, interval):
-    import torch
     import lightning.pytorch as pl
+    import torch
     from lightning.pytorch.loggers import TensorBoardLogger as PLTensorBoardLogger
 
     class TorchReg(pl.LightningModule):
@@ -241,7 +241,8 @@ def test_tensorboard_events_match_lightning(tmp_path, interval):
                                    err_msg=tag)
     assert theirs["train_loss"][0][0] == 1  # (k + 1) % log_every_n_steps == 0 -> steps 1, 3, 5, ...
     assert os.path.isfile(os.path.join(logger.log_dir, "hparams.yaml"))
-    names = lambda d, ext: sorted(os.path.basename(p)[: -len(ext)] for p in glob.glob(os.path.join(d, "*" + ext)))
+    def names(d, ext):
+        return sorted(os.path.basename(p)[: -len(ext)] for p in glob.glob(os.path.join(d, "*" + ext)))
     assert names(os.path.join(logger.log_dir, "checkpoints"), ".safetensors") == \
         names(os.path.join(pl_dir, "checkpoints"), ".ckpt")
 

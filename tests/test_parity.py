@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 import cnn.mx  # noqa: F401  (loads the optimised BLAS before mlx)
+from cnn.mx.datamodule import DataModule as MxDataModule
+from cnn.mx.module import Classifier as MxClassifier
+
 import mlx.core as mx
 import mlx.nn as mnn
+import numpy as np
+import pytest
 import torch
 from mlx.utils import tree_flatten
 
 from cnn import schema
 from cnn.data.datasets import get_spec, load_dataset
-from cnn.mx.datamodule import DataModule as MxDataModule
-from cnn.mx.module import Classifier as MxClassifier
 from cnn.pt.datamodule import DataModule as PtDataModule
 from cnn.pt.module import Classifier as PtClassifier
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,6 +12,7 @@ from cnn.data import load_dataset
 from cnn.pt.model import SeedCNN
 from cnn.tools.events import read_scalars, run_dirs
 from tests.cli_runs import run_cli
+
 SHORT_FIT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "6",
              "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
              "--trainer.log_every_n_steps", "2", "--data.batch_size", "32",

@@ -17,8 +17,8 @@ import pytest
 
 from cnn.data.datamodule import TensorBatches
 from cnn.data.pipeline import PreparedData
-from cnn.weights import read_weights
 from cnn.tools.events import read_scalars, run_dirs
+from cnn.weights import read_weights
 from tests.cli_runs import run_cli
 
 # 2 epochs of 4 batches; every step logged; train-accuracy probe and validation kept small.

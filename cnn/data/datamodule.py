@@ -8,9 +8,9 @@ import numpy as np
 
 from cnn.data.batches import BatchPlan
 from cnn.data.datasets import DatasetSpec, ImageSet, get_spec, load_dataset
-from cnn.errors import DataError
 from cnn.data.images import load_image
 from cnn.data.pipeline import Normalization, NumpyBatches, PreparedData
+from cnn.errors import DataError
 
 
 class DataModuleBase:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from cnn.data import cifar, fetch
-from cnn.errors import DataError
 from cnn.data.idx import read_idx_pair
+from cnn.errors import DataError
 
 
 @dataclass(frozen=True)

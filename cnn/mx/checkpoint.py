@@ -11,10 +11,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cnn.errors import CheckpointError, ConfigError
 from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
-from cnn.weights import (META_KEY, MLX_FORMAT_VERSION, MLX_OPTIMIZER_PREFIX, MLX_PREFIX,
-                         MLX_RNG_KEY, SHAPE_KEYS, mismatch)
+
+from cnn.errors import CheckpointError, ConfigError
+from cnn.weights import (
+    META_KEY,
+    MLX_FORMAT_VERSION,
+    MLX_OPTIMIZER_PREFIX,
+    MLX_PREFIX,
+    MLX_RNG_KEY,
+    SHAPE_KEYS,
+    mismatch,
+)
 
 
 class CheckpointIO(SafetensorsCheckpointIO):

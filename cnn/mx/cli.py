@@ -7,6 +7,13 @@ import random
 from pathlib import Path
 from typing import Optional, Union
 
+from cnn.mx.checkpoint import CHECKPOINT_IO
+from cnn.mx.datamodule import DataModule
+from cnn.mx.lightning import callbacks as mx_callbacks
+from cnn.mx.lightning import loggers as mx_loggers
+from cnn.mx.lightning.trainer import Trainer
+from cnn.mx.module import Classifier
+
 import mlx.core as mx
 import numpy as np
 import yaml
@@ -15,12 +22,6 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
-from cnn.mx.lightning import callbacks as mx_callbacks
-from cnn.mx.lightning import loggers as mx_loggers
-from cnn.mx.checkpoint import CHECKPOINT_IO
-from cnn.mx.datamodule import DataModule
-from cnn.mx.module import Classifier
-from cnn.mx.lightning.trainer import Trainer
 from cnn.predictions import report_predictions
 
 FRAMEWORK = "mlx"

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from cnn.mx.conv import SlicedBackwardConv2d
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from cnn.mx.conv import SlicedBackwardConv2d
-from cnn.schema import (CONV_CHANNELS, DEFAULT_DROPOUT, KERNEL, Architecture, from_mlx_layout,
-                        init_weights, to_mlx_layout)
+from cnn.schema import (
+    CONV_CHANNELS,
+    DEFAULT_DROPOUT,
+    KERNEL,
+    Architecture,
+    from_mlx_layout,
+    init_weights,
+    to_mlx_layout,
+)
 
 
 def max_pool_2x2(x: mx.array) -> mx.array:

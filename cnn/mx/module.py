@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
+from cnn.mx.checkpoint import check_checkpoint_fits
+from cnn.mx.lightning.module import LightningModule
+from cnn.mx.model import SeedCNN
+
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
@@ -11,9 +15,6 @@ import numpy as np
 
 from cnn import schema
 from cnn.metrics import confusion_png_path, confusion_report
-from cnn.mx.checkpoint import check_checkpoint_fits
-from cnn.mx.lightning.module import LightningModule
-from cnn.mx.model import SeedCNN
 from cnn.schedule import learning_rate_at
 
 

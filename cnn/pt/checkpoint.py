@@ -23,8 +23,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cnn import atomic, schema
 from cnn.errors import ConfigError
-from cnn.weights import (SHAPE_KEYS, Weights, mismatch, read_lightning_ckpt, read_safetensors,
-                         sniff)
+from cnn.weights import SHAPE_KEYS, Weights, mismatch, read_lightning_ckpt, read_safetensors, sniff
 
 
 def lightning_checkpoint(weights: Weights) -> dict[str, Any]:

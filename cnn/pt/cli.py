@@ -14,10 +14,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.data.datasets import get_spec
 from cnn.errors import TrainingInterrupted
+from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
-from cnn.predictions import report_predictions
 
 FRAMEWORK = "torch"
 # Checkpoints are read with weights_only=True (and from .safetensors) and written atomically.

@@ -11,15 +11,16 @@ from __future__ import annotations
 import sys
 
 import cnn.mx  # noqa: F401 - first: gives MLX an optimised BLAS before mlx is imported
+from cnn.mx import allocator, blas
+from cnn.mx.datamodule import DataModule
+from cnn.mx.lightning.callbacks import Callback
+from cnn.mx.lightning.trainer import Trainer
+from cnn.mx.model import SeedCNN
+from cnn.mx.module import AdamL2, Classifier
+
 import mlx.core as mx
 import mlx.nn as nn
 
-from cnn.mx import allocator, blas
-from cnn.mx.lightning.callbacks import Callback
-from cnn.mx.datamodule import DataModule
-from cnn.mx.model import SeedCNN
-from cnn.mx.module import AdamL2, Classifier
-from cnn.mx.lightning.trainer import Trainer
 from cnn.schema import DEFAULT_DROPOUT
 from cnn.tools import bench
 from cnn.tools.bench import BenchError, EvalClock, EvalRun, Settings, TrainClock, TrainRun

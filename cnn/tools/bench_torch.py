@@ -29,14 +29,14 @@ _LOADED_AFTER_MLX_BLAS = "torch" not in sys.modules and "cnn.mx" in sys.modules
 import lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn
+from torch import nn  # noqa: E402
 
-from cnn.pt.datamodule import DataModule
-from cnn.pt.model import SeedCNN
-from cnn.pt.module import Classifier
-from cnn.schema import DEFAULT_DROPOUT
-from cnn.tools import bench
-from cnn.tools.bench import BenchError, EvalClock, EvalRun, Settings, TrainClock, TrainRun
+from cnn.pt.datamodule import DataModule  # noqa: E402
+from cnn.pt.model import SeedCNN  # noqa: E402
+from cnn.pt.module import Classifier  # noqa: E402
+from cnn.schema import DEFAULT_DROPOUT  # noqa: E402
+from cnn.tools import bench  # noqa: E402
+from cnn.tools.bench import BenchError, EvalClock, EvalRun, Settings, TrainClock, TrainRun  # noqa: E402
 
 
 def check_device(device: str) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 
 import cnn.mx  # noqa: F401  - loads the optimised BLAS before mlx is imported
-import mlx.core as mx
 from cnn.mx.blas import status
+
+import mlx.core as mx
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:

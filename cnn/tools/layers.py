@@ -21,15 +21,15 @@ import statistics
 import time
 from typing import Callable
 
-import torch  # noqa: I001  - before cnn.mx: see the module docstring
-
 import cnn.mx  # noqa: F401  - loads the optimised BLAS before mlx is imported
+from cnn.mx.model import max_pool_2x2
+
 import mlx.core as mx
 import mlx.nn as mnn
 import numpy as np
+import torch  # noqa: I001  - before cnn.mx: see the module docstring
 
 from cnn.data.datasets import get_spec
-from cnn.mx.model import max_pool_2x2
 from cnn.schema import CONV_CHANNELS, KERNEL
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-import torch  # first: see the module docstring
-
 import cnn.mx  # noqa: F401,E402  - loads the optimised BLAS before mlx
+from cnn.mx.module import AdamL2  # noqa: E402
+from cnn.mx.module import Classifier as MxClassifier
+
 import mlx.core as mx  # noqa: E402
 import mlx.nn as mnn  # noqa: E402
+import torch  # first: see the module docstring
 
 from cnn.data import load_dataset  # noqa: E402
-from cnn.mx.module import AdamL2, Classifier as MxClassifier  # noqa: E402
 from cnn.pt.module import Classifier as PtClassifier  # noqa: E402
 
 

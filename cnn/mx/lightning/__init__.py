@@ -5,8 +5,14 @@ tensorboard, yaml, tqdm and the project's ``cnn.atomic`` and ``cnn.errors``. Bei
 ``cnn.mx`` it is imported after ``cnn.mx`` has given MLX its BLAS.
 """
 
-from cnn.mx.lightning.callbacks import (Callback, EarlyStopping, LearningRateMonitor,
-                                        ModelCheckpoint, ModelSummary, TQDMProgressBar)
+from cnn.mx.lightning.callbacks import (
+                                        Callback,
+                                        EarlyStopping,
+                                        LearningRateMonitor,
+                                        ModelCheckpoint,
+                                        ModelSummary,
+                                        TQDMProgressBar,
+)
 from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
 from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.module import LightningModule

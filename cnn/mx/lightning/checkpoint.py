@@ -4,7 +4,7 @@ Layout of one checkpoint file (``mx.save_safetensors``), with the names a ``Safe
 is built with:
 
 * tensors ``<model_prefix><param path>``     -- every array of the module (``tree_flatten(model.parameters())``)
-* tensors ``<optimizer_prefix><state path>`` -- ``tree_flatten(optimizer.state)`` (includes ``step`` and ``learning_rate``)
+* tensors ``<optimizer_prefix><state path>`` -- ``tree_flatten(optimizer.state)`` (with ``step``, ``learning_rate``)
 * tensor  ``<rng_key>``                      -- ``mx.random.state[0]`` (uint32[2])
 * header metadata ``{<metadata_key>: <json>}`` -- everything else of the checkpoint dict (epoch, global_step, loops,
   callbacks, hyper_parameters, lr_schedulers, datamodule state, ``format_version``)
@@ -167,7 +167,7 @@ def resolve_ckpt_path(trainer: Any, fn: str, ckpt_path: Optional[str]) -> Option
         candidates = set().union(*(cb._find_last_checkpoints() for cb in trainer.checkpoint_callbacks))
         if not candidates:
             warnings.warn(f'.{fn}(ckpt_path="last") is set, but there is no last checkpoint available. '
-                          "No checkpoint will be loaded.")
+                          "No checkpoint will be loaded.", stacklevel=2)
             return None
         return max(candidates, key=os.path.getmtime)
     return os.fspath(ckpt_path)

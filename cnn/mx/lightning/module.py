@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Optional, Union
 
+from cnn.mx.lightning import distributed as dist
+from cnn.mx.lightning.checkpoint import set_rng
+from cnn.mx.lightning.loggers import LogMeta, default_log_levels
+
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
-
-from cnn.mx.lightning import distributed as dist
-from cnn.mx.lightning.checkpoint import set_rng
-from cnn.mx.lightning.loggers import LogMeta, default_log_levels
 
 
 class AttributeDict(dict):
@@ -38,12 +38,13 @@ class AttributeDict(dict):
 
 
 class LightningModule(nn.Module):
-    """Base class for MLX models trained by :class:`cnn.mx.lightning.trainer.Trainer` (mirrors ``lightning.LightningModule``).
+    """Base class for MLX models trained by :class:`cnn.mx.lightning.trainer.Trainer`; mirrors
+    ``lightning.LightningModule``.
 
     Override ``training_step(batch, batch_idx) -> loss`` (scalar ``mx.array``, or a dict with a ``"loss"`` key),
     ``configure_optimizers() -> mlx.optimizers.Optimizer`` (or ``{"optimizer": opt, "lr_scheduler": {...}}``, see
-    :class:`~cnn.mx.lightning.trainer.Trainer`), optionally ``validation_step`` / ``test_step`` / ``predict_step`` and any
-    Lightning ``ModelHooks``. Call ``super().__init__()`` first in ``__init__``.
+    :class:`~cnn.mx.lightning.trainer.Trainer`), optionally ``validation_step`` / ``test_step`` /
+    ``predict_step`` and any Lightning ``ModelHooks``. Call ``super().__init__()`` first in ``__init__``.
 
     When the trainer compiles the step (``Trainer(compile=True)``) ``training_step``/``validation_step``/``test_step``
     are *traced once per input shape*: python side effects and python values read inside them (``self.current_epoch``
@@ -319,8 +320,9 @@ class StepRunner:
     graph), gradient clipping and ``optimizer.update``; the caller evaluates once per step.
     ``validation_step``/``test_step`` are compiled with ``inputs=[model.state, mx.random.state]`` (``predict_step``
     runs eagerly). ``self.log`` values of a step are captured and returned as outputs of the compiled function, their
-    metadata recorded at trace time per batch signature. A trace that fails (python control flow on array values, ``.item()``, ...) restores the state
-    snapshot taken before it, warns once and switches to eager mode for the rest of the run.
+    metadata recorded at trace time per batch signature. A trace that fails (python control flow on array values,
+    ``.item()``, ...) restores the state snapshot taken before it, warns once and switches to eager mode for the rest
+    of the run.
 
     Eager training calls ``on_before_zero_grad``, ``on_before_backward(loss)``, ``on_after_backward`` and
     ``on_before_optimizer_step`` (callbacks, then module) between backward and update, Lightning's closure order;

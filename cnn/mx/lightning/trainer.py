@@ -24,18 +24,25 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, ClassVar, Optional, Union
 
+from cnn.mx.lightning import checkpoint as ckpt_io
+from cnn.mx.lightning import distributed as dist
+from cnn.mx.lightning.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    ModelSummary,
+    TQDMProgressBar,
+    _reorder_callbacks,
+)
+from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
+from cnn.mx.lightning.loggers import LoggerConnector, TensorBoardLogger, print_results
+from cnn.mx.lightning.module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
+from cnn.mx.lightning.progress import FitProgress
+
 import mlx.core as mx
 import numpy as np
 
 from cnn.errors import NonFiniteLossError, TrainingInterrupted
-from cnn.mx.lightning.callbacks import (Callback, EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar,
-                              _reorder_callbacks)
-from cnn.mx.lightning import checkpoint as ckpt_io
-from cnn.mx.lightning import distributed as dist
-from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
-from cnn.mx.lightning.progress import FitProgress
-from cnn.mx.lightning.module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
-from cnn.mx.lightning.loggers import LoggerConnector, TensorBoardLogger, print_results
 
 __all__ = ["Trainer"]
 
@@ -474,7 +481,7 @@ class Trainer:
         if model is None and ckpt_path is None and self.checkpoint_callback is not None \
                 and self.checkpoint_callback.best_model_path:
             warnings.warn(f"`.{fn}(ckpt_path=None)` was called without a model. The best model of the previous "
-                          "`fit` call will be used.")
+                          "`fit` call will be used.", stacklevel=2)
             ckpt_path = "best"
         model = model if model is not None else self.lightning_module
         if model is None:
@@ -724,8 +731,10 @@ class Trainer:
             finite = finite and not bad
             self._agreed_signal = (self._received_signal or signal.SIGTERM) if stop else None
         if not finite:
-            raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {self.fit_progress.epoch}, batch {batch_idx} "
-                                     f"(global step {self.fit_progress.global_step}); stopped without writing a checkpoint")
+            progress = self.fit_progress
+            raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {progress.epoch}, "
+                                     f"batch {batch_idx} (global step {progress.global_step}); "
+                                     "stopped without writing a checkpoint")
         self.fit_progress.global_step += 1
         self._logger_connector.feed(logs, metas)
         return {"loss": loss, **extra}
@@ -741,7 +750,8 @@ class Trainer:
                                            or (self.fit_progress.epoch + 1) % self.check_val_every_n_epoch == 0)
 
     def _can_stop_early(self) -> bool:
-        return self.fit_progress.epoch >= self.min_epochs and (not self.min_steps or self.fit_progress.global_step >= self.min_steps)
+        progress = self.fit_progress
+        return progress.epoch >= self.min_epochs and (not self.min_steps or progress.global_step >= self.min_steps)
 
     def _should_check_val(self, batch_idx: int) -> bool:
         if not self._should_check_val_epoch():
@@ -804,14 +814,15 @@ class Trainer:
             self._call_both("on_train_epoch_start")
         lc.active = "train"
         batches = islice(iter(loader), start, n)
-        if self.fit_progress.pending_val:  # resumed from a checkpoint written at on_train_batch_end before validation ran
-            self.fit_progress.pending_val, self.fit_progress.phase, self.fit_progress.is_last_batch = False, "validation", start == n
+        progress = self.fit_progress
+        if progress.pending_val:  # resumed from a checkpoint written at on_train_batch_end before validation ran
+            progress.pending_val, progress.phase, progress.is_last_batch = False, "validation", start == n
             self.fit_progress.batches_that_stepped -= 1  # the checkpoint counted the batch already (see _loop_state)
             self._call_module("on_validation_model_zero_grad")
             self._run_validation_in_fit()
             self.fit_progress.batches_that_stepped += 1
         for batch_idx in range(start, n):
-            if _is_limit_reached(self.fit_progress.global_step, self.max_steps) or (self.should_stop and self._can_stop_early()):
+            if _is_limit_reached(progress.global_step, self.max_steps) or (self.should_stop and self._can_stop_early()):
                 break
             batch = _to_mx(next(batches))
             self.fit_progress.is_last_batch, self.fit_progress.phase = batch_idx + 1 == n, "batch"
@@ -837,7 +848,7 @@ class Trainer:
             if self.should_stop:
                 for logger in self.loggers:
                     logger.save()
-            training_done = self.fit_progress.batch_in_epoch >= n or _is_limit_reached(self.fit_progress.global_step, self.max_steps)
+            training_done = progress.batch_in_epoch >= n or _is_limit_reached(progress.global_step, self.max_steps)
             if not training_done and self._signal_to_stop(agree=False) is not None:
                 raise TrainingInterrupted(self._signal_to_stop(agree=False))
         # the fit loop's on_advance_end
@@ -969,7 +980,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _loop_state(self) -> dict[str, Any]:
         """Where a run restarted from this instant must continue (see ``_phase``)."""
-        epoch, position, bts = self.fit_progress.epoch, self.fit_progress.batch_in_epoch, self.fit_progress.batches_that_stepped
+        progress = self.fit_progress
+        epoch, position, bts = progress.epoch, progress.batch_in_epoch, progress.batches_that_stepped
         pending_val = False
         if self.fit_progress.phase == "epoch_end":
             epoch, position = epoch + 1, 0
@@ -977,7 +989,8 @@ class Trainer:
             bts += 1  # the batch finished but on_advance_end did not count it yet
             pending_val = self.fit_progress.phase == "batch_end" and self._should_check_val(position - 1)
         return {"epoch": epoch, "batch_in_epoch": position, "batches_that_stepped": bts,
-                "global_step": self.fit_progress.global_step, "pending_val": pending_val, "total_batch_idx": self.fit_progress.total_batch_idx,
+                "global_step": progress.global_step, "pending_val": pending_val,
+                "total_batch_idx": progress.total_batch_idx,
                 "train_results": self._logger_connector.results["train"].state_dict() if position else {}}
 
     def dump_checkpoint(self, weights_only: bool = False) -> dict[str, Any]:
