@@ -1,8 +1,8 @@
 """Give MLX's Linux CPU backend an optimised BLAS before ``mlx`` is imported.
 
 Why: the ``mlx-cpu`` wheel for Linux links a bundled *reference* BLAS (``mlx_cpu.libs/
-libblas-*.so``): matrix products run at a few GFLOP/s, and convolutions, which MLX lowers to
-matrix products on the CPU, follow. The bundled ``cblas_sgemm`` calls the Fortran ``sgemm_``
+libblas-*.so``): matrix products run tens of times slower than on an optimised BLAS, and
+convolutions, which MLX lowers to matrix products on the CPU, follow. The bundled ``cblas_sgemm`` calls the Fortran ``sgemm_``
 through the dynamic linker, and ``libmlx.so`` looks its own BLAS symbols up through the
 process's global scope first, so a library loaded earlier with ``RTLD_GLOBAL`` that exports
 ``sgemm_`` takes the products over.
@@ -102,7 +102,7 @@ def _mlx_bundles_reference_blas() -> bool:
 
 def check_sgemm(library: ctypes.CDLL) -> float:
     """Multiply two float32 matrices with ``library``'s Fortran ``sgemm_``; return its rate in
-    GFLOP/s, or raise ``ValueError`` if the symbol is missing or the product is wrong."""
+    billions of floating-point operations a second, or raise ``ValueError`` if the symbol is missing or the product is wrong."""
     try:
         sgemm = library.sgemm_
     except AttributeError:
@@ -189,7 +189,7 @@ def load_optimized_blas() -> str:
         _route = _search(choice)
         if not _route.path:
             tried = "; ".join(_notes) or "no OpenBLAS and no torch found"
-            print(f"warning: MLX runs on its bundled reference BLAS, about 30 times slower ({tried}):"
+            print(f"warning: MLX runs on its bundled reference BLAS, which is far slower ({tried}):"
                   " pip install torch, or apt-get install libopenblas0-pthread, or set CNN_BLAS"
                   " to an optimised libblas", file=sys.stderr)
     return status()
