@@ -2,10 +2,10 @@
 
 Why: the ``mlx-cpu`` wheel for Linux links a bundled *reference* BLAS (``mlx_cpu.libs/
 libblas-*.so``): matrix products run tens of times slower than on an optimised BLAS, and
-convolutions, which MLX lowers to matrix products on the CPU, follow. The bundled ``cblas_sgemm`` calls the Fortran ``sgemm_``
-through the dynamic linker, and ``libmlx.so`` looks its own BLAS symbols up through the
-process's global scope first, so a library loaded earlier with ``RTLD_GLOBAL`` that exports
-``sgemm_`` takes the products over.
+convolutions, which MLX lowers to matrix products on the CPU, follow. The bundled
+``cblas_sgemm`` calls the Fortran ``sgemm_`` through the dynamic linker, and ``libmlx.so``
+looks its own BLAS symbols up through the process's global scope first, so a library loaded
+earlier with ``RTLD_GLOBAL`` that exports ``sgemm_`` takes the products over.
 
 Routes, in order (the first that passes its check wins):
 
@@ -102,7 +102,8 @@ def _mlx_bundles_reference_blas() -> bool:
 
 def check_sgemm(library: ctypes.CDLL) -> float:
     """Multiply two float32 matrices with ``library``'s Fortran ``sgemm_``; return its rate in
-    billions of floating-point operations a second, or raise ``ValueError`` if the symbol is missing or the product is wrong."""
+    billions of floating-point operations a second, or raise ``ValueError`` if the symbol is
+    missing or the product is wrong."""
     try:
         sgemm = library.sgemm_
     except AttributeError:

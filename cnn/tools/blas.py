@@ -15,7 +15,8 @@ import mlx.core as mx
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
-    """Rate, in billions of floating-point operations a second, of a float32 ``size`` x ``size`` MLX matmul on the default device."""
+    """Rate, in billions of floating-point operations a second, of a float32 ``size`` x ``size``
+    MLX matmul on the default device."""
     a = mx.random.normal((size, size))
     mx.eval(a)
     for _ in range(2):  # warm-up: the first calls allocate and pick kernels
