@@ -49,7 +49,7 @@ def test_batch_order_depends_only_on_seed_and_epoch():
     # Pinned: the MLX and PyTorch sides must draw exactly this order for (seed 0, epoch 0).
     assert [b.tolist() for b in batches] == [[4, 6, 2, 7], [3, 5, 9, 0], [8, 1]]
     again = BatchPlan(10, 4, shuffle=True, seed=0).indices(0)
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    assert len(again) == len(batches) and all(np.array_equal(a, b) for a, b in zip(batches, again))
     assert not np.array_equal(np.concatenate(plan.indices(1)), np.concatenate(batches))
     assert len(plan) == 3 and all(b.dtype == np.int64 for b in batches)
 
@@ -68,7 +68,7 @@ def test_every_rank_gets_the_same_number_of_batches_from_disjoint_shards(n, batc
              for r in range(world)]
     per_rank = [plan.indices(2) for plan in plans]
     assert len({len(p) for p in plans}) == 1
-    assert all(len(batches) == len(plan) for batches, plan in zip(per_rank, plans))
+    assert len(per_rank) == world and all(len(b) == len(p) for b, p in zip(per_rank, plans))
     shards = [np.concatenate(b) if b else np.zeros(0, np.int64) for b in per_rank]
     positions = np.concatenate(shards)
     if drop_last:

@@ -315,7 +315,7 @@ def test_other_ranks_loggers_write_nothing_and_share_rank_zeros_version(tmp_path
     from cnn.mx.lightning.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(tmp_path, name="mnist/mlx")
-    logger._version = 3  # what the trainer sets from rank zero
+    logger.share_version(3)  # what the trainer does with rank zero's version
     view = RankZeroOnlyLogger(logger)
     view.log_hyperparams({"lr": 1.0})
     view.log_metrics({"val/acc": 0.5}, step=1)

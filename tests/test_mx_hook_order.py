@@ -222,6 +222,7 @@ def test_eager_hook_order_equals_lightning(lightning_reference, tmp_path):
     """compile=False: every hook, including the backward/optimizer ones, in Lightning's order and arguments."""
     reference = lightning_reference
     ours = _mlx_calls(tmp_path, compile=False)
+    assert reference and len(ours) == len(reference), "one recorded run per Lightning run"
     for ref, got in zip(reference, ours):
         assert got == ref, _first_difference(ref, got)
 
@@ -229,6 +230,7 @@ def test_eager_hook_order_equals_lightning(lightning_reference, tmp_path):
 def test_compiled_hook_order_equals_lightning_minus_in_graph_hooks(lightning_reference, tmp_path):
     """compile=True: identical except the four hooks that would run inside the compiled graph."""
     ours = _mlx_calls(tmp_path, compile=True)
+    assert lightning_reference and len(ours) == len(lightning_reference), "one recorded run per Lightning run"
     for ref, got in zip(lightning_reference, ours):
         ref = [c for c in ref if c[1] not in COMPILED_AWAY]
         assert got == ref, _first_difference(ref, got)

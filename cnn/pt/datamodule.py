@@ -56,9 +56,13 @@ class DataModule(DataModuleBase, L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.trainer is not None:
             self.rank, self.world_size = self.trainer.global_rank, self.trainer.world_size
-            device = self.trainer.strategy.root_device
-            self._resident_device = device if device.type == "cuda" else None
+            self.keep_resident_on(self.trainer.strategy.root_device)
         super().setup(stage)
+
+    def keep_resident_on(self, device: torch.device) -> None:
+        """Cut batches on ``device`` from resident copies of the splits if it is a CUDA device;
+        on any other device batches come from the host (what ``setup`` decides under a trainer)."""
+        self._resident_device = device if device.type == "cuda" else None
 
     def to_tensors(self, batch: tuple[np.ndarray, np.ndarray]):
         images, labels = batch

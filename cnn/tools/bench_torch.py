@@ -119,7 +119,7 @@ def _datamodule(settings: Settings, batch_size: int) -> DataModule:
                             augment=settings.augment)
     datamodule.data = settings.data  # loaded once for every variant
     if settings.device == "gpu":
-        datamodule._resident_device = _device(settings)
+        datamodule.keep_resident_on(_device(settings))
     return datamodule
 
 

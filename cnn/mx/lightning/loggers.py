@@ -104,6 +104,10 @@ class TensorBoardLogger:
             self._version = self._get_next_version()
         return self._version
 
+    def share_version(self, version: Union[int, str]) -> None:
+        """Write under ``version`` (rank zero's, on the other ranks) instead of claiming one."""
+        self._version = version
+
     @property
     def sub_dir(self) -> Optional[str]:
         return self._sub_dir

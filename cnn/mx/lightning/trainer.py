@@ -644,8 +644,8 @@ class Trainer:
         self.loggers = [lg if isinstance(lg, dist.RankZeroOnlyLogger) else dist.RankZeroOnlyLogger(lg)
                         for lg in self.loggers]
         for lg, version in zip(self.loggers, versions):
-            if version is not None and hasattr(lg.logger, "_version"):
-                lg.logger._version = version
+            if version is not None and hasattr(lg.logger, "share_version"):
+                lg.logger.share_version(version)
 
     def _share_checkpoint_paths(self) -> None:
         """After ``fit``: rank zero's ``best_model_path``/``last_model_path``/top-k on every rank (for ``test``
