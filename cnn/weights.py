@@ -77,6 +77,22 @@ def mismatch(ckpt_hparams: Mapping[str, Any], model_hparams: Mapping[str, Any],
             f"{describe(ckpt_hparams, named=False)}; this config is {describe(model_hparams)}")
 
 
+def check_fits(checkpoint: Mapping[str, Any], model_hparams: Mapping[str, Any], datamodule: Any,
+               path: str | None) -> None:
+    """Raise ``ConfigError`` (one line) unless ``checkpoint`` was trained for the model whose
+    hyper-parameters are ``model_hparams``; either side's ``on_load_checkpoint`` calls it before
+    loading any tensor. A model built without class names takes the DataModule's, so that a
+    checkpoint of another dataset with the same shapes is refused too."""
+    trained_for = dict(checkpoint.get("hyper_parameters") or {})
+    ours = dict(model_hparams)
+    if not ours.get("classes") and getattr(datamodule, "spec", None) is not None:
+        ours["classes"] = datamodule.spec.classes
+    if all(k in trained_for for k in SHAPE_KEYS):
+        problem = mismatch(trained_for, ours, path or "(in memory)")
+        if problem:
+            raise ConfigError(problem)
+
+
 @dataclass
 class Weights:
     """One Classifier's weights in the canonical (torch) layout, and what they were trained for.

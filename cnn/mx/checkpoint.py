@@ -13,15 +13,14 @@ from typing import Any
 
 from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
 
-from cnn.errors import CheckpointError, ConfigError
+from cnn.errors import CheckpointError
 from cnn.weights import (
     META_KEY,
     MLX_FORMAT_VERSION,
     MLX_OPTIMIZER_PREFIX,
     MLX_PREFIX,
     MLX_RNG_KEY,
-    SHAPE_KEYS,
-    mismatch,
+    check_fits,
 )
 
 
@@ -74,12 +73,4 @@ def check_checkpoint_fits(checkpoint: dict[str, Any], model) -> None:
     dataset's checkpoint is one line naming what it was trained for, not a shape error.
     """
     trainer = model.trainer
-    trained_for = dict(checkpoint.get("hyper_parameters") or {})
-    ours = dict(model.hparams)
-    datamodule = getattr(trainer, "datamodule", None)
-    if not ours.get("classes") and getattr(datamodule, "spec", None) is not None:
-        ours["classes"] = datamodule.spec.classes
-    if all(k in trained_for for k in SHAPE_KEYS):
-        problem = mismatch(trained_for, ours, trainer.ckpt_path or "(in memory)")
-        if problem:
-            raise ConfigError(problem)
+    check_fits(checkpoint, model.hparams, getattr(trainer, "datamodule", None), trainer.ckpt_path)

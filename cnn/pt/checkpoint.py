@@ -23,7 +23,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cnn import atomic, schema
 from cnn.errors import ConfigError
-from cnn.weights import SHAPE_KEYS, Weights, mismatch, read_lightning_ckpt, read_safetensors, sniff
+from cnn.weights import Weights, check_fits, read_lightning_ckpt, read_safetensors, sniff
 
 
 def lightning_checkpoint(weights: Weights) -> dict[str, Any]:
@@ -84,15 +84,7 @@ def check_checkpoint_fits(checkpoint: dict[str, Any], model) -> None:
     """
     trainer = getattr(model, "_trainer", None)
     path = getattr(trainer, "ckpt_path", None) or "(in memory)"
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
-    model_hparams = dict(model.hparams)
-    datamodule = getattr(trainer, "datamodule", None)
-    if not model_hparams.get("classes") and getattr(datamodule, "spec", None) is not None:
-        model_hparams["classes"] = datamodule.spec.classes
-    if all(k in hparams for k in SHAPE_KEYS):
-        problem = mismatch(hparams, model_hparams, path)
-        if problem:
-            raise ConfigError(problem)
+    check_fits(checkpoint, model.hparams, getattr(trainer, "datamodule", None), path)
     arch = getattr(getattr(model, "net", None), "arch", None)  # None for a custom ``net``
     if arch is not None:
         state_dict = checkpoint.get("state_dict") or {}
