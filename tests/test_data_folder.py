@@ -86,14 +86,34 @@ def test_images_are_converted_exactly_as_predict_converts_a_file(tmp_path):
     rng = np.random.default_rng(0)
     for name in ("red", "blue"):
         (root / name).mkdir(parents=True)
-        for i in range(3):  # odd sizes and modes: RGBA, palette, 16-bit grey
+        for i in range(2):  # odd sizes, modes and formats
+            pixels = rng.integers(0, 255, (37, 23, 3), np.uint8)
             Image.fromarray(rng.integers(0, 255, (37, 23, 4), np.uint8), "RGBA").save(root / name / f"{i}a.png")
-            Image.fromarray(rng.integers(0, 255, (19, 41), np.uint8)).convert("P").save(root / name / f"{i}p.gif")
             Image.fromarray(rng.integers(0, 65535, (30, 30), np.uint16)).save(root / name / f"{i}g.png")
+            Image.fromarray(pixels).save(root / name / f"{i}.jpg", quality=90)
+            Image.fromarray(pixels).save(root / name / f"{i}.bmp")
+            Image.fromarray(pixels).save(root / name / f"{i}.webp")
+            frames = [Image.fromarray(rng.integers(0, 255, (19, 41), np.uint8)).convert("P") for _ in "ab"]
+            frames[0].save(root / name / f"{i}.gif", save_all=True, append_images=frames[1:])
     for channels in (1, 3):
         listing, decoded = folder.load_folder(root, (16, 16, channels))
         expected = np.stack([load_image(root / f, (16, 16, channels)) for f in listing.files])
         np.testing.assert_array_equal(decoded.images, expected)
+        assert len(decoded.images) == 24 and not decoded.skipped  # every format was read
+    # an animated GIF is its first frame
+    listing, decoded = folder.load_folder(root, (16, 16, 1))
+    frames[0].save(tmp_path / "first.gif")
+    frames[1].save(tmp_path / "second.gif")
+    got = decoded.images[listing.files.index("blue/1.gif")]
+    np.testing.assert_array_equal(got, load_image(tmp_path / "first.gif", (16, 16, 1)))
+    assert not np.array_equal(got, load_image(tmp_path / "second.gif", (16, 16, 1)))
+
+
+def test_export_writes_the_class_folder_tree_it_documents(exported):
+    assert sorted(p.name for p in (exported / "flat").iterdir()) == [str(d) for d in range(10)]
+    assert len(list((exported / "flat" / "7").glob("7_*.png"))) == 10
+    assert sorted(p.name for p in (exported / "split").iterdir()) == ["test", "train"]
+    assert export_pngs.folder_name("T-shirt/top") == "T-shirt_top"
 
 
 def test_the_model_shape_and_class_names_are_linked_from_the_folder(tree):

@@ -143,7 +143,8 @@ def test_an_empty_class_folder_is_one_error_line(fitted, tmp_path):
     shutil.copytree(fitted[0], root)
     (root / "eight").mkdir()
     result = cli("fit", "--framework", "mlx", "--config", "configs/folder.yaml",
-                 "--data.data_dir", str(root), *SHAPE, *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"), cache=fitted[1])
+                 "--data.data_dir", str(root), *SHAPE, *TINY,
+                 "--trainer.default_root_dir", str(tmp_path / "logs"), cache=fitted[1])
     one_line_error(result, f"class folder {root / 'eight'} holds no files")
 
 
