@@ -213,6 +213,8 @@ def _decode(listing: FolderListing, image_shape: tuple[int, int, int]) -> Decode
         finally:
             if pool is not None:  # on Ctrl-C too: no worker left behind
                 pool.shutdown(wait=True, cancel_futures=True)
+    if ok.all():  # the usual case: no second copy of every image
+        return DecodedFolder(images, listing.labels, listing.parts, ())
     return DecodedFolder(images[ok], listing.labels[ok], listing.parts[ok], tuple(skipped))
 
 
