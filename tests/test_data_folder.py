@@ -320,3 +320,12 @@ def test_the_official_datasets_keep_their_shape():
     assert get_spec("mnist", None, 28, 1).image_shape == (28, 28, 1)
     with pytest.raises(ConfigError, match="data.image_size 32 does not apply to mnist"):
         get_spec("mnist", None, 32)
+
+
+def test_a_checkpoint_of_another_folder_of_the_same_shape_is_refused_by_its_class_names():
+    from cnn.weights import mismatch
+
+    shape = dict(in_channels=1, image_size=28, num_classes=2)
+    line = mismatch({**shape, "classes": ["cat", "dog"]}, {**shape, "classes": ("ant", "bee")}, "x.ckpt")
+    assert line == "checkpoint x.ckpt was trained for the classes cat, dog; this config has ant, bee"
+    assert mismatch({**shape, "classes": ["cat", "dog"]}, {**shape, "classes": ("cat", "dog")}, "x") is None
