@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cnn.tools import export_pngs
 from cnn.tools.convert import convert
@@ -182,3 +183,18 @@ def test_ten_classes_of_a_hundred_digit_pngs_train_past_80_percent_in_two_epochs
                      cache=cache)
         assert result.returncode == 0, result.stderr[-3000:]
         assert f"{image}  7 " in result.stdout
+
+
+def test_bench_reads_a_folder_config(fitted, monkeypatch):
+    from cnn.data.datamodule import DataModuleBase
+    from cnn.tools import bench
+
+    root, cache = fitted[0], fitted[1]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    config = yaml.safe_load((ROOT / "configs" / "folder.yaml").read_text())
+    config["data"].update(image_size=16, channels=1, eval_batch_size=2)
+    args = bench._parser().parse_args(["--config", "configs/folder.yaml", "--data-dir", str(root)])
+    settings = bench.read_settings(args, config)
+    assert settings.spec.classes == tuple(CLASSES) and settings.spec.image_shape == (16, 16, 1)
+    datamodule = DataModuleBase(**settings.datamodule_args(8))  # what each side's bench builds
+    assert datamodule.spec.classes == settings.spec.classes
