@@ -191,6 +191,7 @@ def _decode(listing: FolderListing, image_shape: tuple[int, int, int]) -> Decode
     workers = _workers() if len(paths) >= PARALLEL_FROM else 1
     chunk = max(16, len(paths) // (workers * 8))
     chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    workers = min(workers, len(chunks))
     with _bar(len(paths), f"decoding {listing.root.name}") as bar:
         if workers == 1:
             results = (_decode_many(c, image_shape) for c in chunks)
