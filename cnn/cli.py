@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
@@ -57,8 +58,13 @@ def interruption_line(stop: TrainingInterrupted) -> str:
     return f"{stop}; {hint}"
 
 
+# jsonargparse wraps an error raised while computing a linked value (a dataset's shape or
+# classes) in this preamble; the cause after it is the line the user needs.
+_LINK_PREAMBLE = re.compile(r"^Call to compute_fn of link .*? with args \(.*?\) failed: ")
+
+
 def one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())
+    return _LINK_PREAMBLE.sub("", " ".join(str(error).split()))
 
 
 def run_trainer_command(framework: str, argv: list[str]) -> int:

@@ -19,6 +19,9 @@ from cnn.data.datasets import get_spec
 # data.dataset -> model argument, by DatasetSpec attribute.
 DATA_TO_MODEL = (("model.in_channels", "channels"), ("model.image_size", "image_size"),
                  ("model.num_classes", "num_classes"), ("model.classes", "classes"))
+# What a dataset's spec is computed from: a folder's classes come from its data_dir, its image
+# shape from image_size and channels (cnn.data.datasets.get_spec).
+DATA_SPEC_KEYS = ("data.dataset", "data.data_dir", "data.image_size", "data.channels")
 
 
 def seed_value(seed) -> int:
@@ -26,8 +29,8 @@ def seed_value(seed) -> int:
     return 0 if isinstance(seed, bool) or seed is None else int(seed)
 
 
-def _spec_field(dataset: str, field: str):
-    return getattr(get_spec(dataset), field)
+def _spec_field(field: str, *data):
+    return getattr(get_spec(*data), field)
 
 
 def add_shared_arguments(parser) -> None:
@@ -35,8 +38,8 @@ def add_shared_arguments(parser) -> None:
     parser.add_argument("--output", type=str | None, default=None,
                         help="predict: also write the predictions to this .csv or .json")
     for target, field in DATA_TO_MODEL:
-        parser.link_arguments("data.dataset", target,
-                              compute_fn=lambda name, f=field: _spec_field(name, f))
+        parser.link_arguments(DATA_SPEC_KEYS, target,
+                              compute_fn=lambda *data, f=field: _spec_field(f, *data))
     parser.link_arguments("seed_everything", "data.seed", compute_fn=seed_value)
     parser.link_arguments("seed_everything", "model.seed", compute_fn=seed_value)
 

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from cnn import schema
-from cnn.data.datasets import DATASETS
+from cnn.data.datasets import DATASETS, FOLDER
 from cnn.errors import ConfigError
 
 # The MLX checkpoint file (``cnn.mx.checkpoint``) and the ``--to torch`` weights file share
@@ -45,10 +45,11 @@ def first_line(error: BaseException) -> str:
 
 
 def dataset_name(hparams: Mapping[str, Any]) -> str | None:
-    """The dataset a model was built for: by its class names, else by a unique image shape."""
+    """The dataset a model was built for: by its class names (names no official dataset has:
+    ``folder``, the user's own), else by a unique image shape."""
     classes = hparams.get("classes")
     if classes:
-        return next((n for n, s in DATASETS.items() if list(s.classes) == list(classes)), None)
+        return next((n for n, s in DATASETS.items() if list(s.classes) == list(classes)), FOLDER)
     shape = tuple(hparams.get(k) for k in SHAPE_KEYS)
     names = [n for n, s in DATASETS.items() if (s.channels, s.image_size, s.num_classes) == shape]
     return names[0] if len(names) == 1 else None
@@ -72,9 +73,18 @@ def mismatch(ckpt_hparams: Mapping[str, Any], model_hparams: Mapping[str, Any],
     ours, theirs = ckpt_hparams.get("classes"), model_hparams.get("classes")
     if not shape_differs and not (ours and theirs and list(ours) != list(theirs)):
         return None
+    if not shape_differs and dataset_name(ckpt_hparams) == dataset_name(model_hparams):
+        # two folders of the same shape: their class names are the difference
+        return (f"checkpoint {path} was trained for the classes {_listed(ours)}; this config has "
+                f"{_listed(theirs)}")
     name = dataset_name(ckpt_hparams)
     return (f"checkpoint {path} was trained for {f'{name}-shaped ' if name else ''}input "
             f"{describe(ckpt_hparams, named=False)}; this config is {describe(model_hparams)}")
+
+
+def _listed(classes, first: int = 6) -> str:
+    names = [str(c) for c in classes]
+    return ", ".join(names[:first]) + (f" ... ({len(names)} in all)" if len(names) > first else "")
 
 
 def check_fits(checkpoint: Mapping[str, Any], model_hparams: Mapping[str, Any], datamodule: Any,

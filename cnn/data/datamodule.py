@@ -31,11 +31,15 @@ class DataModuleBase:
     def __init__(self, dataset: str = "mnist", data_dir: str | None = None,
                  batch_size: int = 128, eval_batch_size: int = 1000,
                  val_fraction: float = 0.1, augment: bool = False, seed: int = 0,
-                 download: bool = True, predict_files: list[str] | None = None):
+                 download: bool = True, predict_files: list[str] | None = None,
+                 image_size: int | None = None, channels: int | None = None,
+                 test_fraction: float = 0.1):
         """
         Args:
-            dataset: one of mnist, fashion_mnist, cifar10, cifar100.
-            data_dir: where the dataset files are (searched first; downloads go here).
+            dataset: one of mnist, fashion_mnist, cifar10, cifar100, or folder (your own
+                images: ``data_dir`` holds one subfolder of images per class).
+            data_dir: where the dataset files are (searched first; downloads go here); for
+                folder, the folder of class subfolders.
             batch_size: training batch size.
             eval_batch_size: batch size for validation, test and predict.
             val_fraction: share of the official training set held out for validation.
@@ -43,9 +47,15 @@ class DataModuleBase:
             seed: seed of the split and of the batch order (linked from ``seed_everything``).
             download: fetch missing files from the official mirrors.
             predict_files: image files (PNG, JPEG) to classify with ``predict``.
+            image_size: folder: side in pixels every image is resized to (default 32); the
+                official datasets keep their own.
+            channels: folder: 1 (grey) or 3 (RGB, the default) channels per image.
+            test_fraction: folder without train/ and test/ subfolders: the seeded share held
+                out as the test set.
         """
         super().__init__()
-        self.spec: DatasetSpec = get_spec(dataset)
+        self.spec: DatasetSpec = get_spec(dataset, data_dir, image_size, channels)
+        self.image_size, self.channels, self.test_fraction = image_size, channels, test_fraction
         self.dataset, self.data_dir, self.download = dataset, data_dir, download
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.augment, self.seed = val_fraction, augment, seed
@@ -62,14 +72,19 @@ class DataModuleBase:
     def prepare_data(self) -> None:
         if self.predict_files and not self.data:
             return  # predicting from a checkpoint needs no dataset
-        load_dataset(self.dataset, data_dir=self.data_dir, download=self.download)
+        load_dataset(self.dataset, data_dir=self.data_dir, download=self.download,
+                     **self._folder_options())
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_files:
             return
         if self.data is None:
             self.data = PreparedData(self.dataset, self.data_dir, self.val_fraction,
-                                     self.seed, download=self.download)
+                                     self.seed, download=self.download, **self._folder_options())
+
+    def _folder_options(self) -> dict:
+        return {"image_size": self.image_size, "channels": self.channels,
+                "test_fraction": self.test_fraction}
 
     def to_tensors(self, batch: tuple[np.ndarray, np.ndarray]):
         return batch

@@ -1,4 +1,5 @@
-"""The four datasets: what each one is, and loading one into uint8 numpy arrays."""
+"""The datasets: the four official ones and a folder of the user's own images (``folder``);
+what each one is, and loading one into uint8 numpy arrays."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn.data import cifar, fetch
+from cnn.data import cifar, fetch, folder
+from cnn.data.batches import split_train_val
 from cnn.data.idx import read_idx_pair
-from cnn.errors import DataError
+from cnn.errors import ConfigError, DataError
+
+FOLDER = "folder"  # the user's own images (cnn.data.folder); its spec depends on data_dir
+FOLDER_DEFAULT_SIZE, FOLDER_DEFAULT_CHANNELS = 32, 3
 
 
 @dataclass(frozen=True)
@@ -60,13 +65,41 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-def get_spec(name: str) -> DatasetSpec:
-    """The spec of dataset ``name``; an unknown name raises ``DataError`` listing valid ones."""
+def get_spec(name: str, data_dir: str | os.PathLike | None = None, image_size: int | None = None,
+             channels: int | None = None) -> DatasetSpec:
+    """The spec of dataset ``name``; an unknown name raises ``DataError`` listing valid ones.
+
+    ``folder``'s spec is read from ``data_dir`` (its class folder names; no image is opened)
+    and takes its image shape from ``image_size`` and ``channels`` (default 32 and 3). The
+    official datasets have a fixed shape: ``image_size``/``channels`` may only repeat it.
+    """
+    _check_shape_options(image_size, channels)
+    if name == FOLDER:
+        size = FOLDER_DEFAULT_SIZE if image_size is None else image_size
+        depth = FOLDER_DEFAULT_CHANNELS if channels is None else channels
+        return DatasetSpec(FOLDER, f"the folder {data_dir}", folder.folder_classes(data_dir),
+                           (size, size, depth), 0, 0)
     try:
-        return DATASETS[name]
+        spec = DATASETS[name]
     except (KeyError, TypeError):
         raise DataError(f"unknown dataset {name!r}: choose one of "
-                        f"{', '.join(DATASETS)}") from None
+                        f"{', '.join([*DATASETS, FOLDER])}") from None
+    for key, value, own in (("image_size", image_size, spec.image_size),
+                            ("channels", channels, spec.channels)):
+        if value is not None and value != own:
+            raise ConfigError(f"data.{key} {value} does not apply to {name}, whose images are "
+                              f"{spec.image_size}x{spec.image_size}x{spec.channels}; it is for "
+                              f"dataset {FOLDER} (or leave it out)")
+    return spec
+
+
+def _check_shape_options(image_size, channels) -> None:
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                                   or image_size < 8):
+        raise ConfigError(f"data.image_size {image_size!r}: give a whole number of pixels, at least "
+                          f"8 (the network pools three times by 2)")
+    if channels is not None and channels not in (1, 3):
+        raise ConfigError(f"data.channels {channels!r}: choose 1 (grey) or 3 (RGB)")
 
 
 @dataclass
@@ -121,13 +154,18 @@ def _official_sizes(spec: DatasetSpec, train: ImageSet, test: ImageSet, where: P
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None,
-                 download: bool = True) -> Dataset:
+                 download: bool = True, image_size: int | None = None, channels: int | None = None,
+                 test_fraction: float = 0.1, seed: int = 0) -> Dataset:
     """Find (see ``cnn.data.fetch``), verify and read dataset ``name`` into memory.
 
     ``data_dir`` is searched first and receives downloads; ``download=False`` never touches
-    the network. Any problem with the files raises a one-line ``DataError``.
+    the network. Any problem with the files raises a one-line ``DataError``. ``folder`` reads
+    the user's tree at ``data_dir`` (``cnn.data.folder``) at ``image_size`` x ``channels``;
+    without ``train/`` and ``test/`` in it, a seeded ``test_fraction`` of it is the test set.
     """
-    spec = get_spec(name)
+    spec = get_spec(name, data_dir, image_size, channels)
+    if spec.name == FOLDER:
+        return _load_folder(spec, data_dir, test_fraction, seed)
     found = fetch.locate(name, data_dir, download)
     if spec.name in ("mnist", "fashion_mnist"):
         f = found.files
@@ -145,3 +183,26 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None,
         test = ImageSet(data.test_images, data.test_labels)
         spec = dataclasses.replace(spec, classes=data.label_names)  # the files are authoritative
     return Dataset(spec, train, test, found.directory, found.verified)
+
+
+def _load_folder(spec: DatasetSpec, data_dir, test_fraction: float, seed: int) -> Dataset:
+    listing, decoded = folder.load_folder(data_dir, spec.image_shape)
+    if listing.split:
+        train_idx, test_idx = np.flatnonzero(decoded.parts == 0), np.flatnonzero(decoded.parts == 1)
+    else:
+        if isinstance(test_fraction, bool) or not 0 < test_fraction < 1:
+            raise ConfigError(f"data.test_fraction {test_fraction!r}: give a share in (0, 1) of "
+                              f"{listing.root} to hold out as the test set")
+        train_idx, test_idx = split_train_val(len(decoded.labels), test_fraction, seed)
+    missing = sorted(set(decoded.labels[test_idx].tolist()) - set(decoded.labels[train_idx].tolist()))
+    if missing:
+        raise DataError(f"the test set of {listing.root} has classes the train set lacks: "
+                        f"{', '.join(spec.classes[i] for i in missing)}; add train images of them")
+    if not len(test_idx):
+        raise DataError(f"the test set of {listing.root} is empty: add images to {listing.root / 'test'}"
+                        if listing.split else f"data.test_fraction {test_fraction} of "
+                        f"{len(decoded.labels)} images of {listing.root} holds out none: raise it")
+    train = ImageSet(decoded.images[train_idx], decoded.labels[train_idx])
+    test = ImageSet(decoded.images[test_idx], decoded.labels[test_idx])
+    sized = dataclasses.replace(spec, train_size=len(train), test_size=len(test))
+    return Dataset(sized, train, test, listing.root, verified=False)

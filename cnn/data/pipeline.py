@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from cnn.data.batches import BatchPlan, channel_stats, split_train_val
-from cnn.data.datasets import DatasetSpec, ImageSet, get_spec, load_dataset
+from cnn.data.datasets import DatasetSpec, ImageSet, load_dataset
 
 SPLITS = ("train", "val", "test")
 
@@ -112,12 +112,17 @@ class PreparedData:
     ``train``/``val`` come from the official training set by a seeded split
     (``val_fraction``); ``test`` is the official test set. ``norm`` is computed on ``train``
     only. ``spec`` carries the class names and image shape the model is built from.
+    ``image_size``, ``channels`` and ``test_fraction`` are for a ``folder`` dataset
+    (``load_dataset``).
     """
 
     def __init__(self, dataset: str, data_dir: str | None = None, val_fraction: float = 0.1,
-                 seed: int = 0, download: bool = True):
-        self.spec: DatasetSpec = get_spec(dataset)
-        loaded = load_dataset(dataset, data_dir=data_dir, download=download)
+                 seed: int = 0, download: bool = True, image_size: int | None = None,
+                 channels: int | None = None, test_fraction: float = 0.1):
+        loaded = load_dataset(dataset, data_dir=data_dir, download=download,
+                              image_size=image_size, channels=channels,
+                              test_fraction=test_fraction, seed=seed)
+        self.spec: DatasetSpec = loaded.spec
         train_idx, val_idx = split_train_val(len(loaded.train.labels), val_fraction, seed)
         self.seed = seed
         self.splits: dict[str, ImageSet] = {

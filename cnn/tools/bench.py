@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from itertools import chain, islice
@@ -331,10 +331,17 @@ class Settings:
     test_images: int
     augment: bool = False  # the config's data.augment, applied to training batches
     precision: str = "32-true"  # torch: "32-true" or "bf16-mixed" (autocast), both variants
+    data_options: dict = field(default_factory=dict)  # data_dir, image_size, channels (folder)
 
     @property
     def spec(self):
         return self.data.spec
+
+    def datamodule_args(self, batch_size: int) -> dict:
+        """Either side's ``DataModule`` arguments for a run at ``batch_size``."""
+        return {"dataset": self.dataset, "batch_size": batch_size,
+                "eval_batch_size": self.eval_batch_size, "seed": self.seed,
+                "augment": self.augment, **self.data_options}
 
     @property
     def train_images(self) -> int:
@@ -404,6 +411,8 @@ PRECISIONS = ("32-true", "bf16-mixed")
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cli.py bench", description=__doc__.split("\n")[0])
     p.add_argument("--config", required=True, help="YAML config, e.g. configs/mnist.yaml")
+    p.add_argument("--data-dir", default=None,
+                   help="the config's data.data_dir instead (dataset folder: your images)")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--batch-sizes", default=None, help="comma list (default: data.batch_size)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per window")
@@ -455,8 +464,11 @@ def read_settings(args, config: dict) -> Settings:
     sizes = _batch_sizes(args.batch_sizes or str(data_cfg.get("batch_size", 128)))
     seed = seed_value(config.get("seed_everything"))
     dataset = data_cfg.get("dataset", "mnist")
-    data = PreparedData(dataset, data_cfg.get("data_dir"), data_cfg.get("val_fraction", 0.1),
-                        seed, download=data_cfg.get("download", True))
+    options = {"data_dir": args.data_dir or data_cfg.get("data_dir"),
+               "image_size": data_cfg.get("image_size"), "channels": data_cfg.get("channels")}
+    data = PreparedData(dataset, val_fraction=data_cfg.get("val_fraction", 0.1), seed=seed,
+                        download=data_cfg.get("download", True),
+                        test_fraction=data_cfg.get("test_fraction", 0.1), **options)
     test_total = len(data.splits["test"].labels)
     test_images = test_total if args.test_images is None else args.test_images
     if not 1 <= test_images <= test_total:
@@ -477,7 +489,7 @@ def read_settings(args, config: dict) -> Settings:
         raise BenchError(f"precision {precision!r}: bench runs {' or '.join(PRECISIONS)}")
     return Settings(data, dataset, sizes, eval_batch_size, model, seed, args.device,
                     args.warmup, args.steps, args.full_epoch, test_images,
-                    bool(data_cfg.get("augment", False)), precision)
+                    bool(data_cfg.get("augment", False)), precision, options)
 
 
 def load_frameworks(frameworks: list[str], device: str) -> dict:
@@ -729,10 +741,11 @@ def main(argv: list[str], framework: str | None = "torch") -> int:
     report = {"schema": "cnn-bench/1", "meta": meta, "results": train_rows, "eval": eval_rows,
               "ratios": ratios(train_rows), "fit_memory": []}
     if args.fit_memory:
+        fit_args = (["--data.data_dir", args.data_dir] if args.data_dir else []) + args.fit_arg
         for fw in frameworks:
             print(f"fit: {fw}, {args.fit_epochs} epoch(s)", file=sys.stderr)
             report["fit_memory"].append(fit_memory(Path(args.config), fw, args.device,
-                                                   args.fit_epochs, args.fit_arg))
+                                                   args.fit_epochs, fit_args))
     report["tensorboard_dir"] = str(write_scalars(args.logdir, report))
     print(table(report))
     for run in report["fit_memory"]:

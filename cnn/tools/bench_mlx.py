@@ -173,9 +173,7 @@ def _trainer_train(settings: Settings, batch_size: int, compiled: bool) -> Train
     plan = settings.plan(batch_size)
     built_at = bench.clock()
     model = _classifier(settings)
-    datamodule = DataModule(settings.dataset, batch_size=batch_size,
-                            eval_batch_size=settings.eval_batch_size, seed=settings.seed,
-                            augment=settings.augment)
+    datamodule = DataModule(**settings.datamodule_args(batch_size))
     datamodule.data = settings.data  # loaded once for every variant
     timer = MlxTrainClock(plan, sync, built_at)
     trainer = _trainer(settings, timer, compiled, max_steps=plan.total, max_epochs=-1,

@@ -114,9 +114,7 @@ def _to_device(batch, device: torch.device):
 def _datamodule(settings: Settings, batch_size: int) -> DataModule:
     """Our ``DataModule`` over the already loaded data; on a GPU with its splits resident
     there (what its ``setup`` does under a CUDA trainer)."""
-    datamodule = DataModule(settings.dataset, batch_size=batch_size,
-                            eval_batch_size=settings.eval_batch_size, seed=settings.seed,
-                            augment=settings.augment)
+    datamodule = DataModule(**settings.datamodule_args(batch_size))
     datamodule.data = settings.data  # loaded once for every variant
     if settings.device == "gpu":
         datamodule.keep_resident_on(_device(settings))
