@@ -11,6 +11,7 @@ from cnn.data.datasets import DatasetSpec, ImageSet, get_spec, load_dataset
 from cnn.data.images import load_image
 from cnn.data.pipeline import Normalization, NumpyBatches, PreparedData
 from cnn.errors import DataError
+from cnn.limits import check_batch_fits_data
 
 
 class DataModuleBase:
@@ -70,6 +71,8 @@ class DataModuleBase:
         if self.data is None:
             self.data = PreparedData(self.dataset, self.data_dir, self.val_fraction,
                                      self.seed, download=self.download)
+        if stage in (None, "fit"):
+            check_batch_fits_data(self.batch_size, len(self.data.splits["train"].labels), self.dataset)
 
     def to_tensors(self, batch: tuple[np.ndarray, np.ndarray]):
         return batch

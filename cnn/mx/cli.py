@@ -22,6 +22,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.limits import check_config
 from cnn.predictions import report_predictions
 
 FRAMEWORK = "mlx"
@@ -126,6 +127,7 @@ class CLI:
         config = parser.parse_args(mirror_args(args))
         self.subcommand = config.subcommand
         section = config[self.subcommand]
+        check_config(section)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
                            "cnn.mx.lightning.callbacks.ModelCheckpoint",

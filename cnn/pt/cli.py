@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.data.datasets import get_spec
 from cnn.errors import TrainingInterrupted
+from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
@@ -88,6 +89,11 @@ class CLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         add_shared_arguments(parser)
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # before LightningCLI seeds anything or builds a class: one line for a value out of range
+        check_config(self.config[self.config["subcommand"]])
 
     def before_instantiate_classes(self) -> None:
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
