@@ -19,6 +19,7 @@ from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
+from cnn.runs import discard_unstarted_run
 
 FRAMEWORK = "torch"
 # Checkpoints are read with weights_only=True (and from .safetensors) and written atomically.
@@ -71,6 +72,13 @@ class CLI(LightningCLI):
             raise
 
     def _build_and_run(self, args, **kwargs) -> None:
+        try:
+            self._lightning_cli(args, **kwargs)
+        except BaseException:
+            discard_unstarted_run(getattr(self, "trainer", None))  # a failed start leaves no version_N
+            raise
+
+    def _lightning_cli(self, args, **kwargs) -> None:
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
                          subclass_mode_data=False, auto_configure_optimizers=False,
                          save_config_kwargs={"overwrite": True},
@@ -97,8 +105,7 @@ class CLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
-                           "lightning.pytorch.loggers.TensorBoardLogger",
-                           "lightning.pytorch.callbacks.ModelCheckpoint",
+                           "cnn.pt.run_files.TensorBoardLogger", "cnn.pt.run_files.ModelCheckpoint",
                            fit_callbacks=FIT_CALLBACKS, checkpoint_suffix=".ckpt")
 
     def after_fit(self) -> None:
