@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cnn import schema
 from cnn.data.datasets import get_spec
+from cnn.weights import check_resume
 
 # data.dataset -> model argument, by DatasetSpec attribute.
 DATA_TO_MODEL = (("model.in_channels", "channels"), ("model.image_size", "image_size"),
@@ -51,7 +52,8 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
     ``val/acc``) and the last checkpoint (a Lightning ``ModelCheckpoint`` the config names becomes
     ``checkpoint_class`` too), named ``epoch=E-step=S``, and the ``fit_callbacks``
     (class paths) not already listed. ``fit --ckpt_path`` resumes inside the run directory it
-    names (see ``resume_in_place``), so logs, checkpoints and best-model tracking continue there.
+    names (see ``resume_in_place``), so logs, checkpoints and best-model tracking continue there,
+    and is refused when a model value differs from the checkpoint's (``cnn.weights.check_resume``).
     """
     trainer = config.trainer
     default_logger = trainer.logger in (None, True)
@@ -77,6 +79,13 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
     trainer.callbacks = callbacks
     if subcommand == "fit" and default_logger and config.get("ckpt_path"):
         resume_in_place(config, checkpoint_suffix)
+    if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
+        # before any file of the run is written: a refused resume leaves its records as they were
+        check_resume(config.ckpt_path, _as_dict(config.model))
+
+
+def _as_dict(section) -> dict:
+    return section.as_dict() if hasattr(section, "as_dict") else dict(section)
 
 
 def _our_checkpoint(callback, checkpoint_class: str):
