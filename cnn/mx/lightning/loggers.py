@@ -27,6 +27,7 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from cnn.atomic import write_text
 from cnn.runs import claim_version
 
 
@@ -190,8 +191,7 @@ class TensorBoardLogger:
             self._writer.flush()
         hparams_file = os.path.join(self.log_dir, self.NAME_HPARAMS_FILE)
         if os.path.isdir(self.log_dir) and not os.path.isfile(hparams_file):
-            with open(hparams_file, "w", encoding="utf-8") as f:
-                yaml.safe_dump(_yaml_safe(self.hparams), f)
+            write_text(hparams_file, yaml.safe_dump(_yaml_safe(self.hparams)))  # whole or not at all
 
     def finalize(self, status: str) -> None:
         """Flush and close the event file; on ``"success"`` also ``save()`` (Lightning behaviour)."""
