@@ -103,6 +103,10 @@ def checkpoint_hyper_parameters(path: str) -> dict[str, Any]:
     file cannot be read); only a safetensors header or a ``weights_only`` load is read."""
     path = os.fspath(path)
     if sniff(path) == "torch":
+        try:
+            import torch  # noqa: F401 - an MLX-only install: the side's own loader says what to do
+        except ImportError:
+            return {}
         return dict(read_lightning_ckpt(path).get("hyper_parameters") or {})
     from safetensors import safe_open
 
