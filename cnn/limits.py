@@ -79,6 +79,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.num_sanity_val_steps": _optional(_int_at_least(-1)),
     "trainer.log_every_n_steps": _optional(_int_at_least(1)),
     "trainer.accumulate_grad_batches": _int_at_least(1),
+    "output": ((lambda v: v is None or (isinstance(v, str) and os.path.splitext(v)[1].lower()
+                                        in (".csv", ".json") and not os.path.isdir(v))),
+               "a .csv or .json file to write, or null"),
     "trainer.gradient_clip_val": ((lambda v: v is None or (_number(v) and v >= 0)),
                                   "a finite number >= 0, or null"),
 }

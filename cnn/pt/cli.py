@@ -7,19 +7,21 @@ import os
 import signal
 import warnings
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.data.datasets import get_spec
-from cnn.errors import TrainingInterrupted
+from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
 from cnn.runs import discard_unstarted_run
+from cnn.weights import first_line
 
 FRAMEWORK = "torch"
 # Checkpoints are read with weights_only=True (and from .safetensors) and written atomically.
@@ -74,6 +76,9 @@ class CLI(LightningCLI):
     def _build_and_run(self, args, **kwargs) -> None:
         try:
             self._lightning_cli(args, **kwargs)
+        except MisconfigurationException as error:  # a trainer value Lightning cannot honour here
+            discard_unstarted_run(getattr(self, "trainer", None))
+            raise ConfigError(f"trainer: {first_line(error)}") from None
         except BaseException:
             discard_unstarted_run(getattr(self, "trainer", None))  # a failed start leaves no version_N
             raise
