@@ -102,6 +102,7 @@ def test_convert_refuses_its_own_input_and_an_existing_file_without_force(fits, 
     ("trainer.max_epochs", -5), ("trainer.max_steps", -2), ("trainer.log_every_n_steps", 0),
     ("trainer.limit_train_batches", -1), ("trainer.limit_val_batches", 1.5),
     ("trainer.check_val_every_n_epoch", 0), ("seed_everything", -3), ("seed_everything", 2**40),
+    ("output", "predictions.txt"), ("output", "/"),
 ])
 def test_every_value_out_of_range_names_its_key_value_and_range(key, value):
     section = {"seed_everything": 0, "model": {"lr": 1e-3}, "data": {"dataset": "mnist"},
@@ -127,6 +128,11 @@ def test_the_shipped_configs_pass_the_checks(config):
 ])
 def test_a_value_out_of_range_is_one_error_line_on_the_command_line(framework, args, words, tmp_path):
     assert_one_line_error(fit(framework, tmp_path, *args), *words)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_trainer_value_lightning_cannot_honour_is_one_error_line(tmp_path):
+    assert_one_line_error(fit("torch", tmp_path, "--trainer.devices", "0"), "trainer:", "devices")
     assert not any(tmp_path.iterdir())
 
 
