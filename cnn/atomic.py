@@ -97,7 +97,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
       ``path`` (which need not exist) and the directory fsync'ed: ``path`` is then the complete
       new file, and at no moment was it missing or partial.
     * When the block raises (any ``BaseException``), the temp file is removed, the exception
-      propagates and ``path`` is untouched (the previous file, or still no file).
+      propagates and ``path`` is untouched (the previous file, or still no file). An ``OSError``
+      about the temp file (a full disk, say) is raised again naming ``path`` instead.
     * Missing parent directories of ``path`` are created. The new file has the mode of any new
       file (``0o666 & ~umask``), whatever mode an existing ``path`` had.
     """
@@ -113,10 +114,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
         # truncated or empty file under the final name (the rename may reach disk first).
         _fsync_file(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         # Also on KeyboardInterrupt / SystemExit: a Ctrl-C mid-save leaves no litter behind.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno and error.filename in (tmp, None):
+            # the temp name means nothing to a user: say which file could not be written, and why
+            raise type(error)(error.errno, error.strerror, target) from error
         raise
     _fsync_directory(directory)
 

@@ -101,3 +101,8 @@ def main(argv: list[str]) -> int:
     except USER_ERRORS as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
+    except OSError as error:  # a file the run reads or writes: a full disk, a read-only folder
+        if not error.filename:
+            raise
+        print(f"error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cnn import schema
 from cnn.data.datasets import get_spec
+from cnn.weights import check_resume
 
 # data.dataset -> model argument, by DatasetSpec attribute.
 DATA_TO_MODEL = (("model.in_channels", "channels"), ("model.image_size", "image_size"),
@@ -51,9 +52,11 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
 
     TensorBoard under ``<default_root_dir>/<dataset>/<framework>/version_N`` (no logger for
     ``predict``, which logs no metrics); for ``fit``, a ModelCheckpoint keeping the best (by
-    ``val/acc``) and the last checkpoint, named ``epoch=E-step=S``, and the ``fit_callbacks``
+    ``val/acc``) and the last checkpoint (a Lightning ``ModelCheckpoint`` the config names becomes
+    ``checkpoint_class`` too), named ``epoch=E-step=S``, and the ``fit_callbacks``
     (class paths) not already listed. ``fit --ckpt_path`` resumes inside the run directory it
-    names (see ``resume_in_place``), so logs, checkpoints and best-model tracking continue there.
+    names (see ``resume_in_place``), so logs, checkpoints and best-model tracking continue there,
+    and is refused when a model value differs from the checkpoint's (``cnn.weights.check_resume``).
     """
     trainer = config.trainer
     default_logger = trainer.logger in (None, True)
@@ -64,7 +67,7 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
                           "init_args": {"save_dir": trainer.default_root_dir or "logs",
                                         "name": f"{config.data.dataset}/{framework}",
                                         "default_hp_metric": False}}
-    callbacks = list(trainer.callbacks or [])
+    callbacks = [_our_checkpoint(c, checkpoint_class) for c in trainer.callbacks or []]
     has_checkpoint = any("ModelCheckpoint" in _class_path(c) for c in callbacks)
     if subcommand == "fit" and not has_checkpoint:
         callbacks.append({"class_path": checkpoint_class,
@@ -79,6 +82,24 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
     trainer.callbacks = callbacks
     if subcommand == "fit" and default_logger and config.get("ckpt_path"):
         resume_in_place(config, checkpoint_suffix)
+    if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
+        # before any file of the run is written: a refused resume leaves its records as they were
+        check_resume(config.ckpt_path, _as_dict(config.model))
+
+
+def _as_dict(section) -> dict:
+    return section.as_dict() if hasattr(section, "as_dict") else dict(section)
+
+
+def _our_checkpoint(callback, checkpoint_class: str):
+    """A Lightning ``ModelCheckpoint`` named in the config becomes this side's, whose ``last``
+    holds the newest state after every epoch whatever the metric did (same arguments)."""
+    path = _class_path(callback)
+    if path.startswith(("lightning.", "pytorch_lightning.")) and path.endswith(".ModelCheckpoint") \
+            and path != checkpoint_class:
+        callback = dict(callback) if isinstance(callback, dict) else callback.clone()
+        callback["class_path"] = checkpoint_class
+    return callback
 
 
 def _class_path(callback) -> str:

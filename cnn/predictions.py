@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from cnn import atomic
+from cnn.errors import ConfigError
 
 FIELDS = ("file", "class", "probability", "error")
 
@@ -53,7 +54,7 @@ def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
         writer.writerows(rows)
         text = buffer.getvalue()
     else:
-        raise ValueError(f"--output must end in .csv or .json, not {path.name!r}")
+        raise ConfigError(f"--output must end in .csv or .json, not {path.name!r}")
     atomic.write_text(path, text)
 
 

@@ -103,6 +103,55 @@ def check_fits(checkpoint: Mapping[str, Any], model_hparams: Mapping[str, Any], 
             raise ConfigError(problem)
 
 
+# Model arguments that change speed or memory, never the numbers a step computes: a resumed
+# run may set them anew.
+RESUME_FREE_KEYS = ("conv_backward_chunk", "channels_last", "compile")
+
+
+def checkpoint_hyper_parameters(path: str) -> dict[str, Any]:
+    """The model arguments a checkpoint of either side was trained with (ConfigError if the
+    file cannot be read); only a safetensors header or a ``weights_only`` load is read."""
+    path = os.fspath(path)
+    if sniff(path) == "torch":
+        try:
+            import torch  # noqa: F401 - an MLX-only install: the side's own loader says what to do
+        except ImportError:
+            return {}
+        return dict(read_lightning_ckpt(path).get("hyper_parameters") or {})
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY) or "{}")
+    except Exception as error:  # noqa: BLE001 - SafetensorError, JSON errors, truncation
+        raise ConfigError(f"corrupt or unreadable checkpoint {path}: {first_line(error)}") from None
+    return dict(meta.get("hyper_parameters") or {}) if isinstance(meta, dict) else {}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b
+
+
+def check_resume(path: str, model_args: Mapping[str, Any]) -> None:
+    """``fit --ckpt_path``: refuse (ConfigError listing each ``model.KEY``, the checkpoint's value
+    and the config's) to resume a run with model values other than those it was trained with.
+
+    Both sides follow this one rule, so a resumed run is the run its records describe: the
+    config and hparams files then agree with what ran. Speed switches (``RESUME_FREE_KEYS``)
+    may change; trainer values (more epochs) may too.
+    """
+    trained = checkpoint_hyper_parameters(path)
+    changed = [f"model.{k} {trained[k]!r} -> {v!r}" for k, v in model_args.items()
+               if k in trained and k not in RESUME_FREE_KEYS and not str(k).startswith("_")
+               and not _same(trained[k], v)]
+    if changed:
+        raise ConfigError(f"cannot resume from {path} with changed values ({'; '.join(changed)}): "
+                          f"resume with the values it was trained with, or start a new run "
+                          f"without --ckpt_path")
+
+
 @dataclass
 class Weights:
     """One Classifier's weights in the canonical (torch) layout, and what they were trained for.

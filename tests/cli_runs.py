@@ -23,10 +23,10 @@ SHORT_FIT = ("--model.dropout", "0", "--model.lr", "1e-4",
              "--data.batch_size", "64", "--data.eval_batch_size", str(SHORT_FIT_VAL_IMAGES // 2))
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python cli.py ARGS`` in a subprocess, as a user would type it."""
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600, **popen) -> subprocess.CompletedProcess:
+    """``python cli.py ARGS`` in a subprocess, as a user would type it (``popen``: e.g. ``env``)."""
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, **popen)
 
 
 def fit_both(logs: Path, *args: str, config: str = "configs/mnist.yaml") -> dict[str, Path]:

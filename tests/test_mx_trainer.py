@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
+from cnn.atomic import atomic_path
 from cnn.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
 
 CHECKPOINT_IO = ckpt_mod.SafetensorsCheckpointIO()  # the trainer's default file format
@@ -360,12 +361,13 @@ def test_checkpoint_round_trip_and_atomic_write(tmp_path, monkeypatch):
              "rng_state": mx.random.key(1), "callbacks": {"X": {"best": float("inf")}}}
     save_checkpoint(path, first)
 
-    def crash(file, arrays, metadata=None):
-        with open(file, "wb") as f:
-            f.write(b"\x00" * 17)  # torn write
-        raise KeyboardInterrupt
+    def crash(file, data):  # the bytes are made in memory; the write is torn halfway
+        with atomic_path(file) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data[: len(data) // 2])
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(ckpt_mod.mx, "save_safetensors", crash)
+    monkeypatch.setattr(ckpt_mod, "write_bytes", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {**first, "global_step": 99})
     monkeypatch.undo()

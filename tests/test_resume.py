@@ -28,9 +28,7 @@ RUN = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "2",
        "--data.batch_size", "32", "--data.eval_batch_size", "200", "--data.val_fraction", "0.01",
        "--trainer.enable_progress_bar", "false"]
 EXTENSION = {"torch": ".ckpt", "mlx": ".safetensors"}
-# Every epoch's checkpoint kept, so there are more files to compare; `last` is then refreshed
-# each epoch in both runs (with top-1, a resumed run rewrites it at the end of training even when
-# the last epoch did not improve, while the run in one go leaves it at the best epoch).
+# Every epoch's checkpoint kept, so there are more files to compare.
 CHECKPOINTS = """\
 trainer:
   callbacks:

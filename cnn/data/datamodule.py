@@ -11,6 +11,7 @@ from cnn.data.datasets import DatasetSpec, ImageSet, get_spec, load_dataset
 from cnn.data.images import load_image
 from cnn.data.pipeline import Normalization, NumpyBatches, PreparedData
 from cnn.errors import DataError
+from cnn.limits import check_batch_fits_data
 
 
 class DataModuleBase:
@@ -81,6 +82,8 @@ class DataModuleBase:
         if self.data is None:
             self.data = PreparedData(self.dataset, self.data_dir, self.val_fraction,
                                      self.seed, download=self.download, **self._folder_options())
+        if stage in (None, "fit"):
+            check_batch_fits_data(self.batch_size, len(self.data.splits["train"].labels), self.dataset)
 
     def _folder_options(self) -> dict:
         return {"image_size": self.image_size, "channels": self.channels,

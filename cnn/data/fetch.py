@@ -9,6 +9,8 @@ Lookup order, first directory holding *all* of a dataset's files wins:
 5. ``/usr/share/datasets`` (Debian's ``dataset-fashion-mnist`` installs
    ``/usr/share/datasets/fashion-mnist/*-ubyte.gz``).
 
+A ``data_dir`` or ``CNN_DATA_DIR`` that is not an existing directory is an error, never skipped.
+
 In each, the files may lie directly or in a folder named after the dataset (``mnist``,
 ``fashion-mnist``, ``cifar-10-batches-py``...; torchvision's ``MNIST/raw`` also works), IDX
 files gzip-compressed or not. Every file's MD5 is compared with the published one. Directories
@@ -123,10 +125,21 @@ def cache_dir() -> Path:
 
 def search_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[Path, bool]]:
     """The directories searched, in order, each with whether checksums are enforced there."""
-    roots = [(Path(data_dir), False)] if data_dir else []
-    if os.environ.get(ENV_VAR):
-        roots.append((Path(os.environ[ENV_VAR]), False))
+    named = [("data_dir", data_dir), (ENV_VAR, os.environ.get(ENV_VAR))]
+    roots = [(_named_directory(key, value), False) for key, value in named if value]
     return roots + [(PACKAGE_DIR, True), (cache_dir(), True), (SYSTEM_DIR, True)]
+
+
+def _named_directory(key: str, value: str | os.PathLike) -> Path:
+    """A directory the user named must be one: falling back to the packaged or cached copy
+    instead would train on data the user did not ask for."""
+    path = Path(value)
+    if not path.exists():
+        raise DataError(f"{key} {path} does not exist; create it (downloads go there) or "
+                        f"leave {key} out")
+    if not path.is_dir():
+        raise DataError(f"{key} {path} is not a directory; name the folder holding the dataset")
+    return path
 
 
 def content_md5(path: str | os.PathLike, gunzip: bool = True) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,27 @@ def _flatten(img: Image.Image) -> Image.Image:
     return img
 
 
+def _open_regular(path: Path):
+    """``path`` opened for reading if it is a regular file (or a link to one); else DataError.
+
+    ``O_NONBLOCK`` so that opening a FIFO returns at once instead of waiting, uninterruptibly,
+    for a writer; the kind of file is then read from the open descriptor, not from a ``stat``
+    of the name that could change in between.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror or error}") from None
+    kind = os.fstat(fd).st_mode
+    if not stat.S_ISREG(kind):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(kind) else "not a regular file"
+        raise DataError(f"cannot read {path} as an image ({what}); use a PNG or JPEG file")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def load_image(path: str | os.PathLike, image_shape: tuple[int, int, int]) -> np.ndarray:
     """Read a PNG/JPEG (any size or mode) as uint8 (H, W, C) for a model of ``image_shape``.
 
@@ -49,7 +71,7 @@ def load_image(path: str | os.PathLike, image_shape: tuple[int, int, int]) -> np
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with _open_regular(path) as handle, Image.open(handle) as img:
                 img.load()  # decode now, inside the try, so truncation is caught here
                 img = ImageOps.exif_transpose(img)
                 img = _flatten(img).convert("L" if channels == 1 else "RGB")
@@ -60,7 +82,9 @@ def load_image(path: str | os.PathLike, image_shape: tuple[int, int, int]) -> np
         raise DataError(f"refusing {path}: it is too large to decode safely ({error}); "
                         "scale it down first") from error
     except _READ_ERRORS as error:
-        reason = "it is empty" if path.is_file() and path.stat().st_size == 0 else error
+        reason = ("it is empty" if path.is_file() and path.stat().st_size == 0
+                  else "not an image format Pillow knows" if isinstance(error, UnidentifiedImageError)
+                  else error)
         raise DataError(f"cannot read {path} as an image ({reason}); use a PNG or JPEG "
                         "file") from error
     return array.reshape(height, width, channels)

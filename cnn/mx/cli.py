@@ -22,7 +22,9 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.limits import check_config
 from cnn.predictions import report_predictions
+from cnn.runs import discard_unstarted_run
 
 FRAMEWORK = "mlx"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -126,6 +128,7 @@ class CLI:
         config = parser.parse_args(mirror_args(args))
         self.subcommand = config.subcommand
         section = config[self.subcommand]
+        check_config(section)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
                            "cnn.mx.lightning.callbacks.ModelCheckpoint",
@@ -140,7 +143,11 @@ class CLI:
                                       or CHECKPOINT_IO})
         except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
             raise ConfigError(str(error)) from None
-        getattr(self, f"run_{self.subcommand}")(section)
+        try:
+            getattr(self, f"run_{self.subcommand}")(section)
+        except BaseException:
+            discard_unstarted_run(self.trainer)  # a failed start leaves no version_N behind
+            raise
 
     def run_fit(self, section) -> None:
         try:

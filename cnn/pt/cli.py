@@ -7,17 +7,21 @@ import os
 import signal
 import warnings
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.data.datasets import get_spec
-from cnn.errors import TrainingInterrupted
+from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
+from cnn.runs import discard_unstarted_run
+from cnn.weights import first_line
 
 FRAMEWORK = "torch"
 # Checkpoints are read with weights_only=True (and from .safetensors) and written atomically.
@@ -70,6 +74,16 @@ class CLI(LightningCLI):
             raise
 
     def _build_and_run(self, args, **kwargs) -> None:
+        try:
+            self._lightning_cli(args, **kwargs)
+        except MisconfigurationException as error:  # a trainer value Lightning cannot honour here
+            discard_unstarted_run(getattr(self, "trainer", None))
+            raise ConfigError(f"trainer: {first_line(error)}") from None
+        except BaseException:
+            discard_unstarted_run(getattr(self, "trainer", None))  # a failed start leaves no version_N
+            raise
+
+    def _lightning_cli(self, args, **kwargs) -> None:
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
                          subclass_mode_data=False, auto_configure_optimizers=False,
                          save_config_kwargs={"overwrite": True},
@@ -89,10 +103,14 @@ class CLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         add_shared_arguments(parser)
 
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # before LightningCLI seeds anything or builds a class: one line for a value out of range
+        check_config(self.config[self.config["subcommand"]])
+
     def before_instantiate_classes(self) -> None:
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
-                           "lightning.pytorch.loggers.TensorBoardLogger",
-                           "lightning.pytorch.callbacks.ModelCheckpoint",
+                           "cnn.pt.run_files.TensorBoardLogger", "cnn.pt.run_files.ModelCheckpoint",
                            fit_callbacks=FIT_CALLBACKS, checkpoint_suffix=".ckpt")
 
     def after_fit(self) -> None:

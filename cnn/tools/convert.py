@@ -3,6 +3,8 @@
 Reads any checkpoint ``cnn.weights.read_weights`` recognises (by content, not by name): a
 Lightning ``.ckpt``, a ``--to torch`` weights file or an MLX checkpoint.
 
+``--out`` is never the input, and an existing file is replaced only with ``--force``.
+
 Outputs, both single ``.safetensors`` files, written atomically, holding no pickle:
 
 * ``--to torch``: tensors ``net.conv1.weight`` ... ``net.fc3.bias``, ``mean``, ``std`` (float32,
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -60,6 +63,21 @@ def convert(source: str, to: str, out: str) -> Weights:
     return weights
 
 
+def check_output(source: str, out: str, force: bool) -> None:
+    """ConfigError unless ``out`` may be written: never the file being converted (a resumable
+    checkpoint would become bare weights), nor a directory, nor an existing file without
+    ``force``."""
+    if os.path.isdir(out):
+        raise ConfigError(f"--out {out} is a directory; name the .safetensors file to write")
+    if not os.path.lexists(out):
+        return
+    if os.path.exists(source) and os.path.exists(out) and os.path.samefile(source, out):
+        raise ConfigError(f"--out {out} is the checkpoint being converted; writing it would "
+                          "destroy it: choose another file")
+    if not force:
+        raise ConfigError(f"--out {out} exists; pass --force to replace it, or choose another file")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage block
         raise SystemExit(f"error: {message}")
@@ -76,6 +94,7 @@ def main(argv: list[str], framework: str | None = None) -> int:
     parser.add_argument("ckpt", help="a Lightning .ckpt, a torch .safetensors or an MLX checkpoint")
     parser.add_argument("--to", required=True, choices=("mlx", "torch"), help="target framework")
     parser.add_argument("--out", required=True, help="the .safetensors file to write")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     try:
         args = parser.parse_args(argv)
         if not args.out.endswith(".safetensors"):
@@ -86,9 +105,13 @@ def main(argv: list[str], framework: str | None = None) -> int:
             return 2
         return int(exit_.code or 0)
     try:
+        check_output(args.ckpt, args.out, args.force)
         weights = convert(args.ckpt, args.to, args.out)
-    except (ConfigError, OSError) as error:
+    except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: cannot write {error.filename or args.out}: {error.strerror or error}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: {args.to} weights for {describe(weights.hyper_parameters)}, "
           f"trained with {weights.source}")

@@ -83,7 +83,8 @@ class ModelCheckpoint(Callback):
 
     Default file name ``epoch={epoch}-step={step}.safetensors`` in ``<log_dir>/checkpoints`` (or
     ``<default_root_dir>/checkpoints`` without logger); ``save_last`` adds ``last.safetensors``; ``best_model_path`` /
-    ``best_model_score`` / ``last_model_path`` as in Lightning. Differences: on a ``TrainingInterrupted``
+    ``best_model_score`` / ``last_model_path`` as in Lightning. Differences: ``last`` is rewritten after every
+    epoch and validation, whether or not the monitored metric improved; on a ``TrainingInterrupted``
     (SIGINT/SIGTERM) ``last`` is always written so the run can resume; on a ``NonFiniteLossError`` nothing is ever
     written (the last good checkpoint stays untouched).
     """
@@ -179,8 +180,9 @@ class ModelCheckpoint(Callback):
         candidates = self._monitor_candidates(trainer)
         if self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0:
             self._save_topk_checkpoint(trainer, candidates)
-        if self._last_global_step_saved == trainer.global_step:
-            self._save_last_checkpoint(trainer, candidates)
+        # Unlike Lightning, `last` is the newest state after every epoch or validation, not only
+        # after one that also wrote a top-k checkpoint: a crash must not throw epochs away.
+        self._save_last_checkpoint(trainer, candidates)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit":

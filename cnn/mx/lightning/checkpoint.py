@@ -18,6 +18,7 @@ building that dict from a trainer and restoring a trainer from it (same hook ord
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -28,7 +29,7 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from cnn.atomic import atomic_path
+from cnn.atomic import write_bytes
 from cnn.errors import CheckpointError
 
 
@@ -107,9 +108,11 @@ class SafetensorsCheckpointIO:
         rest["format_version"] = self.format_version
         meta = json.dumps(_encode_floats(json.loads(json.dumps(rest, default=_json_default))), allow_nan=False)
 
-        # The temp name keeps the ".safetensors" suffix, which mx.save_safetensors would otherwise append.
-        with atomic_path(path) as tmp:
-            mx.save_safetensors(tmp, arrays, metadata={self.metadata_key: meta})
+        # Serialised in memory, then written by Python: a failed write (full disk, read-only folder) is then an
+        # OSError naming the file and its cause, where MLX's own writer says only "[write] Unable to write".
+        buffer = io.BytesIO()
+        mx.save_safetensors(buffer, arrays, metadata={self.metadata_key: meta})
+        write_bytes(path, buffer.getvalue())
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
         """Read a checkpoint written by :func:`save_checkpoint` back into the dict form (arrays evaluated eagerly).

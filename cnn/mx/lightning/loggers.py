@@ -27,6 +27,9 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from cnn.atomic import write_text
+from cnn.runs import claim_version
+
 
 def _png(image: np.ndarray) -> bytes:
     """Minimal PNG encoder for uint8 HWC images (1, 3 or 4 channels); avoids a Pillow dependency."""
@@ -60,7 +63,7 @@ class TensorBoardLogger:
         save_dir: root directory (Lightning's ``save_dir``).
         name: experiment name; ``""``/``None`` puts versions directly under ``save_dir``.
         version: int -> ``version_<int>``; str -> used verbatim; ``None`` -> next free ``version_N`` (max + 1),
-            decided lazily on first access exactly like Lightning.
+            decided lazily on first access like Lightning, but claimed with ``os.mkdir`` (``cnn.runs``).
         default_hp_metric: if True, ``log_hyperparams`` writes ``hp_metric=-1`` like Lightning; the project keeps it
             False so the event files carry only real metrics.
         prefix: prepended to every metric name as ``<prefix>-<name>`` (Lightning's ``LOGGER_JOIN_CHAR``).
@@ -121,14 +124,8 @@ class TensorBoardLogger:
         return os.path.expanduser(os.path.expandvars(log_dir))
 
     def _get_next_version(self) -> int:
-        try:
-            entries = os.listdir(self.root_dir)
-        except OSError:
-            return 0
-        versions = [int(e.split("_", 1)[1]) for e in entries
-                    if e.startswith("version_") and e.split("_", 1)[1].isdigit()
-                    and os.path.isdir(os.path.join(self.root_dir, e))]
-        return max(versions) + 1 if versions else 0
+        # os.mkdir claims the number: two runs started together never share a version_N.
+        return claim_version(self.root_dir)
 
     @property
     def experiment(self) -> EventFileWriter:
@@ -194,8 +191,7 @@ class TensorBoardLogger:
             self._writer.flush()
         hparams_file = os.path.join(self.log_dir, self.NAME_HPARAMS_FILE)
         if os.path.isdir(self.log_dir) and not os.path.isfile(hparams_file):
-            with open(hparams_file, "w", encoding="utf-8") as f:
-                yaml.safe_dump(_yaml_safe(self.hparams), f)
+            write_text(hparams_file, yaml.safe_dump(_yaml_safe(self.hparams)))  # whole or not at all
 
     def finalize(self, status: str) -> None:
         """Flush and close the event file; on ``"success"`` also ``save()`` (Lightning behaviour)."""

@@ -1,0 +1,48 @@
+"""The torch run's own files: its ``version_N`` directory and its ``last`` checkpoint.
+
+``TensorBoardLogger`` is Lightning's, except that a new version directory is claimed with
+``cnn.runs.claim_version`` (``os.mkdir``) on rank zero, so two runs started together never
+share one. ``ModelCheckpoint`` is Lightning's, except that ``save_last`` writes ``last`` at every
+epoch's end and every validation, whether or not the monitored metric improved: Lightning
+refreshes it only together with a top-k checkpoint, so a crash after epochs that did not improve
+would resume from an older state. The MLX mirrors (``cnn.mx.lightning``) behave the same.
+"""
+
+from __future__ import annotations
+
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+
+from cnn.runs import claim_version
+
+
+class TensorBoardLogger(LightningTensorBoardLogger):
+    """Lightning's ``TensorBoardLogger``; a new ``version_N`` is taken by ``os.mkdir`` on rank
+    zero (other ranks keep Lightning's listing: they never create the directory)."""
+
+    def _get_next_version(self) -> int:
+        if rank_zero_only.rank != 0:
+            return super()._get_next_version()
+        return claim_version(self.root_dir)
+
+
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``; with ``save_last``, ``last`` also holds the newest state
+    after every epoch and validation that wrote no top-k checkpoint."""
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer) -> None:
+        # Skipped when this step was already saved (then `last` was written with it).
+        # ``save_last="link"`` stays Lightning's: a link can only point at a top-k file.
+        if self.save_last is True and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
