@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import warnings
 
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
+from cnn.crossing import translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import TrainingInterrupted
 from cnn.predictions import report_predictions
@@ -38,6 +40,15 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # cnn.cli hands LightningCLI the arguments left after taking out --framework.
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
+
+
+class SaveConfigAsGiven(SaveConfigCallback):
+    """``config.yaml`` as the user gave it: without the logger and callbacks the run added by
+    default (``cnn.config.apply_run_defaults``), which each framework adds its own of, so the
+    file runs unchanged on either."""
+
+    def __init__(self, parser, config, as_given=None, **kwargs):
+        super().__init__(parser, as_given if as_given is not None else config, **kwargs)
 
 
 class CLI(LightningCLI):
@@ -70,9 +81,13 @@ class CLI(LightningCLI):
             raise
 
     def _build_and_run(self, args, **kwargs) -> None:
+        notes: list[str] = []
+        args = None if args is None else translate_args(list(args), FRAMEWORK, notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
                          subclass_mode_data=False, auto_configure_optimizers=False,
-                         save_config_kwargs={"overwrite": True},
+                         save_config_callback=SaveConfigAsGiven, save_config_kwargs={"overwrite": True},
                          trainer_defaults={"default_root_dir": "logs",
                                            "plugins": [{"class_path": SAFE_CHECKPOINT_IO}]},
                          # raise instead of printing usage: cnn.cli turns it into one line
@@ -88,8 +103,15 @@ class CLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         add_shared_arguments(parser)
+        for action in parser._actions:
+            if action.dest == "model.net":  # its help would list every nn.Module subclass
+                action.extra_help = lambda: ""
 
     def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
+            config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
+        self.save_config_kwargs["as_given"] = config.clone()
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
                            "lightning.pytorch.loggers.TensorBoardLogger",
                            "lightning.pytorch.callbacks.ModelCheckpoint",

@@ -14,10 +14,11 @@ from cnn.mx.lightning.callbacks import (
                                         TQDMProgressBar,
 )
 from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
+from cnn.mx.lightning.csv_logs import CSVLogger
 from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.module import LightningModule
 from cnn.mx.lightning.trainer import Trainer
 
-__all__ = ["Callback", "EarlyStopping", "LearningRateMonitor", "LightningModule",
+__all__ = ["CSVLogger", "Callback", "EarlyStopping", "LearningRateMonitor", "LightningModule",
            "ModelCheckpoint", "ModelSummary", "SafetensorsCheckpointIO", "TQDMProgressBar",
            "TensorBoardLogger", "Trainer"]
