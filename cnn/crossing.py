@@ -21,6 +21,7 @@ Framework-free: classes are named by strings; only the class that will run is ev
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 from pathlib import Path
@@ -50,6 +51,21 @@ REFUSED = {"model.net"}
 CLASS_KEYS = ("trainer.callbacks", "trainer.logger", "trainer.plugins")
 # Trainer keys Lightning prints as null for "the default", which the MLX trainer takes by value.
 NULL_IS_DEFAULT = ("precision",)
+
+
+# Callbacks that need a package neither framework requires: class name -> (module, pip name).
+NEEDS_PACKAGE = {"RichProgressBar": ("rich", "rich")}
+
+
+def check_optional_packages(callbacks: Any) -> None:
+    """A ``ConfigError`` naming the package when a listed callback needs one that is not installed
+    (checked before anything is built, so both sides say it in the same one line)."""
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks] if callbacks else []:
+        path = callback.get("class_path") if isinstance(callback, dict) else getattr(callback, "class_path", callback)
+        name = str(path).rsplit(".", 1)[-1]
+        if name in NEEDS_PACKAGE and importlib.util.find_spec(NEEDS_PACKAGE[name][0]) is None:
+            raise ConfigError(f"{name} needs the {NEEDS_PACKAGE[name][1]} package, which is not installed: "
+                              f"pip install {NEEDS_PACKAGE[name][1]} (or the project's [rich] extra)")
 
 
 def _other(framework: str) -> str:

@@ -18,9 +18,10 @@ import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
-from cnn.crossing import translate_args
+from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.help_sections import title_sections
 from cnn.predictions import report_predictions
 
 FRAMEWORK = "mlx"
@@ -42,9 +43,12 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.add_class_arguments(Trainer, "trainer", instantiate=False, fail_untyped=False)
         sub.add_class_arguments(Classifier, "model", skip={"net"}, instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
-        sub.add_argument("--ckpt_path", type=Optional[str], default=None,
-                         help="checkpoint to resume (fit) or evaluate: a path, 'last' or 'best'")
         add_shared_arguments(sub)
+        # last, as LightningCLI adds the subcommand's own arguments after the links
+        sub.add_argument_group(name, name=name).add_argument(
+            "--ckpt_path", type=Optional[str], default=None,
+            help="checkpoint to resume (fit) or evaluate: a path, 'last' or 'best'")
+        title_sections(sub, name)
         subcommands.add_subcommand(name, sub, help=f"{name} with the MLX trainer")
         subs[name] = sub
     return parser, subs
@@ -75,6 +79,7 @@ class CLI:
         self.subcommand = config.subcommand
         section = config[self.subcommand]
         as_given = section.clone()
+        check_optional_packages(section.trainer.callbacks)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
                            "cnn.mx.lightning.callbacks.ModelCheckpoint",

@@ -13,9 +13,10 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
-from cnn.crossing import translate_args
+from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import TrainingInterrupted
+from cnn.help_sections import title_sections
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
@@ -101,6 +102,11 @@ class CLI(LightningCLI):
         # and let its hparams override the config; the config decides, on_load_checkpoint checks.
         pass
 
+    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        title_sections(parser, subcommand)
+        return parser
+
     def add_arguments_to_parser(self, parser) -> None:
         add_shared_arguments(parser)
         for action in parser._actions:
@@ -112,6 +118,7 @@ class CLI(LightningCLI):
         if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
             config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
         self.save_config_kwargs["as_given"] = config.clone()
+        check_optional_packages(config.trainer.callbacks)
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
                            "lightning.pytorch.loggers.TensorBoardLogger",
                            "lightning.pytorch.callbacks.ModelCheckpoint",
