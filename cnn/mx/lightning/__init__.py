@@ -1,8 +1,9 @@
 """Lightning's training loop for MLX: ``Trainer``, ``LightningModule``, callbacks and loggers.
 
 Knows nothing of the model it trains: it imports only mlx, numpy, the standard library,
-tensorboard, yaml, tqdm and the project's ``cnn.atomic`` and ``cnn.errors``. Being under
-``cnn.mx`` it is imported after ``cnn.mx`` has given MLX its BLAS.
+tensorboard, yaml, tqdm (rich, optionally, for ``RichProgressBar``) and the project's
+``cnn.atomic`` and ``cnn.errors``. Being under ``cnn.mx`` it is imported after ``cnn.mx`` has
+given MLX its BLAS.
 """
 
 from cnn.mx.lightning.callbacks import (

@@ -7,7 +7,7 @@ from typing import Any
 
 from cnn.mx.lightning.callbacks import Callback
 
-from cnn import atomic
+from cnn.atomic import write_text
 
 
 class SaveConfigCallback(Callback):
@@ -37,5 +37,5 @@ class SaveConfigCallback(Callback):
                                "overwriting results of a previous run.")
         if trainer.is_global_zero:
             os.makedirs(trainer.log_dir, exist_ok=True)
-            atomic.write_text(path, self.parser.dump(self.config, skip_none=False))
+            write_text(path, self.parser.dump(self.config, skip_none=False))
         self.already_saved = True

@@ -20,7 +20,7 @@ from cnn.mx.lightning.loggers import VersionedLogger, _yaml_safe
 
 import yaml
 
-from cnn import atomic
+from cnn.atomic import write_text
 
 
 class ExperimentWriter:
@@ -53,7 +53,7 @@ class ExperimentWriter:
 
     def log_hparams(self, params: Mapping[str, Any]) -> None:
         self.hparams.update(params)
-        atomic.write_text(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE),
+        write_text(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE),
                           yaml.safe_dump(_yaml_safe(self.hparams)))
 
     def save(self) -> None:
@@ -74,7 +74,7 @@ class ExperimentWriter:
             writer = csv.DictWriter(text, fieldnames=self.metrics_keys)
             writer.writeheader()
             writer.writerows(rows + self.metrics)
-            atomic.write_text(self.metrics_file_path, text.getvalue())
+            write_text(self.metrics_file_path, text.getvalue())
         self.metrics = []
 
 
