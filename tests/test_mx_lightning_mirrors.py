@@ -108,3 +108,16 @@ def test_rich_progress_bar_draws_the_training_bars_with_rich():
     Trainer(max_epochs=1, logger=False, callbacks=[bar], enable_checkpointing=False,
             enable_model_summary=False).fit(MLP(), data(), data(seed=1))
     assert "Epoch 0" in out.getvalue()
+
+
+def test_a_whole_float_batch_limit_is_a_count_as_in_lightning():
+    # torch's saved config.yaml holds `limit_train_batches: 2.0` for `--trainer.limit_train_batches 2`
+    class Count(Callback):
+        batches = 0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            Count.batches += 1
+
+    Trainer(max_epochs=1, logger=False, limit_train_batches=2.0, limit_val_batches=0, callbacks=[Count()],
+            **QUIET).fit(MLP(), data(), data(seed=1))
+    assert Count.batches == 2

@@ -61,7 +61,10 @@ class CLI(LightningCLI):
     (by ``val/acc``) and the last checkpoint; ``fit`` also gets ``FaultGuard`` and
     ``ResumeState`` (``cnn.pt.callbacks``) and, resuming, continues in the run directory of
     its checkpoint. ``fit`` ends with a test of the best checkpoint. A SIGINT/SIGTERM that
-    stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum).
+    stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum). A config or class path
+    of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each setting this
+    side ignores), and the run folder's ``config.yaml`` holds the config as given
+    (``SaveConfigAsGiven``), so it runs on either framework.
     """
 
     def __init__(self, args=None, **kwargs):
