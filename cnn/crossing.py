@@ -108,6 +108,11 @@ def _accepted_init_args(path: str) -> set[str] | None:
     return {p.name for p in params}
 
 
+# What jsonargparse prints for an init argument it cannot dump (StochasticWeightAveraging's
+# default ``device=torch.device("cpu")``), followed by the value's str(): read back as that str.
+UNSERIALIZABLE = "Unable to serialize instance "
+
+
 def _class_entry(entry: Any, framework: str, notes: list[str]) -> Any:
     """One ``class_path`` entry (a dict or a bare path) for ``framework``; None: left out."""
     if isinstance(entry, str):
@@ -118,14 +123,18 @@ def _class_entry(entry: Any, framework: str, notes: list[str]) -> Any:
     if path is None:
         return None
     out = {**entry, "class_path": path}
-    accepted = _accepted_init_args(path) if isinstance(entry.get("init_args"), dict) else None
-    if accepted is not None:
-        kept = {k: v for k, v in entry["init_args"].items() if k in accepted}
-        for key, value in entry["init_args"].items():
-            if key not in kept and not _is_off(value):
-                notes.append(f"{path.rsplit('.', 1)[-1]}({key}={value!r}) has no {framework} counterpart; "
-                             "ignored")
-        out["init_args"] = kept
+    init_args = entry.get("init_args")
+    if isinstance(init_args, dict):
+        init_args = {k: v[len(UNSERIALIZABLE):] if isinstance(v, str) and v.startswith(UNSERIALIZABLE) else v
+                     for k, v in init_args.items()}
+        accepted = _accepted_init_args(path)
+        if accepted is not None:
+            for key, value in init_args.items():
+                if key not in accepted and not _is_off(value):
+                    notes.append(f"{path.rsplit('.', 1)[-1]}({key}={value!r}) has no {framework} counterpart; "
+                                 "ignored")
+            init_args = {k: v for k, v in init_args.items() if k in accepted}
+        out["init_args"] = init_args
     return out
 
 

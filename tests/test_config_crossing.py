@@ -154,6 +154,49 @@ def test_a_lightning_class_without_an_mlx_mirror_is_one_error_line():
         "--framework torch"]
 
 
+def test_a_torch_config_for_mlx_names_the_mirrors_and_leaves_out_what_mlx_does_itself():
+    from cnn.crossing import translate_config
+
+    torch_config = {
+        "seed_everything": 1, "weights_only": None,
+        "trainer": {"precision": None, "model_registry": None,
+                    "plugins": [{"class_path": "cnn.pt.checkpoint.SafeCheckpointIO"}],
+                    "callbacks": [{"class_path": "cnn.pt.callbacks.FaultGuard"},
+                                  {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                   "init_args": {"monitor": "val/acc", "train_time_interval": None}},
+                                  {"class_path": "lightning.pytorch.callbacks.StochasticWeightAveraging",
+                                   "init_args": {"swa_lrs": 0.01, "device": "Unable to serialize instance cpu"}},
+                                  {"class_path": "lightning.pytorch.callbacks.EarlyStopping",
+                                   "init_args": {"monitor": "val/acc", "log_rank_zero_only": True}}]},
+        "model": {"lr": 0.1, "net": None}}
+    notes: list[str] = []
+    assert translate_config(torch_config, "mlx", notes) == {
+        "seed_everything": 1,
+        "trainer": {"plugins": [],
+                    "callbacks": [{"class_path": "cnn.mx.lightning.ModelCheckpoint",
+                                   "init_args": {"monitor": "val/acc"}},
+                                  {"class_path": "cnn.mx.lightning.StochasticWeightAveraging",
+                                   "init_args": {"swa_lrs": 0.01, "device": "cpu"}},
+                                  {"class_path": "cnn.mx.lightning.EarlyStopping",
+                                   "init_args": {"monitor": "val/acc"}}]},
+        "model": {"lr": 0.1}}
+    assert notes == ["EarlyStopping(log_rank_zero_only=True) has no mlx counterpart; ignored"]
+
+
+def test_an_mlx_config_for_torch_names_lightnings_classes():
+    from cnn.crossing import translate_config
+
+    mlx_config = {"trainer": {"compile": True, "plugins": None,
+                              "logger": {"class_path": "cnn.mx.lightning.csv_logs.CSVLogger",
+                                         "init_args": {"save_dir": "runs"}},
+                              "callbacks": ["cnn.mx.lightning.callbacks.LearningRateMonitor"]}}
+    notes: list[str] = []
+    assert translate_config(mlx_config, "torch", notes) == {"trainer": {  # plugins: null is each side's default
+        "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
+        "callbacks": ["lightning.pytorch.callbacks.LearningRateMonitor"]}}
+    assert notes == []
+
+
 def test_the_keys_only_one_side_has_are_the_ones_crossing_leaves_out(chain):
     from cnn.crossing import ONLY_ON
 
