@@ -121,3 +121,11 @@ def test_a_whole_float_batch_limit_is_a_count_as_in_lightning():
     Trainer(max_epochs=1, logger=False, limit_train_batches=2.0, limit_val_batches=0, callbacks=[Count()],
             **QUIET).fit(MLP(), data(), data(seed=1))
     assert Count.batches == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psutil") is not None, reason="psutil is installed")
+def test_lightnings_device_stats_monitor_without_psutil_on_the_cpu_is_one_error_line():
+    result = run_cli("fit", "--config", "configs/mnist.yaml", "--trainer.accelerator", "cpu",
+                     "--trainer.callbacks+=lightning.pytorch.callbacks.DeviceStatsMonitor")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: DeviceStatsMonitor needs the psutil package")

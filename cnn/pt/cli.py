@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
 import sys
 import warnings
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -15,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
-from cnn.errors import TrainingInterrupted
+from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
@@ -41,6 +43,20 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # cnn.cli hands LightningCLI the arguments left after taking out --framework.
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
+
+
+def check_device_stats_monitor(callbacks, accelerator) -> None:
+    """Lightning's ``DeviceStatsMonitor`` reads CPU figures through ``psutil``, which neither
+    Lightning nor this project requires: on the CPU (or with ``cpu_stats: true``) without it, say
+    so in one line instead of a traceback once training has started."""
+    for callback in callbacks or []:
+        if not str(getattr(callback, "class_path", callback)).endswith("DeviceStatsMonitor"):
+            continue
+        cpu_stats = (getattr(callback, "init_args", None) or {}).get("cpu_stats")
+        on_cpu = accelerator == "cpu" or not torch.cuda.is_available()
+        if (cpu_stats or (cpu_stats is None and on_cpu)) and importlib.util.find_spec("psutil") is None:
+            raise ConfigError("DeviceStatsMonitor needs the psutil package for CPU figures, which is not "
+                              "installed: pip install psutil, or set its cpu_stats: false")
 
 
 class SaveConfigAsGiven(SaveConfigCallback):
@@ -122,6 +138,7 @@ class CLI(LightningCLI):
             config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
         self.save_config_kwargs["as_given"] = config.clone()
         check_optional_packages(config.trainer.callbacks)
+        check_device_stats_monitor(config.trainer.callbacks, config.trainer.accelerator)
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
                            "lightning.pytorch.loggers.TensorBoardLogger",
                            "lightning.pytorch.callbacks.ModelCheckpoint",
