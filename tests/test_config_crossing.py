@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli_runs import run_cli
+from tests.cli_runs import ROOT, run_cli
 
 TINY = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
         "--trainer.limit_test_batches", "1", "--trainer.num_sanity_val_steps", "0",
@@ -83,6 +83,14 @@ def test_each_sides_config_yaml_is_what_its_print_config_prints(chain):
 def test_mlx_writes_config_yaml_in_its_run_folder_like_lightning(chain):
     saved = yaml.safe_load((chain["mlx_run"] / "config.yaml").read_text())
     assert saved["trainer"]["max_epochs"] == 1 and saved["data"]["dataset"] == "mnist"
+
+
+def test_a_run_without_a_logger_has_no_run_folder_and_writes_no_config_yaml(tmp_path):
+    result = run_cli("--framework", "mlx", "test", "--config", str(ROOT / "configs/mnist.yaml"),
+                     "--trainer.logger", "false", "--trainer.limit_test_batches", "1",
+                     "--data.eval_batch_size", "100", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not list(tmp_path.rglob("config.yaml"))
 
 
 def test_mlxs_config_yaml_parses_on_torch_and_an_mlx_only_setting_is_ignored_with_a_one_line_note(chain):

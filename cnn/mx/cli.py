@@ -90,10 +90,12 @@ class CLI:
         self.model = Classifier(**init.model)
         try:
             # the project's checkpoint files, which convert and the torch side read too
-            # like LightningCLI's: config.yaml in the log folder, overwritten by a resumed run
-            save_config = SaveConfigCallback(subs[self.subcommand], as_given, overwrite=True)
+            # like LightningCLI's: config.yaml in the run folder, overwritten by a resumed run; a
+            # run without a logger (predict, --trainer.logger false) has no folder, and no file
+            save_config = [SaveConfigCallback(subs[self.subcommand], as_given, overwrite=True)] \
+                if section.trainer.logger is not False else []
             self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or CHECKPOINT_IO,
-                                      "callbacks": [*(init.trainer.get("callbacks") or []), save_config]})
+                                      "callbacks": [*(init.trainer.get("callbacks") or []), *save_config]})
         except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
             raise ConfigError(str(error)) from None
         getattr(self, f"run_{self.subcommand}")(section)

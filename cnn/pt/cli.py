@@ -143,6 +143,8 @@ class CLI(LightningCLI):
                            "lightning.pytorch.loggers.TensorBoardLogger",
                            "lightning.pytorch.callbacks.ModelCheckpoint",
                            fit_callbacks=FIT_CALLBACKS, checkpoint_suffix=".ckpt")
+        if config.trainer.logger is False:  # no run folder (predict, --trainer.logger false): no config.yaml
+            self.save_config_callback = None
 
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if isinstance(
