@@ -90,9 +90,36 @@ def confusion_report(labels: np.ndarray, predictions: np.ndarray,
 
 
 def confusion_png_path(ckpt_path: str | None, log_dir: str | None) -> Path | None:
-    """Beside the checkpoint tested (``<ckpt>.confusion.png``), else in the run's log folder."""
+    """Beside the checkpoint tested (``<ckpt file name>.confusion.png``), else in the run's log folder.
+
+    The whole file name, suffix included, is kept: without a logger both frameworks write
+    ``epoch=E-step=S`` into one ``checkpoints`` folder (``.ckpt`` and ``.safetensors``), and their
+    pictures must not overwrite each other.
+    """
     if ckpt_path:
-        return Path(ckpt_path).with_suffix(".confusion.png")
+        path = Path(ckpt_path)
+        return path.with_name(path.name + ".confusion.png")
     if log_dir:
         return Path(log_dir) / "confusion.png"
     return None
+
+
+def log_image(loggers: Sequence, tag: str, image: np.ndarray, step: int) -> None:
+    """Give a uint8 ``H x W x 3`` image to each logger that can take one; the others (CSV) skip it.
+
+    Each logger's own call: TensorBoard's ``SummaryWriter.add_image`` (torch), ``log_image(tag,
+    image, step)`` (the MLX loggers), ``WandbLogger.log_image``, and the ``log_image`` of MLflow's
+    and Comet's experiment objects. Lightning loggers share no image call, so it goes by type.
+    """
+    for logger in loggers:
+        kind = type(logger).__name__
+        if kind == "WandbLogger":
+            logger.log_image(key=tag, images=[image], step=step)
+        elif kind == "MLFlowLogger":
+            logger.experiment.log_image(logger.run_id, image, f"{tag}/step_{step}.png")
+        elif kind == "CometLogger":
+            logger.experiment.log_image(image, name=tag, step=step)
+        elif hasattr(getattr(logger, "experiment", None), "add_image"):
+            logger.experiment.add_image(tag, image, step, dataformats="HWC")
+        elif callable(getattr(logger, "log_image", None)):
+            logger.log_image(tag, image, step)

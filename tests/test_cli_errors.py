@@ -15,8 +15,8 @@ data:
 LIGHTNING_ONLY_CALLBACK = """\
 trainer:
   callbacks:
-    - class_path: lightning.pytorch.callbacks.StochasticWeightAveraging
-      init_args: {swa_lrs: 0.01}
+    - class_path: lightning.pytorch.callbacks.BatchSizeFinder
+      init_args: {mode: power}
 data:
   dataset: mnist
 """
@@ -62,7 +62,7 @@ def test_an_unknown_framework_is_named_in_one_line():
 
 @pytest.mark.parametrize("config_text, words", [
     (UNHONOURED_TRAINER_OPTION, ["accumulate_grad_batches=2", "MLX"]),
-    (LIGHTNING_ONLY_CALLBACK, ["StochasticWeightAveraging", "MLX"]),
+    (LIGHTNING_ONLY_CALLBACK, ["BatchSizeFinder", "MLX"]),
 ])
 def test_what_the_mlx_trainer_cannot_honour_is_named_not_ignored(config_text, words, tmp_path):
     config = tmp_path / "config.yaml"

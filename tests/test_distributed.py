@@ -138,8 +138,7 @@ def assert_one_run(logs: Path, framework: str, suffix: str) -> Path:
     folder = run / "checkpoints"
     best, last = sorted(p.name for p in folder.glob(f"*{suffix}"))
     assert best.startswith("epoch=") and last == "last" + suffix
-    assert sorted(p.name for p in folder.iterdir()) == sorted([best, last, best.replace(
-        suffix, ".confusion.png")])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([best, last, f"{best}.confusion.png"])
     return run
 
 

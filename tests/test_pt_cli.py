@@ -53,7 +53,7 @@ def test_fit_keeps_best_and_last_checkpoints_and_tests_the_best(fitted_run):
     assert "last.ckpt" in checkpoints and len(checkpoints) == 2
     assert "test/acc" in result.stdout
     (best,) = checkpoints - {"last.ckpt"}
-    assert (folder / best).with_suffix(".confusion.png").stat().st_size > 0
+    assert (folder / f"{best}.confusion.png").stat().st_size > 0
 
 
 def test_predict_classifies_png_files_and_reports_unreadable_ones(fitted_run, tmp_path):

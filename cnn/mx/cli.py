@@ -4,97 +4,39 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
+import sys
 from typing import Optional, Union
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
 from cnn.mx.datamodule import DataModule
-from cnn.mx.lightning import callbacks as mx_callbacks
-from cnn.mx.lightning import loggers as mx_loggers
+from cnn.mx.lightning.cli import SaveConfigCallback
 from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.module import Classifier
 
 import mlx.core as mx
 import numpy as np
-import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
+from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.help_sections import title_sections
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.runs import discard_unstarted_run
 
 FRAMEWORK = "mlx"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# Lightning's class paths in a YAML, and the modules holding our mirrors of them.
-LIGHTNING_MODULES = {"callbacks": mx_callbacks, "loggers": mx_loggers}
 
 
-def mirror_class_path(class_path: str) -> str:
-    """``lightning.pytorch.callbacks.EarlyStopping`` -> ``cnn.mx.lightning.callbacks.EarlyStopping``.
-
-    Short names (``EarlyStopping``) and our own paths pass through; a Lightning class we have
-    no mirror of is a ConfigError naming it.
-    """
-    parts = class_path.split(".")
-    if parts[0] not in ("lightning", "pytorch_lightning"):
-        return class_path
-    kind = next((p for p in parts if p in LIGHTNING_MODULES), None)
-    name = parts[-1]
-    if kind is None or not hasattr(LIGHTNING_MODULES[kind], name):
-        raise ConfigError(f"{class_path} has no MLX mirror; remove it or run with --framework torch")
-    return f"{LIGHTNING_MODULES[kind].__name__}.{name}"
-
-
-def _mirror_section(section):
-    if isinstance(section, list):
-        return [_mirror_section(s) for s in section]
-    if isinstance(section, dict) and "class_path" in section:
-        return {**section, "class_path": mirror_class_path(section["class_path"])}
-    if isinstance(section, str):
-        return mirror_class_path(section)
-    return section
-
-
-def mirror_config_text(path: str) -> str:
-    """A YAML config with its Lightning callbacks and loggers pointed at our mirrors."""
-    try:
-        config = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}".splitlines()[0]) from None
-    trainer = config.get("trainer") or {}
-    for key in ("callbacks", "logger"):
-        if key in trainer:
-            trainer[key] = _mirror_section(trainer[key])
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def mirror_args(args: list[str]) -> list[str]:
-    """``args`` with every ``--config FILE`` replaced by its mirrored text."""
-    out, i = [], 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--config" and i + 1 < len(args):
-            out += ["--config", mirror_config_text(args[i + 1])]
-            i += 2
-            continue
-        if arg.startswith("--config="):
-            out += ["--config", mirror_config_text(arg.split("=", 1)[1])]
-        else:
-            out.append(arg)
-        i += 1
-    return out
-
-
-def build_parser() -> ArgumentParser:
-    """One jsonargparse parser with LightningCLI's layout: subcommand, then sections."""
+def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+    """One jsonargparse parser with LightningCLI's layout: subcommand, then sections; and the
+    parser of each subcommand (what ``config.yaml`` is written with)."""
     # exit_on_error=False: raise instead of printing usage; cnn.cli turns it into one line.
     parser = ArgumentParser(prog="cli.py --framework mlx", exit_on_error=False)
     subcommands = parser.add_subcommands(dest="subcommand", required=True)
+    subs = {}
     for name in SUBCOMMANDS:
         sub = ArgumentParser(prog=f"cli.py --framework mlx {name}", exit_on_error=False)
         sub.add_argument("-c", "--config", action=ActionConfigFile, help="a YAML config file")
@@ -103,11 +45,15 @@ def build_parser() -> ArgumentParser:
         sub.add_class_arguments(Trainer, "trainer", instantiate=False, fail_untyped=False)
         sub.add_class_arguments(Classifier, "model", skip={"net"}, instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
-        sub.add_argument("--ckpt_path", type=Optional[str], default=None,
-                         help="checkpoint to resume (fit) or evaluate: a path, 'last' or 'best'")
         add_shared_arguments(sub)
+        # last, as LightningCLI adds the subcommand's own arguments after the links
+        sub.add_argument_group(name, name=name).add_argument(
+            "--ckpt_path", type=Optional[str], default=None,
+            help="checkpoint to resume (fit) or evaluate: a path, 'last' or 'best'")
+        title_sections(sub, name)
         subcommands.add_subcommand(name, sub, help=f"{name} with the MLX trainer")
-    return parser
+        subs[name] = sub
+    return parser, subs
 
 
 def seed_everything(seed: int) -> None:
@@ -120,15 +66,23 @@ class CLI:
     """Parse, build the Trainer, Classifier and DataModule, run the subcommand.
 
     Like LightningCLI: ``fit`` ends with a test of the best checkpoint, ``predict`` prints
-    (and optionally writes) one row per image file.
+    (and optionally writes) one row per image file, and the run folder gets ``config.yaml``: the
+    config as given (before the run's default logger and callbacks), which either framework runs.
+    A config or class path of the torch side is translated first (``cnn.crossing``), with a
+    ``note:`` line on stderr for each setting this side ignores.
     """
 
     def __init__(self, args: list[str]):
-        parser = build_parser()
-        config = parser.parse_args(mirror_args(args))
+        parser, subs = build_parser()
+        notes: list[str] = []
+        config = parser.parse_args(translate_args(args, FRAMEWORK, notes))
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         self.subcommand = config.subcommand
         section = config[self.subcommand]
         check_config(section)
+        as_given = section.clone()
+        check_optional_packages(section.trainer.callbacks)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
                            "cnn.mx.lightning.callbacks.ModelCheckpoint",
@@ -139,8 +93,12 @@ class CLI:
         self.model = Classifier(**init.model)
         try:
             # the project's checkpoint files, which convert and the torch side read too
-            self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins")
-                                      or CHECKPOINT_IO})
+            # like LightningCLI's: config.yaml in the run folder, overwritten by a resumed run; a
+            # run without a logger (predict, --trainer.logger false) has no folder, and no file
+            save_config = [SaveConfigCallback(subs[self.subcommand], as_given, overwrite=True)] \
+                if section.trainer.logger is not False else []
+            self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or CHECKPOINT_IO,
+                                      "callbacks": [*(init.trainer.get("callbacks") or []), *save_config]})
         except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
             raise ConfigError(str(error)) from None
         try:

@@ -14,7 +14,7 @@ import mlx.optimizers as optim
 import numpy as np
 
 from cnn import schema
-from cnn.metrics import confusion_png_path, confusion_report
+from cnn.metrics import confusion_png_path, confusion_report, log_image
 from cnn.schedule import learning_rate_at
 
 
@@ -128,9 +128,10 @@ class Classifier(LightningModule):
         png = confusion_png_path(self.trainer.ckpt_path, self.trainer.log_dir)
         if self.trainer.is_global_zero and png is not None:
             report.save_png(png)
-        if self.logger is not None:
-            self.logger.log_metrics(report.scalars(), step=self.global_step)
-            self.logger.log_image(schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
+        if self.loggers:  # every logger, each what it can take
+            for logger in self.loggers:
+                logger.log_metrics(report.scalars(), step=self.global_step)
+            log_image(self.loggers, schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_checkpoint_fits(checkpoint, self)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
+import sys
 import warnings
 
+import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
+from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.help_sections import title_sections
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
@@ -44,6 +49,29 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
 
 
+def check_device_stats_monitor(callbacks, accelerator) -> None:
+    """Lightning's ``DeviceStatsMonitor`` reads CPU figures through ``psutil``, which neither
+    Lightning nor this project requires: on the CPU (or with ``cpu_stats: true``) without it, say
+    so in one line instead of a traceback once training has started."""
+    for callback in callbacks or []:
+        if not str(getattr(callback, "class_path", callback)).endswith("DeviceStatsMonitor"):
+            continue
+        cpu_stats = (getattr(callback, "init_args", None) or {}).get("cpu_stats")
+        on_cpu = accelerator == "cpu" or not torch.cuda.is_available()
+        if (cpu_stats or (cpu_stats is None and on_cpu)) and importlib.util.find_spec("psutil") is None:
+            raise ConfigError("DeviceStatsMonitor needs the psutil package for CPU figures, which is not "
+                              "installed: pip install psutil, or set its cpu_stats: false")
+
+
+class SaveConfigAsGiven(SaveConfigCallback):
+    """``config.yaml`` as the user gave it: without the logger and callbacks the run added by
+    default (``cnn.config.apply_run_defaults``), which each framework adds its own of, so the
+    file runs unchanged on either."""
+
+    def __init__(self, parser, config, as_given=None, **kwargs):
+        super().__init__(parser, as_given if as_given is not None else config, **kwargs)
+
+
 class CLI(LightningCLI):
     """``fit``/``validate``/``test``/``predict`` over ``Classifier`` and ``DataModule``.
 
@@ -53,7 +81,10 @@ class CLI(LightningCLI):
     (by ``val/acc``) and the last checkpoint; ``fit`` also gets ``FaultGuard`` and
     ``ResumeState`` (``cnn.pt.callbacks``) and, resuming, continues in the run directory of
     its checkpoint. ``fit`` ends with a test of the best checkpoint. A SIGINT/SIGTERM that
-    stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum).
+    stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum). A config or class path
+    of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each setting this
+    side ignores), and the run folder's ``config.yaml`` holds the config as given
+    (``SaveConfigAsGiven``), so it runs on either framework.
     """
 
     def __init__(self, args=None, **kwargs):
@@ -74,6 +105,10 @@ class CLI(LightningCLI):
             raise
 
     def _build_and_run(self, args, **kwargs) -> None:
+        notes: list[str] = []
+        args = None if args is None else translate_args(list(args), FRAMEWORK, notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         try:
             self._lightning_cli(args, **kwargs)
         except MisconfigurationException as error:  # a trainer value Lightning cannot honour here
@@ -86,7 +121,7 @@ class CLI(LightningCLI):
     def _lightning_cli(self, args, **kwargs) -> None:
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
                          subclass_mode_data=False, auto_configure_optimizers=False,
-                         save_config_kwargs={"overwrite": True},
+                         save_config_callback=SaveConfigAsGiven, save_config_kwargs={"overwrite": True},
                          trainer_defaults={"default_root_dir": "logs",
                                            "plugins": [{"class_path": SAFE_CHECKPOINT_IO}]},
                          # raise instead of printing usage: cnn.cli turns it into one line
@@ -100,8 +135,16 @@ class CLI(LightningCLI):
         # and let its hparams override the config; the config decides, on_load_checkpoint checks.
         pass
 
+    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        title_sections(parser, subcommand)
+        return parser
+
     def add_arguments_to_parser(self, parser) -> None:
         add_shared_arguments(parser)
+        for action in parser._actions:
+            if action.dest == "model.net":  # its help would list every nn.Module subclass
+                action.extra_help = lambda: ""
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
@@ -109,9 +152,17 @@ class CLI(LightningCLI):
         check_config(self.config[self.config["subcommand"]])
 
     def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
+            config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
+        self.save_config_kwargs["as_given"] = config.clone()
+        check_optional_packages(config.trainer.callbacks)
+        check_device_stats_monitor(config.trainer.callbacks, config.trainer.accelerator)
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
                            "cnn.pt.run_files.TensorBoardLogger", "cnn.pt.run_files.ModelCheckpoint",
                            fit_callbacks=FIT_CALLBACKS, checkpoint_suffix=".ckpt")
+        if config.trainer.logger is False:  # no run folder (predict, --trainer.logger false): no config.yaml
+            self.save_config_callback = None
 
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if isinstance(

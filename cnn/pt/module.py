@@ -11,7 +11,7 @@ import torchmetrics
 from torch import nn
 
 from cnn import schema
-from cnn.metrics import confusion_png_path, confusion_report
+from cnn.metrics import confusion_png_path, confusion_report, log_image
 from cnn.pt.checkpoint import check_checkpoint_fits
 from cnn.pt.model import SeedCNN
 from cnn.schedule import learning_rate_at
@@ -199,10 +199,10 @@ class Classifier(L.LightningModule):
         png = confusion_png_path(self.trainer.ckpt_path, self.trainer.log_dir)
         if self.trainer.is_global_zero and png is not None:
             report.save_png(png)
-        if self.logger is not None and self.trainer.is_global_zero:
-            self.logger.log_metrics(report.scalars(), step=self.global_step)
-            self.logger.experiment.add_image(schema.TEST_CONFUSION_IMAGE, report.image(),
-                                             self.global_step, dataformats="HWC")
+        if self.loggers and self.trainer.is_global_zero:  # every logger, each what it can take
+            for logger in self.loggers:
+                logger.log_metrics(report.scalars(), step=self.global_step)
+            log_image(self.loggers, schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Before the state dict is loaded: another dataset's checkpoint is one line, not a

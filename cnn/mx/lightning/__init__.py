@@ -1,8 +1,9 @@
 """Lightning's training loop for MLX: ``Trainer``, ``LightningModule``, callbacks and loggers.
 
 Knows nothing of the model it trains: it imports only mlx, numpy, the standard library,
-tensorboard, yaml, tqdm and the project's ``cnn.atomic`` and ``cnn.errors``. Being under
-``cnn.mx`` it is imported after ``cnn.mx`` has given MLX its BLAS.
+tensorboard, yaml, tqdm (rich, optionally, for ``RichProgressBar``) and the project's
+``cnn.atomic`` and ``cnn.errors``. Being under ``cnn.mx`` it is imported after ``cnn.mx`` has
+given MLX its BLAS.
 """
 
 from cnn.mx.lightning.callbacks import (
@@ -14,10 +15,14 @@ from cnn.mx.lightning.callbacks import (
                                         TQDMProgressBar,
 )
 from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
+from cnn.mx.lightning.csv_logs import CSVLogger
+from cnn.mx.lightning.device_stats import DeviceStatsMonitor
 from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.rich_progress import RichProgressBar
+from cnn.mx.lightning.swa import StochasticWeightAveraging
 from cnn.mx.lightning.trainer import Trainer
 
-__all__ = ["Callback", "EarlyStopping", "LearningRateMonitor", "LightningModule",
-           "ModelCheckpoint", "ModelSummary", "SafetensorsCheckpointIO", "TQDMProgressBar",
-           "TensorBoardLogger", "Trainer"]
+__all__ = ["CSVLogger", "Callback", "DeviceStatsMonitor", "EarlyStopping", "LearningRateMonitor",
+           "LightningModule", "ModelCheckpoint", "ModelSummary", "RichProgressBar", "SafetensorsCheckpointIO",
+           "StochasticWeightAveraging", "TQDMProgressBar", "TensorBoardLogger", "Trainer"]

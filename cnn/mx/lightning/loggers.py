@@ -56,39 +56,18 @@ def _yaml_safe(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class TensorBoardLogger:
-    """Lightning-compatible TensorBoard logger (``save_dir/name/version_N[/sub_dir]``).
+class VersionedLogger:
+    """Lightning's run directories: ``save_dir/name/version_N[/sub_dir]``, the next free ``N`` unless
+    ``version`` is given (an int, or a string used verbatim), decided on first access. The base of
+    every MLX logger, so they all place (and share, across ranks) a run directory alike."""
 
-    Args:
-        save_dir: root directory (Lightning's ``save_dir``).
-        name: experiment name; ``""``/``None`` puts versions directly under ``save_dir``.
-        version: int -> ``version_<int>``; str -> used verbatim; ``None`` -> next free ``version_N`` (max + 1),
-            decided lazily on first access like Lightning, but claimed with ``os.mkdir`` (``cnn.runs``).
-        default_hp_metric: if True, ``log_hyperparams`` writes ``hp_metric=-1`` like Lightning; the project keeps it
-            False so the event files carry only real metrics.
-        prefix: prepended to every metric name as ``<prefix>-<name>`` (Lightning's ``LOGGER_JOIN_CHAR``).
-        sub_dir: optional extra directory below the version directory.
-        log_graph: accepted for Lightning parity; MLX graphs are not logged.
-
-    Contract: ``log_metrics`` writes one scalar event per key at ``step``; ``log_hyperparams`` accumulates params which
-    ``save()`` writes once to ``<log_dir>/hparams.yaml``; ``finalize(status)`` flushes and closes the event file.
-    """
-
-    NAME_HPARAMS_FILE = "hparams.yaml"
-
-    def __init__(self, save_dir: Union[str, os.PathLike], name: Optional[str] = "lightning_logs",
-                 version: Optional[Union[int, str]] = None, default_hp_metric: bool = False, prefix: str = "",
-                 sub_dir: Optional[Union[str, os.PathLike]] = None, log_graph: bool = False) -> None:
+    def __init__(self, save_dir: Union[str, os.PathLike], name: Optional[str], version: Optional[Union[int, str]],
+                 sub_dir: Optional[Union[str, os.PathLike]] = None) -> None:
         self._save_dir = os.fspath(save_dir)
         self._name = name or ""
         self._version = version
         self._sub_dir = None if sub_dir is None else os.fspath(sub_dir)
-        self._default_hp_metric = default_hp_metric
-        self._prefix = prefix
-        self._writer: Optional[EventFileWriter] = None
-        self.hparams: dict[str, Any] = {}
 
-    # -- Lightning's directory properties ---------------------------------------------------------------------
     @property
     def name(self) -> str:
         return self._name
@@ -126,6 +105,36 @@ class TensorBoardLogger:
     def _get_next_version(self) -> int:
         # os.mkdir claims the number: two runs started together never share a version_N.
         return claim_version(self.root_dir)
+
+
+class TensorBoardLogger(VersionedLogger):
+    """Lightning-compatible TensorBoard logger (``save_dir/name/version_N[/sub_dir]``).
+
+    Args:
+        save_dir: root directory (Lightning's ``save_dir``).
+        name: experiment name; ``""``/``None`` puts versions directly under ``save_dir``.
+        version: int -> ``version_<int>``; str -> used verbatim; ``None`` -> next free ``version_N`` (max + 1),
+            decided lazily on first access like Lightning, but claimed with ``os.mkdir`` (``cnn.runs``).
+        default_hp_metric: if True, ``log_hyperparams`` writes ``hp_metric=-1`` like Lightning; the project keeps it
+            False so the event files carry only real metrics.
+        prefix: prepended to every metric name as ``<prefix>-<name>`` (Lightning's ``LOGGER_JOIN_CHAR``).
+        sub_dir: optional extra directory below the version directory.
+        log_graph: accepted for Lightning parity; MLX graphs are not logged.
+
+    Contract: ``log_metrics`` writes one scalar event per key at ``step``; ``log_hyperparams`` accumulates params which
+    ``save()`` writes once to ``<log_dir>/hparams.yaml``; ``finalize(status)`` flushes and closes the event file.
+    """
+
+    NAME_HPARAMS_FILE = "hparams.yaml"
+
+    def __init__(self, save_dir: Union[str, os.PathLike], name: Optional[str] = "lightning_logs",
+                 version: Optional[Union[int, str]] = None, default_hp_metric: bool = False, prefix: str = "",
+                 sub_dir: Optional[Union[str, os.PathLike]] = None, log_graph: bool = False) -> None:
+        super().__init__(save_dir, name, version, sub_dir)
+        self._default_hp_metric = default_hp_metric
+        self._prefix = prefix
+        self._writer: Optional[EventFileWriter] = None
+        self.hparams: dict[str, Any] = {}
 
     @property
     def experiment(self) -> EventFileWriter:

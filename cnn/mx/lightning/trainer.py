@@ -35,7 +35,7 @@ from cnn.mx.lightning.callbacks import (
     _reorder_callbacks,
 )
 from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
-from cnn.mx.lightning.loggers import LoggerConnector, TensorBoardLogger, print_results
+from cnn.mx.lightning.loggers import LoggerConnector, TensorBoardLogger, VersionedLogger, print_results
 from cnn.mx.lightning.module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
 from cnn.mx.lightning.progress import FitProgress
 
@@ -55,7 +55,10 @@ class TrainerState:
 
 
 def _parse_num_batches(length: int, limit: Union[int, float], what: str) -> int:
-    # Lightning's data_connector._parse_num_batches for sized loaders
+    # Lightning's data_connector._parse_num_batches for sized loaders; a whole float above 1 (a
+    # YAML's ``3.0``) is a count, as in Lightning's _determine_batch_limits
+    if isinstance(limit, float) and limit > 1.0 and limit.is_integer():
+        limit = int(limit)
     if length == 0:
         return 0
     n = min(length, limit) if isinstance(limit, int) else int(length * limit)
@@ -194,7 +197,7 @@ class Trainer:
         devices: Union[int, str, list[int]] = "auto",
         num_nodes: int = 1,
         precision: Union[str, int] = "32-true",
-        logger: Optional[Union[bool, TensorBoardLogger, list[TensorBoardLogger]]] = None,
+        logger: Optional[Union[bool, VersionedLogger, list[VersionedLogger]]] = None,
         callbacks: Optional[Union[list[Callback], Callback]] = None,
         fast_dev_run: Union[int, bool] = False,
         max_epochs: Optional[int] = None,

@@ -1,0 +1,243 @@
+"""One config, both frameworks: what a config written for one side becomes on the other.
+
+A config printed (``fit --print_config``) or saved (``config.yaml`` in a run folder) by either
+framework runs unchanged on the other. Before parsing, each CLI hands its command line to
+``translate_args``, which rewrites ``--config`` files and the class-path options
+(``--trainer.callbacks``, ``--trainer.logger``, ``--trainer.plugins``):
+
+* Lightning's callbacks and loggers (``lightning.pytorch.callbacks.EarlyStopping``) and their MLX
+  mirrors (``cnn.mx.lightning.callbacks.EarlyStopping``) are named for the side that runs; a
+  Lightning class without a mirror is a ``ConfigError`` naming it; init arguments the class on
+  this side lacks are dropped (with a note unless their value is off: null, false, 0);
+* the project's classes for what the other side does by itself (the torch side's ``FaultGuard``,
+  ``ResumeState`` and safe checkpoint IO, the MLX checkpoint IO) are left out: each side adds its
+  own by default;
+* keys only one side has (``ONLY_ON``) are left out, with a one-line note when their value is
+  not the one that side prints by default; ``model.net`` (a torch module) is refused on MLX.
+
+Framework-free: classes are named by strings; only the class that will run is ever imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnn.errors import ConfigError
+
+FRAMEWORKS = ("torch", "mlx")
+# Lightning classes with an MLX mirror of the same name in ``cnn.mx.lightning``, by Lightning module.
+MIRRORED = {"callbacks": ("Callback", "DeviceStatsMonitor", "EarlyStopping", "LearningRateMonitor",
+                          "ModelCheckpoint", "ModelSummary", "RichProgressBar", "StochasticWeightAveraging",
+                          "TQDMProgressBar"),
+            "loggers": ("CSVLogger", "TensorBoardLogger")}
+MLX_PACKAGE = "cnn.mx.lightning"
+LIGHTNING_PACKAGES = ("lightning.pytorch", "pytorch_lightning")
+# The project's classes for what the other side does natively (and adds by default): left out.
+NATIVE_ELSEWHERE = {"mlx": ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState",
+                            "cnn.pt.checkpoint.SafeCheckpointIO"),
+                    "torch": ("cnn.mx.checkpoint.CheckpointIO",)}
+# Keys one side's parser has and the other's lacks, with the value that side prints when unset.
+ONLY_ON = {"torch": {"trainer.model_registry": None, "model.net": None, "weights_only": None},
+           "mlx": {"trainer.compile": True}}
+# Keys whose value, if dropped, would train something other than asked.
+REFUSED = {"model.net"}
+CLASS_KEYS = ("trainer.callbacks", "trainer.logger", "trainer.plugins")
+# Trainer keys Lightning prints as null for "the default", which the MLX trainer takes by value.
+NULL_IS_DEFAULT = ("precision",)
+
+
+# Callbacks that need a package neither framework requires: class name -> (module, pip name).
+NEEDS_PACKAGE = {"RichProgressBar": ("rich", "rich")}
+
+
+def check_optional_packages(callbacks: Any) -> None:
+    """A ``ConfigError`` naming the package when a listed callback needs one that is not installed
+    (checked before anything is built, so both sides say it in the same one line)."""
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks] if callbacks else []:
+        path = callback.get("class_path") if isinstance(callback, dict) else getattr(callback, "class_path", callback)
+        name = str(path).rsplit(".", 1)[-1]
+        if name in NEEDS_PACKAGE and importlib.util.find_spec(NEEDS_PACKAGE[name][0]) is None:
+            raise ConfigError(f"{name} needs the {NEEDS_PACKAGE[name][1]} package, which is not installed: "
+                              f"pip install {NEEDS_PACKAGE[name][1]} (or the project's [rich] extra)")
+
+
+def _other(framework: str) -> str:
+    return FRAMEWORKS[1 - FRAMEWORKS.index(framework)]
+
+
+def class_path_for(path: str, framework: str) -> str | None:
+    """``path`` as ``framework`` names it; None: left out (that side does it by default)."""
+    if path in NATIVE_ELSEWHERE[framework]:
+        return None
+    parts = path.split(".")
+    name = parts[-1]
+    if framework == "mlx" and any(path.startswith(p + ".") for p in LIGHTNING_PACKAGES):
+        kind = next((p for p in parts if p in MIRRORED), None)
+        if kind is None or name not in MIRRORED[kind]:
+            raise ConfigError(f"{path} has no MLX mirror; remove it or run with --framework torch")
+        return f"{MLX_PACKAGE}.{name}"
+    if framework == "torch" and path.startswith(MLX_PACKAGE + "."):
+        kind = next((k for k, names in MIRRORED.items() if name in names), None)
+        if kind is None:
+            raise ConfigError(f"{path} has no Lightning counterpart; remove it or run with --framework mlx")
+        return f"lightning.pytorch.{kind}.{name}"
+    return path
+
+
+def _is_off(value: Any) -> bool:
+    return value is None or value is False or (isinstance(value, (int, float)) and value == 0)
+
+
+def _accepted_init_args(path: str) -> set[str] | None:
+    """The keyword arguments of the class at ``path``; None: any (or it cannot be imported here)."""
+    module, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+        params = inspect.signature(cls.__init__).parameters.values()
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
+
+
+# What jsonargparse prints for an init argument it cannot dump (StochasticWeightAveraging's
+# default ``device=torch.device("cpu")``), followed by the value's str(): read back as that str.
+UNSERIALIZABLE = "Unable to serialize instance "
+
+
+def _class_entry(entry: Any, framework: str, notes: list[str]) -> Any:
+    """One ``class_path`` entry (a dict or a bare path) for ``framework``; None: left out."""
+    if isinstance(entry, str):
+        return class_path_for(entry, framework) if "." in entry else entry
+    if not isinstance(entry, dict) or "class_path" not in entry:
+        return entry
+    path = class_path_for(str(entry["class_path"]), framework)
+    if path is None:
+        return None
+    out = {**entry, "class_path": path}
+    init_args = entry.get("init_args")
+    if isinstance(init_args, dict):
+        init_args = {k: v[len(UNSERIALIZABLE):] if isinstance(v, str) and v.startswith(UNSERIALIZABLE) else v
+                     for k, v in init_args.items()}
+        accepted = _accepted_init_args(path)
+        if accepted is not None:
+            for key, value in init_args.items():
+                if key not in accepted and not _is_off(value):
+                    notes.append(f"{path.rsplit('.', 1)[-1]}({key}={value!r}) has no {framework} counterpart; "
+                                 "ignored")
+            init_args = {k: v for k, v in init_args.items() if k in accepted}
+        out["init_args"] = init_args
+    return out
+
+
+def _class_value(value: Any, framework: str, notes: list[str]) -> Any:
+    if isinstance(value, list):
+        return [e for e in (_class_entry(v, framework, notes) for v in value) if e is not None]
+    return _class_entry(value, framework, notes)
+
+
+def _drop_key(key: str, value: Any, framework: str, notes: list[str]) -> None:
+    other = _other(framework)
+    if key in REFUSED and value != ONLY_ON[other][key]:
+        raise ConfigError(f"{key}={value!r} is {other} only: {framework} cannot build it; remove it or run with "
+                          f"--framework {other}")
+    if value != ONLY_ON[other][key]:
+        notes.append(f"{key}={value!r} is {other} only; ignored by {framework}")
+
+
+def translate_config(config: dict, framework: str, notes: list[str]) -> dict:
+    """A parsed YAML config (top-level sections) rewritten for ``framework``; notes appended."""
+    config = dict(config)
+    for key in ONLY_ON[_other(framework)]:
+        section, _, leaf = key.rpartition(".")
+        if not section and leaf in config:
+            _drop_key(key, config.pop(leaf), framework, notes)
+        elif isinstance(config.get(section), dict) and leaf in config[section]:
+            config[section] = dict(config[section])
+            _drop_key(key, config[section].pop(leaf), framework, notes)
+    trainer = config.get("trainer")
+    if isinstance(trainer, dict):
+        trainer = config["trainer"] = dict(trainer)
+        if framework == "mlx":
+            for leaf in NULL_IS_DEFAULT:
+                if leaf in trainer and trainer[leaf] is None:
+                    del trainer[leaf]
+        for key in CLASS_KEYS:
+            leaf = key.split(".", 1)[1]
+            if leaf in trainer:
+                value = _class_value(trainer[leaf], framework, notes)
+                if value is None:
+                    del trainer[leaf]
+                else:
+                    trainer[leaf] = value
+    return config
+
+
+def read_config(path: str) -> dict:
+    """A YAML config file as a dict; a missing or unreadable file is a ``ConfigError``."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}".splitlines()[0]) from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} is not a mapping of sections (trainer, model, data, ...)")
+    return config
+
+
+def _translated_value(key: str, text: str, framework: str, notes: list[str]) -> str | None:
+    """A command-line value of ``key`` for ``framework``; None: drop the option."""
+    if key in CLASS_KEYS:
+        if text.lstrip()[:1] in ("{", "["):  # a JSON/YAML class spec, or a list of them
+            value = _class_value(yaml.safe_load(text), framework, notes)
+            return None if value is None else json.dumps(value)
+        return _class_entry(text, framework, notes)
+    value = yaml.safe_load(text) if text else text
+    _drop_key(key, value, framework, notes)
+    return None
+
+
+def translate_args(args: list[str], framework: str, notes: list[str]) -> list[str]:
+    """A trainer command line rewritten for ``framework``: ``--config FILE`` becomes the translated
+    text (the path stays when nothing changed), class-path options are translated, options only the
+    other side has are dropped."""
+    handled = set(CLASS_KEYS) | set(ONLY_ON[_other(framework)])
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, inline = arg.partition("=")
+        key = name[2:].rstrip("+") if name.startswith("--") else None
+        if name in ("-c", "--config") or key in handled:
+            if eq:
+                value, i = inline, i + 1
+            elif i + 1 < len(args):
+                value, i = args[i + 1], i + 2
+            else:
+                out.append(arg)
+                break
+            if key in handled:
+                new = _translated_value(key, value, framework, notes)
+                if new is not None:
+                    out += [name, new]
+                continue
+            # jsonargparse also takes the YAML itself in place of a path
+            config = read_config(value) if "\n" not in value else yaml.safe_load(value) or {}
+            translated = translate_config(config, framework, notes)
+            out += [name, value if translated == config else yaml.safe_dump(translated, sort_keys=False)]
+            continue
+        out.append(arg)
+        i += 1
+    return out
