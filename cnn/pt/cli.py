@@ -35,6 +35,9 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # overfit_batches: Lightning can only swap a torch DataLoader's sampler; our DataModule
+    # turns its own shuffling off (DataModuleBase.overfitting), so this note would mislead.
+    warnings.filterwarnings("ignore", message=".*requested to overfit but enabled.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # cnn.cli hands LightningCLI the arguments left after taking out --framework.
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
