@@ -16,8 +16,9 @@ class SimpleProfiler:
     mean duration (s), number of calls, total time (s) and share of the time since the profiler started, slowest
     share first, headed ``<STAGE> Profiler Report``.
 
-    The steps are named ``[Strategy]SingleDeviceStrategy.training_step`` and so on, as Lightning names them; in compiled mode the training
-    step's action includes backward and the optimizer update, which run inside the same compiled graph.
+    The steps are named as Lightning names them (``[Strategy]SingleDeviceStrategy.training_step`` ...); in
+    compiled mode the training step's action includes backward and the optimizer update, which run inside the same
+    compiled graph.
     """
 
     def __init__(self) -> None:
