@@ -9,7 +9,13 @@ from pathlib import Path
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 from cnn.mx.cli import mirror_class_path
-from cnn.mx.lightning.callbacks import GradientAccumulationScheduler, LearningRateMonitor, ModelCheckpoint, Timer
+from cnn.mx.lightning.callbacks import (
+    Callback,
+    GradientAccumulationScheduler,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    Timer,
+)
 from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.precision import LossScaler, Precision
 from cnn.mx.lightning.trainer import Trainer
@@ -140,12 +146,32 @@ def test_mixed_precision_computes_low_and_keeps_float32_weights_and_optimizer_st
 
 def test_float16_loss_scaling_halves_on_overflow_and_grows_after_finite_steps():
     scaler = LossScaler(init_scale=8.0, growth_interval=2)
-    scaler.advance(mx.array(False))
-    assert scaler.state_dict() == {"scale": 4.0, "good_steps": 0}
-    scaler.advance(mx.array(True))
-    assert scaler.state_dict() == {"scale": 4.0, "good_steps": 1}
-    scaler.advance(mx.array(True))
-    assert scaler.state_dict() == {"scale": 8.0, "good_steps": 0}
+    seen = []
+    for finite in (False, True, True):
+        scaler.advance(mx.array(finite))
+        seen.append((scaler.state_dict()["scale"], scaler.state_dict()["_growth_tracker"]))
+    assert seen == [(4.0, 0), (4.0, 1), (8.0, 0)]
+
+
+def test_a_float16_run_resumes_with_the_loss_scale_it_had(tmp_path):
+    weights, train, val, _ = _data()
+    scales = []
+
+    class ScaleAtStart(Callback):
+        def on_train_start(self, trainer, pl_module):
+            scales.append(trainer.precision_plugin.scaler.state_dict())
+
+    def fit(epochs, ckpt_path=None):
+        trainer = Trainer(max_epochs=epochs, logger=False, precision="16-mixed", default_root_dir=str(tmp_path),
+                          callbacks=[ModelCheckpoint(dirpath=str(tmp_path), save_last=True), ScaleAtStart()],
+                          **QUIET)
+        trainer.fit(MxReg(weights, "step"), train, val, ckpt_path=ckpt_path)
+        return trainer.precision_plugin.scaler.state_dict()
+
+    saved = fit(1)
+    assert saved["scale"] < 2.0 ** 16  # it moved, so the check below can fail
+    fit(2, ckpt_path=str(tmp_path / "last.safetensors"))
+    assert scales[1] == saved
 
 
 def test_64_true_trains_in_float64_on_the_cpu():

@@ -187,6 +187,9 @@ def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
             ckpt["optimizer_state"] = dict(tree_flatten(trainer.optimizers[0].state))
         ckpt["lr_schedulers"] = [{"last_epoch": c.last_epoch} for c in trainer.lr_scheduler_configs]
         ckpt["rng_state"] = mx.random.state[0]
+        scaler = trainer.precision_plugin.scaler
+        if scaler is not None:  # Lightning's key: its precision plugin's class name
+            ckpt["MixedPrecision"] = scaler.state_dict()
     if model.hparams:
         ckpt["hyper_parameters"] = dict(model.hparams)
     if dm is not None and hasattr(dm, "state_dict"):
@@ -234,3 +237,6 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
         config.last_epoch = state["last_epoch"]
     if ckpt.get("rng_state") is not None:
         set_rng(ckpt["rng_state"])
+    scaler = trainer.precision_plugin.scaler
+    if scaler is not None and ckpt.get("MixedPrecision"):
+        scaler.load_state_dict(ckpt["MixedPrecision"])

@@ -328,6 +328,12 @@ class StepRunner:
     Eager training calls ``on_before_zero_grad``, ``on_before_backward(loss)``, ``on_after_backward`` and
     ``on_before_optimizer_step`` (callbacks, then module) between backward and update, Lightning's closure order;
     ``trainer.gradients`` holds the gradient tree meanwhile. In compiled mode these four hooks are not called.
+
+    Gradient accumulation (``accumulate > 1``): each batch's gradients of ``loss / accumulate`` are added to a sum
+    kept in the compiled state (``accumulated``); the stepping batch updates the weights with the sum and zeroes it.
+    One compiled function per (accumulate, step or not). ``trainer.precision_plugin`` decides the dtype of every
+    step (``cnn.mx.lightning.precision``): the module is cast for the step, the gradients arrive in float32, and
+    under "16-mixed" the loss is scaled and a step whose gradients are not finite is skipped, inside the graph.
     """
 
     def __init__(self, trainer: Any) -> None:
@@ -427,19 +433,24 @@ class StepRunner:
         return precision.to_float32((out, {k: v for k, (_, v) in lc.capture.items()}))
 
     def _snapshot(self) -> tuple:
-        opt = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        opt, scaler = self.trainer.optimizers[0] if self.trainer.optimizers else None, self._precision().scaler
         return (tree_flatten(self.trainer.lightning_module.parameters()),
-                tree_map(lambda x: x, opt.state) if opt else None, mx.random.state[0])
+                tree_map(lambda x: x, opt.state) if opt else None, mx.random.state[0], dict(self.accumulated),
+                dict(scaler.state) if scaler else None)
 
     def _restore(self, snap: tuple) -> None:
         # A failed trace leaves tracer placeholders in the captured state: put the real arrays back.
-        params, opt_state, key = snap
+        params, opt_state, key, accumulated, scaler_state = snap
         model = self.trainer.lightning_module
         model.update(tree_unflatten(params))
         if opt_state is not None:
             self.trainer.optimizers[0].state = opt_state
             self.trainer.optimizers[0].init(model.trainable_parameters())
         set_rng(key)
+        self.accumulated.clear()
+        self.accumulated.update(accumulated)
+        if scaler_state is not None:
+            self._precision().scaler.state.update(scaler_state)
 
     def _run_compiled(self, kind: str, build: Callable, *args: Any) -> Any:
         fn = self.compiled.get(kind)

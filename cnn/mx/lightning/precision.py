@@ -33,6 +33,8 @@ class LossScaler:
     step when a gradient is not finite, double it after 2000 finite steps in a row. Its arrays (``state``) live in
     the compiled step's state, so scaling and skipping happen inside the graph."""
 
+    growth_factor, backoff_factor = 2.0, 0.5
+
     def __init__(self, init_scale: float = 2.0 ** 16, growth_interval: int = 2000) -> None:
         self.growth_interval = growth_interval
         self.state = {"scale": mx.array(init_scale, mx.float32), "good_steps": mx.array(0, mx.int32)}
@@ -41,15 +43,20 @@ class LossScaler:
         """Update the scale after a step whose gradients were all finite or not (traceable)."""
         scale, good = self.state["scale"], self.state["good_steps"] + 1
         grow = finite & (good >= self.growth_interval)
-        self.state["scale"] = mx.where(finite, mx.where(grow, scale * 2.0, scale), scale * 0.5)
+        self.state["scale"] = mx.where(finite, mx.where(grow, scale * self.growth_factor, scale),
+                                       scale * self.backoff_factor)
         self.state["good_steps"] = mx.where(finite & ~grow, good, mx.zeros_like(good))
 
-    def state_dict(self) -> dict[str, float]:
-        return {"scale": float(self.state["scale"].item()), "good_steps": int(self.state["good_steps"].item())}
+    def state_dict(self) -> dict[str, Any]:
+        """``GradScaler.state_dict()``'s keys and meaning (what Lightning checkpoints as ``MixedPrecision``)."""
+        return {"scale": float(self.state["scale"].item()), "growth_factor": self.growth_factor,
+                "backoff_factor": self.backoff_factor, "growth_interval": self.growth_interval,
+                "_growth_tracker": int(self.state["good_steps"].item())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # in place: the compiled training step holds this dict
         self.state["scale"] = mx.array(float(state["scale"]), mx.float32)
-        self.state["good_steps"] = mx.array(int(state["good_steps"]), mx.int32)
+        self.state["good_steps"] = mx.array(int(state["_growth_tracker"]), mx.int32)
 
 
 def all_finite(tree: Any) -> mx.array:
