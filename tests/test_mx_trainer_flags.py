@@ -174,13 +174,16 @@ def test_a_float16_run_resumes_with_the_loss_scale_it_had(tmp_path):
     assert scales[1] == saved
 
 
-def test_64_true_trains_in_float64_on_the_cpu():
+def test_64_true_trains_in_float64_on_the_cpu_and_resumes_from_its_checkpoint(tmp_path):
     weights, train, val, _ = _data()
-    model = MxReg(weights, "step")
-    # eager: the dtype policy is the same compiled, and eager skips compiling float64 kernels
-    Trainer(max_epochs=1, logger=False, enable_checkpointing=False, precision="64-true", compile=False,
-            **QUIET).fit(model, train, val)
-    assert model.layer.weight.dtype == mx.float64
+    for epochs, ckpt_path in ((1, None), (2, str(tmp_path / "last.safetensors"))):
+        model = MxReg(weights, "step")
+        # eager: the dtype policy is the same compiled, and eager skips compiling float64 kernels
+        trainer = Trainer(max_epochs=epochs, logger=False, precision="64-true", compile=False,
+                          callbacks=[ModelCheckpoint(dirpath=str(tmp_path), save_last=True)], **QUIET)
+        trainer.fit(model, train, val, ckpt_path=ckpt_path)
+        assert model.layer.weight.dtype == mx.float64
+    assert trainer.global_step == 14
 
 
 def test_an_unknown_precision_names_the_supported_ones():
