@@ -64,6 +64,8 @@ def _files(root: Path) -> list[str]:
     {"fast_dev_run": 2},
     {"fast_dev_run": True},
     {"overfit_batches": 2},
+    {"max_time": {"seconds": 0}},
+    {"detect_anomaly": True, "profiler": "simple", "benchmark": True},
 ], ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()).replace(" ", ""))
 def test_each_flag_logs_writes_and_trains_as_lightning_does(tmp_path, flags):
     """Steps and values of every tag, the checkpoint and log files, ``global_step`` and the final weights."""

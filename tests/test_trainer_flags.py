@@ -113,3 +113,18 @@ def test_with_overfit_batches_each_epoch_starts_with_the_same_batches(framework,
         firsts.append([np.asarray(batch[1]) for _, batch in zip(range(2), loader)])
     for a, b in zip(*firsts):
         np.testing.assert_array_equal(a, b)
+
+
+def test_torchs_detect_anomaly_stop_becomes_the_one_line_error_the_mlx_side_raises():
+    import torch
+
+    from cnn.errors import NonFiniteGradientError
+    from cnn.pt.cli import anomaly_error
+
+    weight = torch.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError) as caught, torch.autograd.detect_anomaly(), pytest.warns(UserWarning):
+        (torch.sqrt(weight) * 0).sum().backward()  # a finite loss; NaN from sqrt's backward at 0
+    error = anomaly_error(caught.value)
+    assert isinstance(error, NonFiniteGradientError) and "\n" not in str(error)
+    assert str(error).startswith("detect_anomaly: Function 'SqrtBackward0' returned nan values")
+    assert anomaly_error(RuntimeError("something else")) is None

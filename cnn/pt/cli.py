@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.data.datasets import get_spec
-from cnn.errors import TrainingInterrupted
+from cnn.errors import NonFiniteGradientError, TrainingInterrupted
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
@@ -43,6 +43,16 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
 
 
+def anomaly_error(error: RuntimeError) -> NonFiniteGradientError | None:
+    """``detect_anomaly``'s stop (autograd found NaN in a backward function) as the one-line
+    error the MLX side raises for a non-finite gradient; ``None`` for any other error."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    if "returned nan values" not in first:
+        return None
+    return NonFiniteGradientError(f"detect_anomaly: {first.rstrip('.')}; stopped without "
+                                  "writing a checkpoint")
+
+
 class CLI(LightningCLI):
     """``fit``/``validate``/``test``/``predict`` over ``Classifier`` and ``DataModule``.
 
@@ -66,6 +76,11 @@ class CLI(LightningCLI):
             last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
             raise TrainingInterrupted(signum, last if last and os.path.isfile(last) else None) \
                 from None
+        except RuntimeError as error:
+            anomaly = anomaly_error(error)
+            if anomaly is None:
+                raise
+            raise anomaly from None
         except SystemExit as stop:
             # Lightning turns a Ctrl-C before training starts into a silent exit(1).
             if isinstance(stop.__context__, KeyboardInterrupt):
