@@ -15,6 +15,8 @@ from typing import Any, Iterator, Optional, Union
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+from cnn.errors import ConfigError
+
 # Lightning's spellings of each precision, by what they mean here.
 _ALIASES = {"32-true": ("32-true", "32", 32), "bf16-mixed": ("bf16-mixed", "bf16"),
             "16-mixed": ("16-mixed", "16", 16), "64-true": ("64-true", "64", 64)}
@@ -70,7 +72,7 @@ class Precision:
 
     ``compute_dtype``: what the steps compute in (``None``: the module's own dtypes); ``scaler``: a
     :class:`LossScaler` for ``"16-mixed"``, else ``None``. ``setup(module)`` once before training (casts to float64
-    for ``"64-true"``, refusing a device without float64); ``autocast(module)`` around each step.
+    for ``"64-true"``; ``ConfigError`` on a device without float64); ``autocast(module)`` around each step.
     """
 
     def __init__(self, value: Union[str, int]) -> None:
@@ -86,7 +88,7 @@ class Precision:
         if self.name != "64-true":
             return
         if mx.default_device() != mx.cpu:
-            raise ValueError(f"Trainer(precision='64-true'): MLX computes in float64 on the CPU only, and this run is "
+            raise ConfigError(f"Trainer(precision='64-true'): MLX computes in float64 on the CPU only, and this run is "
                              f"on {mx.default_device()}; use accelerator='cpu' or another precision")
         module.set_dtype(mx.float64, lambda dtype: mx.issubdtype(dtype, mx.floating))
 
