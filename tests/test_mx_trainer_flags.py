@@ -9,14 +9,9 @@ from pathlib import Path
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 from cnn.mx.cli import mirror_class_path
-from cnn.mx.lightning.callbacks import (
-    Callback,
-    GradientAccumulationScheduler,
-    LearningRateMonitor,
-    ModelCheckpoint,
-    Timer,
-)
+from cnn.mx.lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from cnn.mx.lightning.loggers import TensorBoardLogger
+from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer
 from cnn.mx.lightning.precision import LossScaler, Precision
 from cnn.mx.lightning.trainer import Trainer
 
@@ -95,7 +90,7 @@ def test_the_accumulation_scheduler_refuses_a_trainer_that_accumulates_too(tmp_p
 
 def test_lightnings_class_paths_of_timer_and_the_accumulation_scheduler_have_mirrors():
     for name in ("Timer", "GradientAccumulationScheduler"):
-        assert mirror_class_path(f"lightning.pytorch.callbacks.{name}") == f"cnn.mx.lightning.callbacks.{name}"
+        assert mirror_class_path(f"lightning.pytorch.callbacks.{name}") == f"cnn.mx.lightning.pacing.{name}"
 
 
 def test_max_time_adds_a_timer_that_stops_training_once_the_time_is_spent(tmp_path, capsys):

@@ -11,6 +11,7 @@ from cnn.mx.checkpoint import CHECKPOINT_IO
 from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning import callbacks as mx_callbacks
 from cnn.mx.lightning import loggers as mx_loggers
+from cnn.mx.lightning import pacing as mx_pacing
 from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.module import Classifier
 
@@ -27,7 +28,7 @@ from cnn.predictions import report_predictions
 FRAMEWORK = "mlx"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Lightning's class paths in a YAML, and the modules holding our mirrors of them.
-LIGHTNING_MODULES = {"callbacks": mx_callbacks, "loggers": mx_loggers}
+LIGHTNING_MODULES = {"callbacks": (mx_callbacks, mx_pacing), "loggers": (mx_loggers,)}
 
 
 def mirror_class_path(class_path: str) -> str:
@@ -41,9 +42,10 @@ def mirror_class_path(class_path: str) -> str:
         return class_path
     kind = next((p for p in parts if p in LIGHTNING_MODULES), None)
     name = parts[-1]
-    if kind is None or not hasattr(LIGHTNING_MODULES[kind], name):
+    module = next((m for m in LIGHTNING_MODULES.get(kind, ()) if hasattr(m, name)), None)
+    if module is None:
         raise ConfigError(f"{class_path} has no MLX mirror; remove it or run with --framework torch")
-    return f"{LIGHTNING_MODULES[kind].__name__}.{name}"
+    return f"{module.__name__}.{name}"
 
 
 def _mirror_section(section):

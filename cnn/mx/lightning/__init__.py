@@ -16,8 +16,9 @@ from cnn.mx.lightning.callbacks import (
 from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
 from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer
 from cnn.mx.lightning.trainer import Trainer
 
-__all__ = ["Callback", "EarlyStopping", "LearningRateMonitor", "LightningModule",
-           "ModelCheckpoint", "ModelSummary", "SafetensorsCheckpointIO", "TQDMProgressBar",
-           "TensorBoardLogger", "Trainer"]
+__all__ = ["Callback", "EarlyStopping", "GradientAccumulationScheduler", "LearningRateMonitor",
+           "LightningModule", "ModelCheckpoint", "ModelSummary", "SafetensorsCheckpointIO",
+           "TQDMProgressBar", "TensorBoardLogger", "Timer", "Trainer"]

@@ -613,7 +613,3 @@ def _reorder_callbacks(callbacks: list[Callback]) -> list[Callback]:
 
 
 CallbackType = Union[Callback, list[Callback]]
-
-
-# Lightning has these in lightning.pytorch.callbacks too; the CLI finds mirrors here by class name.
-from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer  # noqa: E402,F401
