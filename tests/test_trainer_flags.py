@@ -122,7 +122,7 @@ def test_torchs_detect_anomaly_stop_becomes_the_one_line_error_the_mlx_side_rais
     from cnn.pt.cli import anomaly_error
 
     weight = torch.zeros(3, requires_grad=True)
-    with pytest.raises(RuntimeError) as caught, torch.autograd.detect_anomaly(), pytest.warns(UserWarning):
+    with pytest.raises(RuntimeError) as caught, pytest.warns(UserWarning), torch.autograd.detect_anomaly():
         (torch.sqrt(weight) * 0).sum().backward()  # a finite loss; NaN from sqrt's backward at 0
     error = anomaly_error(caught.value)
     assert isinstance(error, NonFiniteGradientError) and "\n" not in str(error)
