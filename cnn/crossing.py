@@ -33,9 +33,9 @@ from cnn.errors import ConfigError
 
 FRAMEWORKS = ("torch", "mlx")
 # Lightning classes with an MLX mirror of the same name in ``cnn.mx.lightning``, by Lightning module.
-MIRRORED = {"callbacks": ("Callback", "DeviceStatsMonitor", "EarlyStopping", "LearningRateMonitor",
-                          "ModelCheckpoint", "ModelSummary", "RichProgressBar", "StochasticWeightAveraging",
-                          "TQDMProgressBar"),
+MIRRORED = {"callbacks": ("Callback", "DeviceStatsMonitor", "EarlyStopping", "GradientAccumulationScheduler",
+                          "LearningRateMonitor", "ModelCheckpoint", "ModelSummary", "RichProgressBar",
+                          "StochasticWeightAveraging", "TQDMProgressBar", "Timer"),
             "loggers": ("CSVLogger", "TensorBoardLogger")}
 MLX_PACKAGE = "cnn.mx.lightning"
 LIGHTNING_PACKAGES = ("lightning.pytorch", "pytorch_lightning")

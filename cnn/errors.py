@@ -49,3 +49,8 @@ class TrainingInterrupted(SystemExit):
 
     def __str__(self) -> str:
         return f"training interrupted by {signal.Signals(self.signum).name}"
+
+
+class NonFiniteGradientError(NonFiniteLossError):
+    """``detect_anomaly``: a parameter's gradient became NaN/inf; the message names the parameter, the epoch and the
+    batch; training stopped, no checkpoint written for that step."""

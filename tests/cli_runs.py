@@ -30,12 +30,14 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600, **popen) -> subpro
 
 
 def fit_both(logs: Path, *args: str, config: str = "configs/mnist.yaml") -> dict[str, Path]:
-    """``fit`` with each framework into ``logs``; the run directory of each."""
+    """``fit`` with each framework into ``logs``; the run directory of each (and what each
+    printed on stderr in ``logs/<framework>.stderr``)."""
     runs = {}
     for framework in ("torch", "mlx"):
         result = run_cli("fit", "--config", config, "--framework", framework,
                          "--trainer.default_root_dir", str(logs),
                          "--trainer.enable_progress_bar", "false", *args)
         assert result.returncode == 0, f"{framework}: {result.stderr[-4000:]}"
+        (logs / f"{framework}.stderr").write_text(result.stderr)  # for tests of what a run prints
         (runs[framework],) = [d for d in run_dirs(logs) if d.parent.name == framework]
     return runs

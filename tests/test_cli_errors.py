@@ -8,7 +8,7 @@ from tests.cli_runs import run_cli
 
 UNHONOURED_TRAINER_OPTION = """\
 trainer:
-  accumulate_grad_batches: 2
+  barebones: true
 data:
   dataset: mnist
 """
@@ -61,7 +61,7 @@ def test_an_unknown_framework_is_named_in_one_line():
 
 
 @pytest.mark.parametrize("config_text, words", [
-    (UNHONOURED_TRAINER_OPTION, ["accumulate_grad_batches=2", "MLX"]),
+    (UNHONOURED_TRAINER_OPTION, ["barebones=True", "MLX"]),
     (LIGHTNING_ONLY_CALLBACK, ["BatchSizeFinder", "MLX"]),
 ])
 def test_what_the_mlx_trainer_cannot_honour_is_named_not_ignored(config_text, words, tmp_path):

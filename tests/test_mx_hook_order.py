@@ -106,7 +106,7 @@ def _data(n_batches, seed):
                     for _ in range(n_batches)])
 
 
-def _lightning_calls(tmp_path):
+def _lightning_calls(tmp_path, **flags):
     import lightning.pytorch as pl
     import torch
 
@@ -142,7 +142,7 @@ def _lightning_calls(tmp_path):
     calls = []
     recorder = _callback_class(pl.Callback)(calls)
     common = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                  default_root_dir=str(tmp_path))
+                  default_root_dir=str(tmp_path), **flags)
     model = TorchToy(calls)
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
     trainer = pl.Trainer(max_epochs=2, callbacks=[recorder, ckpt], **common)
@@ -159,7 +159,7 @@ def _lightning_calls(tmp_path):
     return first, list(calls)
 
 
-def _mlx_calls(tmp_path, compile):
+def _mlx_calls(tmp_path, compile, **flags):
     class MxToy(MODULE_MIXIN, MxLightningModule):
         def __init__(self, calls):
             super().__init__()
@@ -189,7 +189,7 @@ def _mlx_calls(tmp_path, compile):
     calls = []
     recorder = _callback_class(MxCallback)(calls)
     common = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                  default_root_dir=str(tmp_path), compile=compile)
+                  default_root_dir=str(tmp_path), compile=compile, **flags)
     model = MxToy(calls)
     ckpt = MxModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
     trainer = MxTrainer(max_epochs=2, callbacks=[recorder, ckpt], **common)
@@ -235,6 +235,16 @@ def test_compiled_hook_order_equals_lightning_minus_in_graph_hooks(lightning_ref
         ref = [c for c in ref if c[1] not in COMPILED_AWAY]
         assert got == ref, _first_difference(ref, got)
     assert not any(c[1] in COMPILED_AWAY for run in ours for c in run)
+
+
+def test_eager_hook_order_with_gradient_accumulation_equals_lightning(tmp_path):
+    """accumulate_grad_batches=2 over 3 batches: zero_grad on an accumulation's first batch, the optimizer step
+    on its last and on the epoch's last, backward hooks every batch; validation's zero_grad only after a step."""
+    reference = _lightning_calls(tmp_path / "pl", accumulate_grad_batches=2)
+    ours = _mlx_calls(tmp_path / "mx", compile=False, accumulate_grad_batches=2)
+    assert reference and len(ours) == len(reference)
+    for ref, got in zip(reference, ours):
+        assert got == ref, _first_difference(ref, got)
 
 
 def test_reference_covers_the_scenario(lightning_reference):

@@ -112,8 +112,16 @@ class DataModuleBase:
             return TensorBatches(ResidentBatches(numpy_batches, source), _unchanged)
         return TensorBatches(numpy_batches, self.to_tensors)
 
+    @property
+    def overfitting(self) -> bool:
+        """The trainer's ``overfit_batches`` is on: train on the same first batches every epoch."""
+        return bool(getattr(getattr(self, "trainer", None), "overfit_batches", 0))
+
     def train_dataloader(self):
-        return self._stream("train", self.batch_size, shuffle=True, augment=self.augment)
+        # Lightning turns shuffling off for overfit_batches only in torch DataLoaders' samplers;
+        # these streams order their own batches, so they honour the flag here.
+        return self._stream("train", self.batch_size, shuffle=not self.overfitting,
+                            augment=self.augment)
 
     def train_probe_dataloader(self):
         """The first images of the train split, as many as validation has, never augmented."""

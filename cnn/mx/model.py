@@ -78,6 +78,8 @@ class SeedCNN(nn.Module):
         x = nn.relu(self.dropout(self.fc1(x)))
         x = self.dropout(self.fc2(x))
         x = self.dropout(self.fc3(x))
+        if x.dtype in (mx.float16, mx.bfloat16):  # as torch's autocast: the log-softmax in float32
+            x = x.astype(mx.float32)
         return x - mx.logsumexp(x, axis=1, keepdims=True)
 
     def load_numpy(self, weights: dict[str, np.ndarray]) -> None:

@@ -79,7 +79,8 @@ class Classifier(LightningModule):
             self.std = mx.array(datamodule.norm.std, dtype=mx.float32)
 
     def __call__(self, images: mx.array) -> mx.array:
-        x = images.astype(mx.float32) / 255.0
+        # in the dtype of the weights: float32, or what Trainer(precision=...) casts them to for a step
+        x = images.astype(self.mean.dtype) / 255.0
         return self.net((x - self.mean) / self.std)
 
     def training_step(self, batch, batch_idx):
@@ -116,8 +117,12 @@ class Classifier(LightningModule):
         self._test_outcomes: list[tuple[np.ndarray, np.ndarray]] = []
 
     def test_step(self, batch, batch_idx):
-        log_probs = self._evaluate(batch, schema.TEST_LOSS, schema.TEST_ACC)
-        self._test_outcomes.append((np.array(batch[1]), np.array(log_probs.argmax(axis=1))))
+        # The predicted classes leave as the step's output: test_step is compiled, and numpy
+        # may only read arrays outside the compiled function (on_test_batch_end).
+        return self._evaluate(batch, schema.TEST_LOSS, schema.TEST_ACC).argmax(axis=1)
+
+    def on_test_batch_end(self, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._test_outcomes.append((np.array(batch[1]), np.array(outputs)))
 
     def on_test_epoch_end(self) -> None:
         labels, predictions = (np.concatenate(part) for part in zip(*self._test_outcomes))

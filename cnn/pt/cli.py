@@ -18,7 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
-from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
@@ -44,6 +44,9 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # overfit_batches: Lightning can only swap a torch DataLoader's sampler; our DataModule
+    # turns its own shuffling off (DataModuleBase.overfitting), so this note would mislead.
+    warnings.filterwarnings("ignore", message=".*requested to overfit but enabled.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # cnn.cli hands LightningCLI the arguments left after taking out --framework.
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
@@ -72,6 +75,16 @@ class SaveConfigAsGiven(SaveConfigCallback):
         super().__init__(parser, as_given if as_given is not None else config, **kwargs)
 
 
+def anomaly_error(error: RuntimeError) -> NonFiniteGradientError | None:
+    """``detect_anomaly``'s stop (autograd found NaN in a backward function) as the one-line
+    error the MLX side raises for a non-finite gradient; ``None`` for any other error."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    if "returned nan values" not in first:
+        return None
+    return NonFiniteGradientError(f"detect_anomaly: {first.rstrip('.')}; stopped without "
+                                  "writing a checkpoint")
+
+
 class CLI(LightningCLI):
     """``fit``/``validate``/``test``/``predict`` over ``Classifier`` and ``DataModule``.
 
@@ -98,6 +111,11 @@ class CLI(LightningCLI):
             last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
             raise TrainingInterrupted(signum, last if last and os.path.isfile(last) else None) \
                 from None
+        except RuntimeError as error:
+            anomaly = anomaly_error(error)
+            if anomaly is None:
+                raise
+            raise anomaly from None
         except SystemExit as stop:
             # Lightning turns a Ctrl-C before training starts into a silent exit(1).
             if isinstance(stop.__context__, KeyboardInterrupt):

@@ -19,10 +19,12 @@ from cnn.mx.lightning.csv_logs import CSVLogger
 from cnn.mx.lightning.device_stats import DeviceStatsMonitor
 from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer
 from cnn.mx.lightning.rich_progress import RichProgressBar
 from cnn.mx.lightning.swa import StochasticWeightAveraging
 from cnn.mx.lightning.trainer import Trainer
 
-__all__ = ["CSVLogger", "Callback", "DeviceStatsMonitor", "EarlyStopping", "LearningRateMonitor",
-           "LightningModule", "ModelCheckpoint", "ModelSummary", "RichProgressBar", "SafetensorsCheckpointIO",
-           "StochasticWeightAveraging", "TQDMProgressBar", "TensorBoardLogger", "Trainer"]
+__all__ = ["CSVLogger", "Callback", "DeviceStatsMonitor", "EarlyStopping", "GradientAccumulationScheduler",
+           "LearningRateMonitor", "LightningModule", "ModelCheckpoint", "ModelSummary", "RichProgressBar",
+           "SafetensorsCheckpointIO", "StochasticWeightAveraging", "TQDMProgressBar", "TensorBoardLogger", "Timer",
+           "Trainer"]

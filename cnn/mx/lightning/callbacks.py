@@ -185,7 +185,8 @@ class ModelCheckpoint(Callback):
         self._save_last_checkpoint(trainer, candidates)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit":
+        if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit" \
+                or getattr(trainer, "fast_dev_run", False):
             return
         candidates = self._monitor_candidates(trainer)
         if isinstance(exception, TrainingInterrupted):
@@ -216,7 +217,7 @@ class ModelCheckpoint(Callback):
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _should_skip_saving_checkpoint(self, trainer) -> bool:
-        return (trainer.state.fn != "fit" or trainer.sanity_checking
+        return (bool(getattr(trainer, "fast_dev_run", False)) or trainer.state.fn != "fit" or trainer.sanity_checking
                 or self._last_global_step_saved == trainer.global_step)
 
     def _should_save_on_train_epoch_end(self, trainer) -> bool:

@@ -176,20 +176,29 @@ def resolve_ckpt_path(trainer: Any, fn: str, ckpt_path: Optional[str]) -> Option
     return os.fspath(ckpt_path)
 
 
+def _storable(flat: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``flat`` as a dict, float64 arrays as float32: safetensors files from MLX hold no float64 (a
+    ``precision="64-true"`` run resumes from float32 values, cast back to float64 by the trainer)."""
+    return {k: v.astype(mx.float32) if isinstance(v, mx.array) and v.dtype == mx.float64 else v for k, v in flat}
+
+
 def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
     """Lightning's ``dump_checkpoint``: every callback's ``state_dict``, then ``on_save_checkpoint`` (callbacks,
     module). ``loops.fit_loop`` holds the resume point computed by ``trainer._loop_state()``."""
     model, dm = trainer.lightning_module, trainer.datamodule
     ckpt: dict[str, Any] = {"epoch": trainer.current_epoch, "global_step": trainer.global_step,
-                            "state_dict": dict(tree_flatten(model.parameters())),
+                            "state_dict": _storable(tree_flatten(model.parameters())),
                             "loops": {"fit_loop": trainer._loop_state()}}
     if not weights_only:
         states = {cb.state_key: cb.state_dict() for cb in trainer.callbacks}
         ckpt["callbacks"] = {k: v for k, v in states.items() if v}
         if trainer.optimizers:
-            ckpt["optimizer_state"] = dict(tree_flatten(trainer.optimizers[0].state))
+            ckpt["optimizer_state"] = _storable(tree_flatten(trainer.optimizers[0].state))
         ckpt["lr_schedulers"] = [{"last_epoch": c.last_epoch} for c in trainer.lr_scheduler_configs]
         ckpt["rng_state"] = mx.random.state[0]
+        scaler = trainer.precision_plugin.scaler
+        if scaler is not None:  # Lightning's key: its precision plugin's class name
+            ckpt["MixedPrecision"] = scaler.state_dict()
     if model.hparams:
         ckpt["hyper_parameters"] = dict(model.hparams)
     if dm is not None and hasattr(dm, "state_dict"):
@@ -237,3 +246,6 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
         config.last_epoch = state["last_epoch"]
     if ckpt.get("rng_state") is not None:
         set_rng(ckpt["rng_state"])
+    scaler = trainer.precision_plugin.scaler
+    if scaler is not None and ckpt.get("MixedPrecision"):
+        scaler.load_state_dict(ckpt["MixedPrecision"])

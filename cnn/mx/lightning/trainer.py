@@ -35,14 +35,19 @@ from cnn.mx.lightning.callbacks import (
     _reorder_callbacks,
 )
 from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
+from cnn.mx.lightning.debugging import apply_debugging_flags
 from cnn.mx.lightning.loggers import LoggerConnector, TensorBoardLogger, VersionedLogger, print_results
 from cnn.mx.lightning.module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
+from cnn.mx.lightning.pacing import Timer
+from cnn.mx.lightning.precision import Precision
+from cnn.mx.lightning.profiler import make_profiler
 from cnn.mx.lightning.progress import FitProgress
 
 import mlx.core as mx
 import numpy as np
+from mlx.utils import tree_flatten
 
-from cnn.errors import NonFiniteLossError, TrainingInterrupted
+from cnn.errors import NonFiniteGradientError, NonFiniteLossError, TrainingInterrupted
 
 __all__ = ["Trainer"]
 
@@ -99,21 +104,26 @@ class Trainer:
             process per device; see :mod:`cnn.mx.lightning.distributed`), and alone when it started none.
         devices: one device per process (``1``, ``"auto"``, ``-1``, ``[0]``); more devices means more processes.
         num_nodes: only ``1`` (the hosts of a multi-host run come from ``mlx.launch``'s host file).
-        precision: only ``"32-true"`` (``"32"``, ``32``).
+        precision: ``"32-true"``; ``"bf16-mixed"``/``"16-mixed"``: steps compute in bfloat16/float16 over float32
+            master weights and optimizer state (``"16-mixed"`` with dynamic loss scaling); ``"64-true"``: float64, on
+            the CPU only (see :mod:`cnn.mx.lightning.precision`).
         logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir`` (hp_metric off); ``False``
             -> no logging; or a logger / list of loggers.
         callbacks: extra :class:`Callback`\\ s; checkpoint callbacks are moved last (Lightning's order).
-        fast_dev_run: only ``False``.
+        fast_dev_run: ``True`` or N: N (1) batches of each loop, one epoch, no sanity check, a logger that writes
+            nothing, no checkpoints but Lightning's ``save_last`` at the end (see :mod:`cnn.mx.lightning.debugging`).
         max_epochs: stop after this many epochs; ``None`` -> 1000 (or unlimited if ``max_steps`` is set); -1 unlimited.
         min_epochs: ``should_stop`` is ignored until this many epochs ran.
         max_steps: stop after this many optimizer steps (-1: unlimited).
         min_steps: ``should_stop`` is ignored until this many steps ran.
-        max_time: only ``None``.
+        max_time: stop training after this long (``"DD:HH:MM:SS"``, ``timedelta`` or dict): adds a :class:`Timer`
+            checked after every batch, unless one is given.
         limit_train_batches: training batches per epoch: int = count, float = fraction of the loader (None: 1.0).
         limit_val_batches: validation batches per run: int = count, float = fraction (None: 1.0; 0 disables).
         limit_test_batches: test batches: int = count, float = fraction (None: 1.0).
         limit_predict_batches: predict batches: int = count, float = fraction (None: 1.0).
-        overfit_batches: only ``0``.
+        overfit_batches: train on the same first N batches (int) or fraction of the batches every epoch, unshuffled
+            (the DataModule reads ``trainer.overfit_batches``), and validate on N validation batches.
         val_check_interval: ``None``/``1.0`` = once per epoch; float = fraction of an epoch; int = every n batches.
         check_val_every_n_epoch: validate every n-th epoch (``None``: by ``val_check_interval`` across epochs).
         num_sanity_val_steps: validation batches run (and not logged) before training; -1 = all.
@@ -121,16 +131,20 @@ class Trainer:
         enable_checkpointing: add a default :class:`ModelCheckpoint` if none is given.
         enable_progress_bar: add a default :class:`TQDMProgressBar` if none is given.
         enable_model_summary: print a parameter summary at ``on_fit_start``.
-        accumulate_grad_batches: only ``1``.
+        accumulate_grad_batches: sum the gradients of ``loss / N`` over N batches (inside the compiled step), then one
+            optimizer step; the last batch of an epoch always steps. ``global_step``, the logger's step axis and
+            ``"step"`` schedulers advance per optimizer step, as in Lightning.
         gradient_clip_val: clip gradients (``None``/0: off).
         gradient_clip_algorithm: ``"norm"`` (global L2 norm, ``optim.clip_grad_norm``) or ``"value"``.
         deterministic: accepted; MLX's CPU kernels are deterministic, determinism across resumes comes from the
             checkpointed RNG key and ``set_epoch``-driven data order.
-        benchmark: accepted, no effect (no cudnn autotuner in MLX).
+        benchmark: accepted; ``True`` prints a one-line note that MLX has no kernel autotuner.
         inference_mode: accepted, no effect (evaluation never builds gradients in MLX).
         use_distributed_sampler: accepted, no effect (the DataModule shards by ``global_rank``/``world_size``).
-        profiler: only ``None``.
-        detect_anomaly: only ``False``.
+        profiler: ``None`` or ``"simple"``: at the end of each run, a table of the time per hook, data fetch, step,
+            batch and epoch (:class:`~cnn.mx.lightning.profiler.SimpleProfiler`).
+        detect_anomaly: check every parameter's gradient after each backward pass; the first non-finite one stops
+            ``fit`` with :class:`~cnn.errors.NonFiniteGradientError` naming the parameter, no checkpoint written.
         barebones: only ``False``.
         plugins: ``None`` or a checkpoint IO (alone or in a list): an object with ``save_checkpoint(checkpoint,
             path)`` and ``load_checkpoint(path)``, as :class:`SafetensorsCheckpointIO`, which is the default.
@@ -182,9 +196,7 @@ class Trainer:
     """
 
     UNSUPPORTED: ClassVar[dict[str, tuple]] = {
-        "strategy": ("auto", "ddp"), "num_nodes": (1,), "precision": ("32-true", "32", 32), "fast_dev_run": (False,),
-        "max_time": (None,), "overfit_batches": (0, 0.0), "accumulate_grad_batches": (1,), "profiler": (None,),
-        "detect_anomaly": (False,), "barebones": (False,), "sync_batchnorm": (False,),
+        "strategy": ("auto", "ddp"), "num_nodes": (1,), "barebones": (False,), "sync_batchnorm": (False,),
         "reload_dataloaders_every_n_epochs": (0,), "devices": (1, "1", "auto", -1, [0], (0,)),
         "gradient_clip_algorithm": (None, "norm", "value"), "accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
     }
@@ -204,7 +216,7 @@ class Trainer:
         min_epochs: Optional[int] = None,
         max_steps: int = -1,
         min_steps: Optional[int] = None,
-        max_time: Optional[str] = None,
+        max_time: Optional[Union[str, dict[str, int]]] = None,
         limit_train_batches: Optional[Union[int, float]] = None,
         limit_val_batches: Optional[Union[int, float]] = None,
         limit_test_batches: Optional[Union[int, float]] = None,
@@ -272,6 +284,17 @@ class Trainer:
         self.enable_autolog_hparams = enable_autolog_hparams
         self.compile = compile
         self.checkpoint_io = _checkpoint_io(plugins)
+        if isinstance(accumulate_grad_batches, bool) or not isinstance(accumulate_grad_batches, int) \
+                or accumulate_grad_batches < 1:
+            raise ValueError(f"`accumulate_grad_batches` must be a positive integer, got {accumulate_grad_batches!r}")
+        self.accumulate_grad_batches = accumulate_grad_batches
+        self.precision_plugin = Precision(precision)
+        self.precision = self.precision_plugin.name
+        self.detect_anomaly = bool(detect_anomaly)
+        self.profiler = make_profiler(profiler)
+        if benchmark and self.is_global_zero:
+            print("note: Trainer(benchmark=True) has no effect with MLX, which has no kernel autotuner",
+                  file=sys.stderr)
 
         if logger is None or logger is True:
             self.loggers = [TensorBoardLogger(save_dir=self.default_root_dir, default_hp_metric=False)]
@@ -281,6 +304,8 @@ class Trainer:
             self.loggers = list(logger) if isinstance(logger, (list, tuple)) else [logger]
 
         cbs = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+        if max_time is not None and not any(isinstance(c, Timer) for c in cbs):
+            cbs.append(Timer(duration=max_time, interval="step"))
         if any(isinstance(c, ModelCheckpoint) for c in cbs) and enable_checkpointing is False:
             raise ValueError("Trainer(enable_checkpointing=False) but a ModelCheckpoint was passed in callbacks")
         if enable_checkpointing is not False and not any(isinstance(c, ModelCheckpoint) for c in cbs):
@@ -290,6 +315,7 @@ class Trainer:
         if enable_model_summary is not False and not any(isinstance(c, ModelSummary) for c in cbs):
             cbs.append(ModelSummary())
         self.callbacks: list[Callback] = _reorder_callbacks(cbs)
+        apply_debugging_flags(self, fast_dev_run, overfit_batches)
 
         self.state = TrainerState()
         self.should_stop = False
@@ -310,6 +336,7 @@ class Trainer:
         self._received_signal: Optional[int] = None
         self._orig_handlers: dict[int, Any] = {}
         self.num_training_batches = 0
+        self._accumulating = False  # the current training batch only adds its gradients
         self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
 
     # ------------------------------------------------------------------ properties (Lightning names)
@@ -395,7 +422,7 @@ class Trainer:
         if self.max_epochs == -1:
             return float("inf") if self.max_steps == -1 else self.max_steps
         self._setup_train_data()
-        steps = self.num_training_batches * max(self.max_epochs, 1)
+        steps = math.ceil(self.num_training_batches / self.accumulate_grad_batches) * max(self.max_epochs, 1)
         return min(steps, self.max_steps) if self.max_steps != -1 else steps
 
     @property
@@ -525,6 +552,7 @@ class Trainer:
             self.callbacks = _reorder_callbacks([c for c in self.callbacks if type(c) not in types] + extra)
         for cb in self.callbacks:  # Lightning lets callbacks log through the module
             cb.log, cb.log_dict = model.log, model.log_dict
+        self.profiler.setup(fn)
         try:
             self._select_device()
             if self.world_size > 1 and not self.is_global_zero:
@@ -547,6 +575,7 @@ class Trainer:
             if self.ckpt_path:
                 ckpt = self.checkpoint_io.load_checkpoint(self.ckpt_path)
                 ckpt_io.restore_modules_and_callbacks(self, ckpt)
+            self.precision_plugin.setup(model)  # after the weights are in: 64-true casts them
             lc.reset_metrics()
             for r in lc.results.values():
                 r.reset()
@@ -589,6 +618,8 @@ class Trainer:
             for lg in self.loggers:
                 lg.finalize("success")
             self.state.status = "finished"
+            if self.is_global_zero:
+                self.profiler.describe()
             return result
         except BaseException as exception:  # Lightning's _call_and_handle_interrupt / _interrupt
             self.state.status = "interrupted"
@@ -619,7 +650,8 @@ class Trainer:
         for cb in self.callbacks:
             is_monitor = isinstance(cb, (EarlyStopping, ModelCheckpoint))
             if (monitoring is None or monitoring == is_monitor) and self._runs_here(cb, hook):
-                getattr(cb, hook)(self, model, *args, **kwargs)
+                with self.profiler.profile(f"[Callback]{cb.state_key}.{hook}"):
+                    getattr(cb, hook)(self, model, *args, **kwargs)
         model._current_fx_name = prev
 
     # ModelCheckpoint hooks that may write or delete files: rank zero's alone (it computes the same paths).
@@ -696,7 +728,8 @@ class Trainer:
         model = self.lightning_module
         prev, model._current_fx_name = model._current_fx_name, hook
         try:
-            return getattr(model, hook)(*args, **kwargs)
+            with self.profiler.profile(f"[LightningModule]{type(model).__name__}.{hook}"):
+                return getattr(model, hook)(*args, **kwargs)
         finally:
             model._current_fx_name = prev
 
@@ -724,8 +757,15 @@ class Trainer:
                 config.optimizer.learning_rate = float(config.scheduler(config.last_epoch))
 
     # ------------------------------------------------------------------ steps
-    def _training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
-        loss, logs, extra, metas = self._runner.train(batch, batch_idx)
+    def _should_accumulate(self, batch_idx: int) -> bool:
+        """Lightning's ``_should_accumulate``: this batch only adds its gradients; the step comes later (the last
+        batch of an epoch always steps)."""
+        return (batch_idx + 1) % self.accumulate_grad_batches != 0 and batch_idx + 1 != self.num_training_batches
+
+    def _training_step(self, batch: Any, batch_idx: int, accumulating: bool) -> dict[str, Any]:
+        with self.profiler.profile("[Strategy]SingleDeviceStrategy.training_step"):
+            loss, logs, extra, finite_grads, metas = self._runner.train(batch, batch_idx, self.accumulate_grad_batches,
+                                                                        step=not accumulating)
         loss_value = loss.item()
         finite, where = math.isfinite(loss_value), ""
         if self.world_size > 1:  # one small all-reduce: every rank stops at the same batch, for a NaN or a signal
@@ -738,12 +778,21 @@ class Trainer:
             raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {progress.epoch}, "
                                      f"batch {batch_idx} (global step {progress.global_step}); "
                                      "stopped without writing a checkpoint")
-        self.fit_progress.global_step += 1
+        if self.detect_anomaly and not bool(finite_grads.all().item()):
+            names = [name for name, _ in tree_flatten(self.lightning_module.trainable_parameters())]
+            name = names[int(np.argmin(np.array(finite_grads)))]
+            progress = self.fit_progress
+            raise NonFiniteGradientError(f"detect_anomaly: the gradient of {name} is not finite at epoch "
+                                         f"{progress.epoch}, batch {batch_idx} (global step {progress.global_step});"
+                                         " stopped without writing a checkpoint")
+        if not accumulating:
+            self.fit_progress.global_step += 1
         self._logger_connector.feed(logs, metas)
         return {"loss": loss, **extra}
 
     def _evaluation_step(self, hook: str, batch: Any, batch_idx: int) -> Any:
-        out, logs, metas = self._runner.evaluate(hook, batch, batch_idx)
+        with self.profiler.profile(f"[Strategy]SingleDeviceStrategy.{hook}"):
+            out, logs, metas = self._runner.evaluate(hook, batch, batch_idx)
         self._logger_connector.feed(logs, metas)
         return out
 
@@ -802,7 +851,8 @@ class Trainer:
             return
         self._call_both("on_train_start")
         while not self._fit_done():
-            self._run_train_epoch()
+            with self.profiler.profile("run_training_epoch"):
+                self._run_train_epoch()
         self._call_both("on_train_end")
 
     def _run_train_epoch(self) -> None:
@@ -827,27 +877,10 @@ class Trainer:
         for batch_idx in range(start, n):
             if _is_limit_reached(progress.global_step, self.max_steps) or (self.should_stop and self._can_stop_early()):
                 break
-            batch = _to_mx(next(batches))
-            self.fit_progress.is_last_batch, self.fit_progress.phase = batch_idx + 1 == n, "batch"
-            self.fit_progress.total_batch_idx += 1
-            results.batch, results.batch_size, lc.in_step = batch, None, True
-            self._call_both("on_train_batch_start", batch, batch_idx)
-            outputs = self._training_step(batch, batch_idx)
-            self.fit_progress.batch_in_epoch, self.fit_progress.phase = batch_idx + 1, "batch_end"
-            self._step_schedulers("step")
-            if self.fit_progress.is_last_batch:
-                self._step_schedulers("epoch")
-            self._call_both("on_train_batch_end", outputs, batch, batch_idx)
-            lc.update_views(results.metrics(True))
-            results.batch = None
-            if lc.should_update_logs():
-                lc.log_metrics(results.metrics(True)["log"])
-            if self._should_check_val(batch_idx):  # the epoch loop's on_advance_end
-                self.fit_progress.phase = "validation"
-                self._call_module("on_validation_model_zero_grad")
-                self._run_validation_in_fit()
-            self.fit_progress.batches_that_stepped += 1
-            self.fit_progress.phase = "idle"
+            with self.profiler.profile("[_TrainingEpochLoop].train_dataloader_next"):
+                batch = _to_mx(next(batches))
+            with self.profiler.profile("run_training_batch"):
+                self._run_train_batch(batch, batch_idx)
             if self.should_stop:
                 for logger in self.loggers:
                     logger.save()
@@ -870,6 +903,35 @@ class Trainer:
         self.fit_progress.batch_in_epoch, self.fit_progress.phase, lc.active = 0, "idle", None
         if self._signal_to_stop(agree=True) is not None:
             raise TrainingInterrupted(self._signal_to_stop(agree=False))
+
+    def _run_train_batch(self, batch: Any, batch_idx: int) -> None:
+        """One batch of the training epoch loop (its ``advance`` and ``on_advance_end``)."""
+        lc, progress, results = self._logger_connector, self.fit_progress, self._logger_connector.results["train"]
+        accumulating = self._should_accumulate(batch_idx)
+        progress.is_last_batch, progress.phase = batch_idx + 1 == self.num_training_batches, "batch"
+        progress.total_batch_idx += 1
+        results.batch, results.batch_size, lc.in_step = batch, None, True
+        self._call_both("on_train_batch_start", batch, batch_idx)
+        outputs = self._training_step(batch, batch_idx, accumulating)
+        progress.batch_in_epoch, progress.phase = batch_idx + 1, "batch_end"
+        self._accumulating = accumulating
+        if not accumulating:
+            self._step_schedulers("step")
+        if progress.is_last_batch:
+            self._step_schedulers("epoch")
+        self._call_both("on_train_batch_end", outputs, batch, batch_idx)
+        lc.update_views(results.metrics(True))
+        results.batch = None
+        if not accumulating and lc.should_update_logs():
+            lc.log_metrics(results.metrics(True)["log"])
+        if self._should_check_val(batch_idx):  # the epoch loop's on_advance_end
+            progress.phase = "validation"
+            if not accumulating:
+                self._call_module("on_validation_model_zero_grad")
+            self._run_validation_in_fit()
+        if not accumulating:
+            progress.batches_that_stepped += 1
+        progress.phase, self._accumulating = "idle", False
 
     def _run_validation_in_fit(self) -> None:
         lc = self._logger_connector
@@ -910,8 +972,10 @@ class Trainer:
         self._call_module(f"on_{name}_model_eval")
         self._call_both(f"on_{name}_start")
         self._call_both(f"on_{name}_epoch_start")
-        for batch_idx, batch in enumerate(islice(iter(loader), n)):
-            batch = _to_mx(batch)
+        batches = iter(loader)
+        for batch_idx in range(n):
+            with self.profiler.profile(f"[_EvaluationLoop].{'val' if fn == 'validate' else fn}_next"):
+                batch = _to_mx(next(batches))
             self._eval_batches_ready += 1
             results.batch, results.batch_size, lc.in_step = batch, None, True
             self._call_both(f"on_{name}_batch_start", batch, batch_idx)
@@ -989,7 +1053,7 @@ class Trainer:
         if self.fit_progress.phase == "epoch_end":
             epoch, position = epoch + 1, 0
         elif self.fit_progress.phase in ("batch_end", "validation"):
-            bts += 1  # the batch finished but on_advance_end did not count it yet
+            bts += 0 if self._accumulating else 1  # the batch finished but on_advance_end did not count it yet
             pending_val = self.fit_progress.phase == "batch_end" and self._should_check_val(position - 1)
         return {"epoch": epoch, "batch_in_epoch": position, "batches_that_stepped": bts,
                 "global_step": progress.global_step, "pending_val": pending_val,

@@ -1,0 +1,61 @@
+"""Lightning's debugging flags for the MLX trainer: ``fast_dev_run`` and ``overfit_batches`` (``_init_debugging_flags``
+in ``lightning/pytorch/trainer/setup.py``), and the ``DummyLogger`` that stands in for the loggers meanwhile."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Union
+
+
+class DummyLogger:
+    """Lightning's ``DummyLogger``: takes every logger call and writes nothing (``fast_dev_run``'s logger)."""
+
+    name, version, save_dir, log_dir = "", "", None, None
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None: ...
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None: ...
+    def log_image(self, *args: Any, **kwargs: Any) -> None: ...
+    def log_graph(self, *args: Any, **kwargs: Any) -> None: ...
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None: ...
+    def save(self) -> None: ...
+    def finalize(self, status: str) -> None: ...
+
+
+def _batch_limit(value: Union[int, float], name: str) -> Union[int, float]:
+    # Lightning's _determine_batch_limits: a fraction in [0, 1] or a whole number of batches
+    if 0 <= value <= 1:
+        return value
+    if value > 1 and value % 1.0 == 0:
+        return int(value)
+    raise ValueError(f"You have passed invalid value {value} for {name}, it has to be in [0.0, 1.0] or an int.")
+
+
+def apply_debugging_flags(trainer: Any, fast_dev_run: Union[int, bool], overfit_batches: Union[int, float]) -> None:
+    """Set ``trainer``'s limits as Lightning does for these flags (call after the plain limits are set).
+
+    ``fast_dev_run=N`` (``True``: 1): N batches of training (one epoch, at most N optimizer steps) and validation
+    (unless overfitting), and of test and predict; no sanity check, validation once after the N batches, the loggers
+    replaced by a :class:`DummyLogger`; ``ModelCheckpoint`` saves nothing but Lightning's ``save_last`` at
+    ``on_train_end``. ``overfit_batches=N`` (or a fraction): the first N training batches, unshuffled (the
+    DataModule reads the flag), every epoch, and N validation batches.
+    """
+    if isinstance(fast_dev_run, bool) or fast_dev_run is None:
+        fast_dev_run = bool(fast_dev_run)
+    elif not isinstance(fast_dev_run, int) or fast_dev_run < 0:
+        raise ValueError(f"fast_dev_run={fast_dev_run!r} is not a valid configuration. It should be >= 0.")
+    trainer.fast_dev_run = True if fast_dev_run == 1 else fast_dev_run
+    trainer.overfit_batches = _batch_limit(overfit_batches, "overfit_batches")
+    overfitting = overfit_batches > 0
+    if fast_dev_run:
+        n = int(fast_dev_run)
+        if not overfitting:
+            trainer.limit_train_batches = trainer.limit_val_batches = n
+        trainer.limit_test_batches = trainer.limit_predict_batches = n
+        trainer.max_steps, trainer.max_epochs, trainer.num_sanity_val_steps = n, 1, 0
+        trainer.val_check_interval, trainer.check_val_every_n_epoch = 1.0, 1
+        trainer.loggers = [DummyLogger()] if trainer.loggers else []
+    if overfitting:
+        trainer.limit_train_batches = trainer.limit_val_batches = trainer.overfit_batches
