@@ -121,7 +121,8 @@ def test_per_class_accuracy_and_the_confusion_matrix_are_labelled_with_the_class
     assert {f"test/acc_class/{name}" for name in CLASSES} <= tags
     assert {"train/loss", "val/acc", "test/acc"} <= tags
     assert run.parent.parent.name == "folder"  # logs/<dataset>/<framework>/version_N
-    assert checkpoint(run, framework).with_suffix(".confusion.png").is_file()
+    tested = checkpoint(run, framework)
+    assert tested.with_name(tested.name + ".confusion.png").is_file()
 
 
 @pytest.mark.parametrize("framework", ["torch", "mlx"])

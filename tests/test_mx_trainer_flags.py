@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
-from cnn.mx.cli import mirror_class_path
 from cnn.mx.lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer
@@ -19,6 +18,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from cnn.crossing import class_path_for
 from cnn.errors import NonFiniteGradientError
 from tests.test_mx_trainer import QUIET, Loader, MxReg, _events, _run_lightning, regression_data
 
@@ -90,7 +90,7 @@ def test_the_accumulation_scheduler_refuses_a_trainer_that_accumulates_too(tmp_p
 
 def test_lightnings_class_paths_of_timer_and_the_accumulation_scheduler_have_mirrors():
     for name in ("Timer", "GradientAccumulationScheduler"):
-        assert mirror_class_path(f"lightning.pytorch.callbacks.{name}") == f"cnn.mx.lightning.pacing.{name}"
+        assert class_path_for(f"lightning.pytorch.callbacks.{name}", "mlx") == f"cnn.mx.lightning.{name}"
 
 
 def test_max_time_adds_a_timer_that_stops_training_once_the_time_is_spent(tmp_path, capsys):

@@ -94,9 +94,10 @@ class CLI:
         try:
             # the project's checkpoint files, which convert and the torch side read too
             # like LightningCLI's: config.yaml in the run folder, overwritten by a resumed run; a
-            # run without a logger (predict, --trainer.logger false) has no folder, and no file
+            # run without a logger (predict, --trainer.logger false) has no folder, and no file;
+            # nor does a fast_dev_run (LightningCLI leaves the callback out then too)
             save_config = [SaveConfigCallback(subs[self.subcommand], as_given, overwrite=True)] \
-                if section.trainer.logger is not False else []
+                if section.trainer.logger is not False and not section.trainer.fast_dev_run else []
             self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or CHECKPOINT_IO,
                                       "callbacks": [*(init.trainer.get("callbacks") or []), *save_config]})
         except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
