@@ -175,3 +175,10 @@ def test_validation_accuracies_differ_only_on_images_float32_cannot_decide(short
     for framework, lp in log_probs.items():  # each side's float32 count, against its float64 one
         exact = int((lp.argmax(axis=1) == labels).sum())
         assert abs(logged[framework] - exact) <= close_calls, framework
+
+
+def test_a_default_mlx_fit_and_test_print_no_warning(short_fits):
+    # here, beside the other readers of short_fits, so the shared fit runs once per suite
+    logs, _ = short_fits
+    stderr = (logs / "mlx.stderr").read_text()
+    assert "Warning" not in stderr and "warn" not in stderr.lower(), stderr[-2000:]
