@@ -11,6 +11,7 @@ so nothing is typed twice. Callbacks and loggers are named by class name (``Mode
 from __future__ import annotations
 
 import os
+import typing
 from pathlib import Path
 
 from cnn import schema
@@ -43,6 +44,7 @@ def add_shared_arguments(parser) -> None:
                               compute_fn=lambda *data, f=field: _spec_field(f, *data))
     parser.link_arguments("seed_everything", "data.seed", compute_fn=seed_value)
     parser.link_arguments("seed_everything", "model.seed", compute_fn=seed_value)
+    counts_before_fractions(parser)
 
 
 def apply_run_defaults(config, subcommand: str, framework: str, logger_class: str,
@@ -130,3 +132,24 @@ def resume_in_place(config, suffix: str) -> None:
     if (checkpoint.parent.name == "checkpoints" and version.parent == runs.resolve()
             and version.name.startswith("version_") and version.name[8:].isdigit()):
         logger["version"] = int(version.name[8:])
+
+
+# Trainer options where an int counts batches and a float is a share of them (Lightning's rule).
+# Lightning declares them Union[int, float], but Python's typing cache can hand back an equal
+# Union[float, int] made earlier by another library; jsonargparse tries the members in order, so
+# "--trainer.limit_val_batches 1" became 1.0, the whole set instead of one batch, and config.yaml
+# wrote every count as a float.
+COUNT_OR_FRACTION = ("limit_train_batches", "limit_val_batches", "limit_test_batches",
+                     "limit_predict_batches", "overfit_batches", "val_check_interval")
+
+
+def counts_before_fractions(parser) -> None:
+    """Make the ``COUNT_OR_FRACTION`` options of ``parser`` (a jsonargparse parser holding the
+    ``trainer`` section) read and write a whole number as an int, as Lightning means it."""
+    for action in parser._actions:
+        hint = getattr(action, "_typehint", None)
+        if (action.dest.removeprefix("trainer.") in COUNT_OR_FRACTION
+                and typing.get_origin(hint) is typing.Union and int in hint.__args__):
+            members = tuple(sorted(hint.__args__, key=lambda member: member is not int))
+            # built directly: typing.Union[...] would return the cached, equal float-first one
+            action._typehint = typing._UnionGenericAlias(typing.Union, members)

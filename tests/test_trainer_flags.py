@@ -12,6 +12,7 @@ from cnn.mx.lightning.trainer import Trainer as MxTrainer
 import lightning.pytorch as pl
 import numpy as np
 import pytest
+import yaml
 
 from cnn import schema
 from cnn.pt.datamodule import DataModule as PtDataModule
@@ -122,3 +123,14 @@ def test_torchs_detect_anomaly_stop_becomes_the_one_line_error_the_mlx_side_rais
     assert isinstance(error, NonFiniteGradientError) and "\n" not in str(error)
     assert str(error).startswith("detect_anomaly: Function 'SqrtBackward0' returned nan values")
     assert anomaly_error(RuntimeError("something else")) is None
+
+
+def test_a_whole_number_of_batches_stays_a_count_on_both_frameworks(flag_fit):
+    # "--trainer.limit_val_batches 2" is two batches, as in Lightning, though the parser may read 2.0;
+    # 1 was the case that mattered: as 1.0 it ran the whole validation set
+    case, runs = flag_fit
+    for framework, (root, _) in runs.items():
+        saved = [yaml.safe_load(p.read_text())["trainer"] for p in root.rglob("config.yaml")]
+        assert saved or case == "fast_dev_run", framework  # which writes no config.yaml, as Lightning
+        assert all(type(t["limit_val_batches"]) is int and t["limit_val_batches"] == 2
+                             for t in saved), (framework, saved)
