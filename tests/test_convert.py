@@ -163,29 +163,37 @@ def test_an_mlx_checkpoint_file_is_laid_out_as_cnn_weights_defines_it(mlx_traine
     assert json.loads(metadata[weights.META_KEY])["format_version"] == weights.MLX_FORMAT_VERSION
 
 
-def test_torch_model_converted_to_mlx_predicts_the_same_class_on_all_mnist_test_images(
-        mnist_data, torch_trained, converted):
+# The default run classifies the first 1,000 test images; the slow run all 10,000.
+IMAGES = [1000, pytest.param(10000, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("count", IMAGES)
+def test_torch_model_converted_to_mlx_predicts_the_same_class_on_the_mnist_test_images(
+        mnist_data, torch_trained, converted, count):
     test = mnist_data[0].test
+    images, labels = test.images[:count], test.labels[:count]
     mlx_model = MxClassifier(**MNIST)
     mlx_model.load_weights(list(mx_checkpoint.load_checkpoint(converted[0])["state_dict"].items()))
     mlx_model.eval()
-    expected = torch_classes(torch_trained[0], test.images)
-    differing = int((mlx_classes(mlx_model, test.images) != expected).sum())
+    expected = torch_classes(torch_trained[0], images)
+    differing = int((mlx_classes(mlx_model, images) != expected).sum())
     print(f"torch -> mlx: {differing} of {len(expected)} predictions differ")
-    assert (expected == test.labels).mean() > 0.5  # trained, not the initial weights
+    assert (expected == labels).mean() > 0.5  # trained, not the initial weights
     assert differing <= 3
 
 
-def test_mlx_model_converted_to_torch_predicts_the_same_class_on_all_mnist_test_images(
-        mnist_data, mlx_trained, converted):
+@pytest.mark.parametrize("count", IMAGES)
+def test_mlx_model_converted_to_torch_predicts_the_same_class_on_the_mnist_test_images(
+        mnist_data, mlx_trained, converted, count):
     test = mnist_data[0].test
+    images, labels = test.images[:count], test.labels[:count]
     torch_model = PtClassifier(**MNIST)
     torch_model.load_state_dict(SafeCheckpointIO().load_checkpoint(converted[1])["state_dict"])
     torch_model.eval()
-    expected = mlx_classes(mlx_trained[0], test.images)
-    differing = int((torch_classes(torch_model, test.images) != expected).sum())
+    expected = mlx_classes(mlx_trained[0], images)
+    differing = int((torch_classes(torch_model, images) != expected).sum())
     print(f"mlx -> torch: {differing} of {len(expected)} predictions differ")
-    assert (expected == test.labels).mean() > 0.5
+    assert (expected == labels).mean() > 0.5
     assert differing <= 3
 
 
