@@ -217,7 +217,10 @@ def test_an_interrupt_while_decoding_leaves_nothing_in_the_cache(tree, tmp_path)
             for copy in range(7):
                 shutil.copyfile(f, f.with_name(f"{copy}{f.name}"))
     cache = tmp_path / "cache"
-    code = ("import sys; from cnn.data.datasets import load_dataset; print('ready', flush=True); "
+    # Ctrl-C raises KeyboardInterrupt as in a terminal, also where the suite runs in the background
+    # (there SIGINT starts out ignored, and Python then keeps ignoring it)
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from cnn.data.datasets import load_dataset; print('ready', flush=True); "
             f"load_dataset('folder', {str(root)!r}, image_size=28, channels=1)")
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True,
