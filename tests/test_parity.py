@@ -139,3 +139,33 @@ def test_the_mlx_pooling_gives_nn_maxpool2d_values_and_gradients(shape):
     assert mx.array_equal(max_pool_2x2(mnn.relu(x)), reference(mnn.relu(x))).item()
     assert mx.array_equal(mx.grad(objective(max_pool_2x2))(x),
                           mx.grad(objective(reference))(x)).item()
+
+
+def _mlx_summary_counts(module) -> tuple[int, int]:
+    """(trainable, total) as the MLX ModelSummary prints them."""
+    import contextlib
+    import io
+
+    from cnn.mx.lightning.callbacks import ModelSummary
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ModelSummary().on_fit_start(None, module)
+    lines = {line.split(" ", 1)[1]: int(line.split(" ", 1)[0].replace(",", ""))
+             for line in out.getvalue().splitlines() if line.endswith("params")}
+    return lines["Trainable params"], lines["Total params"]
+
+
+@pytest.mark.parametrize("freeze_first_conv", [False, True])
+def test_both_model_summaries_count_the_same_parameters(freeze_first_conv):
+    from lightning.pytorch.utilities.model_summary import ModelSummary as LightningSummary
+
+    pt_module, mx_module = PtClassifier(), MxClassifier()
+    if freeze_first_conv:  # a frozen layer is a non-trainable parameter on both sides
+        pt_module.net.conv1.requires_grad_(False)
+        mx_module.net.conv1.freeze()
+    lightning = LightningSummary(pt_module)
+    # the normalisation statistics are buffers (torch) / registered buffers (MLX), not parameters
+    assert lightning.total_parameters == 659_855
+    assert _mlx_summary_counts(mx_module) == (lightning.trainable_parameters, lightning.total_parameters)
+    assert lightning.trainable_parameters == 659_855 - (520 if freeze_first_conv else 0)

@@ -68,9 +68,9 @@ class Classifier(LightningModule):
         self.save_hyperparameters(ignore=["net"])
         self.net = net or SeedCNN(in_channels, image_size, num_classes, dropout, seed,
                                   conv_backward_chunk=conv_backward_chunk)
-        self.mean = mx.zeros((in_channels,))
-        self.std = mx.ones((in_channels,))
-        self.freeze(keys=["mean", "std"], recurse=False)  # data statistics, not trained
+        # data statistics, saved with the weights but not trained (torch's buffers)
+        self.register_buffer("mean", mx.zeros((in_channels,)))
+        self.register_buffer("std", mx.ones((in_channels,)))
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -62,6 +62,21 @@ class LightningModule(nn.Module):
         object.__setattr__(self, "_hparams_initial", AttributeDict())
         object.__setattr__(self, "_log_hyperparams", True)
         object.__setattr__(self, "_current_fx_name", None)
+        object.__setattr__(self, "_buffer_names", set())
+
+    def register_buffer(self, name: str, array: mx.array) -> None:
+        """torch's buffer: an array saved and loaded with the weights but never trained. MLX has no
+        buffers, so it is a frozen parameter; :class:`ModelSummary` leaves it out of the parameter
+        counts, as Lightning's summary leaves out torch's buffers. Reassigning ``self.<name>`` later
+        keeps it a buffer."""
+        setattr(self, name, array)
+        self.freeze(keys=[name], recurse=False)
+        self._buffer_names.add(name)
+
+    @property
+    def buffer_names(self) -> frozenset:
+        """Names of the arrays registered with :meth:`register_buffer`."""
+        return frozenset(self._buffer_names)
 
     # -- trainer-backed properties --------------------------------------------------------------------------
     @property
