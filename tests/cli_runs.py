@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from cnn.tools.events import run_dirs
+from tests import cli_zygote
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +26,13 @@ SHORT_FIT = ("--model.dropout", "0", "--model.lr", "1e-4",
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600, **popen) -> subprocess.CompletedProcess:
-    """``python cli.py ARGS`` in a subprocess, as a user would type it (``popen``: e.g. ``env``)."""
+    """``python cli.py ARGS`` in a new process, as a user would type it (``popen``: e.g. ``env``).
+    A torch trainer command is forked from a process that has already imported Lightning
+    (``tests.cli_zygote``), unless ``CNN_TEST_FRESH_CLI`` is set."""
+    if not os.environ.get("CNN_TEST_FRESH_CLI"):
+        forked = cli_zygote.run(args, cwd, timeout, popen)
+        if forked is not None:
+            return forked
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, **popen)
 
