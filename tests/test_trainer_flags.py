@@ -29,9 +29,9 @@ CASES = {
     "overfit_batches": ("--trainer.overfit_batches", "2", "--trainer.profiler", "simple",
                         "--model.lr", "0", "--model.dropout", "0"),
 }
-# accumulation's and fast_dev_run's semantics are held against Lightning in-process (tests/test_mx_trainer_flags.py);
-# their runs through both CLIs are in the slow set
-SLOW_CASES = {"accumulate_grad_batches", "fast_dev_run"}
+# every case runs through both CLIs in the default run (the semantics are also held against
+# Lightning in-process: tests/test_mx_trainer_flags.py); a case too slow for it would go here
+SLOW_CASES: set[str] = set()
 
 
 @pytest.fixture(scope="module", params=[pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES else c
