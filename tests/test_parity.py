@@ -169,3 +169,10 @@ def test_both_model_summaries_count_the_same_parameters(freeze_first_conv):
     assert lightning.total_parameters == 659_855
     assert _mlx_summary_counts(mx_module) == (lightning.trainable_parameters, lightning.total_parameters)
     assert lightning.trainable_parameters == 659_855 - (520 if freeze_first_conv else 0)
+
+
+def test_unfreezing_the_mlx_module_leaves_its_buffers_untrained():
+    module = MxClassifier()
+    module.unfreeze()
+    trained = {name for name, _ in tree_flatten(module.trainable_parameters())}
+    assert {"mean", "std"}.isdisjoint(trained) and "net.conv1.weight" in trained

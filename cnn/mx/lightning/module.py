@@ -73,6 +73,14 @@ class LightningModule(nn.Module):
         self.freeze(keys=[name], recurse=False)
         self._buffer_names.add(name)
 
+    def unfreeze(self, *args: Any, **kwargs: Any) -> "LightningModule":
+        """``nn.Module.unfreeze``, after which buffers stay frozen (torch's ``requires_grad_`` leaves
+        buffers alone too)."""
+        super().unfreeze(*args, **kwargs)
+        if self._buffer_names:
+            self.freeze(keys=sorted(self._buffer_names), recurse=False)
+        return self
+
     @property
     def buffer_names(self) -> frozenset:
         """Names of the arrays registered with :meth:`register_buffer`."""
