@@ -33,22 +33,9 @@ import threading
 import types
 from pathlib import Path
 
+from cnn.cli import TRAINER_COMMANDS, UsageError, pop_framework
+
 ROOT = Path(__file__).resolve().parents[1]
-TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
-
-
-def _framework_and_command(args: tuple[str, ...]) -> tuple[str, str | None]:
-    framework, rest, i = os.environ.get("CNN_FRAMEWORK", "torch"), [], 0
-    while i < len(args):
-        if args[i] == "--framework" and i + 1 < len(args):
-            framework, i = args[i + 1], i + 2
-            continue
-        if args[i].startswith("--framework="):
-            framework = args[i].split("=", 1)[1]
-        else:
-            rest.append(args[i])
-        i += 1
-    return framework, (rest[0] if rest else None)
 
 
 class _Zygote:
@@ -116,8 +103,11 @@ _zygote: _Zygote | None = None
 def run(args: tuple[str, ...], cwd: Path, timeout: float, popen: dict) -> subprocess.CompletedProcess | None:
     """``python cli.py ARGS`` run by a forked child of the zygote, or ``None`` where it must run fresh."""
     global _zygote
-    framework, command = _framework_and_command(args)
-    if popen or framework != "torch" or command not in TRAINER_COMMANDS:
+    try:
+        framework, rest = pop_framework(list(args))
+    except UsageError:  # a fresh process shows it
+        return None
+    if popen or framework != "torch" or not rest or rest[0] not in TRAINER_COMMANDS:
         return None
     if _zygote is None:
         _zygote = _Zygote()
