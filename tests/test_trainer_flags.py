@@ -29,13 +29,10 @@ CASES = {
     "overfit_batches": ("--trainer.overfit_batches", "2", "--trainer.profiler", "simple",
                         "--model.lr", "0", "--model.dropout", "0"),
 }
-# every case runs through both CLIs in the default run (the semantics are also held against
-# Lightning in-process: tests/test_mx_trainer_flags.py); a case too slow for it would go here
-SLOW_CASES: set[str] = set()
+# (the semantics of each are also held against Lightning in-process: tests/test_mx_trainer_flags.py)
 
 
-@pytest.fixture(scope="module", params=[pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES else c
-                                        for c in sorted(CASES)])
+@pytest.fixture(scope="module", params=sorted(CASES))
 def flag_fit(request, tmp_path_factory):
     """``(case, {framework: (root, stderr)})``: one fit of the case's flags per framework."""
     out = {}
