@@ -12,10 +12,10 @@ import signal
 import warnings
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
-from cnn.mx.lightning import checkpoint as ckpt_mod
 from cnn.mx.lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.loggers import TensorBoardLogger
-from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.plugins.io import safetensors_io as ckpt_mod
 from cnn.mx.lightning.trainer import Trainer
 
 import mlx.core as mx

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cnn.mx.lightning.callbacks import Callback
+from cnn.mx.lightning.callbacks.callback import Callback
 
 from cnn.atomic import write_text
 

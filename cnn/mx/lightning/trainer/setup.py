@@ -1,27 +1,12 @@
-"""Lightning's debugging flags for the MLX trainer: ``fast_dev_run`` and ``overfit_batches`` (``_init_debugging_flags``
-in ``lightning/pytorch/trainer/setup.py``), and the ``DummyLogger`` that stands in for the loggers meanwhile."""
+"""Mirror of lightning.pytorch.trainer.setup: the debugging flags (``fast_dev_run``, ``overfit_batches``;
+``_init_debugging_flags``) and the profiler (``_init_profiler``)."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional, Union
 
-
-class DummyLogger:
-    """Lightning's ``DummyLogger``: takes every logger call and writes nothing (``fast_dev_run``'s logger)."""
-
-    name, version, save_dir, log_dir = "", "", None, None
-
-    @property
-    def experiment(self) -> None:
-        return None
-
-    def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None: ...
-    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None: ...
-    def log_image(self, *args: Any, **kwargs: Any) -> None: ...
-    def log_graph(self, *args: Any, **kwargs: Any) -> None: ...
-    def after_save_checkpoint(self, checkpoint_callback: Any) -> None: ...
-    def save(self) -> None: ...
-    def finalize(self, status: str) -> None: ...
+from cnn.mx.lightning.loggers.logger import DummyLogger
+from cnn.mx.lightning.profilers import PassThroughProfiler, SimpleProfiler
 
 
 def _batch_limit(value: Union[int, float], name: str) -> Union[int, float]:
@@ -59,3 +44,13 @@ def apply_debugging_flags(trainer: Any, fast_dev_run: Union[int, bool], overfit_
         trainer.loggers = [DummyLogger()] if trainer.loggers else []
     if overfitting:
         trainer.limit_train_batches = trainer.limit_val_batches = trainer.overfit_batches
+
+
+
+def make_profiler(profiler: Optional[str]) -> Any:
+    """``None`` -> :class:`PassThroughProfiler`; ``"simple"`` -> :class:`SimpleProfiler`."""
+    if profiler is None:
+        return PassThroughProfiler()
+    if profiler == "simple":
+        return SimpleProfiler()
+    raise ValueError(f"Trainer(profiler={profiler!r}) is not supported by the MLX trainer (supported: None, 'simple')")

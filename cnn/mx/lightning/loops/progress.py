@@ -1,4 +1,4 @@
-"""Where the fit loop stands, in one object (Lightning's ``loops/progress.py``)."""
+"""Mirror of lightning.pytorch.loops.progress: where the fit loop stands, in one object."""
 
 from __future__ import annotations
 

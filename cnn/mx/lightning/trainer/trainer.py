@@ -24,24 +24,27 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, ClassVar, Optional, Union
 
-from cnn.mx.lightning import checkpoint as ckpt_io
-from cnn.mx.lightning import distributed as dist
-from cnn.mx.lightning.callbacks import (
-    Callback,
-    EarlyStopping,
-    ModelCheckpoint,
-    ModelSummary,
-    TQDMProgressBar,
-    _reorder_callbacks,
-)
-from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
-from cnn.mx.lightning.debugging import apply_debugging_flags
-from cnn.mx.lightning.loggers import LoggerConnector, TensorBoardLogger, VersionedLogger, print_results
-from cnn.mx.lightning.module import LRSchedulerConfig, StepRunner, is_overridden, parse_optimizers
-from cnn.mx.lightning.pacing import Timer
-from cnn.mx.lightning.precision import Precision
-from cnn.mx.lightning.profiler import make_profiler
-from cnn.mx.lightning.progress import FitProgress
+from cnn.mx.lightning.callbacks.callback import Callback
+from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
+from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
+from cnn.mx.lightning.callbacks.model_summary import ModelSummary
+from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
+from cnn.mx.lightning.callbacks.timer import Timer
+from cnn.mx.lightning.core.module import is_overridden
+from cnn.mx.lightning.core.optimizer import LRSchedulerConfig, parse_optimizers
+from cnn.mx.lightning.loggers.logger import VersionedLogger
+from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
+from cnn.mx.lightning.loops.optimization.automatic import StepRunner
+from cnn.mx.lightning.loops.progress import FitProgress
+from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO
+from cnn.mx.lightning.plugins.precision.precision import Precision
+from cnn.mx.lightning.trainer.connectors import checkpoint_connector as ckpt_io
+from cnn.mx.lightning.trainer.connectors.callback_connector import reorder_callbacks
+from cnn.mx.lightning.trainer.connectors.logger_connector.logger_connector import LoggerConnector, print_results
+from cnn.mx.lightning.trainer.setup import apply_debugging_flags, make_profiler
+from cnn.mx.lightning.utilities import distributed as dist
+from cnn.mx.lightning.utilities.rank_zero import RankZeroOnlyLogger
+from cnn.mx.lightning.utilities.seed import set_rng
 
 import mlx.core as mx
 import numpy as np
@@ -96,22 +99,23 @@ def _is_limit_reached(current: int, maximum: Optional[int]) -> bool:
 
 
 class Trainer:
-    """Train / evaluate an MLX :class:`~cnn.mx.lightning.module.LightningModule` with Lightning's ``Trainer`` API.
+    """Train / evaluate an MLX :class:`~cnn.mx.lightning.core.module.LightningModule` with Lightning's ``Trainer`` API.
 
     Args:
         accelerator: ``"auto"`` (GPU when MLX has one, else CPU), ``"cpu"`` or ``"gpu"`` -> ``mx.set_default_device``.
         strategy: ``"auto"`` or ``"ddp"``: both train data-parallel over every process ``mlx.launch`` started (one
-            process per device; see :mod:`cnn.mx.lightning.distributed`), and alone when it started none.
+            process per device; see :mod:`cnn.mx.lightning.utilities.distributed`), and alone when it started none.
         devices: one device per process (``1``, ``"auto"``, ``-1``, ``[0]``); more devices means more processes.
         num_nodes: only ``1`` (the hosts of a multi-host run come from ``mlx.launch``'s host file).
         precision: ``"32-true"``; ``"bf16-mixed"``/``"16-mixed"``: steps compute in bfloat16/float16 over float32
             master weights and optimizer state (``"16-mixed"`` with dynamic loss scaling); ``"64-true"``: float64, on
-            the CPU only (see :mod:`cnn.mx.lightning.precision`).
+            the CPU only (see :mod:`cnn.mx.lightning.plugins.precision`).
         logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir`` (hp_metric off); ``False``
             -> no logging; or a logger / list of loggers.
         callbacks: extra :class:`Callback`\\ s; checkpoint callbacks are moved last (Lightning's order).
         fast_dev_run: ``True`` or N: N (1) batches of each loop, one epoch, no sanity check, a logger that writes
-            nothing, no checkpoints but Lightning's ``save_last`` at the end (see :mod:`cnn.mx.lightning.debugging`).
+            nothing, no checkpoints but Lightning's ``save_last`` at the end
+            (see :mod:`cnn.mx.lightning.trainer.setup`).
         max_epochs: stop after this many epochs; ``None`` -> 1000 (or unlimited if ``max_steps`` is set); -1 unlimited.
         min_epochs: ``should_stop`` is ignored until this many epochs ran.
         max_steps: stop after this many optimizer steps (-1: unlimited).
@@ -142,7 +146,7 @@ class Trainer:
         inference_mode: accepted, no effect (evaluation never builds gradients in MLX).
         use_distributed_sampler: accepted, no effect (the DataModule shards by ``global_rank``/``world_size``).
         profiler: ``None`` or ``"simple"``: at the end of each run, a table of the time per hook, data fetch, step,
-            batch and epoch (:class:`~cnn.mx.lightning.profiler.SimpleProfiler`).
+            batch and epoch (:class:`~cnn.mx.lightning.profilers.SimpleProfiler`).
         detect_anomaly: check every parameter's gradient after each backward pass; the first non-finite one stops
             ``fit`` with :class:`~cnn.errors.NonFiniteGradientError` naming the parameter, no checkpoint written.
         barebones: only ``False``.
@@ -177,9 +181,9 @@ class Trainer:
     **Compiled mode**: backward and the optimizer step happen inside one compiled graph, so ``on_before_zero_grad``,
     ``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` are *not called* (they are, in
     Lightning's order, with ``compile=False``). ``training_step`` is traced once per batch shape (see
-    :class:`~cnn.mx.lightning.module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
+    :class:`~cnn.mx.lightning.core.module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
 
-    **Data parallel** (see :mod:`cnn.mx.lightning.distributed`): ``world_size``/``global_rank`` come from
+    **Data parallel** (see :mod:`cnn.mx.lightning.utilities.distributed`): ``world_size``/``global_rank`` come from
     ``mx.distributed.init()`` (a group of one unless started by ``mlx.launch``), and the DataModule shards by them
     (``datamodule.trainer`` is set before its ``setup``, as in Lightning). As Lightning's DDP: ``fit`` starts every
     rank from rank zero's weights, gradients are averaged over the ranks (``nn.average_gradients``, inside the
@@ -314,7 +318,7 @@ class Trainer:
             cbs.append(TQDMProgressBar())
         if enable_model_summary is not False and not any(isinstance(c, ModelSummary) for c in cbs):
             cbs.append(ModelSummary())
-        self.callbacks: list[Callback] = _reorder_callbacks(cbs)
+        self.callbacks: list[Callback] = reorder_callbacks(cbs)
         apply_debugging_flags(self, fast_dev_run, overfit_batches)
 
         self.state = TrainerState()
@@ -549,7 +553,7 @@ class Trainer:
         if extra:
             extra = [extra] if isinstance(extra, Callback) else list(extra)
             types = {type(c) for c in extra}
-            self.callbacks = _reorder_callbacks([c for c in self.callbacks if type(c) not in types] + extra)
+            self.callbacks = reorder_callbacks([c for c in self.callbacks if type(c) not in types] + extra)
         for cb in self.callbacks:  # Lightning lets callbacks log through the module
             cb.log, cb.log_dict = model.log, model.log_dict
         self.profiler.setup(fn)
@@ -676,7 +680,7 @@ class Trainer:
             return
         if len(versions) != len(self.loggers):
             raise RuntimeError(f"rank {self.global_rank} has {len(self.loggers)} loggers, rank 0 {len(versions)}")
-        self.loggers = [lg if isinstance(lg, dist.RankZeroOnlyLogger) else dist.RankZeroOnlyLogger(lg)
+        self.loggers = [lg if isinstance(lg, RankZeroOnlyLogger) else RankZeroOnlyLogger(lg)
                         for lg in self.loggers]
         for lg, version in zip(self.loggers, versions):
             if version is not None and hasattr(lg.logger, "share_version"):
@@ -845,7 +849,7 @@ class Trainer:
             self._call_callbacks("on_sanity_check_end")
             lc.reset_metrics()
             self.sanity_checking = False
-            ckpt_io.set_rng(key)
+            set_rng(key)
         self.state.stage = "train"
         if self._fit_done() or self.limit_train_batches == 0:
             return
