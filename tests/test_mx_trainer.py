@@ -281,7 +281,8 @@ def test_sigterm_saves_last_and_resume_is_exact(tmp_path):
     assert exc.value.code == 128 + signal.SIGTERM
     last = str(tmp_path / "run" / "ckpt" / "last.safetensors")
     state = load_checkpoint(last)
-    assert (state["global_step"], state["loops"]["fit_loop"]["batch_in_epoch"]) == (7, 2)
+    fit_loop = state["loops"]["fit_loop"]
+    assert (state["global_step"], fit_loop["epoch_loop.batch_progress"]["batch_in_epoch"]) == (7, 2)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
     resumed, trainer = _fit(tmp_path, "run", ckpt_path="last")
     assert trainer.global_step == ref_trainer.global_step == 15

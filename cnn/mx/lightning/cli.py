@@ -1,4 +1,4 @@
-"""What ``lightning.pytorch.cli`` gives a run besides parsing: ``SaveConfigCallback``."""
+"""Mirror of lightning.pytorch.cli: what it gives a run besides parsing, ``SaveConfigCallback``."""
 
 from __future__ import annotations
 

@@ -49,13 +49,13 @@ class DeviceStatsMonitor(Callback):
             raise ValueError("Cannot use `DeviceStatsMonitor` callback with `Trainer(logger=False)`.")
 
     def _log(self, trainer, key: str) -> None:
-        if not trainer.loggers or not trainer._logger_connector.should_update_logs():
+        if not trainer.loggers or not trainer.logger_connector.should_update_logs():
             return
         stats = {**device_stats(), **(cpu_stats() if self._cpu_stats else {})}
         prefix = f"{type(self).__qualname__}.{key}/"
         for logger in trainer.loggers:
             logger.log_metrics({prefix + k: v for k, v in stats.items()},
-                               step=trainer.fit_progress.batches_that_stepped)
+                               step=trainer.fit_loop.epoch_loop.batches_that_stepped)
 
     def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
         self._log(trainer, "on_train_batch_start")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from cnn.mx.lightning.callbacks.callback import Callback
+from cnn.mx.lightning.core.optimizer import next_learning_rate
+from cnn.mx.lightning.utilities.mlx_internals import learning_rate_schedule
 
 
 def _optimizer_name(opt: Any) -> str:
@@ -23,7 +25,7 @@ class LearningRateMonitor(Callback):
     Scheduled optimizers are logged when their scheduler's interval matches (``"epoch"`` at ``on_train_epoch_start``,
     ``"step"`` at ``on_train_batch_start`` when the trainer would log); an MLX schedule inside the optimizer counts as
     a ``"step"`` scheduler; optimizers without scheduler are logged at both. The logged value is the rate the *next*
-    update uses, written straight to the loggers at step ``_batches_that_stepped`` (no ``epoch`` key), as Lightning.
+    update uses, written straight to the loggers at step ``batches_that_stepped`` (no ``epoch`` key), as Lightning.
     """
 
     def __init__(self, logging_interval: Optional[str] = None, log_momentum: bool = False,
@@ -45,7 +47,7 @@ class LearningRateMonitor(Callback):
             config = next((c for c in trainer.lr_scheduler_configs if c.optimizer is opt), None)
             name = config.name if config is not None and config.name else "lr-" + _optimizer_name(opt)
             interval = config.interval if config is not None else None
-            if config is None and "learning_rate" in getattr(opt, "_schedulers", {}):
+            if config is None and learning_rate_schedule(opt) is not None:
                 interval = "step"  # an MLX schedule advances with every update, like a torch "step" scheduler
             out.append((name, interval))
         return out
@@ -54,7 +56,7 @@ class LearningRateMonitor(Callback):
         stats = {}
         for (name, sched_interval), opt in zip(self._names(trainer), trainer.optimizers):
             if sched_interval is None or interval in (sched_interval, "any"):
-                lr = trainer._next_learning_rate(opt)
+                lr = next_learning_rate(opt)
                 self.lrs.setdefault(name, []).append(lr)
                 stats[name] = lr
                 if self.log_weight_decay and "weight_decay" in opt.state:
@@ -63,12 +65,12 @@ class LearningRateMonitor(Callback):
                     betas = getattr(opt, "betas", None)
                     stats[f"{name}-momentum"] = float(betas[0]) if betas else float(getattr(opt, "momentum", 0.0))
         if stats:
-            trainer._logger_connector.callback.update(stats)
+            trainer.logger_connector.callback.update(stats)
             for logger in trainer.loggers:
-                logger.log_metrics(stats, step=trainer.fit_progress.batches_that_stepped)
+                logger.log_metrics(stats, step=trainer.fit_loop.epoch_loop.batches_that_stepped)
 
     def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
-        if trainer._logger_connector.should_update_logs() and self.logging_interval != "epoch":
+        if trainer.logger_connector.should_update_logs() and self.logging_interval != "epoch":
             self._log(trainer, "step" if self.logging_interval is None else "any")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:

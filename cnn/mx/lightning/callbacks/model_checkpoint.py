@@ -92,7 +92,7 @@ class ModelCheckpoint(Callback):
             self._defer_save_until_validation = True
             return
         if self.monitor is not None and not self._should_save_on_train_epoch_end(trainer) and trainer.is_last_batch \
-                and trainer.num_val_batches and trainer._should_check_val_epoch():
+                and trainer.num_val_batches and trainer.fit_loop.epoch_loop.should_check_val_epoch():
             self._defer_save_until_validation = True
             return
         if self._should_skip_saving_checkpoint(trainer):
@@ -269,7 +269,8 @@ class ModelCheckpoint(Callback):
         name = f"{filename}{self.FILE_EXTENSION}"
         return os.path.join(self.dirpath, name) if self.dirpath else name
 
-    def _find_last_checkpoints(self) -> set[str]:
+    def find_last_checkpoints(self) -> set[str]:
+        """The ``last*`` checkpoints in ``dirpath`` (what ``ckpt_path=\"last\"`` chooses from)."""
         if not self.dirpath or not os.path.isdir(self.dirpath):
             return set()
         pattern = rf"^{self.CHECKPOINT_NAME_LAST}(-(\d+))?"

@@ -7,7 +7,8 @@ import warnings
 from typing import Callable, Optional, Union
 
 from cnn.mx.lightning.callbacks.callback import Callback
-from cnn.mx.lightning.core.optimizer import LRSchedulerConfig
+from cnn.mx.lightning.core.optimizer import LRSchedulerConfig, next_learning_rate
+from cnn.mx.lightning.utilities.mlx_internals import remove_learning_rate_schedule
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -96,8 +97,8 @@ class StochasticWeightAveraging(Callback):
             if epoch != self.swa_start:
                 warnings.warn("SWA is initializing after swa_start without any checkpoint data.", stacklevel=2)
             optimizer = trainer.optimizers[0]
-            getattr(optimizer, "_schedulers", {}).pop("learning_rate", None)  # an MLX schedule of its own
-            schedule = self._annealed_lr(trainer._next_learning_rate(optimizer))
+            remove_learning_rate_schedule(optimizer)  # an MLX schedule of its own
+            schedule = self._annealed_lr(next_learning_rate(optimizer))
             optimizer.learning_rate = schedule(0)
             trainer.lr_scheduler_configs[:] = [LRSchedulerConfig(schedule, optimizer, interval="epoch")]
             self._average = {}

@@ -88,6 +88,24 @@ class LightningModule(nn.Module):
             raise RuntimeError(f"{type(self).__name__} is not attached to a `Trainer`.")
         return self._trainer
 
+    @trainer.setter
+    def trainer(self, trainer: Any) -> None:
+        object.__setattr__(self, "_trainer", trainer)
+
+    @property
+    def current_fx_name(self) -> Optional[str]:
+        """The hook or step running now (``None`` outside one): ``self.log`` takes its defaults from it."""
+        return self._current_fx_name
+
+    @current_fx_name.setter
+    def current_fx_name(self, name: Optional[str]) -> None:
+        object.__setattr__(self, "_current_fx_name", name)
+
+    @property
+    def should_log_hyperparams(self) -> bool:
+        """``save_hyperparameters(logger=...)``: the loggers get ``hparams_initial`` at the start of a run."""
+        return self._log_hyperparams
+
     @property
     def current_epoch(self) -> int:
         return self._trainer.current_epoch if self._trainer else 0
@@ -129,7 +147,7 @@ class LightningModule(nn.Module):
         ``(world_size, *shape)``, or unchanged with one process. A collective: call it on every rank, with the same
         shapes. ``sync_grads`` is accepted for the signature (MLX has no autograd tape to keep)."""
         if group is None:
-            group = self._trainer._group if self._trainer is not None else dist.world()
+            group = self._trainer.group if self._trainer is not None else dist.world()
         return dist.all_gather(data, group)
 
     # -- hyper-parameters -----------------------------------------------------------------------------------
@@ -183,8 +201,8 @@ class LightningModule(nn.Module):
         if self._trainer is None:
             return  # Lightning only warns when logging without a trainer
         fx = self._current_fx_name
-        if sync_dist and hasattr(self._trainer, "_sync_dist_keys"):
-            self._trainer._sync_dist_keys.add(f"{fx}.{name}")
+        if sync_dist:
+            self._trainer.logger_connector.sync_dist_keys.add(f"{fx}.{name}")
         on_step, on_epoch = default_log_levels(fx, on_step, on_epoch)
         reduce_fx = {"avg": "mean"}.get(str(reduce_fx).lower(), str(reduce_fx).lower()) if isinstance(
             reduce_fx, str) else getattr(reduce_fx, "__name__", "mean")
@@ -193,7 +211,7 @@ class LightningModule(nn.Module):
         meta = LogMeta(fx=fx, name=name, prog_bar=prog_bar, logger=True if logger is None else logger,
                        on_step=on_step, on_epoch=on_epoch, reduce_fx=reduce_fx,
                        batch_size=None if batch_size is None else int(batch_size))
-        self._trainer._logger_connector.log(meta, value)
+        self._trainer.logger_connector.log(meta, value)
 
     def log_dict(self, dictionary: dict, prog_bar: bool = False, logger: Optional[bool] = None,
                  on_step: Optional[bool] = None, on_epoch: Optional[bool] = None, reduce_fx: str = "mean",

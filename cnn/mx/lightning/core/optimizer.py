@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from cnn.mx.lightning.trainer.call import call_lightning_module_hook
+from cnn.mx.lightning.utilities.mlx_internals import learning_rate_schedule
+
 import mlx.optimizers as optim
 
 
@@ -47,3 +50,17 @@ def parse_optimizers(out: Any) -> tuple[Any, list[LRSchedulerConfig]]:
                                cfg.get("name"))
     opt.learning_rate = float(config.scheduler(0))
     return opt, [config]
+
+
+def next_learning_rate(optimizer: Any) -> float:
+    """The learning rate ``optimizer``'s next update will use (an MLX schedule evaluates at the current step)."""
+    schedule = learning_rate_schedule(optimizer)
+    return float(schedule(optimizer.step)) if schedule is not None else float(optimizer.learning_rate)
+
+
+def configure_optimizers(trainer: Any) -> tuple[list[Any], list[LRSchedulerConfig]]:
+    """Lightning's ``_init_optimizers_and_lr_schedulers``: the module's ``configure_optimizers()``, parsed, with
+    the optimizer's state initialized now (the compiled step captures that exact dict object)."""
+    opt, configs = parse_optimizers(call_lightning_module_hook(trainer, "configure_optimizers"))
+    opt.init(trainer.lightning_module.trainable_parameters())
+    return [opt], configs

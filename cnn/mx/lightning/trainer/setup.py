@@ -3,10 +3,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from cnn.mx.lightning.loggers.logger import DummyLogger
 from cnn.mx.lightning.profilers import PassThroughProfiler, SimpleProfiler
+
+
+def check_flags(unsupported: Mapping[str, tuple], given: Mapping[str, Any]) -> None:
+    """``ValueError`` for a ``Trainer`` argument outside what the MLX trainer supports (``unsupported``: the values
+    allowed per argument) and for Lightning's invalid ``max_epochs``/``max_steps``."""
+    for name, allowed in unsupported.items():
+        value = given[name]
+        # bools only match bools (devices=True is not devices=1), 0 matches False for fast_dev_run
+        if not any(value == a and (type(value) is type(a) or not isinstance(value, bool)) for a in allowed):
+            hint = ("; for data parallelism start one process per device with `mlx.launch -n N`"
+                    if name in ("devices", "num_nodes", "strategy") else "")
+            raise ValueError(f"Trainer({name}={value!r}) is not supported by the MLX trainer "
+                             f"(supported: {', '.join(map(repr, allowed))}){hint}")
+    max_epochs, max_steps = given["max_epochs"], given["max_steps"]
+    if max_epochs is not None and max_epochs < -1:
+        raise ValueError(f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}.")
+    if max_steps < -1:
+        raise ValueError(f"`max_steps` must be a non-negative integer or -1. You passed in {max_steps}.")
+    accumulate = given["accumulate_grad_batches"]
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise ValueError(f"`accumulate_grad_batches` must be a positive integer, got {accumulate!r}")
 
 
 def _batch_limit(value: Union[int, float], name: str) -> Union[int, float]:

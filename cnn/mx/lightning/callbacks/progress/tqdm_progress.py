@@ -51,7 +51,7 @@ class TQDMProgressBar(Callback):
             self._train.close()
         # Lightning 2.x counts training batches only; validation has its own bar
         self._train = self._bar(f"Epoch {trainer.current_epoch}", trainer.num_training_batches, True)
-        self._train.n = trainer.fit_progress.batch_in_epoch
+        self._train.n = trainer.fit_loop.epoch_loop.batch_progress.batch_in_epoch
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._step(self._train, batch_idx + 1, trainer)

@@ -3,18 +3,25 @@
 
 from __future__ import annotations
 
+import math
+import signal
 import warnings
 from functools import partial
 from typing import Any, Callable
 
+from cnn.mx.lightning.loops.progress import OptimizerProgress
 from cnn.mx.lightning.plugins.precision.amp import all_finite
+from cnn.mx.lightning.trainer.call import call_hooks
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 from cnn.mx.lightning.utilities.seed import set_rng
 
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
+
+from cnn.errors import NonFiniteGradientError, NonFiniteLossError
 
 
 def _signature(batch: Any) -> tuple:
@@ -71,7 +78,7 @@ class StepRunner:
     def _forward_backward(self, batch: Any, batch_idx: Any, accumulate: int) -> tuple:
         """Loss, logged values, extra outputs and the float32 gradients of ``loss / accumulate`` (Lightning's
         normalisation), computed in the precision's dtype, loss-scaled under "16-mixed" and unscaled again."""
-        model, lc, precision = self.trainer.lightning_module, self.trainer._logger_connector, self._precision()
+        model, lc, precision = self.trainer.lightning_module, self.trainer.logger_connector, self._precision()
         scaler = precision.scaler
         factor = 1.0 / accumulate if scaler is None else scaler.state["scale"] / accumulate
         lc.capture = {}
@@ -85,15 +92,15 @@ class StepRunner:
             loss, logs, extra = precision.to_float32((loss, logs, extra))
             return loss * factor, (loss, logs, extra)
 
-        model._current_fx_name = "training_step"
+        model.current_fx_name = "training_step"
         try:
             (_, (loss, logs, extra)), grads = nn.value_and_grad(model, loss_fn)(batch, batch_idx)
         finally:
-            model._current_fx_name = None
+            model.current_fx_name = None
         if scaler is not None:
             grads = tree_map(lambda g: g / scaler.state["scale"], grads)
-        group = getattr(self.trainer, "_group", None)
-        if group is not None and group.size() > 1:  # DDP: the mean gradient of all ranks' batches
+        group = self.trainer.group
+        if group.size() > 1:  # DDP: the mean gradient of all ranks' batches
             grads = nn.average_gradients(grads, group=group)
         self._last_metas = {k: m for k, (m, _) in lc.capture.items()}
         return loss, logs, extra, grads
@@ -132,14 +139,14 @@ class StepRunner:
         return loss, logs, extra, flags
 
     def _eval_graph(self, hook: str, batch: Any, batch_idx: Any) -> tuple:
-        model, lc, precision = self.trainer.lightning_module, self.trainer._logger_connector, self._precision()
+        model, lc, precision = self.trainer.lightning_module, self.trainer.logger_connector, self._precision()
         lc.capture = {}
-        model._current_fx_name = hook
+        model.current_fx_name = hook
         try:
             with precision.autocast(model):
                 out = getattr(model, hook)(batch, batch_idx)
         finally:
-            model._current_fx_name = None
+            model.current_fx_name = None
         self.meta[self._sig] = {k: m for k, (m, _) in lc.capture.items()}
         return precision.to_float32((out, {k: v for k, (_, v) in lc.capture.items()}))
 
@@ -181,7 +188,7 @@ class StepRunner:
                               RuntimeWarning, stacklevel=3)
                 return None
         finally:
-            self.trainer._logger_connector.capture = None
+            self.trainer.logger_connector.capture = None
 
     def train(self, batch: Any, batch_idx: int, accumulate: int = 1, step: bool = True) -> tuple:
         """Forward and backward of one batch, adding its gradients to those of the ``accumulate - 1`` batches before;
@@ -207,14 +214,14 @@ class StepRunner:
         try:
             loss, logs, extra, grads = self._forward_backward(batch, batch_idx, accumulate)
         finally:
-            trainer._logger_connector.capture = None
+            trainer.logger_connector.capture = None
         trainer.gradients = grads
         if batch_idx % accumulate == 0:  # Lightning zeroes the gradients on an accumulation's first batch
-            trainer._call_both("on_before_zero_grad", opt)
-        trainer._call_both("on_before_backward", loss)
-        trainer._call_both("on_after_backward")
+            call_hooks(trainer, "on_before_zero_grad", opt)
+        call_hooks(trainer, "on_before_backward", loss)
+        call_hooks(trainer, "on_after_backward")
         if step:
-            trainer._call_both("on_before_optimizer_step", opt)
+            call_hooks(trainer, "on_before_optimizer_step", opt)
         flags = self._finite_by_parameter(grads) if trainer.detect_anomaly else mx.array(True)
         self._add_and_step(grads, step)
         trainer.gradients = None
@@ -234,6 +241,52 @@ class StepRunner:
             try:
                 result = self._eval_graph(hook, batch, batch_idx)
             finally:
-                self.trainer._logger_connector.capture = None
+                self.trainer.logger_connector.capture = None
         mx.eval(result)
         return (*result, self.meta[self._sig])
+
+
+class AutomaticOptimization:
+    """Lightning's ``_AutomaticOptimization``: one training step (forward, backward, optimizer update) through the
+    trainer's :class:`StepRunner`, its loss checked; owns :class:`OptimizerProgress` (``optim_progress``).
+
+    A non-finite loss raises :class:`~cnn.errors.NonFiniteLossError` (on every rank at the same batch); with
+    ``detect_anomaly`` the first non-finite gradient raises :class:`~cnn.errors.NonFiniteGradientError` naming its
+    parameter; both before any checkpoint of that step is written.
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.optim_progress = OptimizerProgress()
+
+    def reset(self) -> None:
+        self.optim_progress = OptimizerProgress()
+
+    def run(self, batch: Any, batch_idx: int, accumulating: bool) -> dict[str, Any]:
+        """The step of ``batch``; ``accumulating``: only add its gradients (no optimizer step)."""
+        trainer = self.trainer
+        with trainer.profiler.profile("[Strategy]SingleDeviceStrategy.training_step"):
+            loss, logs, extra, finite_grads, metas = trainer.step_runner.train(
+                batch, batch_idx, trainer.accumulate_grad_batches, step=not accumulating)
+        loss_value = loss.item()
+        finite, where = math.isfinite(loss_value), ""
+        if trainer.world_size > 1:  # one small all-reduce: every rank stops at the same batch, for a NaN or a signal
+            signals = trainer.signal_connector
+            bad, stop = trainer.accelerator_connector.all_sum([not finite, signals.received is not None])
+            where = f" on rank {trainer.global_rank} (not finite on {int(bad)} of {trainer.world_size} ranks)"
+            finite = finite and not bad
+            signals.agreed = (signals.received or signal.SIGTERM) if stop else None
+        if not finite:
+            raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {trainer.current_epoch}, "
+                                     f"batch {batch_idx} (global step {self.optim_progress.steps}); "
+                                     "stopped without writing a checkpoint")
+        if trainer.detect_anomaly and not bool(finite_grads.all().item()):
+            names = [name for name, _ in tree_flatten(trainer.lightning_module.trainable_parameters())]
+            name = names[int(np.argmin(np.array(finite_grads)))]
+            raise NonFiniteGradientError(f"detect_anomaly: the gradient of {name} is not finite at epoch "
+                                         f"{trainer.current_epoch}, batch {batch_idx} (global step "
+                                         f"{self.optim_progress.steps}); stopped without writing a checkpoint")
+        if not accumulating:
+            self.optim_progress.steps += 1
+        trainer.logger_connector.feed(logs, metas)
+        return {"loss": loss, **extra}

@@ -12,6 +12,7 @@ import os
 import warnings
 from typing import Any, Optional
 
+from cnn.mx.lightning.trainer.call import call_callback_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.seed import set_rng
 
 import mlx.core as mx
@@ -31,7 +32,7 @@ def resolve_ckpt_path(trainer: Any, fn: str, ckpt_path: Optional[str]) -> Option
             raise ValueError(f'`.{fn}(ckpt_path="best")` is set but `ModelCheckpoint` has no best model')
         return cb.best_model_path
     if ckpt_path == "last":
-        candidates = set().union(*(cb._find_last_checkpoints() for cb in trainer.checkpoint_callbacks))
+        candidates = set().union(*(cb.find_last_checkpoints() for cb in trainer.checkpoint_callbacks))
         if not candidates:
             warnings.warn(f'.{fn}(ckpt_path="last") is set, but there is no last checkpoint available. '
                           "No checkpoint will be loaded.", stacklevel=2)
@@ -48,11 +49,11 @@ def _storable(flat: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
     """Lightning's ``dump_checkpoint``: every callback's ``state_dict``, then ``on_save_checkpoint`` (callbacks,
-    module). ``loops.fit_loop`` holds the resume point computed by ``trainer._loop_state()``."""
+    module). ``loops.fit_loop`` holds the fit loop's ``state_dict()``: the resume point of this instant."""
     model, dm = trainer.lightning_module, trainer.datamodule
     ckpt: dict[str, Any] = {"epoch": trainer.current_epoch, "global_step": trainer.global_step,
                             "state_dict": _storable(tree_flatten(model.parameters())),
-                            "loops": {"fit_loop": trainer._loop_state()}}
+                            "loops": {"fit_loop": trainer.fit_loop.state_dict()}}
     if not weights_only:
         states = {cb.state_key: cb.state_dict() for cb in trainer.callbacks}
         ckpt["callbacks"] = {k: v for k, v in states.items() if v}
@@ -70,8 +71,8 @@ def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
         if dm_state:
             ckpt[type(dm).__qualname__] = dm_state
     if not weights_only:
-        trainer._call_callbacks("on_save_checkpoint", ckpt)
-    trainer._call_module("on_save_checkpoint", ckpt)
+        call_callback_hooks(trainer, "on_save_checkpoint", ckpt)
+    call_lightning_module_hook(trainer, "on_save_checkpoint", ckpt)
     return ckpt
 
 
@@ -79,7 +80,7 @@ def restore_modules_and_callbacks(trainer: Any, ckpt: dict[str, Any]) -> None:
     """Module ``on_load_checkpoint`` + weights, datamodule ``load_state_dict``, callbacks ``on_load_checkpoint`` +
     ``load_state_dict`` (Lightning's order, before ``configure_optimizers``)."""
     model, dm = trainer.lightning_module, trainer.datamodule
-    trainer._call_module("on_load_checkpoint", ckpt)
+    call_lightning_module_hook(trainer, "on_load_checkpoint", ckpt)
     try:
         model.load_weights(list(ckpt["state_dict"].items()), strict=True)
     except ValueError as e:
@@ -90,7 +91,7 @@ def restore_modules_and_callbacks(trainer: Any, ckpt: dict[str, Any]) -> None:
         dm.load_state_dict(ckpt[type(dm).__qualname__])
     states = ckpt.get("callbacks")
     if states is not None:
-        trainer._call_callbacks("on_load_checkpoint", ckpt)
+        call_callback_hooks(trainer, "on_load_checkpoint", ckpt)
         for cb in trainer.callbacks:
             if cb.state_key in states:
                 cb.load_state_dict(dict(states[cb.state_key]))
@@ -98,9 +99,7 @@ def restore_modules_and_callbacks(trainer: Any, ckpt: dict[str, Any]) -> None:
 
 def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
     """Loop position, optimizer state, scheduler counters and RNG key (fit only, after ``on_fit_start``)."""
-    loop = ckpt["loops"]["fit_loop"]  # FitProgress fields, as _loop_state wrote them
-    trainer.fit_progress.load_state_dict({k: v for k, v in loop.items() if k != "train_results"})
-    trainer._logger_connector.results["train"].load_state_dict(loop["train_results"])
+    trainer.fit_loop.load_state_dict(ckpt["loops"]["fit_loop"])
     if not ckpt.get("optimizer_state"):
         raise CheckpointError(f"{trainer.ckpt_path} holds only model weights (save_weights_only); cannot resume")
     opt = trainer.optimizers[0]

@@ -3,8 +3,10 @@ loggers, when, at which step."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
+from cnn.mx.lightning.loggers.logger import VersionedLogger
+from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta, ResultCollection, to_float
 
 import mlx.core as mx
@@ -30,6 +32,7 @@ class LoggerConnector:
         self.logged: dict[str, float] = {}
         self.callback: dict[str, float] = {}
         self.pbar: dict[str, float] = {}
+        self.sync_dist_keys: set[str] = set()  # "fx.name" of the values logged with sync_dist=True
 
     def log(self, meta: LogMeta, value: Any) -> None:
         if self.capture is not None and meta.fx in _CAPTURED_FX:
@@ -64,7 +67,9 @@ class LoggerConnector:
         t = self.trainer
         if t.log_every_n_steps == 0:
             return False
-        step = t.fit_progress.batches_that_stepped + 1 if t.state.fn == "fit" and t.training else t._eval_batches_ready
+        epoch_loop = t.fit_loop.epoch_loop
+        step = epoch_loop.batches_that_stepped + 1 if t.state.fn == "fit" and t.training \
+            else t.evaluation_loop.progress.ready
         return step % t.log_every_n_steps == 0 or t.should_stop
 
     def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
@@ -80,7 +85,7 @@ class LoggerConnector:
                 step = int(step_metric)
             else:
                 scalars.setdefault("epoch", t.current_epoch)
-                step = t.fit_progress.batches_that_stepped
+                step = t.fit_loop.epoch_loop.batches_that_stepped
         for logger in t.loggers:
             logger.log_metrics(scalars, step=step)
             logger.save()
@@ -91,7 +96,7 @@ class LoggerConnector:
         params: dict[str, Any] = {}
         if getattr(dm, "hparams_initial", None):
             params.update(dm.hparams_initial)
-        if model._log_hyperparams:
+        if model.should_log_hyperparams:
             params.update(model.hparams_initial)
         for logger in self.trainer.loggers:
             if params:
@@ -99,11 +104,13 @@ class LoggerConnector:
             logger.save()
 
 
-def print_results(metrics: Mapping[str, float], stage: str) -> None:
-    """Lightning's evaluation results table (single dataloader)."""
-    width = max(25, max(len(k) for k in metrics))
-    bar = "─" * (width * 2 + 4)
-    title = f"{'Validate' if stage == 'validate' else stage.capitalize()} metric"
-    lines = [bar, f"{title:^{width}}  {'DataLoader 0':^{width}}", bar]
-    lines += [f"{k:^{width}}  {v:^{width}.6g}" for k, v in sorted(metrics.items())]
-    print("\n".join(lines + [bar]))
+
+def configure_loggers(logger: Optional[Union[bool, VersionedLogger, list[VersionedLogger]]],
+                      default_root_dir: str) -> list[Any]:
+    """Lightning's ``configure_logger``: ``True``/``None`` -> a :class:`TensorBoardLogger` in ``default_root_dir``
+    (hp_metric off); ``False`` -> none; else the logger or list of loggers given."""
+    if logger is None or logger is True:
+        return [TensorBoardLogger(save_dir=default_root_dir, default_hp_metric=False)]
+    if logger is False:
+        return []
+    return list(logger) if isinstance(logger, (list, tuple)) else [logger]
