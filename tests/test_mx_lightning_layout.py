@@ -82,6 +82,62 @@ def test_no_mirror_file_is_longer_than_six_hundred_lines(path):
     assert len(path.read_text().splitlines()) <= MAX_LINES
 
 
+def _attributes_first_set_outside_init(tree: ast.Module) -> dict[str, list[str]]:
+    """Per class of ``tree``: the ``self.<name>`` assigned in a method but neither in its ``__init__`` (or that of a
+    base class in the same file), nor as a class attribute or property."""
+    classes = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+
+    def assigned(function: ast.FunctionDef) -> set[str]:
+        names = set()
+        for node in ast.walk(function):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            for target in targets:
+                for t in target.elts if isinstance(target, ast.Tuple) else [target]:
+                    if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                        names.add(t.attr)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__setattr__" \
+                    and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                names.add(node.args[1].value)
+        return names
+
+    def declared(name: str) -> set[str]:
+        cls = classes.get(name)
+        if cls is None:
+            return set()
+        names = set()
+        for item in cls.body:
+            if isinstance(item, ast.FunctionDef) and (item.name == "__init__" or item.decorator_list):
+                names |= assigned(item) if item.name == "__init__" else {item.name}
+            elif isinstance(item, (ast.Assign, ast.AnnAssign)):
+                for target in item.targets if isinstance(item, ast.Assign) else [item.target]:
+                    names |= {t.id for t in (target.elts if isinstance(target, ast.Tuple) else [target])
+                              if isinstance(t, ast.Name)}
+        for base in cls.bases:
+            names |= declared(base.id) if isinstance(base, ast.Name) else set()
+        return names
+
+    late = {}
+    for name, cls in classes.items():
+        known = declared(name)
+        names = sorted({a for item in cls.body if isinstance(item, ast.FunctionDef) and item.name != "__init__"
+                        for a in assigned(item)} - known)
+        if names:
+            late[name] = names
+    return late
+
+
+def test_the_late_attribute_finder_sees_an_attribute_a_method_sets_first():
+    source = ("class A:\n    def __init__(self):\n        self.a = 1\n"
+              "    def run(self):\n        self.a, self.b = 2, 3\n")
+    assert _attributes_first_set_outside_init(ast.parse(source)) == {"A": ["b"]}
+
+
+@pytest.mark.parametrize("path", sorted(MIRROR.rglob("*.py")), ids=lambda p: str(p.relative_to(MIRROR)))
+def test_every_attribute_of_a_mirror_class_is_first_set_in_its_init(path):
+    assert _attributes_first_set_outside_init(ast.parse(path.read_text())) == {}
+
+
 @pytest.mark.parametrize("progress", [EpochProgress(current=3),
                                       BatchProgress(batch_in_epoch=2, total_batch_idx=7, is_last_batch=True,
                                                     batches_that_stepped=7, pending_val=True, phase="batch_end"),

@@ -1,5 +1,11 @@
 """Mirror of lightning.pytorch.core.optimizer: what ``configure_optimizers`` may return, and the
-scheduler config (Lightning's ``LRSchedulerConfig``)."""
+scheduler config (Lightning's ``LRSchedulerConfig``).
+
+``configure_optimizers()`` may return an ``mlx.optimizers.Optimizer`` (its learning rate may be an MLX schedule
+of the step), ``{"optimizer": opt, "lr_scheduler": fn | {"scheduler": fn, "interval": "epoch"|"step",
+"frequency": 1, "name": None}}`` or ``([opt], [fn])`` where ``fn(n) -> lr`` gives the rate after ``n`` scheduler
+steps (stepped like Lightning: "epoch" after the last batch of each epoch, "step" after each batch).
+"""
 
 from __future__ import annotations
 

@@ -112,10 +112,7 @@ class Trainer:
             state ``[model.state, optimizer.state, mx.random.state]``, and the evaluation steps; falls back to eager
             mode (one-line warning) when tracing fails.
 
-    ``configure_optimizers()`` may return an ``mlx.optimizers.Optimizer`` (its learning rate may be an MLX schedule
-    of the step), ``{"optimizer": opt, "lr_scheduler": fn | {"scheduler": fn, "interval": "epoch"|"step",
-    "frequency": 1, "name": None}}`` or ``([opt], [fn])`` where ``fn(n) -> lr`` gives the rate after ``n`` scheduler
-    steps (stepped like Lightning: "epoch" after the last batch of each epoch, "step" after each batch).
+    What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`.
 
     Hook order (module hook after the callbacks' unless noted), as in Lightning 2.6:
     ``fit``: prepare_data, setup(stage), [on_load_checkpoint, load_state_dict], configure_optimizers, on_fit_start,
@@ -229,7 +226,9 @@ class Trainer:
         self.loggers = configure_loggers(logger, self.default_root_dir)
         self.callbacks: list[Callback] = configure_callbacks(callbacks, max_time, enable_checkpointing,
                                                              enable_progress_bar, enable_model_summary)
-        apply_debugging_flags(self, fast_dev_run, overfit_batches)
+        self.fast_dev_run: Union[int, bool] = False
+        self.overfit_batches: Union[int, float] = 0.0
+        apply_debugging_flags(self, fast_dev_run, overfit_batches)  # sets these two, may lower the limits
 
         self.state = TrainerState()
         self.should_stop = False
@@ -434,11 +433,7 @@ class Trainer:
         self.state = TrainerState(fn=fn, status="running")
         self.lightning_module = model
         model.trainer = self
-        if self.datamodule is not None:
-            try:
-                self.datamodule.trainer = self
-            except AttributeError:
-                pass
+        self.data_connector.attach_trainer_to_datamodule()
         self.step_runner.reset()
         self.should_stop = False
         lc, ranks = self.logger_connector, self.accelerator_connector
@@ -446,21 +441,11 @@ class Trainer:
         self.profiler.setup(fn)
         try:
             select_device(self.accelerator)
-            if self.world_size > 1 and not self.is_global_zero:
-                ranks.barrier()  # rank zero downloads first; the others then find the files
-            if self.datamodule is not None and hasattr(self.datamodule, "prepare_data"):
-                self.datamodule.prepare_data()
-            call_lightning_module_hook(self, "prepare_data")
-            if self.world_size > 1 and self.is_global_zero:
-                ranks.barrier()
+            self.data_connector.prepare_data()
             if self.world_size > 1:
                 ranks.share_rank_zero_loggers()
             call_setup_hook(self, fn)
-            ckpt = None
-            self.ckpt_path = checkpoint_connector.resolve_ckpt_path(self, fn, ckpt_path)
-            if self.ckpt_path:
-                ckpt = self.checkpoint_io.load_checkpoint(self.ckpt_path)
-                checkpoint_connector.restore_modules_and_callbacks(self, ckpt)
+            ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
             self.precision_plugin.setup(model)  # after the weights are in: 64-true casts them
             lc.reset_metrics()
             for r in lc.results.values():

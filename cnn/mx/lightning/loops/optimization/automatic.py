@@ -56,9 +56,15 @@ class StepRunner:
 
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
-        self.reset()
+        self.compiled: dict[str, Callable] = {}
+        self.failed = False
+        self.meta: dict[tuple, dict[str, LogMeta]] = {}
+        self.accumulated: dict[str, Any] = {}
+        self._sig: tuple = ()  # the batch signature of the step running now
+        self._last_metas: dict[str, LogMeta] = {}  # the log metadata of the last forward pass
 
     def reset(self) -> None:
+        """Forget the compiled steps, their metadata and the gradient sum (a new run)."""
         self.compiled: dict[str, Callable] = {}
         self.failed = False
         self.meta: dict[tuple, dict[str, LogMeta]] = {}

@@ -76,9 +76,15 @@ def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
     return ckpt
 
 
-def restore_modules_and_callbacks(trainer: Any, ckpt: dict[str, Any]) -> None:
-    """Module ``on_load_checkpoint`` + weights, datamodule ``load_state_dict``, callbacks ``on_load_checkpoint`` +
-    ``load_state_dict`` (Lightning's order, before ``configure_optimizers``)."""
+def restore_modules_and_callbacks(trainer: Any, fn: str, ckpt_path: Optional[str]) -> Optional[dict[str, Any]]:
+    """Lightning's ``_restore_modules_and_callbacks``: with a checkpoint (``ckpt_path`` resolved into
+    ``trainer.ckpt_path``), module ``on_load_checkpoint`` + weights, datamodule ``load_state_dict``, callbacks
+    ``on_load_checkpoint`` + ``load_state_dict`` (Lightning's order, before ``configure_optimizers``). Returns the
+    checkpoint read, ``None`` without one."""
+    trainer.ckpt_path = resolve_ckpt_path(trainer, fn, ckpt_path)
+    if not trainer.ckpt_path:
+        return None
+    ckpt = trainer.checkpoint_io.load_checkpoint(trainer.ckpt_path)
     model, dm = trainer.lightning_module, trainer.datamodule
     call_lightning_module_hook(trainer, "on_load_checkpoint", ckpt)
     try:
@@ -95,6 +101,7 @@ def restore_modules_and_callbacks(trainer: Any, ckpt: dict[str, Any]) -> None:
         for cb in trainer.callbacks:
             if cb.state_key in states:
                 cb.load_state_dict(dict(states[cb.state_key]))
+    return ckpt
 
 
 def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Union
 
+from cnn.mx.lightning.trainer.call import call_lightning_module_hook
+
 
 def parse_num_batches(length: int, limit: Union[int, float], what: str) -> int:
     """Lightning's ``_parse_num_batches`` for sized loaders: ``limit`` batches (an int) or that fraction (a float) of
@@ -32,6 +34,27 @@ class DataConnector:
         self.val_loader: Any = None
         self.eval_loader: Any = None
         self.eval_fn: Optional[str] = None
+
+    def attach_trainer_to_datamodule(self) -> None:
+        """``datamodule.trainer``, as Lightning sets it before ``setup`` (the DataModule shards by the ranks)."""
+        if self.trainer.datamodule is not None:
+            try:
+                self.trainer.datamodule.trainer = self.trainer
+            except AttributeError:
+                pass
+
+    def prepare_data(self) -> None:
+        """``prepare_data`` of the datamodule and the module, rank zero first: the others wait for it, then find
+        the files it downloaded."""
+        trainer = self.trainer
+        ranks = trainer.accelerator_connector
+        if trainer.world_size > 1 and not trainer.is_global_zero:
+            ranks.barrier()
+        if trainer.datamodule is not None and hasattr(trainer.datamodule, "prepare_data"):
+            trainer.datamodule.prepare_data()
+        call_lightning_module_hook(trainer, "prepare_data")
+        if trainer.world_size > 1 and trainer.is_global_zero:
+            ranks.barrier()
 
     def attach_fit_data(self, train_dataloaders: Any, val_dataloaders: Any, datamodule: Any) -> None:
         if datamodule is not None:

@@ -55,13 +55,15 @@ class _Metric:
 
     def __init__(self, meta: LogMeta) -> None:
         self.meta = meta
-        self.reset()
+        self.value = _INIT.get(meta.reduce_fx, 0.0)
+        self.cumulated_batch_size = 0.0
+        self.step_value: Optional[float] = None
         self.has_reset = False
 
     def reset(self) -> None:
         self.value = _INIT.get(self.meta.reduce_fx, 0.0)
         self.cumulated_batch_size = 0.0
-        self.step_value: Optional[float] = None
+        self.step_value = None
         self.has_reset = True
 
     def update(self, value: float, batch_size: int) -> None:
