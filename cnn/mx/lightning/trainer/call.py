@@ -99,3 +99,19 @@ def call_exception_hooks(trainer: Any, exception: BaseException) -> None:
         trainer.datamodule.on_exception(exception)
     for lg in trainer.loggers:
         lg.finalize("failed")
+
+
+def call_and_handle_interrupt(trainer: Any, run_stage: Any, *args: Any) -> Any:
+    """Lightning's ``_call_and_handle_interrupt``: ``run_stage(*args)``; on any exception (a signal's
+    ``TrainingInterrupted`` too) the trainer is "interrupted", the signal handlers restored, ``on_exception``
+    called and the loggers finalized with "failed" (``_interrupt``), then it propagates."""
+    try:
+        return run_stage(*args)
+    except BaseException as exception:
+        trainer.state.status = "interrupted"
+        trainer.signal_connector.restore()
+        call_exception_hooks(trainer, exception)
+        trainer.state.stage = None
+        raise
+    finally:
+        trainer.logger_connector.active, trainer.logger_connector.in_step = None, False

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import warnings
 from typing import Any, ClassVar, Optional, Union
 
 from cnn.mx.lightning.callbacks.callback import Callback
@@ -28,8 +27,8 @@ from cnn.mx.lightning.loops.optimization.automatic import StepRunner
 from cnn.mx.lightning.loops.prediction_loop import PredictionLoop
 from cnn.mx.lightning.plugins.precision.precision import Precision
 from cnn.mx.lightning.trainer.call import (
+    call_and_handle_interrupt,
     call_callback_hooks,
-    call_exception_hooks,
     call_lightning_module_hook,
     call_setup_hook,
     call_teardown_hook,
@@ -411,11 +410,7 @@ class Trainer:
                   datamodule: Any) -> Any:
         if dataloaders is not None and hasattr(dataloaders, "setup") and not hasattr(dataloaders, "__len__"):
             datamodule, dataloaders = dataloaders, None
-        if model is None and ckpt_path is None and self.checkpoint_callback is not None \
-                and self.checkpoint_callback.best_model_path:
-            warnings.warn(f"`.{fn}(ckpt_path=None)` was called without a model. The best model of the previous "
-                          "`fit` call will be used.", stacklevel=2)
-            ckpt_path = "best"
+        ckpt_path = checkpoint_connector.select_ckpt_path(self, fn, model, ckpt_path)
         model = model if model is not None else self.lightning_module
         if model is None:
             raise ValueError(f"`Trainer.{fn}()` requires a `LightningModule` when it hasn't been passed in a "
@@ -436,59 +431,53 @@ class Trainer:
         self.data_connector.attach_trainer_to_datamodule()
         self.step_runner.reset()
         self.should_stop = False
-        lc, ranks = self.logger_connector, self.accelerator_connector
         attach_model_callbacks(self, model)
         self.profiler.setup(fn)
-        try:
-            select_device(self.accelerator)
-            self.data_connector.prepare_data()
+        return call_and_handle_interrupt(self, self._run_stage, fn, model, ckpt_path)
+
+    def _run_stage(self, fn: str, model: Any, ckpt_path: Optional[str]) -> Any:
+        lc, ranks = self.logger_connector, self.accelerator_connector
+        select_device(self.accelerator)
+        self.data_connector.prepare_data()
+        if self.world_size > 1:
+            ranks.share_rank_zero_loggers()
+        call_setup_hook(self, fn)
+        ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
+        self.precision_plugin.setup(model)  # after the weights are in: 64-true casts them
+        lc.reset_metrics()
+        for r in lc.results.values():
+            r.reset()
+        if fn == "fit":
             if self.world_size > 1:
-                ranks.share_rank_zero_loggers()
-            call_setup_hook(self, fn)
-            ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
-            self.precision_plugin.setup(model)  # after the weights are in: 64-true casts them
-            lc.reset_metrics()
-            for r in lc.results.values():
-                r.reset()
-            if fn == "fit":
-                if self.world_size > 1:
-                    ranks.broadcast_parameters(model)
-                self.optimizers, self.lr_scheduler_configs = configure_optimizers(self)
-                call_callback_hooks(self, "on_fit_start")
-                call_lightning_module_hook(self, "on_fit_start")
-            if self.enable_autolog_hparams:
-                lc.log_hyperparams()
-            if fn == "fit":
-                self.fit_loop.reset()
-                if ckpt is not None:
-                    checkpoint_connector.restore_training_state(self, ckpt)
-                self.signal_connector.register()
-                self.fit_loop.run()
-                if self.world_size > 1:
-                    ranks.share_checkpoint_paths()
-                result = None
-            elif fn == "predict":
-                result = self.predict_loop.run()
-            else:
-                result = self.evaluation_loop.run(fn)
-            self.signal_connector.restore()
-            self.state.stage = None
-            if fn == "fit":
-                call_callback_hooks(self, "on_fit_end")
-                call_lightning_module_hook(self, "on_fit_end")
-            call_teardown_hook(self, fn)
-            self.state.status = "finished"
-            if self.is_global_zero:
-                self.profiler.describe()
-            return result
-        except BaseException as exception:  # Lightning's _call_and_handle_interrupt / _interrupt
-            self.state.status = "interrupted"
-            self.signal_connector.restore()
-            call_exception_hooks(self, exception)
-            self.state.stage = None
-            raise
-        finally:
-            lc.active, lc.in_step = None, False
+                ranks.broadcast_parameters(model)
+            self.optimizers, self.lr_scheduler_configs = configure_optimizers(self)
+            call_callback_hooks(self, "on_fit_start")
+            call_lightning_module_hook(self, "on_fit_start")
+        if self.enable_autolog_hparams:
+            lc.log_hyperparams()
+        if fn == "fit":
+            self.fit_loop.reset()
+            if ckpt is not None:
+                checkpoint_connector.restore_training_state(self, ckpt)
+            self.signal_connector.register()
+            self.fit_loop.run()
+            if self.world_size > 1:
+                ranks.share_checkpoint_paths()
+            result = None
+        elif fn == "predict":
+            result = self.predict_loop.run()
+        else:
+            result = self.evaluation_loop.run(fn)
+        self.signal_connector.restore()
+        self.state.stage = None
+        if fn == "fit":
+            call_callback_hooks(self, "on_fit_end")
+            call_lightning_module_hook(self, "on_fit_end")
+        call_teardown_hook(self, fn)
+        self.state.status = "finished"
+        if self.is_global_zero:
+            self.profiler.describe()
+        return result
 
     # ------------------------------------------------------------------ checkpoints
     def dump_checkpoint(self, weights_only: bool = False) -> dict[str, Any]:

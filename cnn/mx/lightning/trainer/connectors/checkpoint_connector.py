@@ -21,6 +21,17 @@ from mlx.utils import tree_flatten, tree_unflatten
 from cnn.errors import CheckpointError
 
 
+def select_ckpt_path(trainer: Any, fn: str, model: Any, ckpt_path: Optional[str]) -> Optional[str]:
+    """Lightning's ``_select_ckpt_path``: ``validate``/``test``/``predict`` called with neither a model nor a
+    ``ckpt_path`` after a ``fit`` that saved a best checkpoint use that one (with Lightning's warning)."""
+    callback = trainer.checkpoint_callback
+    if model is None and ckpt_path is None and callback is not None and callback.best_model_path:
+        warnings.warn(f"`.{fn}(ckpt_path=None)` was called without a model. The best model of the previous "
+                      "`fit` call will be used.", stacklevel=3)
+        return "best"
+    return ckpt_path
+
+
 def resolve_ckpt_path(trainer: Any, fn: str, ckpt_path: Optional[str]) -> Optional[str]:
     """Lightning's ``_parse_ckpt_path``: ``"best"`` -> first checkpoint callback's best model, ``"last"`` -> newest
     ``last*.safetensors`` of the checkpoint callbacks (a warning and no checkpoint when there is none)."""
