@@ -217,7 +217,7 @@ RANK_SCRIPT = textwrap.dedent("""
     import numpy as np
     import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
     from cnn.errors import NonFiniteLossError
-    from cnn.mx.lightning.module import LightningModule
+    from cnn.mx.lightning.core.module import LightningModule
     from cnn.mx.lightning.trainer import Trainer
 
     class Toy(LightningModule):
@@ -310,8 +310,8 @@ def test_the_mlx_trainer_alone_is_rank_zero_of_one_and_points_to_mlx_launch():
 
 
 def test_other_ranks_loggers_write_nothing_and_share_rank_zeros_version(tmp_path):
-    from cnn.mx.lightning.distributed import RankZeroOnlyLogger
     from cnn.mx.lightning.loggers import TensorBoardLogger
+    from cnn.mx.lightning.utilities.rank_zero import RankZeroOnlyLogger
 
     logger = TensorBoardLogger(tmp_path, name="mnist/mlx")
     logger.share_version(3)  # what the trainer does with rank zero's version

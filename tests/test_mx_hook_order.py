@@ -13,7 +13,7 @@ import warnings
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 from cnn.mx.lightning.callbacks import Callback as MxCallback
 from cnn.mx.lightning.callbacks import ModelCheckpoint as MxModelCheckpoint
-from cnn.mx.lightning.module import LightningModule as MxLightningModule
+from cnn.mx.lightning.core.module import LightningModule as MxLightningModule
 from cnn.mx.lightning.trainer import Trainer as MxTrainer
 
 import mlx.core as mx

@@ -12,10 +12,10 @@ import signal
 import warnings
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
-from cnn.mx.lightning import checkpoint as ckpt_mod
 from cnn.mx.lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.loggers import TensorBoardLogger
-from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.plugins.io import safetensors_io as ckpt_mod
 from cnn.mx.lightning.trainer import Trainer
 
 import mlx.core as mx
@@ -281,7 +281,8 @@ def test_sigterm_saves_last_and_resume_is_exact(tmp_path):
     assert exc.value.code == 128 + signal.SIGTERM
     last = str(tmp_path / "run" / "ckpt" / "last.safetensors")
     state = load_checkpoint(last)
-    assert (state["global_step"], state["loops"]["fit_loop"]["batch_in_epoch"]) == (7, 2)
+    fit_loop = state["loops"]["fit_loop"]
+    assert (state["global_step"], fit_loop["epoch_loop.batch_progress"]["batch_in_epoch"]) == (7, 2)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
     resumed, trainer = _fit(tmp_path, "run", ckpt_path="last")
     assert trainer.global_step == ref_trainer.global_step == 15
@@ -310,6 +311,31 @@ def test_resume_from_any_checkpoint_is_exact(tmp_path, where):
     assert trainer.callback_metrics["val_loss"] == ref_trainer.callback_metrics["val_loss"]
     ref_events = _events(str(tmp_path / "ref" / "version_0"))
     for tag, points in _events(logger.log_dir).items():  # the resumed run continues the same step axis
+        assert set(points) <= set(ref_events[tag]), tag
+
+
+# Written by the trainer at f5fbefb (before the mirror took Lightning's source layout), whose
+# ``loops.fit_loop`` was one flat dict; made by ``_fit(..., max_epochs=2)`` with the savers below.
+OLD_LAYOUT = os.path.join(os.path.dirname(__file__), "fixtures", "mx_checkpoints_v0")
+
+
+@pytest.mark.parametrize("name", ["batch_end_step5", "batch_end_step7", "validation_end_step5",
+                                  "train_epoch_end_step5"])
+def test_checkpoints_in_the_flat_loop_layout_of_older_versions_resume_exactly(tmp_path, name):
+    """A checkpoint an older version wrote (its loop state one flat ``loops.fit_loop`` dict) resumes to the
+    weights, validation metric and logged steps of an uninterrupted run, as a current one does."""
+    reference, ref_trainer = _fit(tmp_path, "ref", logger=TensorBoardLogger(str(tmp_path), name="ref"),
+                                  max_epochs=2)
+    assert "batch_in_epoch" in load_checkpoint(os.path.join(OLD_LAYOUT, f"{name}.safetensors"))["loops"]["fit_loop"]
+    logger = TensorBoardLogger(str(tmp_path), name="resumed")
+    resumed, trainer = _fit(tmp_path, "resumed", ckpt_path=os.path.join(OLD_LAYOUT, f"{name}.safetensors"),
+                            logger=logger, max_epochs=2)
+    assert trainer.global_step == ref_trainer.global_step == 10
+    for k, v in params(reference).items():
+        np.testing.assert_array_equal(params(resumed)[k], v, err_msg=k)
+    assert trainer.callback_metrics["val_loss"] == ref_trainer.callback_metrics["val_loss"]
+    ref_events = _events(str(tmp_path / "ref" / "version_0"))
+    for tag, points in _events(logger.log_dir).items():
         assert set(points) <= set(ref_events[tag]), tag
 
 

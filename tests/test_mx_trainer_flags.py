@@ -11,7 +11,7 @@ import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 from cnn.mx.lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer
-from cnn.mx.lightning.precision import LossScaler, Precision
+from cnn.mx.lightning.plugins.precision import LossScaler, Precision
 from cnn.mx.lightning.trainer import Trainer
 
 import mlx.core as mx

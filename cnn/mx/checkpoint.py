@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
+from cnn.mx.lightning.plugins.io import SafetensorsCheckpointIO
 
 from cnn.errors import CheckpointError
 from cnn.weights import (

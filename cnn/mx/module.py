@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from cnn.mx.checkpoint import check_checkpoint_fits
-from cnn.mx.lightning.module import LightningModule
+from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.model import SeedCNN
 
 import mlx.core as mx

@@ -160,7 +160,7 @@ def _classifier(settings: Settings) -> Classifier:
 
 
 def _warn_if_eager(trainer: Trainer, compiled: bool) -> None:
-    if compiled and getattr(trainer._runner, "failed", False):
+    if compiled and not trainer.compiling:
         print("warning: mx.compile failed inside the MLX Trainer; trainer_compiled ran eagerly",
               file=sys.stderr)
 

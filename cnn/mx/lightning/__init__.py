@@ -1,27 +1,28 @@
-"""Lightning's training loop for MLX: ``Trainer``, ``LightningModule``, callbacks and loggers.
+"""Mirror of lightning.pytorch: the Lightning training loop for MLX (``Trainer``, ``LightningModule``, ...).
 
-Knows nothing of the model it trains: it imports only mlx, numpy, the standard library,
-tensorboard, yaml, tqdm (rich, optionally, for ``RichProgressBar``) and the project's
-``cnn.atomic`` and ``cnn.errors``. Being under ``cnn.mx`` it is imported after ``cnn.mx`` has
-given MLX its BLAS.
+Laid out as Lightning's own sources (``trainer/``, ``loops/``, ``callbacks/``, ``loggers/``, ``core/``,
+``plugins/``, ``profilers/``), each file naming its Lightning counterpart in its first line. Knows nothing of the
+model it trains: it imports only mlx, numpy, the standard library, tensorboard, yaml, tqdm (rich, optionally, for
+``RichProgressBar``) and the project's ``cnn.atomic``, ``cnn.errors`` and ``cnn.runs``. Being under ``cnn.mx`` it
+is imported after ``cnn.mx`` has given MLX its BLAS.
 """
 
 from cnn.mx.lightning.callbacks import (
-                                        Callback,
-                                        EarlyStopping,
-                                        LearningRateMonitor,
-                                        ModelCheckpoint,
-                                        ModelSummary,
-                                        TQDMProgressBar,
+    Callback,
+    DeviceStatsMonitor,
+    EarlyStopping,
+    GradientAccumulationScheduler,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    RichProgressBar,
+    StochasticWeightAveraging,
+    Timer,
+    TQDMProgressBar,
 )
-from cnn.mx.lightning.checkpoint import SafetensorsCheckpointIO
-from cnn.mx.lightning.csv_logs import CSVLogger
-from cnn.mx.lightning.device_stats import DeviceStatsMonitor
-from cnn.mx.lightning.loggers import TensorBoardLogger
-from cnn.mx.lightning.module import LightningModule
-from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer
-from cnn.mx.lightning.rich_progress import RichProgressBar
-from cnn.mx.lightning.swa import StochasticWeightAveraging
+from cnn.mx.lightning.core import LightningModule
+from cnn.mx.lightning.loggers import CSVLogger, TensorBoardLogger
+from cnn.mx.lightning.plugins.io import SafetensorsCheckpointIO
 from cnn.mx.lightning.trainer import Trainer
 
 __all__ = ["CSVLogger", "Callback", "DeviceStatsMonitor", "EarlyStopping", "GradientAccumulationScheduler",

@@ -1,11 +1,11 @@
-"""What ``lightning.pytorch.cli`` gives a run besides parsing: ``SaveConfigCallback``."""
+"""Mirror of lightning.pytorch.cli: what it gives a run besides parsing, ``SaveConfigCallback``."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from cnn.mx.lightning.callbacks import Callback
+from cnn.mx.lightning.callbacks.callback import Callback
 
 from cnn.atomic import write_text
 

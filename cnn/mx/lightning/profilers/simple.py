@@ -1,4 +1,4 @@
-"""``Trainer(profiler="simple")``: Lightning's ``SimpleProfiler`` for the MLX trainer."""
+"""Mirror of lightning.pytorch.profilers.simple: ``SimpleProfiler``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 import os
 import sys
 import time
-from contextlib import contextmanager, nullcontext
-from typing import Any, ContextManager, Iterator, Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 
 class SimpleProfiler:
@@ -62,23 +62,3 @@ class SimpleProfiler:
         """Print the table (on stderr, where Lightning's log lines go) and forget the recorded times."""
         print(self.summary(), file=sys.stderr)
         self.recorded_durations = {}
-
-
-class PassThroughProfiler:
-    """No profiler: ``profile`` records nothing, ``describe`` prints nothing."""
-
-    def setup(self, stage: str) -> None: ...
-
-    def profile(self, action: str) -> ContextManager[Any]:
-        return nullcontext()
-
-    def describe(self) -> None: ...
-
-
-def make_profiler(profiler: Optional[str]) -> Any:
-    """``None`` -> :class:`PassThroughProfiler`; ``"simple"`` -> :class:`SimpleProfiler`."""
-    if profiler is None:
-        return PassThroughProfiler()
-    if profiler == "simple":
-        return SimpleProfiler()
-    raise ValueError(f"Trainer(profiler={profiler!r}) is not supported by the MLX trainer (supported: None, 'simple')")

@@ -1,27 +1,33 @@
-"""Lightning's debugging flags for the MLX trainer: ``fast_dev_run`` and ``overfit_batches`` (``_init_debugging_flags``
-in ``lightning/pytorch/trainer/setup.py``), and the ``DummyLogger`` that stands in for the loggers meanwhile."""
+"""Mirror of lightning.pytorch.trainer.setup: the debugging flags (``fast_dev_run``, ``overfit_batches``;
+``_init_debugging_flags``) and the profiler (``_init_profiler``)."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Union
 
+from cnn.mx.lightning.loggers.logger import DummyLogger
+from cnn.mx.lightning.profilers import PassThroughProfiler, SimpleProfiler
 
-class DummyLogger:
-    """Lightning's ``DummyLogger``: takes every logger call and writes nothing (``fast_dev_run``'s logger)."""
 
-    name, version, save_dir, log_dir = "", "", None, None
-
-    @property
-    def experiment(self) -> None:
-        return None
-
-    def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None: ...
-    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None: ...
-    def log_image(self, *args: Any, **kwargs: Any) -> None: ...
-    def log_graph(self, *args: Any, **kwargs: Any) -> None: ...
-    def after_save_checkpoint(self, checkpoint_callback: Any) -> None: ...
-    def save(self) -> None: ...
-    def finalize(self, status: str) -> None: ...
+def check_flags(unsupported: Mapping[str, tuple], given: Mapping[str, Any]) -> None:
+    """``ValueError`` for a ``Trainer`` argument outside what the MLX trainer supports (``unsupported``: the values
+    allowed per argument) and for Lightning's invalid ``max_epochs``/``max_steps``."""
+    for name, allowed in unsupported.items():
+        value = given[name]
+        # bools only match bools (devices=True is not devices=1), 0 matches False for fast_dev_run
+        if not any(value == a and (type(value) is type(a) or not isinstance(value, bool)) for a in allowed):
+            hint = ("; for data parallelism start one process per device with `mlx.launch -n N`"
+                    if name in ("devices", "num_nodes", "strategy") else "")
+            raise ValueError(f"Trainer({name}={value!r}) is not supported by the MLX trainer "
+                             f"(supported: {', '.join(map(repr, allowed))}){hint}")
+    max_epochs, max_steps = given["max_epochs"], given["max_steps"]
+    if max_epochs is not None and max_epochs < -1:
+        raise ValueError(f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}.")
+    if max_steps < -1:
+        raise ValueError(f"`max_steps` must be a non-negative integer or -1. You passed in {max_steps}.")
+    accumulate = given["accumulate_grad_batches"]
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise ValueError(f"`accumulate_grad_batches` must be a positive integer, got {accumulate!r}")
 
 
 def _batch_limit(value: Union[int, float], name: str) -> Union[int, float]:
@@ -59,3 +65,13 @@ def apply_debugging_flags(trainer: Any, fast_dev_run: Union[int, bool], overfit_
         trainer.loggers = [DummyLogger()] if trainer.loggers else []
     if overfitting:
         trainer.limit_train_batches = trainer.limit_val_batches = trainer.overfit_batches
+
+
+
+def make_profiler(profiler: Optional[str]) -> Any:
+    """``None`` -> :class:`PassThroughProfiler`; ``"simple"`` -> :class:`SimpleProfiler`."""
+    if profiler is None:
+        return PassThroughProfiler()
+    if profiler == "simple":
+        return SimpleProfiler()
+    raise ValueError(f"Trainer(profiler={profiler!r}) is not supported by the MLX trainer (supported: None, 'simple')")

@@ -1,4 +1,4 @@
-"""Data parallelism for the MLX trainer: the few collectives it needs, over ``mx.distributed``.
+"""Mirror of lightning.fabric.utilities.distributed: the few collectives the MLX trainer needs, over ``mx.distributed``.
 
 MLX has no process launcher inside the trainer (Lightning's ``ddp`` strategy spawns its own
 workers); one process per device is started from outside with ``mlx.launch``, which tells every
@@ -24,7 +24,7 @@ import mlx.core as mx
 import numpy as np
 
 __all__ = ["world", "all_sum", "all_max", "all_min", "any_rank", "barrier", "broadcast_object",
-           "broadcast_tree", "all_gather", "RankZeroOnlyLogger"]
+           "broadcast_tree", "all_gather"]
 
 
 def world() -> mx.distributed.Group:
@@ -103,44 +103,3 @@ def all_gather(data: Any, group: mx.distributed.Group) -> Any:
         return mx.distributed.all_gather(x[None], group=group)
 
     return tree_map(gather, data, is_leaf=lambda x: isinstance(x, np.ndarray))
-
-
-class _DummyExperiment:
-    """What a logger's ``experiment`` is on ranks other than zero: every call does nothing."""
-
-    def _noop(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def __getattr__(self, name: str) -> Any:
-        return self._noop
-
-    def __getitem__(self, index: Any) -> "_DummyExperiment":
-        return self
-
-
-def _noop(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-class RankZeroOnlyLogger:
-    """A logger as ranks other than zero see it (Lightning's ``rank_zero_only`` loggers): its
-    name, version and directories read through (the version is rank zero's, set by the trainer),
-    every write does nothing and no directory is ever created."""
-
-    WRITES = frozenset({"log_metrics", "log_hyperparams", "log_image", "log_graph", "save",
-                        "finalize", "after_save_checkpoint"})
-
-    def __init__(self, logger: Any) -> None:
-        object.__setattr__(self, "logger", logger)
-
-    @property
-    def experiment(self) -> _DummyExperiment:
-        return _DummyExperiment()
-
-    def __getattr__(self, name: str) -> Any:
-        if name in RankZeroOnlyLogger.WRITES:
-            return _noop
-        return getattr(self.logger, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.logger, name, value)

@@ -1,0 +1,278 @@
+"""Mirror of lightning.pytorch.callbacks.model_checkpoint: ``ModelCheckpoint`` writing ``.safetensors`` files.
+
+Ports the decision logic of Lightning's ``ModelCheckpoint`` (same triggers, names, top-k logic) with python floats
+instead of tensors; the files are single ``.safetensors`` files (see :mod:`cnn.mx.lightning.plugins.io`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import Any, Optional
+
+from cnn.mx.lightning.callbacks.callback import Callback
+
+from cnn.errors import NonFiniteLossError, TrainingInterrupted
+
+
+class ModelCheckpoint(Callback):
+    """Save ``.safetensors`` checkpoints like Lightning's ``ModelCheckpoint`` (same triggers, names, top-k logic).
+
+    Default file name ``epoch={epoch}-step={step}.safetensors`` in ``<log_dir>/checkpoints`` (or
+    ``<default_root_dir>/checkpoints`` without logger); ``save_last`` adds ``last.safetensors``; ``best_model_path`` /
+    ``best_model_score`` / ``last_model_path`` as in Lightning. Differences: ``last`` is rewritten after every
+    epoch and validation, whether or not the monitored metric improved; on a ``TrainingInterrupted``
+    (SIGINT/SIGTERM) ``last`` is always written so the run can resume; on a ``NonFiniteLossError`` nothing is ever
+    written (the last good checkpoint stays untouched).
+    """
+
+    CHECKPOINT_JOIN_CHAR = "-"
+    CHECKPOINT_EQUALS_CHAR = "="
+    CHECKPOINT_NAME_LAST = "last"
+    FILE_EXTENSION = ".safetensors"
+    STARTING_VERSION = 1
+
+    def __init__(self, dirpath: Optional[str] = None, filename: Optional[str] = None, monitor: Optional[str] = None,
+                 verbose: bool = False, save_last: Optional[bool] = None, save_top_k: int = 1,
+                 save_on_exception: bool = False, save_weights_only: bool = False, mode: str = "min",
+                 auto_insert_metric_name: bool = True, every_n_train_steps: Optional[int] = None,
+                 every_n_epochs: Optional[int] = None, save_on_train_epoch_end: Optional[bool] = None,
+                 enable_version_counter: bool = True) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"`mode` can be min, max but got {mode}")
+        if save_top_k < -1:
+            raise ValueError(f"Invalid value for save_top_k={save_top_k}. Must be >= -1")
+        if monitor is None and save_top_k not in (-1, 0, 1):
+            raise ValueError(f"ModelCheckpoint(save_top_k={save_top_k}, monitor=None) is not a valid configuration.")
+        if every_n_train_steps is None and every_n_epochs is None:
+            every_n_epochs, every_n_train_steps = 1, 0
+        self._every_n_epochs = every_n_epochs or 0
+        self._every_n_train_steps = every_n_train_steps or 0
+        if self._every_n_epochs >= 1 and self._every_n_train_steps >= 1:
+            raise ValueError("every_n_train_steps and every_n_epochs are mutually exclusive")
+        self.dirpath = os.path.realpath(os.path.expanduser(dirpath)) if dirpath else None
+        self.filename, self.monitor, self.verbose, self.mode = filename, monitor, verbose, mode
+        self.save_last, self.save_top_k, self.save_on_exception = save_last, save_top_k, save_on_exception
+        self.save_weights_only, self.auto_insert_metric_name = save_weights_only, auto_insert_metric_name
+        self._save_on_train_epoch_end, self._enable_version_counter = save_on_train_epoch_end, enable_version_counter
+        self.kth_value = math.inf if mode == "min" else -math.inf
+        self.best_k_models: dict[str, float] = {}
+        self.kth_best_model_path = ""
+        self.best_model_score: Optional[float] = None
+        self.best_model_path = ""
+        self.last_model_path = ""
+        self.current_score: Optional[float] = None
+        self._last_global_step_saved = 0  # Lightning: no checkpoint before the first step
+        self._last_checkpoint_saved = ""
+        self._defer_save_until_validation = False
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode,
+                                        every_n_train_steps=self._every_n_train_steps,
+                                        every_n_epochs=self._every_n_epochs, train_time_interval=None)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.dirpath is None:
+            if trainer.loggers:
+                lg = trainer.loggers[0]
+                version = lg.version if isinstance(lg.version, str) else f"version_{lg.version}"
+                self.dirpath = os.path.join(lg.save_dir or trainer.default_root_dir, str(lg.name), version,
+                                            "checkpoints")
+            else:
+                self.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+
+    # -- triggers (same conditions as Lightning) ---------------------------------------------------------------
+    def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._every_n_train_steps < 1 or trainer.global_step % self._every_n_train_steps != 0:
+            return
+        candidates = self._monitor_candidates(trainer)
+        if self.monitor is not None and self.monitor not in candidates:
+            self._defer_save_until_validation = True
+            return
+        if self.monitor is not None and not self._should_save_on_train_epoch_end(trainer) and trainer.is_last_batch \
+                and trainer.num_val_batches and trainer.fit_loop.epoch_loop.should_check_val_epoch():
+            self._defer_save_until_validation = True
+            return
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self._should_skip_saving_checkpoint(trainer) and self._should_save_on_train_epoch_end(trainer):
+            self._save_on_epoch(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer):
+            if self._defer_save_until_validation:
+                candidates = self._monitor_candidates(trainer)
+                self._save_topk_checkpoint(trainer, candidates)
+                self._save_last_checkpoint(trainer, candidates)
+                self._defer_save_until_validation = False
+                return
+            self._save_on_epoch(trainer)
+
+    def _save_on_epoch(self, trainer) -> None:
+        candidates = self._monitor_candidates(trainer)
+        if self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0:
+            self._save_topk_checkpoint(trainer, candidates)
+        # Unlike Lightning, `last` is the newest state after every epoch or validation, not only
+        # after one that also wrote a top-k checkpoint: a crash must not throw epochs away.
+        self._save_last_checkpoint(trainer, candidates)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit" \
+                or getattr(trainer, "fast_dev_run", False):
+            return
+        candidates = self._monitor_candidates(trainer)
+        if isinstance(exception, TrainingInterrupted):
+            self._save_last_checkpoint(trainer, candidates, force=True)
+        elif self.save_on_exception and self._last_global_step_saved != trainer.global_step:
+            self._save_checkpoint(trainer, self.format_checkpoint_name(candidates))
+            self._save_last_checkpoint(trainer, candidates)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and not self._last_checkpoint_saved:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"monitor": self.monitor, "best_model_score": self.best_model_score,
+                "best_model_path": self.best_model_path, "current_score": self.current_score,
+                "dirpath": self.dirpath, "best_k_models": self.best_k_models,
+                "kth_best_model_path": self.kth_best_model_path, "kth_value": self.kth_value,
+                "last_model_path": self.last_model_path}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.dirpath == state_dict.get("dirpath", self.dirpath):
+            self.best_model_score = state_dict["best_model_score"]
+            self.kth_best_model_path = state_dict.get("kth_best_model_path", self.kth_best_model_path)
+            self.kth_value = state_dict.get("kth_value", self.kth_value)
+            self.best_k_models = state_dict.get("best_k_models", self.best_k_models)
+            self.last_model_path = state_dict.get("last_model_path", self.last_model_path)
+        self.best_model_path = state_dict["best_model_path"]
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _should_skip_saving_checkpoint(self, trainer) -> bool:
+        return (bool(getattr(trainer, "fast_dev_run", False)) or trainer.state.fn != "fit" or trainer.sanity_checking
+                or self._last_global_step_saved == trainer.global_step)
+
+    def _should_save_on_train_epoch_end(self, trainer) -> bool:
+        if self._save_on_train_epoch_end is not None:
+            return self._save_on_train_epoch_end
+        if trainer.check_val_every_n_epoch != 1:
+            return False
+        if not trainer.num_val_batches:
+            return True
+        return trainer.val_check_interval in (None, 1.0)
+
+    def _monitor_candidates(self, trainer) -> dict[str, Any]:
+        candidates = dict(trainer.callback_metrics)
+        candidates["epoch"] = int(candidates.get("epoch", trainer.current_epoch))
+        candidates["step"] = int(candidates.get("step", trainer.global_step))
+        return candidates
+
+    def _save_topk_checkpoint(self, trainer, candidates: dict[str, Any]) -> None:
+        if self.save_top_k == 0:
+            return
+        if self.monitor is None:
+            filepath = self._get_metric_interpolated_filepath_name(candidates, self.best_model_path)
+            previous, self.best_model_path = self.best_model_path, filepath
+            self._save_checkpoint(trainer, filepath)
+            if self.save_top_k == 1 and previous and previous != filepath:
+                self._remove_checkpoint(trainer, previous)
+            return
+        if self.monitor not in candidates:
+            raise KeyError(f"`ModelCheckpoint(monitor={self.monitor!r})` could not find the monitored key in the "
+                           f"returned metrics: {list(candidates)}. HINT: Did you call `log({self.monitor!r}, value)`?")
+        current = float(candidates[self.monitor])
+        if not self._check_monitor_top_k(current):
+            return
+        k = len(self.best_k_models) + 1 if self.save_top_k == -1 else self.save_top_k
+        del_filepath = None
+        if len(self.best_k_models) == k and k > 0:
+            del_filepath = self.kth_best_model_path
+            self.best_k_models.pop(del_filepath)
+        if math.isnan(current):
+            current = math.inf if self.mode == "min" else -math.inf
+        filepath = self._get_metric_interpolated_filepath_name(candidates, del_filepath)
+        self.current_score = current
+        self.best_k_models[filepath] = current
+        if len(self.best_k_models) == k:
+            self.kth_best_model_path = (max if self.mode == "min" else min)(self.best_k_models,
+                                                                             key=self.best_k_models.get)
+            self.kth_value = self.best_k_models[self.kth_best_model_path]
+        self.best_model_path = (min if self.mode == "min" else max)(self.best_k_models, key=self.best_k_models.get)
+        self.best_model_score = self.best_k_models[self.best_model_path]
+        self._save_checkpoint(trainer, filepath)
+        if del_filepath and del_filepath != filepath:
+            self._remove_checkpoint(trainer, del_filepath)
+
+    def _check_monitor_top_k(self, current: float) -> bool:
+        if self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
+            return True
+        kth = self.best_k_models[self.kth_best_model_path]
+        return current < kth if self.mode == "min" else current > kth
+
+    def _save_last_checkpoint(self, trainer, candidates: dict[str, Any], force: bool = False) -> None:
+        if not (self.save_last or force):
+            return
+        filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)
+        if self._enable_version_counter:
+            version = self.STARTING_VERSION
+            while os.path.exists(filepath) and filepath != self.last_model_path:
+                filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST, ver=version)
+                version += 1
+        previous, self.last_model_path = self.last_model_path, filepath
+        self._save_checkpoint(trainer, filepath)
+        if previous and previous != filepath:
+            self._remove_checkpoint(trainer, previous)
+
+    def _get_metric_interpolated_filepath_name(self, candidates: dict[str, Any], del_filepath: Optional[str]) -> str:
+        filepath = self.format_checkpoint_name(candidates)
+        if self._enable_version_counter:
+            version = self.STARTING_VERSION
+            while os.path.exists(filepath) and filepath != del_filepath:
+                filepath = self.format_checkpoint_name(candidates, ver=version)
+                version += 1
+        return filepath
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        trainer.save_checkpoint(filepath, self.save_weights_only)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        for logger in trainer.loggers:
+            logger.after_save_checkpoint(self)
+
+    def _remove_checkpoint(self, trainer, filepath: str) -> None:
+        # Lightning never deletes outside dirpath, nor the checkpoint it resumed from.
+        resumed = os.path.abspath(trainer.ckpt_path) if trainer.ckpt_path else None
+        if self.dirpath and os.path.dirname(os.path.abspath(filepath)) == os.path.abspath(self.dirpath) \
+                and os.path.exists(filepath) and os.path.abspath(filepath) != resumed:
+            os.remove(filepath)
+
+    def format_checkpoint_name(self, metrics: dict[str, Any], filename: Optional[str] = None,
+                               ver: Optional[int] = None) -> str:
+        """Lightning's name template: ``{epoch}-{val_loss:.2f}`` -> ``epoch=3-val_loss=0.12.safetensors``."""
+        filename = filename or self.filename or "{epoch}" + self.CHECKPOINT_JOIN_CHAR + "{step}"
+        metrics = dict(metrics)
+        for group in sorted(re.findall(r"(\{.*?)[:\}]", filename), key=len, reverse=True):
+            name = group[1:]
+            if self.auto_insert_metric_name:
+                filename = filename.replace(group, name + self.CHECKPOINT_EQUALS_CHAR + "{" + name)
+            filename = filename.replace(group, f"{{0[{name}]")
+            metrics.setdefault(name, 0)
+        filename = filename.format(metrics)
+        if ver is not None:
+            filename = self.CHECKPOINT_JOIN_CHAR.join((filename, f"v{ver}"))
+        name = f"{filename}{self.FILE_EXTENSION}"
+        return os.path.join(self.dirpath, name) if self.dirpath else name
+
+    def find_last_checkpoints(self) -> set[str]:
+        """The ``last*`` checkpoints in ``dirpath`` (what ``ckpt_path=\"last\"`` chooses from)."""
+        if not self.dirpath or not os.path.isdir(self.dirpath):
+            return set()
+        pattern = rf"^{self.CHECKPOINT_NAME_LAST}(-(\d+))?"
+        return {os.path.join(self.dirpath, f) for f in os.listdir(self.dirpath)
+                if f.endswith(self.FILE_EXTENSION) and re.match(pattern, f[: -len(self.FILE_EXTENSION)])}

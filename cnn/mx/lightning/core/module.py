@@ -1,0 +1,302 @@
+"""Mirror of lightning.pytorch.core.module: ``LightningModule`` for MLX, Lightning's module API (hooks,
+``self.log``, hyper-parameters) on ``mlx.nn.Module``.
+
+The aggregation rules behind ``self.log`` live in
+:mod:`cnn.mx.lightning.trainer.connectors.logger_connector.result` (``ResultCollection``).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from argparse import Namespace
+from typing import Any, Optional, Union
+
+from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import default_log_levels
+from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
+from cnn.mx.lightning.utilities import distributed as dist
+
+import mlx.core as mx
+import mlx.nn as nn
+
+
+class AttributeDict(dict):
+    """``dict`` with attribute access, used for ``hparams`` (Lightning's ``AttributeDict``)."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError as e:
+            raise AttributeError(key) from e
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+class LightningModule(nn.Module):
+    """Base class for MLX models trained by :class:`cnn.mx.lightning.trainer.Trainer`; mirrors
+    ``lightning.LightningModule``.
+
+    Override ``training_step(batch, batch_idx) -> loss`` (scalar ``mx.array``, or a dict with a ``"loss"`` key),
+    ``configure_optimizers() -> mlx.optimizers.Optimizer`` (or ``{"optimizer": opt, "lr_scheduler": {...}}``, see
+    :class:`~cnn.mx.lightning.trainer.Trainer`), optionally ``validation_step`` / ``test_step`` /
+    ``predict_step`` and any Lightning ``ModelHooks``. Call ``super().__init__()`` first in ``__init__``.
+
+    When the trainer compiles the step (``Trainer(compile=True)``) ``training_step``/``validation_step``/``test_step``
+    are *traced once per input shape*: python side effects and python values read inside them (``self.current_epoch``
+    ...) are frozen at trace time and ``batch_idx`` arrives as an ``mx.array`` scalar. ``self.log`` is supported there
+    (the values are returned from the compiled function); data-dependent python control flow is not (the trainer
+    then falls back to eager mode with a warning).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # object.__setattr__: nn.Module would store dict values (hparams) as parameter sub-trees.
+        object.__setattr__(self, "_trainer", None)
+        object.__setattr__(self, "_hparams", AttributeDict())
+        object.__setattr__(self, "_hparams_initial", AttributeDict())
+        object.__setattr__(self, "_log_hyperparams", True)
+        object.__setattr__(self, "_current_fx_name", None)
+        object.__setattr__(self, "_buffer_names", set())
+
+    def register_buffer(self, name: str, array: mx.array) -> None:
+        """torch's buffer: an array saved and loaded with the weights but never trained. MLX has no
+        buffers, so it is a frozen parameter; :class:`ModelSummary` leaves it out of the parameter
+        counts, as Lightning's summary leaves out torch's buffers. Reassigning ``self.<name>`` later
+        keeps it a buffer."""
+        setattr(self, name, array)
+        self.freeze(keys=[name], recurse=False)
+        self._buffer_names.add(name)
+
+    def unfreeze(self, *args: Any, **kwargs: Any) -> "LightningModule":
+        """``nn.Module.unfreeze``, after which buffers stay frozen (torch's ``requires_grad_`` leaves
+        buffers alone too)."""
+        super().unfreeze(*args, **kwargs)
+        if self._buffer_names:
+            self.freeze(keys=sorted(self._buffer_names), recurse=False)
+        return self
+
+    @property
+    def buffer_names(self) -> frozenset:
+        """Names of the arrays registered with :meth:`register_buffer`."""
+        return frozenset(self._buffer_names)
+
+    # -- trainer-backed properties --------------------------------------------------------------------------
+    @property
+    def trainer(self) -> Any:
+        if self._trainer is None:
+            raise RuntimeError(f"{type(self).__name__} is not attached to a `Trainer`.")
+        return self._trainer
+
+    @trainer.setter
+    def trainer(self, trainer: Any) -> None:
+        object.__setattr__(self, "_trainer", trainer)
+
+    @property
+    def current_fx_name(self) -> Optional[str]:
+        """The hook or step running now (``None`` outside one): ``self.log`` takes its defaults from it."""
+        return self._current_fx_name
+
+    @current_fx_name.setter
+    def current_fx_name(self, name: Optional[str]) -> None:
+        object.__setattr__(self, "_current_fx_name", name)
+
+    @property
+    def should_log_hyperparams(self) -> bool:
+        """``save_hyperparameters(logger=...)``: the loggers get ``hparams_initial`` at the start of a run."""
+        return self._log_hyperparams
+
+    @property
+    def current_epoch(self) -> int:
+        return self._trainer.current_epoch if self._trainer else 0
+
+    @property
+    def global_step(self) -> int:
+        return self._trainer.global_step if self._trainer else 0
+
+    @property
+    def logger(self) -> Any:
+        return self._trainer.logger if self._trainer else None
+
+    @property
+    def loggers(self) -> list:
+        return self._trainer.loggers if self._trainer else []
+
+    @property
+    def automatic_optimization(self) -> bool:
+        return True
+
+    @property
+    def global_rank(self) -> int:
+        return self._trainer.global_rank if self._trainer else 0
+
+    @property
+    def local_rank(self) -> int:
+        return self._trainer.local_rank if self._trainer else 0
+
+    def optimizers(self) -> Any:
+        return self.trainer.optimizers[0]
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        """``print`` on rank zero only (Lightning's ``LightningModule.print``)."""
+        if self._trainer is None or self._trainer.is_global_zero:
+            print(*args, **kwargs)
+
+    def all_gather(self, data: Any, group: Any = None, sync_grads: bool = False) -> Any:
+        """Lightning's ``all_gather``: every ``mx.array``/numpy array of ``data`` stacked over the ranks, shape
+        ``(world_size, *shape)``, or unchanged with one process. A collective: call it on every rank, with the same
+        shapes. ``sync_grads`` is accepted for the signature (MLX has no autograd tape to keep)."""
+        if group is None:
+            group = self._trainer.group if self._trainer is not None else dist.world()
+        return dist.all_gather(data, group)
+
+    # -- hyper-parameters -----------------------------------------------------------------------------------
+    @property
+    def hparams(self) -> AttributeDict:
+        return self._hparams
+
+    @property
+    def hparams_initial(self) -> AttributeDict:
+        return AttributeDict(copy.deepcopy(dict(self._hparams_initial)))
+
+    def save_hyperparameters(self, *args: Any, ignore: Optional[Union[str, list]] = None, frame: Any = None,
+                             logger: bool = True) -> None:
+        """Record ``__init__`` arguments into ``self.hparams`` (inspecting the caller's frame like Lightning).
+
+        ``save_hyperparameters()`` takes every init argument (of all ``__init__`` frames of this object's class
+        chain); ``save_hyperparameters("a", "b")`` only those; ``save_hyperparameters(dict_or_namespace)`` that
+        mapping. ``ignore`` drops names. The result goes to ``hparams.yaml`` and into checkpoints.
+        """
+        object.__setattr__(self, "_log_hyperparams", logger)
+        if len(args) == 1 and isinstance(args[0], (dict, Namespace)):
+            params = dict(vars(args[0]) if isinstance(args[0], Namespace) else args[0])
+        else:
+            frame = frame or inspect.currentframe().f_back
+            init_args: dict[str, Any] = {}
+            chain = []
+            while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is self:
+                chain.append(frame)
+                frame = frame.f_back
+            for fr in reversed(chain):  # base-class frames first so subclass values win
+                info = inspect.getargvalues(fr)
+                for name in info.args[1:]:
+                    init_args[name] = info.locals[name]
+                if info.keywords:
+                    init_args.update(info.locals[info.keywords])
+            params = {k: v for k, v in init_args.items() if not args or k in args}
+        ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
+        params = {k: v for k, v in params.items() if k not in ignore and not k.startswith("__")}
+        self._hparams.update(params)
+        object.__setattr__(self, "_hparams_initial", AttributeDict(copy.deepcopy(dict(self._hparams))))
+
+    # -- logging ----------------------------------------------------------------------------------------------
+    def log(self, name: str, value: Any, prog_bar: bool = False, logger: Optional[bool] = None,
+            on_step: Optional[bool] = None, on_epoch: Optional[bool] = None, reduce_fx: str = "mean",
+            enable_graph: bool = False, sync_dist: bool = False, sync_dist_group: Any = None,
+            add_dataloader_idx: bool = True, batch_size: Optional[int] = None, metric_attribute: Optional[str] = None,
+            rank_zero_only: bool = False) -> None:
+        """Log a scalar with Lightning's semantics (see module docstring). ``sync_dist=True``: the epoch aggregate is
+        reduced over the data-parallel ranks (a mean weighted by batch size); step values stay per rank. Graph and
+        group args are ignored."""
+        if self._trainer is None:
+            return  # Lightning only warns when logging without a trainer
+        fx = self._current_fx_name
+        if sync_dist:
+            self._trainer.logger_connector.sync_dist_keys.add(f"{fx}.{name}")
+        on_step, on_epoch = default_log_levels(fx, on_step, on_epoch)
+        reduce_fx = {"avg": "mean"}.get(str(reduce_fx).lower(), str(reduce_fx).lower()) if isinstance(
+            reduce_fx, str) else getattr(reduce_fx, "__name__", "mean")
+        if reduce_fx not in ("mean", "sum", "min", "max"):
+            raise ValueError(f"Only `self.log(..., reduce_fx={{min,max,mean,sum}})` are supported, got {reduce_fx}")
+        meta = LogMeta(fx=fx, name=name, prog_bar=prog_bar, logger=True if logger is None else logger,
+                       on_step=on_step, on_epoch=on_epoch, reduce_fx=reduce_fx,
+                       batch_size=None if batch_size is None else int(batch_size))
+        self._trainer.logger_connector.log(meta, value)
+
+    def log_dict(self, dictionary: dict, prog_bar: bool = False, logger: Optional[bool] = None,
+                 on_step: Optional[bool] = None, on_epoch: Optional[bool] = None, reduce_fx: str = "mean",
+                 enable_graph: bool = False, sync_dist: bool = False, sync_dist_group: Any = None,
+                 add_dataloader_idx: bool = True, batch_size: Optional[int] = None,
+                 rank_zero_only: bool = False) -> None:
+        """``self.log`` for every item of ``dictionary``."""
+        for k, v in dictionary.items():
+            self.log(k, v, prog_bar=prog_bar, logger=logger, on_step=on_step, on_epoch=on_epoch,
+                     reduce_fx=reduce_fx, sync_dist=sync_dist, batch_size=batch_size)
+
+    # -- steps ----------------------------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: Any) -> Any:
+        raise NotImplementedError("`training_step` must be implemented to be used with the Trainer")
+
+    def validation_step(self, batch: Any, batch_idx: Any) -> Any:
+        """Not overridden -> the trainer skips validation (Lightning's ``is_overridden`` check)."""
+
+    def test_step(self, batch: Any, batch_idx: Any) -> Any:
+        """Not overridden -> ``trainer.test`` raises."""
+
+    def predict_step(self, batch: Any, batch_idx: Any) -> Any:
+        """Default: ``self(batch)`` (``self(batch[0])`` for tuple batches)."""
+        return self(batch[0] if isinstance(batch, (tuple, list)) else batch)
+
+    def configure_optimizers(self) -> Any:
+        raise NotImplementedError("`configure_optimizers` must be implemented to be used with the Trainer")
+
+    def configure_callbacks(self) -> Any:
+        return []
+
+    # -- hooks (Lightning's ModelHooks / DataHooks / CheckpointHooks), all no-ops by default -----------------
+    def prepare_data(self) -> None: ...
+    def setup(self, stage: str) -> None: ...
+    def teardown(self, stage: str) -> None: ...
+    def on_fit_start(self) -> None: ...
+    def on_fit_end(self) -> None: ...
+    def on_train_start(self) -> None: ...
+    def on_train_end(self) -> None: ...
+    def on_validation_start(self) -> None: ...
+    def on_validation_end(self) -> None: ...
+    def on_test_start(self) -> None: ...
+    def on_test_end(self) -> None: ...
+    def on_predict_start(self) -> None: ...
+    def on_predict_end(self) -> None: ...
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> Optional[int]: ...
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None: ...
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
+    def on_validation_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
+    def on_test_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
+    def on_test_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
+    def on_predict_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
+    def on_predict_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
+    def on_train_epoch_start(self) -> None: ...
+    def on_train_epoch_end(self) -> None: ...
+    def on_validation_epoch_start(self) -> None: ...
+    def on_validation_epoch_end(self) -> None: ...
+    def on_test_epoch_start(self) -> None: ...
+    def on_test_epoch_end(self) -> None: ...
+    def on_predict_epoch_start(self) -> None: ...
+    def on_predict_epoch_end(self) -> None: ...
+    def on_before_zero_grad(self, optimizer: Any) -> None: ...
+    def on_before_backward(self, loss: Any) -> None: ...
+    def on_after_backward(self) -> None: ...
+    def on_before_optimizer_step(self, optimizer: Any) -> None: ...
+    def on_validation_model_zero_grad(self) -> None: ...
+    def on_save_checkpoint(self, checkpoint: dict) -> None: ...
+    def on_load_checkpoint(self, checkpoint: dict) -> None: ...
+
+    def on_validation_model_eval(self) -> None:
+        self.eval()
+
+    def on_validation_model_train(self) -> None:
+        self.train()
+
+    def on_test_model_eval(self) -> None:
+        self.eval()
+
+    def on_test_model_train(self) -> None:
+        self.train()
+
+    def on_predict_model_eval(self) -> None:
+        self.eval()
+
+
+def is_overridden(name: str, module: Any) -> bool:
+    """True when ``module``'s class overrides ``LightningModule.<name>`` (Lightning's ``is_overridden``)."""
+    return getattr(type(module), name, None) is not getattr(LightningModule, name, None)

@@ -1,0 +1,1 @@
+"""Mirror of lightning.pytorch.loops.optimization."""

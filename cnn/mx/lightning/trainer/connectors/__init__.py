@@ -1,0 +1,1 @@
+"""Mirror of lightning.pytorch.trainer.connectors: the trainer's concerns, one a module."""

@@ -1,0 +1,116 @@
+"""Mirror of lightning.pytorch.trainer.connectors.logger_connector.logger_connector: which values reach the
+loggers, when, at which step."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Union
+
+from cnn.mx.lightning.loggers.logger import VersionedLogger
+from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
+from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta, ResultCollection, to_float
+
+import mlx.core as mx
+
+_CAPTURED_FX = ("training_step", "validation_step", "test_step")
+
+
+class LoggerConnector:
+    """Lightning's ``_LoggerConnector`` for the MLX trainer: routes ``self.log`` into the active loop's
+    :class:`ResultCollection` and writes values to the loggers at Lightning's steps.
+
+    Inside a (possibly compiled) ``*_step`` the values are *captured* instead (``capture`` dict of
+    ``key -> (LogMeta, mx.array)``): the step function returns them as outputs and the trainer feeds the evaluated
+    numbers back with :meth:`feed`, which is what makes ``self.log`` work under ``mx.compile``.
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.results = {k: ResultCollection(k == "train") for k in ("train", "validate", "test")}
+        self.active: Optional[str] = None  # key of the collection self.log writes to
+        self.in_step = False  # between batch start and epoch end: views show step values
+        self.capture: Optional[dict[str, tuple[LogMeta, Any]]] = None
+        self.logged: dict[str, float] = {}
+        self.callback: dict[str, float] = {}
+        self.pbar: dict[str, float] = {}
+        self.sync_dist_keys: set[str] = set()  # "fx.name" of the values logged with sync_dist=True
+
+    def log(self, meta: LogMeta, value: Any) -> None:
+        if self.capture is not None and meta.fx in _CAPTURED_FX:
+            self.capture[f"{meta.fx}.{meta.name}"] = (meta, value if isinstance(value, mx.array) else mx.array(value))
+            return
+        if self.active is None:
+            raise RuntimeError(f"self.log({meta.name!r}) called outside of a training/evaluation loop")
+        self.results[self.active].log(meta, to_float(value))
+
+    def feed(self, logs: Mapping[str, Any], metas: Mapping[str, LogMeta]) -> None:
+        """Add the evaluated values a step returned (``key -> scalar``) to the active collection."""
+        for key, value in logs.items():
+            self.results[self.active].log(metas[key], to_float(value))
+
+    def reset_metrics(self) -> None:
+        self.logged, self.callback, self.pbar = {}, {}, {}
+
+    def update_views(self, metrics: dict[str, dict[str, float]]) -> None:
+        self.pbar.update(metrics["pbar"])
+        self.callback.update(metrics["callback"])
+        self.logged.update(metrics["log"])
+
+    def view(self, kind: str) -> dict[str, float]:
+        """``trainer.callback_metrics`` & co: the stored view merged with the active loop's current values."""
+        base = {"log": self.logged, "callback": self.callback, "pbar": self.pbar}[kind]
+        if self.active is not None:
+            base.update(self.results[self.active].metrics(self.in_step)[kind])
+        return base
+
+    def should_update_logs(self) -> bool:
+        """Lightning's rule: ``(_batches_that_stepped + 1) % log_every_n_steps == 0`` in fit (or ``should_stop``)."""
+        t = self.trainer
+        if t.log_every_n_steps == 0:
+            return False
+        epoch_loop = t.fit_loop.epoch_loop
+        step = epoch_loop.batches_that_stepped + 1 if t.state.fn == "fit" and t.training \
+            else t.evaluation_loop.progress.ready
+        return step % t.log_every_n_steps == 0 or t.should_stop
+
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
+        """Write ``metrics``; without ``step``: at ``_batches_that_stepped`` with ``epoch`` added (Lightning)."""
+        t = self.trainer
+        if not t.loggers or not metrics:
+            return
+        self.logged.update(metrics)
+        scalars = dict(metrics)
+        if step is None:
+            step_metric = scalars.pop("step", None)
+            if step_metric is not None:
+                step = int(step_metric)
+            else:
+                scalars.setdefault("epoch", t.current_epoch)
+                step = t.fit_loop.epoch_loop.batches_that_stepped
+        for logger in t.loggers:
+            logger.log_metrics(scalars, step=step)
+            logger.save()
+
+    def log_hyperparams(self) -> None:
+        """Lightning's ``_log_hyperparams``: module (+ datamodule) ``hparams_initial`` -> loggers, then ``save()``."""
+        model, dm = self.trainer.lightning_module, self.trainer.datamodule
+        params: dict[str, Any] = {}
+        if getattr(dm, "hparams_initial", None):
+            params.update(dm.hparams_initial)
+        if model.should_log_hyperparams:
+            params.update(model.hparams_initial)
+        for logger in self.trainer.loggers:
+            if params:
+                logger.log_hyperparams(params)
+            logger.save()
+
+
+
+def configure_loggers(logger: Optional[Union[bool, VersionedLogger, list[VersionedLogger]]],
+                      default_root_dir: str) -> list[Any]:
+    """Lightning's ``configure_logger``: ``True``/``None`` -> a :class:`TensorBoardLogger` in ``default_root_dir``
+    (hp_metric off); ``False`` -> none; else the logger or list of loggers given."""
+    if logger is None or logger is True:
+        return [TensorBoardLogger(save_dir=default_root_dir, default_hp_metric=False)]
+    if logger is False:
+        return []
+    return list(logger) if isinstance(logger, (list, tuple)) else [logger]

@@ -1,0 +1,17 @@
+"""Mirror of lightning.pytorch.trainer.states: what the trainer is doing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass
+class TrainerState:
+    """``fn``: the entry point running ("fit", "validate", "test", "predict"); ``stage``: the loop running
+    ("train", "sanity_check", "validate", "test", "predict"); ``status``: "initializing", "running", "finished"
+    or "interrupted"."""
+
+    fn: Optional[str] = None
+    stage: Optional[str] = None
+    status: str = "initializing"

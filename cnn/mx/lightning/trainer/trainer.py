@@ -1,0 +1,494 @@
+"""Mirror of lightning.pytorch.trainer.trainer: the ``Trainer`` facade, a Lightning-2.6-compatible trainer for MLX.
+
+The work is done by the loops (:mod:`cnn.mx.lightning.loops`: fit, training epoch, evaluation, prediction,
+automatic optimization) and the connectors (:mod:`cnn.mx.lightning.trainer.connectors`: data, callbacks, logging,
+checkpoints, signals, accelerator and ranks); hooks are called through :mod:`cnn.mx.lightning.trainer.call`. The
+trainer holds the flags, the state, the entry points and Lightning's ``_run``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Any, ClassVar, Optional, Union
+
+from cnn.mx.lightning.callbacks.callback import Callback
+from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
+from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
+from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
+from cnn.mx.lightning.core.module import is_overridden
+from cnn.mx.lightning.core.optimizer import LRSchedulerConfig, configure_optimizers
+from cnn.mx.lightning.loggers.logger import VersionedLogger
+from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
+from cnn.mx.lightning.loops.evaluation_loop import EvaluationLoop
+from cnn.mx.lightning.loops.fit_loop import FitLoop
+from cnn.mx.lightning.loops.optimization.automatic import StepRunner
+from cnn.mx.lightning.loops.prediction_loop import PredictionLoop
+from cnn.mx.lightning.plugins.precision.precision import Precision
+from cnn.mx.lightning.trainer.call import (
+    call_and_handle_interrupt,
+    call_callback_hooks,
+    call_lightning_module_hook,
+    call_setup_hook,
+    call_teardown_hook,
+)
+from cnn.mx.lightning.trainer.connectors import checkpoint_connector
+from cnn.mx.lightning.trainer.connectors.accelerator_connector import (
+    AcceleratorConnector,
+    checkpoint_io_from,
+    select_device,
+)
+from cnn.mx.lightning.trainer.connectors.callback_connector import attach_model_callbacks, configure_callbacks
+from cnn.mx.lightning.trainer.connectors.data_connector import DataConnector
+from cnn.mx.lightning.trainer.connectors.logger_connector.logger_connector import LoggerConnector, configure_loggers
+from cnn.mx.lightning.trainer.connectors.signal_connector import SignalConnector
+from cnn.mx.lightning.trainer.setup import apply_debugging_flags, check_flags, make_profiler
+from cnn.mx.lightning.trainer.states import TrainerState
+
+__all__ = ["Trainer"]
+
+
+class Trainer:
+    """Train / evaluate an MLX :class:`~cnn.mx.lightning.core.module.LightningModule` with Lightning's ``Trainer`` API.
+
+    Args:
+        accelerator: ``"auto"`` (GPU when MLX has one, else CPU), ``"cpu"`` or ``"gpu"`` -> ``mx.set_default_device``.
+        strategy: ``"auto"`` or ``"ddp"``: both train data-parallel over every process ``mlx.launch`` started (one
+            process per device; see :mod:`cnn.mx.lightning.utilities.distributed`), and alone when it started none.
+        devices: one device per process (``1``, ``"auto"``, ``-1``, ``[0]``); more devices means more processes.
+        num_nodes: only ``1`` (the hosts of a multi-host run come from ``mlx.launch``'s host file).
+        precision: ``"32-true"``; ``"bf16-mixed"``/``"16-mixed"``: steps compute in bfloat16/float16 over float32
+            master weights and optimizer state (``"16-mixed"`` with dynamic loss scaling); ``"64-true"``: float64, on
+            the CPU only (see :mod:`cnn.mx.lightning.plugins.precision`).
+        logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir`` (hp_metric off); ``False``
+            -> no logging; or a logger / list of loggers.
+        callbacks: extra :class:`Callback`\\ s; checkpoint callbacks are moved last (Lightning's order).
+        fast_dev_run: ``True`` or N: N (1) batches of each loop, one epoch, no sanity check, a logger that writes
+            nothing, no checkpoints but Lightning's ``save_last`` at the end
+            (see :mod:`cnn.mx.lightning.trainer.setup`).
+        max_epochs: stop after this many epochs; ``None`` -> 1000 (or unlimited if ``max_steps`` is set); -1 unlimited.
+        min_epochs: ``should_stop`` is ignored until this many epochs ran.
+        max_steps: stop after this many optimizer steps (-1: unlimited).
+        min_steps: ``should_stop`` is ignored until this many steps ran.
+        max_time: stop training after this long (``"DD:HH:MM:SS"``, ``timedelta`` or dict): adds a :class:`Timer`
+            checked after every batch, unless one is given.
+        limit_train_batches: training batches per epoch: int = count, float = fraction of the loader (None: 1.0).
+        limit_val_batches: validation batches per run: int = count, float = fraction (None: 1.0; 0 disables).
+        limit_test_batches: test batches: int = count, float = fraction (None: 1.0).
+        limit_predict_batches: predict batches: int = count, float = fraction (None: 1.0).
+        overfit_batches: train on the same first N batches (int) or fraction of the batches every epoch, unshuffled
+            (the DataModule reads ``trainer.overfit_batches``), and validate on N validation batches.
+        val_check_interval: ``None``/``1.0`` = once per epoch; float = fraction of an epoch; int = every n batches.
+        check_val_every_n_epoch: validate every n-th epoch (``None``: by ``val_check_interval`` across epochs).
+        num_sanity_val_steps: validation batches run (and not logged) before training; -1 = all.
+        log_every_n_steps: write train step metrics every n batches (Lightning's rule, see module docstring).
+        enable_checkpointing: add a default :class:`ModelCheckpoint` if none is given.
+        enable_progress_bar: add a default :class:`TQDMProgressBar` if none is given.
+        enable_model_summary: print a parameter summary at ``on_fit_start``.
+        accumulate_grad_batches: sum the gradients of ``loss / N`` over N batches (inside the compiled step), then one
+            optimizer step; the last batch of an epoch always steps. ``global_step``, the logger's step axis and
+            ``"step"`` schedulers advance per optimizer step, as in Lightning.
+        gradient_clip_val: clip gradients (``None``/0: off).
+        gradient_clip_algorithm: ``"norm"`` (global L2 norm, ``optim.clip_grad_norm``) or ``"value"``.
+        deterministic: accepted; MLX's CPU kernels are deterministic, determinism across resumes comes from the
+            checkpointed RNG key and ``set_epoch``-driven data order.
+        benchmark: accepted; ``True`` prints a one-line note that MLX has no kernel autotuner.
+        inference_mode: accepted, no effect (evaluation never builds gradients in MLX).
+        use_distributed_sampler: accepted, no effect (the DataModule shards by ``global_rank``/``world_size``).
+        profiler: ``None`` or ``"simple"``: at the end of each run, a table of the time per hook, data fetch, step,
+            batch and epoch (:class:`~cnn.mx.lightning.profilers.SimpleProfiler`).
+        detect_anomaly: check every parameter's gradient after each backward pass; the first non-finite one stops
+            ``fit`` with :class:`~cnn.errors.NonFiniteGradientError` naming the parameter, no checkpoint written.
+        barebones: only ``False``.
+        plugins: ``None`` or a checkpoint IO (alone or in a list): an object with ``save_checkpoint(checkpoint,
+            path)`` and ``load_checkpoint(path)``, as :class:`SafetensorsCheckpointIO`, which is the default.
+        sync_batchnorm: only ``False``.
+        reload_dataloaders_every_n_epochs: only ``0``.
+        default_root_dir: root for logs and checkpoints (default: cwd).
+        enable_autolog_hparams: log ``hparams`` (``hparams.yaml``) at the start of every run.
+        compile: ``mx.compile`` the training step (forward, backward, clipping, optimizer update) with explicit
+            state ``[model.state, optimizer.state, mx.random.state]``, and the evaluation steps; falls back to eager
+            mode (one-line warning) when tracing fails.
+
+    What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`.
+
+    Hook order (module hook after the callbacks' unless noted), as in Lightning 2.6:
+    ``fit``: prepare_data, setup(stage), [on_load_checkpoint, load_state_dict], configure_optimizers, on_fit_start,
+    on_sanity_check_start, <validation loop>, on_sanity_check_end, on_train_start, per epoch: on_train_epoch_start,
+    per batch: on_train_batch_start, training_step, [on_before_zero_grad, on_before_backward, on_after_backward,
+    on_before_optimizer_step -- eager mode only], on_train_batch_end, [after the last batch:
+    on_validation_model_zero_grad (module), <validation loop>], on_train_epoch_end (callbacks, module, then
+    checkpoint/early-stopping callbacks); on_train_end, on_fit_end, teardown(stage). Validation loop:
+    on_validation_model_eval (module), on_validation_start, on_validation_epoch_start, per batch:
+    on_validation_batch_start, validation_step, on_validation_batch_end; on_validation_epoch_end,
+    on_validation_end, on_validation_model_train (module). ``test``/``predict`` alike with their names. Checkpoint
+    saving calls every callback's ``state_dict``, then ``on_save_checkpoint`` (callbacks, module). Any exception
+    calls ``on_exception`` on the callbacks and finalizes loggers with "failed".
+
+    **Compiled mode**: backward and the optimizer step happen inside one compiled graph, so ``on_before_zero_grad``,
+    ``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` are *not called* (they are, in
+    Lightning's order, with ``compile=False``). ``training_step`` is traced once per batch shape (see
+    :class:`~cnn.mx.lightning.core.module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
+
+    **Data parallel**: one process per device, started by ``mlx.launch``; what runs on which rank is in
+    :mod:`cnn.mx.lightning.trainer.connectors.accelerator_connector`. **Signals**: SIGINT/SIGTERM stop ``fit`` at
+    the next batch boundary with a resumable ``last`` checkpoint and :class:`TrainingInterrupted` (see
+    :mod:`cnn.mx.lightning.trainer.connectors.signal_connector`). A non-finite training loss raises
+    :class:`NonFiniteLossError` (after ``on_exception``) before any checkpoint of that step is written.
+    """
+
+
+    UNSUPPORTED: ClassVar[dict[str, tuple]] = {
+        "strategy": ("auto", "ddp"), "num_nodes": (1,), "barebones": (False,), "sync_batchnorm": (False,),
+        "reload_dataloaders_every_n_epochs": (0,), "devices": (1, "1", "auto", -1, [0], (0,)),
+        "gradient_clip_algorithm": (None, "norm", "value"), "accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
+    }
+
+    def __init__(
+        self,
+        *,
+        accelerator: str = "auto",
+        strategy: str = "auto",
+        devices: Union[int, str, list[int]] = "auto",
+        num_nodes: int = 1,
+        precision: Union[str, int] = "32-true",
+        logger: Optional[Union[bool, VersionedLogger, list[VersionedLogger]]] = None,
+        callbacks: Optional[Union[list[Callback], Callback]] = None,
+        fast_dev_run: Union[int, bool] = False,
+        max_epochs: Optional[int] = None,
+        min_epochs: Optional[int] = None,
+        max_steps: int = -1,
+        min_steps: Optional[int] = None,
+        max_time: Optional[Union[str, dict[str, int]]] = None,
+        limit_train_batches: Optional[Union[int, float]] = None,
+        limit_val_batches: Optional[Union[int, float]] = None,
+        limit_test_batches: Optional[Union[int, float]] = None,
+        limit_predict_batches: Optional[Union[int, float]] = None,
+        overfit_batches: Union[int, float] = 0.0,
+        val_check_interval: Optional[Union[int, float]] = None,
+        check_val_every_n_epoch: Optional[int] = 1,
+        num_sanity_val_steps: Optional[int] = 2,
+        log_every_n_steps: Optional[int] = 50,
+        enable_checkpointing: Optional[bool] = True,
+        enable_progress_bar: Optional[bool] = True,
+        enable_model_summary: Optional[bool] = True,
+        accumulate_grad_batches: int = 1,
+        gradient_clip_val: Optional[Union[int, float]] = None,
+        gradient_clip_algorithm: Optional[str] = None,
+        deterministic: Optional[Union[bool, str]] = None,
+        benchmark: Optional[bool] = None,
+        inference_mode: bool = True,
+        use_distributed_sampler: bool = True,
+        profiler: Optional[str] = None,
+        detect_anomaly: bool = False,
+        barebones: bool = False,
+        plugins: Optional[Any] = None,
+        sync_batchnorm: bool = False,
+        reload_dataloaders_every_n_epochs: int = 0,
+        default_root_dir: Optional[str] = None,
+        enable_autolog_hparams: bool = True,
+        compile: bool = True,
+    ) -> None:
+        check_flags(self.UNSUPPORTED, dict(locals()))
+        self.accelerator = accelerator
+        self.accelerator_connector = AcceleratorConnector(self)
+        # Every process mlx.launch started (a group of one otherwise); Lightning's rank attributes.
+        self.world_size, self.global_rank = self.group.size(), self.group.rank()
+        self.local_rank, self.node_rank, self.num_nodes = 0, 0, 1  # MLX gives no per-host numbering
+        self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
+        self.max_epochs = (1000 if max_steps == -1 else -1) if max_epochs is None else max_epochs
+        self.min_epochs = (1 if min_steps else 0) if min_epochs is None else min_epochs
+        self.max_steps, self.min_steps = max_steps, min_steps
+        self.limit_train_batches = 1.0 if limit_train_batches is None else limit_train_batches
+        self.limit_val_batches = 1.0 if limit_val_batches is None else limit_val_batches
+        self.limit_test_batches = 1.0 if limit_test_batches is None else limit_test_batches
+        self.limit_predict_batches = 1.0 if limit_predict_batches is None else limit_predict_batches
+        self.val_check_interval = 1.0 if val_check_interval is None else val_check_interval
+        self.check_val_every_n_epoch = check_val_every_n_epoch
+        sanity = 2 if num_sanity_val_steps is None else num_sanity_val_steps
+        self.num_sanity_val_steps = math.inf if sanity == -1 else sanity
+        self.log_every_n_steps = 50 if log_every_n_steps is None else log_every_n_steps
+        self.gradient_clip_val = gradient_clip_val
+        self.gradient_clip_algorithm = gradient_clip_algorithm or "norm"
+        self.enable_autolog_hparams = enable_autolog_hparams
+        self.compile = compile
+        self.checkpoint_io = checkpoint_io_from(plugins)
+        self.accumulate_grad_batches = accumulate_grad_batches
+        self.precision_plugin = Precision(precision)
+        self.precision = self.precision_plugin.name
+        self.detect_anomaly = bool(detect_anomaly)
+        self.profiler = make_profiler(profiler)
+        if benchmark and self.is_global_zero:
+            print("note: Trainer(benchmark=True) has no effect with MLX, which has no kernel autotuner",
+                  file=sys.stderr)
+        self.loggers = configure_loggers(logger, self.default_root_dir)
+        self.callbacks: list[Callback] = configure_callbacks(callbacks, max_time, enable_checkpointing,
+                                                             enable_progress_bar, enable_model_summary)
+        self.fast_dev_run: Union[int, bool] = False
+        self.overfit_batches: Union[int, float] = 0.0
+        apply_debugging_flags(self, fast_dev_run, overfit_batches)  # sets these two, may lower the limits
+
+        self.state = TrainerState()
+        self.should_stop = False
+        self.sanity_checking = False
+        self.ckpt_path: Optional[str] = None
+        self.lightning_module: Any = None
+        self.datamodule: Any = None
+        self.optimizers: list[Any] = []
+        self.lr_scheduler_configs: list[LRSchedulerConfig] = []
+        self.num_training_batches = 0
+        self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
+        self.data_connector = DataConnector(self)
+        self.logger_connector = LoggerConnector(self)
+        self.signal_connector = SignalConnector(self)
+        self.step_runner = StepRunner(self)
+        self.fit_loop = FitLoop(self)
+        self.evaluation_loop = EvaluationLoop(self)
+        self.predict_loop = PredictionLoop(self)
+
+    # ------------------------------------------------------------------ properties (Lightning names)
+    @property
+    def group(self) -> Any:
+        """The ``mx.distributed`` group of every rank (a group of one without ``mlx.launch``)."""
+        return self.accelerator_connector.group
+
+    @property
+    def current_epoch(self) -> int:
+        return self.fit_loop.epoch_progress.current
+
+    @property
+    def global_step(self) -> int:
+        return self.fit_loop.epoch_loop.global_step
+
+    @property
+    def is_last_batch(self) -> bool:
+        return self.fit_loop.epoch_loop.batch_progress.is_last_batch
+
+    @property
+    def logger(self) -> Optional[TensorBoardLogger]:
+        return self.loggers[0] if self.loggers else None
+
+    @logger.setter
+    def logger(self, logger: Optional[TensorBoardLogger]) -> None:
+        self.loggers = [logger] if logger else []
+
+    @property
+    def log_dir(self) -> str:
+        if self.loggers:
+            lg = self.loggers[0]
+            return lg.log_dir if hasattr(lg, "log_dir") else lg.save_dir
+        return self.default_root_dir
+
+    @property
+    def model(self) -> Any:
+        return self.lightning_module
+
+    @property
+    def checkpoint_callbacks(self) -> list[ModelCheckpoint]:
+        return [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+
+    @property
+    def checkpoint_callback(self) -> Optional[ModelCheckpoint]:
+        return next(iter(self.checkpoint_callbacks), None)
+
+    @property
+    def early_stopping_callback(self) -> Optional[EarlyStopping]:
+        return next((c for c in self.callbacks if isinstance(c, EarlyStopping)), None)
+
+    @property
+    def progress_bar_callback(self) -> Optional[TQDMProgressBar]:
+        return next((c for c in self.callbacks if isinstance(c, TQDMProgressBar)), None)
+
+    @property
+    def training(self) -> bool:
+        return self.state.stage == "train"
+
+    @property
+    def validating(self) -> bool:
+        return self.state.stage == "validate"
+
+    @property
+    def testing(self) -> bool:
+        return self.state.stage == "test"
+
+    @property
+    def predicting(self) -> bool:
+        return self.state.stage == "predict"
+
+    @property
+    def is_global_zero(self) -> bool:
+        return self.global_rank == 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.state.status == "interrupted"
+
+    @property
+    def compiling(self) -> bool:
+        """The steps run compiled: ``compile=True`` and no trace has failed (a failed one runs eagerly)."""
+        return self.compile and not self.step_runner.failed
+
+    @property
+    def train_dataloader(self) -> Any:
+        return self.data_connector.train_loader
+
+    @property
+    def estimated_stepping_batches(self) -> Union[int, float]:
+        """Optimizer steps the fit will take (Lightning's formula; loads the train loader if needed, e.g. from
+        ``configure_optimizers`` to size a schedule)."""
+        if self.max_epochs == -1:
+            return float("inf") if self.max_steps == -1 else self.max_steps
+        self.data_connector.setup_train_data()
+        steps = math.ceil(self.num_training_batches / self.accumulate_grad_batches) * max(self.max_epochs, 1)
+        return min(steps, self.max_steps) if self.max_steps != -1 else steps
+
+    @property
+    def callback_metrics(self) -> dict[str, float]:
+        return self.logger_connector.view("callback")
+
+    @property
+    def logged_metrics(self) -> dict[str, float]:
+        return self.logger_connector.view("log")
+
+    @property
+    def progress_bar_metrics(self) -> dict[str, float]:
+        return self.logger_connector.view("pbar")
+
+    @property
+    def enable_validation(self) -> bool:
+        return (self.data_connector.val_source is not None
+                and is_overridden("validation_step", self.lightning_module) and self.limit_val_batches > 0)
+
+    @property
+    def val_dataloaders(self) -> Any:
+        return self.data_connector.val_dataloaders
+
+    @property
+    def num_val_batches(self) -> int:
+        return self.data_connector.num_val_batches()
+
+    @property
+    def num_test_batches(self) -> int:
+        return self.data_connector.num_eval_batches(self.limit_test_batches, "test")
+
+    @property
+    def num_predict_batches(self) -> int:
+        return self.data_connector.num_eval_batches(self.limit_predict_batches, "predict")
+
+    # ------------------------------------------------------------------ public entry points
+    def fit(self, model: Any, train_dataloaders: Any = None, val_dataloaders: Any = None, datamodule: Any = None,
+            ckpt_path: Optional[str] = None) -> None:
+        """Train ``model``; ``ckpt_path`` (path, ``"last"`` or ``"best"``) resumes weights, optimizer, RNG,
+        epoch/step and the position inside the epoch exactly."""
+        if train_dataloaders is not None and hasattr(train_dataloaders, "train_dataloader"):
+            datamodule, train_dataloaders = train_dataloaders, None  # Lightning accepts a datamodule 2nd
+        if datamodule is not None and (train_dataloaders is not None or val_dataloaders is not None):
+            raise ValueError("You cannot pass `train_dataloader` or `val_dataloaders` to `trainer.fit(datamodule=...)`")
+        self.datamodule = datamodule
+        self.data_connector.attach_fit_data(train_dataloaders, val_dataloaders, datamodule)
+        self.evaluation_loop.progress.seen = 0
+        self._run("fit", model, ckpt_path)
+
+    def validate(self, model: Any = None, dataloaders: Any = None, ckpt_path: Optional[str] = None,
+                 verbose: bool = True, datamodule: Any = None) -> list[dict[str, float]]:
+        """Run one validation epoch; returns ``[{metric: value}]`` (epoch-level logged metrics)."""
+        return self._evaluate("validate", model, dataloaders, ckpt_path, verbose, datamodule)
+
+    def test(self, model: Any = None, dataloaders: Any = None, ckpt_path: Optional[str] = None,
+             verbose: bool = True, datamodule: Any = None) -> list[dict[str, float]]:
+        """Run one test epoch; returns ``[{metric: value}]`` and prints Lightning's results table if verbose."""
+        return self._evaluate("test", model, dataloaders, ckpt_path, verbose, datamodule)
+
+    def predict(self, model: Any = None, dataloaders: Any = None, datamodule: Any = None,
+                return_predictions: Optional[bool] = None, ckpt_path: Optional[str] = None) -> Optional[list]:
+        """Run ``predict_step`` over the predict loader (eval mode); returns the list of per-batch outputs."""
+        self.predict_loop.return_predictions = return_predictions is not False
+        return self._evaluate("predict", model, dataloaders, ckpt_path, False, datamodule)
+
+    def _evaluate(self, fn: str, model: Any, dataloaders: Any, ckpt_path: Optional[str], verbose: bool,
+                  datamodule: Any) -> Any:
+        if dataloaders is not None and hasattr(dataloaders, "setup") and not hasattr(dataloaders, "__len__"):
+            datamodule, dataloaders = dataloaders, None
+        ckpt_path = checkpoint_connector.select_ckpt_path(self, fn, model, ckpt_path)
+        model = model if model is not None else self.lightning_module
+        if model is None:
+            raise ValueError(f"`Trainer.{fn}()` requires a `LightningModule` when it hasn't been passed in a "
+                             "previous run")
+        self.datamodule = datamodule if datamodule is not None else (self.datamodule if dataloaders is None else None)
+        self.data_connector.attach_eval_data(fn, dataloaders, self.datamodule)
+        self.evaluation_loop.verbose = verbose
+        step = f"{'validation' if fn == 'validate' else fn}_step"
+        if fn in ("validate", "test") and not is_overridden(step, model):
+            raise ValueError(f"No `{step}()` method defined to run `Trainer.{fn}`.")
+        return self._run(fn, model, ckpt_path)
+
+    # ------------------------------------------------------------------ the run (Lightning's Trainer._run)
+    def _run(self, fn: str, model: Any, ckpt_path: Optional[str]) -> Any:
+        self.state = TrainerState(fn=fn, status="running")
+        self.lightning_module = model
+        model.trainer = self
+        self.data_connector.attach_trainer_to_datamodule()
+        self.step_runner.reset()
+        self.should_stop = False
+        attach_model_callbacks(self, model)
+        self.profiler.setup(fn)
+        return call_and_handle_interrupt(self, self._run_stage, fn, model, ckpt_path)
+
+    def _run_stage(self, fn: str, model: Any, ckpt_path: Optional[str]) -> Any:
+        lc, ranks = self.logger_connector, self.accelerator_connector
+        select_device(self.accelerator)
+        self.data_connector.prepare_data()
+        if self.world_size > 1:
+            ranks.share_rank_zero_loggers()
+        call_setup_hook(self, fn)
+        ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
+        self.precision_plugin.setup(model)  # after the weights are in: 64-true casts them
+        lc.reset_metrics()
+        for r in lc.results.values():
+            r.reset()
+        if fn == "fit":
+            if self.world_size > 1:
+                ranks.broadcast_parameters(model)
+            self.optimizers, self.lr_scheduler_configs = configure_optimizers(self)
+            call_callback_hooks(self, "on_fit_start")
+            call_lightning_module_hook(self, "on_fit_start")
+        if self.enable_autolog_hparams:
+            lc.log_hyperparams()
+        if fn == "fit":
+            self.fit_loop.reset()
+            if ckpt is not None:
+                checkpoint_connector.restore_training_state(self, ckpt)
+            self.signal_connector.register()
+            self.fit_loop.run()
+            if self.world_size > 1:
+                ranks.share_checkpoint_paths()
+            result = None
+        elif fn == "predict":
+            result = self.predict_loop.run()
+        else:
+            result = self.evaluation_loop.run(fn)
+        self.signal_connector.restore()
+        self.state.stage = None
+        if fn == "fit":
+            call_callback_hooks(self, "on_fit_end")
+            call_lightning_module_hook(self, "on_fit_end")
+        call_teardown_hook(self, fn)
+        self.state.status = "finished"
+        if self.is_global_zero:
+            self.profiler.describe()
+        return result
+
+    # ------------------------------------------------------------------ checkpoints
+    def dump_checkpoint(self, weights_only: bool = False) -> dict[str, Any]:
+        """The checkpoint dict of the current state (see :mod:`cnn.mx.lightning.trainer.connectors
+        .checkpoint_connector`)."""
+        return checkpoint_connector.dump_checkpoint(self, weights_only)
+
+    def save_checkpoint(self, filepath: str, weights_only: bool = False) -> None:
+        """Write the current training state to ``filepath`` (atomic, single ``.safetensors`` file); with several
+        ranks only rank zero writes (all hold the same state), and no rank waits for it."""
+        if self.lightning_module is None:
+            raise AttributeError("Saving a checkpoint is only possible if a model is attached to the Trainer.")
+        if self.is_global_zero:
+            self.checkpoint_io.save_checkpoint(self.dump_checkpoint(weights_only), filepath)

@@ -1,0 +1,1 @@
+"""Mirror of lightning.pytorch.utilities: seeds, collectives, rank-zero-only loggers."""
