@@ -191,7 +191,7 @@ def test_convert_refuses_non_finite_weights(runs, tmp_path):
 @pytest.fixture
 def folder_data(tmp_path) -> Path:
     root = tmp_path / "digits"
-    assert export_pngs.main([str(root), "--per-class", "4"]) == 0
+    assert export_pngs.main([str(root), "--per-class", "12"]) == 0
     for extra in sorted(root.iterdir())[2:]:
         shutil.rmtree(extra)
     return root
@@ -218,7 +218,7 @@ def test_a_class_folder_that_links_into_the_dataset_is_refused(framework, link_t
 
 # -- 12. environment values that cannot be used ---------------------------------------------------
 def test_unusable_mlx_environment_values_are_one_warning_each_at_start_up(runs):
-    stderr = (runs["mlx"].parents[3] / "stderr.txt").read_text().splitlines()
+    stderr = (runs["mlx"].parents[2] / "stderr.txt").read_text().splitlines()
     blas = [line for line in stderr if "CNN_BLAS" in line]
     cache = [line for line in stderr if "CNN_MLX_CACHE_LIMIT" in line]
     assert len(blas) == 1 and blas[0].startswith("warning: CNN_BLAS=/bin/ls "), stderr
@@ -231,7 +231,7 @@ def test_unusable_mlx_environment_values_are_one_warning_each_at_start_up(runs):
 def test_plot_warns_about_a_truncated_events_file_and_still_draws(runs, tmp_path):
     run = tmp_path / "logs" / "mlx" / "version_0"
     shutil.copytree(runs["mlx"], run)
-    (events,) = run.glob("events.out.tfevents.*")
+    events = sorted(run.glob("events.out.tfevents.*"))[0]  # fit's (a test may have added one)
     events.write_bytes(events.read_bytes()[:-7])  # cut inside its last record
     out = tmp_path / "curves.png"
     result = run_cli("plot", str(tmp_path / "logs"), "--out", str(out))
