@@ -191,8 +191,9 @@ def load_optimized_blas() -> str:
         _route = _search(choice)
         if choice and _route.path and _route.name != "CNN_BLAS":
             why = next(note for note in _notes if note.startswith("CNN_BLAS "))
-            print(f"warning: CNN_BLAS={choice} {why.split(' skipped', 1)[1].lstrip(': ')}; "
-                  f"using {_route.describe()} instead", file=sys.stderr)
+            print(f"warning: CNN_BLAS={choice} is not a usable BLAS "
+                  f"({why.split(' skipped', 1)[1].lstrip(': ')}); using {_route.describe()} instead",
+                  file=sys.stderr)
         if not _route.path:
             tried = "; ".join(_notes) or "no OpenBLAS and no torch found"
             print(f"warning: MLX runs on its bundled reference BLAS, which is far slower ({tried}):"
