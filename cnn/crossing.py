@@ -113,6 +113,10 @@ def _accepted_init_args(path: str) -> set[str] | None:
 UNSERIALIZABLE = "Unable to serialize instance "
 
 
+# What each class key takes, in a user's words.
+KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin"}
+
+
 def check_class(path: str, key: str, base: type | None) -> None:
     """ConfigError (one line) unless ``path`` imports as a class, a subclass of ``base`` (the
     class ``key`` takes on this side) when given. Importing runs the module's code, as a
@@ -120,8 +124,9 @@ def check_class(path: str, key: str, base: type | None) -> None:
     module, _, name = path.rpartition(".")
     try:
         found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"{key}: {path} cannot be imported: {error}") from None
+    except Exception as error:  # noqa: BLE001 - ImportError, AttributeError, or what the module raised
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"{key}: {path} cannot be imported: {reason}") from None
     kind = KIND.get(key, "class")
     if not inspect.isclass(found):
         raise ConfigError(f"{key}: {path} is not a class; name a {kind} class")
@@ -129,9 +134,6 @@ def check_class(path: str, key: str, base: type | None) -> None:
         raise ConfigError(f"{key}: {path} is not a {kind} (a subclass of "
                           f"{base.__module__}.{base.__qualname__})")
 
-
-# What each class key takes, in a user's words.
-KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin"}
 
 
 def _class_entry(entry: Any, framework: str, notes: list[str], key: str = "",

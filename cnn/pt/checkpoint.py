@@ -42,7 +42,8 @@ def lightning_checkpoint(weights: Weights) -> dict[str, Any]:
 
     ``pytorch-lightning_version`` is required by Lightning's checkpoint migration; ``loops``,
     ``optimizer_states`` and ``lr_schedulers`` are left out because only ``fit`` restores them
-    (``check_checkpoint_fits`` turns resuming ``fit`` from such a file into one clear line).
+    (``check_checkpoint_fits`` turns resuming ``fit`` from such a file into one clear line, which
+    for an MLX checkpoint, ``WRITTEN_BY`` ``"mlx"``, says to resume it with ``--framework mlx``).
     """
     state_dict = {k: torch.from_numpy(v.copy()) for k, v in weights.torch_state_dict().items()}
     return {"state_dict": state_dict, "hyper_parameters": dict(weights.hyper_parameters),
