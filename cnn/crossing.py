@@ -113,15 +113,45 @@ def _accepted_init_args(path: str) -> set[str] | None:
 UNSERIALIZABLE = "Unable to serialize instance "
 
 
-def _class_entry(entry: Any, framework: str, notes: list[str]) -> Any:
-    """One ``class_path`` entry (a dict or a bare path) for ``framework``; None: left out."""
+# What each class key takes, in a user's words.
+KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin"}
+
+
+def check_class(path: str, key: str, base: type | None) -> None:
+    """ConfigError (one line) unless ``path`` imports as a class, a subclass of ``base`` (the
+    class ``key`` takes on this side) when given. Importing runs the module's code, as a
+    Python script's imports do: configs are code (docs/reliability.md)."""
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except Exception as error:  # noqa: BLE001 - ImportError, AttributeError, or what the module raised
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"{key}: {path} cannot be imported: {reason}") from None
+    kind = KIND.get(key, "class")
+    if not inspect.isclass(found):
+        raise ConfigError(f"{key}: {path} is not a class; name a {kind} class")
+    if base is not None and not issubclass(found, base):
+        raise ConfigError(f"{key}: {path} is not a {kind} (a subclass of "
+                          f"{base.__module__}.{base.__qualname__})")
+
+
+
+def _class_entry(entry: Any, framework: str, notes: list[str], key: str = "",
+                 bases: dict[str, type] | None = None) -> Any:
+    """One ``class_path`` entry (a dict or a bare path) for ``framework``; None: left out.
+    With ``bases`` (key -> the class it takes), the class is checked (``check_class``)."""
     if isinstance(entry, str):
-        return class_path_for(entry, framework) if "." in entry else entry
+        path = class_path_for(entry, framework) if "." in entry else entry
+        if bases is not None and path and "." in path:
+            check_class(path, key, bases.get(key))
+        return path
     if not isinstance(entry, dict) or "class_path" not in entry:
         return entry
     path = class_path_for(str(entry["class_path"]), framework)
     if path is None:
         return None
+    if bases is not None and "." in path:
+        check_class(path, key, bases.get(key))
     out = {**entry, "class_path": path}
     init_args = entry.get("init_args")
     if isinstance(init_args, dict):
@@ -138,10 +168,12 @@ def _class_entry(entry: Any, framework: str, notes: list[str]) -> Any:
     return out
 
 
-def _class_value(value: Any, framework: str, notes: list[str]) -> Any:
+def _class_value(value: Any, framework: str, notes: list[str], key: str = "",
+                 bases: dict[str, type] | None = None) -> Any:
     if isinstance(value, list):
-        return [e for e in (_class_entry(v, framework, notes) for v in value) if e is not None]
-    return _class_entry(value, framework, notes)
+        return [e for e in (_class_entry(v, framework, notes, key, bases) for v in value)
+                if e is not None]
+    return _class_entry(value, framework, notes, key, bases)
 
 
 def _drop_key(key: str, value: Any, framework: str, notes: list[str]) -> None:
@@ -153,8 +185,10 @@ def _drop_key(key: str, value: Any, framework: str, notes: list[str]) -> None:
         notes.append(f"{key}={value!r} is {other} only; ignored by {framework}")
 
 
-def translate_config(config: dict, framework: str, notes: list[str]) -> dict:
-    """A parsed YAML config (top-level sections) rewritten for ``framework``; notes appended."""
+def translate_config(config: dict, framework: str, notes: list[str],
+                     bases: dict[str, type] | None = None) -> dict:
+    """A parsed YAML config (top-level sections) rewritten for ``framework``; notes appended;
+    class paths checked against ``bases`` when given (``check_class``)."""
     config = dict(config)
     for key in ONLY_ON[_other(framework)]:
         section, _, leaf = key.rpartition(".")
@@ -173,7 +207,7 @@ def translate_config(config: dict, framework: str, notes: list[str]) -> dict:
         for key in CLASS_KEYS:
             leaf = key.split(".", 1)[1]
             if leaf in trainer:
-                value = _class_value(trainer[leaf], framework, notes)
+                value = _class_value(trainer[leaf], framework, notes, key, bases)
                 if value is None:
                     del trainer[leaf]
                 else:
@@ -181,10 +215,44 @@ def translate_config(config: dict, framework: str, notes: list[str]) -> dict:
     return config
 
 
+# What a config may expand to once YAML's aliases are followed: far above any real config (a
+# predict_files list of a hundred thousand files), far below what makes jsonargparse's type
+# checks run for minutes ("billion laughs": nine levels of ten aliases each are 10^9 nodes).
+MAX_CONFIG_NODES = 1_000_000
+MAX_CONFIG_DEPTH = 64
+
+
+def check_expansion(config: Any, source: str) -> None:
+    """ConfigError unless ``config`` (as ``yaml.safe_load`` built it, aliases shared) has at
+    most ``MAX_CONFIG_NODES`` values and ``MAX_CONFIG_DEPTH`` levels once every alias is
+    expanded, as the parser would see it. Counting stops at the bound, so this is cheap."""
+    count, stack = 0, [(config, 1)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise ConfigError(f"config {source} expands to more than {MAX_CONFIG_NODES:,} values "
+                              "once its YAML aliases are followed; write it out plainly")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"config {source} is nested deeper than {MAX_CONFIG_DEPTH} levels "
+                              "(an alias that contains itself?)")
+        children = value.values() if isinstance(value, dict) else value if isinstance(
+            value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``, refused (``check_expansion``) when its aliases expand too far."""
+    value = yaml.safe_load(text)
+    check_expansion(value, source)
+    return value
+
+
 def read_config(path: str) -> dict:
-    """A YAML config file as a dict; a missing or unreadable file is a ``ConfigError``."""
+    """A YAML config file as a dict; a missing or unreadable file, or one that expands too far
+    (``check_expansion``), is a ``ConfigError``."""
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        config = load_yaml(Path(path).read_text(), path)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -198,22 +266,24 @@ def read_config(path: str) -> dict:
     return config
 
 
-def _translated_value(key: str, text: str, framework: str, notes: list[str]) -> str | None:
+def _translated_value(key: str, text: str, framework: str, notes: list[str],
+                      bases: dict[str, type] | None) -> str | None:
     """A command-line value of ``key`` for ``framework``; None: drop the option."""
     if key in CLASS_KEYS:
         if text.lstrip()[:1] in ("{", "["):  # a JSON/YAML class spec, or a list of them
-            value = _class_value(yaml.safe_load(text), framework, notes)
+            value = _class_value(load_yaml(text, f"--{key}"), framework, notes, key, bases)
             return None if value is None else json.dumps(value)
-        return _class_entry(text, framework, notes)
-    value = yaml.safe_load(text) if text else text
+        return _class_entry(text, framework, notes, key, bases)
+    value = load_yaml(text, f"--{key}") if text else text
     _drop_key(key, value, framework, notes)
     return None
 
 
-def translate_args(args: list[str], framework: str, notes: list[str]) -> list[str]:
+def translate_args(args: list[str], framework: str, notes: list[str],
+                   bases: dict[str, type] | None = None) -> list[str]:
     """A trainer command line rewritten for ``framework``: ``--config FILE`` becomes the translated
-    text (the path stays when nothing changed), class-path options are translated, options only the
-    other side has are dropped."""
+    text (the path stays when nothing changed), class-path options are translated (and, with
+    ``bases``, checked: ``check_class``), options only the other side has are dropped."""
     handled = set(CLASS_KEYS) | set(ONLY_ON[_other(framework)])
     out, i = [], 0
     while i < len(args):
@@ -229,13 +299,13 @@ def translate_args(args: list[str], framework: str, notes: list[str]) -> list[st
                 out.append(arg)
                 break
             if key in handled:
-                new = _translated_value(key, value, framework, notes)
+                new = _translated_value(key, value, framework, notes, bases)
                 if new is not None:
                     out += [name, new]
                 continue
             # jsonargparse also takes the YAML itself in place of a path
-            config = read_config(value) if "\n" not in value else yaml.safe_load(value) or {}
-            translated = translate_config(config, framework, notes)
+            config = read_config(value) if "\n" not in value else load_yaml(value, name) or {}
+            translated = translate_config(config, framework, notes, bases)
             out += [name, value if translated == config else yaml.safe_dump(translated, sort_keys=False)]
             continue
         out.append(arg)

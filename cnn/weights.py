@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -103,6 +104,45 @@ def check_fits(checkpoint: Mapping[str, Any], model_hparams: Mapping[str, Any], 
             raise ConfigError(problem)
 
 
+def dtype_name(value: Any) -> str:
+    """``float32`` for a numpy, torch or MLX array of that dtype (``torch.float32``, ...)."""
+    return str(value.dtype).rsplit(".", 1)[-1]
+
+
+def check_values(state_dict: Mapping[str, Any], path: str, model_dtype: str = "float32",
+                 to_numpy: Callable[[Any], np.ndarray] = np.asarray) -> None:
+    """ConfigError naming the first tensor of ``state_dict`` that is not floating point, or not
+    finite: such weights would load (cast, or as they are) and every prediction would be
+    meaningless or ``nan``. ``to_numpy`` reads a floating tensor of the caller's framework."""
+    for name, value in state_dict.items():
+        kind = dtype_name(value)
+        if not kind.startswith(("float", "bfloat")):
+            raise ConfigError(f"checkpoint {path}: {name} holds {kind} values; the model's weights "
+                              f"are {model_dtype}")
+        if not np.isfinite(to_numpy(value)).all():
+            raise ConfigError(f"checkpoint {path}: {name} is not finite (it holds nan or inf): "
+                              "refusing weights that would make every prediction meaningless")
+
+
+def check_state_dict(state_dict: Mapping[str, Any], arch: schema.Architecture, layout: str,
+                     path: str, model_dtype: str = "float32",
+                     to_numpy: Callable[[Any], np.ndarray] = np.asarray) -> None:
+    """ConfigError (one line naming the keys or the tensor) unless ``state_dict`` is exactly the
+    Classifier's: the network's tensors (``net.*``, shapes in ``layout``) and ``mean``/``std``,
+    each finite and floating point (``check_values``). Both sides call it before loading."""
+    expected = {f"net.{name}" for name in arch.shapes()} | {"mean", "std"}
+    missing, extra = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+    if missing or extra:
+        raise ConfigError(f"checkpoint {path} does not fit this network: missing {missing}, "
+                          f"unexpected {extra}")
+    net = {k[len("net."):]: v for k, v in state_dict.items() if k.startswith("net.")}
+    try:
+        schema.check_weights(net, arch, layout)
+    except ValueError as error:
+        raise ConfigError(f"checkpoint {path}: {error}") from None
+    check_values(state_dict, path, model_dtype, to_numpy)
+
+
 # Model arguments that change speed or memory, never the numbers a step computes: a resumed
 # run may set them anew.
 RESUME_FREE_KEYS = ("conv_backward_chunk", "channels_last", "compile")
@@ -167,6 +207,7 @@ class Weights:
     source: str                      # "torch" or "mlx": the side that trained them
     epoch: int | None = None
     global_step: int | None = None
+    written_by: str = "torch"        # the side whose file format held them (an MLX checkpoint: "mlx")
 
     @property
     def arch(self) -> schema.Architecture:
@@ -201,6 +242,7 @@ def weights_from_state_dict(state_dict: Mapping[str, Any], hparams: Mapping[str,
     if missing:
         raise ConfigError(f"checkpoint {path} has no hyper_parameters {missing}: "
                           f"cannot tell which network its weights belong to")
+    check_values(state_dict, path)
     arrays = {k: np.asarray(v, dtype=np.float32) for k, v in state_dict.items()}
     net = {k[len("net."):]: v for k, v in arrays.items() if k.startswith("net.")}
     arch = schema.Architecture(*(int(hparams[k]) for k in SHAPE_KEYS))
@@ -232,16 +274,42 @@ def sniff(path: str) -> str:
     raise ConfigError(f"{path} is not a checkpoint: neither a Lightning .ckpt nor a .safetensors file")
 
 
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def check_declared_sizes(path: str) -> None:
+    """ConfigError unless the zip archive ``torch.save`` wrote at ``path`` declares no more bytes
+    than the file holds. ``torch.save`` stores every record uncompressed, so a larger
+    declaration is a compressed record, which torch would inflate in full (a "zip bomb" of a
+    few megabytes asks for gigabytes) before any check of the tensors; only the archive's
+    directory is read here. A legacy (pickle) checkpoint is read as it comes, never more than
+    its size."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ConfigError(f"corrupt or unreadable checkpoint {path}: {first_line(error)}") from None
+    if declared > os.path.getsize(path):
+        raise ConfigError(f"refusing checkpoint {path}: it declares {_mib(declared)} of records but "
+                          f"holds {_mib(os.path.getsize(path))} (compressed records, which "
+                          "torch.save never writes: a zip bomb?)")
+
+
 def read_lightning_ckpt(path: str, map_location: Any = "cpu") -> dict[str, Any]:
     """``torch.load(path, weights_only=True)``: plain tensors and containers, never code.
 
-    Raises ConfigError (one line) for a corrupt file, one that needs unpickling arbitrary objects
-    (refused, not run), or one that is not a Lightning checkpoint dict.
+    Raises ConfigError (one line) for a corrupt file, one that declares more bytes than it holds
+    (``check_declared_sizes``), one that needs unpickling arbitrary objects (refused, not run), or
+    one that is not a Lightning checkpoint dict.
     """
     import pickle
 
     import torch  # only here: converting MLX -> torch must not need torch installed
 
+    check_declared_sizes(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -281,6 +349,7 @@ def read_safetensors(path: str) -> Weights:
     source = meta.get("converted_from") or ("mlx" if mlx else "torch")
     return weights_from_state_dict(tensors, meta.get("hyper_parameters") or {},
                                    "mlx" if mlx else "torch", path, source=source,
+                                   written_by="mlx" if mlx else "torch",
                                    epoch=meta.get("epoch"), global_step=meta.get("global_step"))
 
 

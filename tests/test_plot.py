@@ -121,10 +121,12 @@ def test_the_drawn_series_equal_the_values_in_the_event_files(logdir, tmp_path):
     assert_valid_png(tmp_path / "p.png")
 
 
-def test_an_existing_png_is_replaced(logdir, tmp_path):
+def test_an_existing_png_is_replaced_only_with_force(logdir, tmp_path, capsys):
     out = tmp_path / "curves.png"
     out.write_bytes(b"old")
-    assert plot.main([str(logdir[0]), "--out", str(out)], "mlx") == 0
+    assert plot.main([str(logdir[0]), "--out", str(out)], "mlx") == 1
+    assert out.read_bytes() == b"old" and "--force" in capsys.readouterr().err
+    assert plot.main([str(logdir[0]), "--out", str(out), "--force"], "mlx") == 0
     assert_valid_png(out)
 
 

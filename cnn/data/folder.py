@@ -109,7 +109,29 @@ def folder_classes(root: str | os.PathLike | None) -> tuple[str, ...]:
         found = f"only {classes[0]!r}" if classes else "none"
         raise DataError(f"{where} needs at least two class subfolders (PATH/<class>/<image>), "
                         f"found {found}")
+    for top in (root / TRAIN, root / TEST) if is_split(root) else (root,):
+        check_distinct_classes(top, _class_dirs(top))
     return tuple(classes)
+
+
+def check_distinct_classes(top: Path, names: list[str]) -> None:
+    """DataError unless the class folders ``names`` under ``top``, links resolved, are distinct
+    and none lies inside another: a link back into the dataset would make a class of other
+    classes' images (or the same images twice, under two labels)."""
+    # links first: the line should name the link, the likelier mistake
+    resolved = {name: (top / name).resolve()
+                for name in sorted(names, key=lambda n: not (top / n).is_symlink())}
+    for name, where in resolved.items():
+        link = f" (a link to {where})" if (top / name).is_symlink() else ""
+        for other, there in resolved.items():
+            if other == name:
+                continue
+            if where == there:
+                raise DataError(f"class folder {top / name}{link} is the class folder {top / other}; "
+                                "each class needs a folder of its own")
+            if there.is_relative_to(where):
+                raise DataError(f"class folder {top / name}{link} holds the class folder "
+                                f"{top / other}; a class folder must not hold another")
 
 
 def _files_under(directory: Path) -> list[Path]:

@@ -11,12 +11,14 @@ The limit is only ever raised: Metal's and CUDA's defaults are already larger. T
 at most the limit in freed buffers, so resident memory can grow by up to that much: a larger
 limit costs memory for no more speed (docs/performance.md); evaluation at batch 1000 needs
 more than 512 MiB and recycles less, a small part of a fit.
-``CNN_MLX_CACHE_LIMIT`` (bytes, or ``off`` to keep MLX's default) overrides it.
+``CNN_MLX_CACHE_LIMIT`` (bytes, or ``off`` to keep MLX's default) overrides it; any other
+value is one ``warning:`` line at start-up naming the size used instead.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 CPU_CACHE_LIMIT = 1 << 29  # 512 MiB: above a batch-128 training step's peak; see the docstring
 
@@ -36,7 +38,9 @@ def raise_cache_limit() -> str:
     note = ""
     try:
         wanted = int(choice) if choice else CPU_CACHE_LIMIT
-    except ValueError:  # an import cannot stop on it; bench and status() show it
+        if wanted < 0:
+            raise ValueError(choice)
+    except ValueError:  # an import cannot stop on it: one line at start-up, and status() keeps it
         wanted, note = CPU_CACHE_LIMIT, f"; CNN_MLX_CACHE_LIMIT={choice!r} ignored: not a number"
     previous = mx.set_cache_limit(wanted)
     if previous >= wanted:
@@ -44,6 +48,9 @@ def raise_cache_limit() -> str:
         _status = f"{previous / 2**20:.0f} MiB (MLX's default){note}"
     else:
         _status = f"{wanted / 2**20:.0f} MiB (raised from {previous / 2**20:.0f} MiB){note}"
+    if note:
+        print(f"warning: CNN_MLX_CACHE_LIMIT={choice!r} is not a number of bytes nor off; using "
+              f"{max(previous, wanted) / 2**20:.0f} MiB instead", file=sys.stderr)
     return _status
 
 

@@ -174,7 +174,8 @@ def load_optimized_blas() -> str:
     """Load an optimised BLAS globally if MLX would otherwise use its reference one.
 
     Returns (and remembers, for ``status()``) what happened, in a few words. When no route
-    passes, one warning line on stderr says what to install.
+    passes, one warning line on stderr says what to install; when ``$CNN_BLAS`` fails its check
+    and another route passes, one warning line says why and what is used instead.
     """
     global _route
     choice = os.environ.get("CNN_BLAS", "").strip()
@@ -188,6 +189,11 @@ def load_optimized_blas() -> str:
         _route = Route("not needed: this MLX build brings no reference BLAS")
     else:
         _route = _search(choice)
+        if choice and _route.path and _route.name != "CNN_BLAS":
+            why = next(note for note in _notes if note.startswith("CNN_BLAS "))
+            print(f"warning: CNN_BLAS={choice} is not a usable BLAS "
+                  f"({why.split(' skipped', 1)[1].lstrip(': ')}); using {_route.describe()} instead",
+                  file=sys.stderr)
         if not _route.path:
             tried = "; ".join(_notes) or "no OpenBLAS and no torch found"
             print(f"warning: MLX runs on its bundled reference BLAS, which is far slower ({tried}):"

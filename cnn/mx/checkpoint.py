@@ -13,6 +13,9 @@ from typing import Any
 
 from cnn.mx.lightning.plugins.io import SafetensorsCheckpointIO
 
+import mlx.core as mx
+import numpy as np
+
 from cnn.errors import CheckpointError
 from cnn.weights import (
     META_KEY,
@@ -21,6 +24,8 @@ from cnn.weights import (
     MLX_PREFIX,
     MLX_RNG_KEY,
     check_fits,
+    check_state_dict,
+    dtype_name,
 )
 
 
@@ -70,7 +75,13 @@ def check_checkpoint_fits(checkpoint: dict[str, Any], model) -> None:
     """Raise ConfigError (one line) unless ``checkpoint`` was trained for ``model``'s data.
 
     Meant for ``Classifier.on_load_checkpoint``, before the weights are loaded: another
-    dataset's checkpoint is one line naming what it was trained for, not a shape error.
+    dataset's checkpoint is one line naming what it was trained for, not a shape error, and a
+    missing or extra key, a tensor that is not floating point or not finite is one line naming
+    it (``cnn.weights.check_state_dict``).
     """
     trainer = model.trainer
     check_fits(checkpoint, model.hparams, getattr(trainer, "datamodule", None), trainer.ckpt_path)
+    arch = getattr(getattr(model, "net", None), "arch", None)  # None for a custom ``net``
+    if arch is not None:
+        check_state_dict(checkpoint.get("state_dict") or {}, arch, "mlx", trainer.ckpt_path,
+                         dtype_name(model.mean), lambda array: np.array(array.astype(mx.float32)))

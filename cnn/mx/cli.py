@@ -9,7 +9,9 @@ from typing import Optional, Union
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
 from cnn.mx.datamodule import DataModule
+from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
+from cnn.mx.lightning.loggers import VersionedLogger
 from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.module import Classifier
 
@@ -28,6 +30,8 @@ from cnn.runs import discard_unstarted_run
 
 FRAMEWORK = "mlx"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# What a class path under each key must be a subclass of (cnn.crossing.check_class).
+CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": VersionedLogger}
 
 
 def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
@@ -75,7 +79,7 @@ class CLI:
     def __init__(self, args: list[str]):
         parser, subs = build_parser()
         notes: list[str] = []
-        config = parser.parse_args(translate_args(args, FRAMEWORK, notes))
+        config = parser.parse_args(translate_args(args, FRAMEWORK, notes, CLASS_BASES))
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         self.subcommand = config.subcommand

@@ -21,9 +21,20 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from cnn import atomic, schema
+from cnn import atomic
 from cnn.errors import ConfigError
-from cnn.weights import Weights, check_fits, read_lightning_ckpt, read_safetensors, sniff
+from cnn.weights import (
+    Weights,
+    check_fits,
+    check_state_dict,
+    dtype_name,
+    read_lightning_ckpt,
+    read_safetensors,
+    sniff,
+)
+
+# The key of a checkpoint dict read from a safetensors file that says which side wrote the file.
+WRITTEN_BY = "written_by"
 
 
 def lightning_checkpoint(weights: Weights) -> dict[str, Any]:
@@ -31,12 +42,14 @@ def lightning_checkpoint(weights: Weights) -> dict[str, Any]:
 
     ``pytorch-lightning_version`` is required by Lightning's checkpoint migration; ``loops``,
     ``optimizer_states`` and ``lr_schedulers`` are left out because only ``fit`` restores them
-    (``check_checkpoint_fits`` turns resuming ``fit`` from such a file into one clear line).
+    (``check_checkpoint_fits`` turns resuming ``fit`` from such a file into one clear line, which
+    for an MLX checkpoint, ``WRITTEN_BY`` ``"mlx"``, says to resume it with ``--framework mlx``).
     """
     state_dict = {k: torch.from_numpy(v.copy()) for k, v in weights.torch_state_dict().items()}
     return {"state_dict": state_dict, "hyper_parameters": dict(weights.hyper_parameters),
             "pytorch-lightning_version": lightning.__version__,
-            "epoch": weights.epoch or 0, "global_step": weights.global_step or 0}
+            "epoch": weights.epoch or 0, "global_step": weights.global_step or 0,
+            WRITTEN_BY: weights.written_by}
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -87,15 +100,14 @@ def check_checkpoint_fits(checkpoint: dict[str, Any], model) -> None:
     check_fits(checkpoint, model.hparams, getattr(trainer, "datamodule", None), path)
     arch = getattr(getattr(model, "net", None), "arch", None)  # None for a custom ``net``
     if arch is not None:
-        state_dict = checkpoint.get("state_dict") or {}
-        net = {k[len("net."):]: v for k, v in state_dict.items() if k.startswith("net.")}
-        try:
-            schema.check_weights(net, arch, "torch")
-        except ValueError as error:
-            raise ConfigError(f"checkpoint {path}: {error}") from None
+        check_state_dict(checkpoint.get("state_dict") or {}, arch, "torch", path,
+                         dtype_name(model.mean), lambda tensor: tensor.detach().float().cpu().numpy())
     if getattr(getattr(trainer, "state", None), "fn", None) == "fit" \
             and "optimizer_states" not in checkpoint:
         # Lightning would fail later with a KeyError; say what the file is and what it is for.
+        if checkpoint.get(WRITTEN_BY) == "mlx":
+            raise ConfigError(f"checkpoint {path} is an MLX checkpoint: use --framework mlx to "
+                              "resume from it (torch reads it for validate, test and predict)")
         raise ConfigError(f"checkpoint {path} holds weights only (converted, or saved with "
                           f"save_weights_only): fit cannot resume from it; use it with "
                           f"validate, test or predict")

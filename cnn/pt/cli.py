@@ -11,8 +11,9 @@ import warnings
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
@@ -34,6 +35,8 @@ SAFE_CHECKPOINT_IO = "cnn.pt.checkpoint.SafeCheckpointIO"
 # What the MLX trainer does natively: stop on a NaN loss, checkpoint on SIGINT/SIGTERM, resume
 # with the random state of the interrupted run.
 FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState")
+# What a class path under each key must be a subclass of (cnn.crossing.check_class).
+CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger}
 
 
 def quiet_lightning() -> None:
@@ -124,7 +127,7 @@ class CLI(LightningCLI):
 
     def _build_and_run(self, args, **kwargs) -> None:
         notes: list[str] = []
-        args = None if args is None else translate_args(list(args), FRAMEWORK, notes)
+        args = None if args is None else translate_args(list(args), FRAMEWORK, notes, CLASS_BASES)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         try:

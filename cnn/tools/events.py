@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -35,3 +37,33 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[Scalar]]:
 def run_dirs(root: str | Path) -> list[Path]:
     """The ``version_N`` directories holding event files under ``root``, sorted."""
     return sorted({p.parent for p in Path(root).rglob("events.out.tfevents.*")})
+
+
+# An events file is a sequence of TFRecords: u64 length, u32 CRC of it, the bytes, u32 CRC.
+_RECORD_HEADER, _RECORD_FOOTER = 12, 4
+
+
+def whole_records_end(path: str | Path) -> int:
+    """Where the last whole record of the events file at ``path`` ends, in bytes (its size when
+    the file is whole); only the length fields are read."""
+    size, end = Path(path).stat().st_size, 0
+    with open(path, "rb") as f:
+        while end + _RECORD_HEADER <= size:
+            f.seek(end)
+            (length,) = struct.unpack("<Q", f.read(8))
+            if end + _RECORD_HEADER + length + _RECORD_FOOTER > size:
+                break
+            end += _RECORD_HEADER + length + _RECORD_FOOTER
+    return end
+
+
+def truncated_files(dirs: Iterable[str | Path]) -> list[tuple[Path, int]]:
+    """``(events file, bytes of whole records)`` for each events file under ``dirs`` that ends
+    inside a record: the reader stops there without a word, so the caller says it."""
+    found = []
+    for run_dir in dirs:
+        for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
+            end = whole_records_end(path)
+            if end != path.stat().st_size:
+                found.append((path, end))
+    return found

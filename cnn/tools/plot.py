@@ -13,20 +13,24 @@ axis, one colour per run so both frameworks overlay:
 
 A run's last ``test/acc`` goes into its legend label. The PNG is written atomically
 (``cnn.atomic``: temp file in the same directory, then ``os.replace``) so a reader never sees
-half an image. A missing LOGDIR, one without event files, or a ``--runs`` filter that keeps
-nothing is one ``error:`` line on stderr and exit status 1.
+half an image. ``--out`` must end in ``.png`` and an existing file is replaced only with
+``--force`` (as ``convert``), so a mistyped ``--out`` never turns a checkpoint into a picture.
+A missing LOGDIR, one without event files, or a ``--runs`` filter that keeps nothing is one
+``error:`` line on stderr and exit status 1; an events file cut short (a killed writer, a full
+disk) is one ``warning:`` line, and what it holds is drawn.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 from cnn import atomic, schema
-from cnn.tools.events import Scalar, read_scalars, run_dirs
+from cnn.tools.events import Scalar, read_scalars, run_dirs, truncated_files
 
 Series = list[tuple[int, float]]
 EPOCH_TIME = "epoch_time"
@@ -153,10 +157,22 @@ def plot_runs(runs: dict[str, dict[str, list[Scalar]]], out: Path,
     return drawn
 
 
+def check_output(out: Path, force: bool) -> None:
+    """ValueError unless ``out`` may be written: a ``.png`` name, not a directory, and not an
+    existing file unless ``force``."""
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out must end in .png, got {str(out)!r}")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; name the .png file to write")
+    if os.path.lexists(out) and not force:
+        raise ValueError(f"--out {out} exists; pass --force to replace it, or choose another file")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py plot", description=__doc__.split("\n")[0])
     parser.add_argument("logdir", type=Path, help="folder of runs, e.g. logs/mnist")
     parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--runs", metavar="GLOB", help="keep runs whose label matches, e.g. 'mlx/*'")
     parser.add_argument("--title", help="figure title (default: LOGDIR)")
     return parser
@@ -169,6 +185,7 @@ def main(argv: list[str], framework: str | None = None) -> int:
     except SystemExit as exit_:  # usage errors and --help: argparse already printed
         return int(exit_.code or 0)
     try:
+        check_output(args.out, args.force)
         if not args.logdir.is_dir():
             raise ValueError(f"log folder {args.logdir} does not exist")
         dirs = run_dirs(args.logdir)
@@ -182,6 +199,9 @@ def main(argv: list[str], framework: str | None = None) -> int:
             if not names:
                 raise ValueError(f"no run under {args.logdir} matches --runs {args.runs!r}")
         runs = {name: read_scalars(d) for d, name in names.items()}
+        for path, whole in truncated_files(names):
+            print(f"warning: events file {path} is truncated after {whole} whole bytes (a killed "
+                  "or still running writer?): its curves end early", file=sys.stderr)
         if not any(run_series(s) for s in runs.values()):
             raise ValueError(f"no per-epoch scalars to plot under {args.logdir}")
         plot_runs(runs, args.out, args.title or str(args.logdir))
