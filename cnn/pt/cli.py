@@ -148,12 +148,12 @@ class CLI(LightningCLI):
                              for name in ("fit", "validate", "test", "predict")}},
                          **kwargs)
 
-    def _parse_ckpt_path(self) -> None:
+    def _parse_ckpt_path(self) -> None:  # a Lightning internal: cnn.pt.lightning_internals
         # LightningCLI would torch.load the checkpoint (no .safetensors, tracebacks on bad files)
         # and let its hparams override the config; the config decides, on_load_checkpoint checks.
         pass
 
-    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):  # an internal too
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         title_sections(parser, subcommand)
         return parser
