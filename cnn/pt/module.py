@@ -11,7 +11,7 @@ import torchmetrics
 from torch import nn
 
 from cnn import schema
-from cnn.metrics import confusion_png_path, confusion_report, log_image
+from cnn.metrics import report_test_epoch
 from cnn.pt.checkpoint import check_checkpoint_fits
 from cnn.pt.lightning_internals import logging_as, train_step_is_written
 from cnn.pt.model import SeedCNN
@@ -183,15 +183,7 @@ class Classifier(L.LightningModule):
         # DDP: every rank's share of the test set, gathered to (world_size, n) on each rank
         labels, predictions = (self.all_gather(torch.cat(part)).reshape(-1).cpu().numpy()
                                for part in zip(*self._test_outcomes))
-        report = confusion_report(labels, predictions, self.hparams.classes or
-                                  [str(i) for i in range(self.hparams.num_classes)])
-        png = confusion_png_path(self.trainer.ckpt_path, self.trainer.log_dir)
-        if self.trainer.is_global_zero and png is not None:
-            report.save_png(png)
-        if self.loggers and self.trainer.is_global_zero:  # every logger, each what it can take
-            for logger in self.loggers:
-                logger.log_metrics(report.scalars(), step=self.global_step)
-            log_image(self.loggers, schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
+        report_test_epoch(self, labels, predictions)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Before the state dict is loaded: another dataset's checkpoint is one line, not a
