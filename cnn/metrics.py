@@ -135,9 +135,10 @@ def report_test_epoch(module, labels: np.ndarray, predictions: np.ndarray) -> Co
     hparams, trainer = module.hparams, module.trainer
     report = confusion_report(labels, predictions, hparams.classes or
                               [str(i) for i in range(hparams.num_classes)])
+    # every rank asks: Lightning's Trainer.log_dir is a broadcast from rank zero
+    png = confusion_png_path(trainer.ckpt_path, trainer.log_dir)
     if not trainer.is_global_zero:
         return report
-    png = confusion_png_path(trainer.ckpt_path, trainer.log_dir)
     if png is not None:
         report.save_png(png)
     if module.loggers:  # every logger, each what it can take
