@@ -10,12 +10,12 @@ import sys
 from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
 from cnn.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TrainingInterrupted
+from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORKS = ("torch", "mlx")
-TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 TOOLS = {"convert": "cnn.tools.convert", "plot": "cnn.tools.plot", "bench": "cnn.tools.bench"}
 
-USAGE = """usage: python cli.py [--framework torch|mlx] {fit,validate,test,predict} [options]
+USAGE = f"""usage: python cli.py [--framework torch|mlx] {{{','.join(TRAINER_COMMANDS)}}} [options]
        python cli.py convert CKPT --to mlx|torch --out FILE
        python cli.py plot LOGDIR --out FILE.png
        python cli.py bench --config CONFIG [--framework torch|mlx|both] [--out FILE.json]

@@ -9,8 +9,8 @@ training happily on a negative rate).
 
 ``check_batch_fits_memory`` bounds the batch sizes against the machine: a batch's activations
 for the forward and backward pass, estimated from the network's layer widths, must fit in half
-of the physical memory. ``check_batch_fits_data`` (called by the DataModule once the data is
-loaded) bounds the training batch against the training images.
+of the physical memory. (The training batch against the training images is the data layer's
+check, once the data is loaded: ``cnn.data.datamodule.check_batch_fits_data``.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from numbers import Real
 from typing import Any, Callable
 
 from cnn import schema
-from cnn.errors import ConfigError
+from cnn.data.datasets import get_spec
+from cnn.errors import ConfigError, DataError
 from cnn.schedule import SCHEDULES
 
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seed range
@@ -132,8 +133,6 @@ def physical_memory() -> int | None:
 def check_batch_fits_memory(section, memory: int | None = None) -> None:
     """``data.batch_size`` (and ``eval_batch_size``, capped at the largest split) must leave
     half of the physical memory free; ConfigError naming what was asked and what fits."""
-    from cnn.data.datasets import get_spec  # the data package imports numpy; keep this module light
-
     memory = memory or physical_memory()
     dataset = _get(section, "data.dataset")
     if not memory or dataset is _ABSENT:
@@ -141,7 +140,7 @@ def check_batch_fits_memory(section, memory: int | None = None) -> None:
     try:
         shape = [_get(section, f"data.{key}") for key in ("data_dir", "image_size", "channels")]
         spec = get_spec(dataset, *(None if value is _ABSENT else value for value in shape))
-    except Exception:  # noqa: BLE001 - an unknown dataset is reported where it is built
+    except (DataError, ConfigError):  # an unknown dataset or a bad shape: reported where it is built
         return
     budget = memory // 2
     largest = max(spec.train_size, spec.test_size) or None
@@ -156,10 +155,3 @@ def check_batch_fits_memory(section, memory: int | None = None) -> None:
             raise ConfigError(f"{key} is {asked}: a batch of {used} {spec.name} images needs about "
                               f"{used * per_image / 2**30:.1f} GiB of activations, more than half of "
                               f"this machine's {memory / 2**30:.1f} GiB; at most {fits} fits")
-
-
-def check_batch_fits_data(batch_size: int, train_images: int, dataset: str) -> None:
-    """A training batch larger than the training split is one silent giant batch: refuse it."""
-    if batch_size > train_images:
-        raise ConfigError(f"data.batch_size is {batch_size}, but {dataset} has {train_images} "
-                          f"training images (after the validation split); ask for at most {train_images}")

@@ -1,7 +1,8 @@
 """Where the errors are: per-class accuracy and the confusion matrix, from predictions.
 
 Computed once here, in numpy, from the labels and predicted classes a ``test`` collected;
-each framework only logs what comes out (scalars and an image) and saves the PNG.
+``report_test_epoch`` is the end of ``test`` on both sides: each framework only gathers its
+ranks' labels and predictions and hands them over.
 """
 
 from __future__ import annotations
@@ -123,3 +124,25 @@ def log_image(loggers: Sequence, tag: str, image: np.ndarray, step: int) -> None
             logger.experiment.add_image(tag, image, step, dataformats="HWC")
         elif callable(getattr(logger, "log_image", None)):
             logger.log_image(tag, image, step)
+
+
+def report_test_epoch(module, labels: np.ndarray, predictions: np.ndarray) -> ConfusionReport:
+    """``on_test_epoch_end`` of either side's ``Classifier``: the report of every rank's
+    ``labels`` and predicted classes (already gathered), which rank zero alone saves as a PNG
+    (``confusion_png_path``) and gives to each of ``module.loggers``: per-class accuracy as
+    scalars and the matrix as an image, at ``module.global_step``. Class names: the model's
+    ``hparams.classes``, else the class indices."""
+    hparams, trainer = module.hparams, module.trainer
+    report = confusion_report(labels, predictions, hparams.classes or
+                              [str(i) for i in range(hparams.num_classes)])
+    # every rank asks: Lightning's Trainer.log_dir is a broadcast from rank zero
+    png = confusion_png_path(trainer.ckpt_path, trainer.log_dir)
+    if not trainer.is_global_zero:
+        return report
+    if png is not None:
+        report.save_png(png)
+    if module.loggers:  # every logger, each what it can take
+        for logger in module.loggers:
+            logger.log_metrics(report.scalars(), step=module.global_step)
+        log_image(module.loggers, schema.TEST_CONFUSION_IMAGE, report.image(), module.global_step)
+    return report

@@ -8,11 +8,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from cnn import atomic
+from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError
 
 FIELDS = ("file", "class", "probability", "error")
@@ -56,6 +57,12 @@ def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
     else:
         raise ConfigError(f"--output must end in .csv or .json, not {path.name!r}")
     atomic.write_text(path, text)
+
+
+def predict_class_names(hparams: Mapping, dataset: str) -> tuple[str, ...]:
+    """The names ``predict`` reports classes by: the model's own (saved in its checkpoint), else
+    those of ``dataset``."""
+    return tuple(hparams.get("classes") or get_spec(dataset).classes)
 
 
 def report_predictions(datamodule, batches: Sequence, classes: Sequence[str],

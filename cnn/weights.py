@@ -256,22 +256,35 @@ def weights_from_state_dict(state_dict: Mapping[str, Any], hparams: Mapping[str,
     return Weights(params, arrays["mean"], arrays["std"], dict(hparams), **extra)
 
 
+HEAD_BYTES = 9  # what ``checkpoint_kind`` reads of a file
+
+
+def checkpoint_kind(head: bytes) -> str | None:
+    """``"safetensors"``, ``"torch"`` (zip or pickle, as torch.save writes) or None: what the
+    first ``HEAD_BYTES`` of a file say it is. Both frameworks tell their files apart with it."""
+    # safetensors first: its little-endian u64 header length may itself start with 0x80,
+    # pickle's first byte; a pickle's 9th byte is "{" only inside a frame length of 2**40+
+    if len(head) == HEAD_BYTES and head[8:9] == b"{":  # u64 header length, then the JSON header
+        return "safetensors"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return "torch"
+    return None
+
+
 def sniff(path: str) -> str:
-    """``"torch"`` (zip or pickle, as torch.save writes) or ``"safetensors"``; ConfigError else."""
+    """``checkpoint_kind`` of the file at ``path``; ConfigError (one line) when it is neither or
+    cannot be read."""
     try:
         with open(path, "rb") as f:
-            head = f.read(9)
+            head = f.read(HEAD_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {path} not found") from None
     except OSError as error:
         raise ConfigError(f"cannot read checkpoint {path}: {error.strerror}") from None
-    # safetensors first: its little-endian u64 header length may itself start with 0x80,
-    # pickle's first byte; a pickle's 9th byte is "{" only inside a frame length of 2**40+
-    if len(head) == 9 and head[8:9] == b"{":  # u64 header length, then the JSON header
-        return "safetensors"
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        return "torch"
-    raise ConfigError(f"{path} is not a checkpoint: neither a Lightning .ckpt nor a .safetensors file")
+    kind = checkpoint_kind(head)
+    if kind is None:
+        raise ConfigError(f"{path} is not a checkpoint: neither a Lightning .ckpt nor a .safetensors file")
+    return kind
 
 
 def _mib(size: int) -> str:

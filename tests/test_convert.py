@@ -353,3 +353,16 @@ def test_a_safetensors_file_whose_header_length_starts_like_a_pickle_is_still_sa
     assert len(header) == 0x80
     path.write_bytes(len(header).to_bytes(8, "little") + header)
     assert sniff(str(path)) == "safetensors"
+
+
+@pytest.mark.parametrize("head, kind", [
+    ((0x80).to_bytes(8, "little") + b"{", "safetensors"),  # header length 0x80: pickle's first byte
+    (b"PK\x03\x04" + b"\x00" * 5, "torch"),  # torch.save's zip
+    (b"\x80\x02}q\x00(X\x05\x00", "torch"),  # a legacy pickle
+    (b"not a ckpt", None),
+    (b"PK", None),  # cut short: neither
+])
+def test_checkpoint_kind_is_told_by_the_first_bytes_alone(head, kind):
+    from cnn.weights import HEAD_BYTES, checkpoint_kind
+
+    assert checkpoint_kind(head[:HEAD_BYTES]) == kind

@@ -137,3 +137,26 @@ def test_every_file_that_imports_mlx_imports_cnn_mx_first():
     late = [f"{p.relative_to(root)}:{mlx_line}" for p, (mlx_line, cnn_mx_line) in importing_mlx.items()
             if cnn_mx_line is None or cnn_mx_line > mlx_line]
     assert not late, f"mlx imported before cnn.mx in {late}"
+
+
+def test_the_data_layer_imports_of_the_core_only_itself_errors_and_atomic():
+    # the data layer is the bottom of the core: limits, config, metrics... build on it, not it on them
+    allowed = ("cnn.data", "cnn.errors", "cnn.atomic")
+    graph = import_graph()
+    data = {name: targets for name, targets in graph.items() if name.startswith("cnn.data")}
+    assert len(data) > 5 and "cnn.data.datasets" in graph["cnn.limits"]
+    upward = {name: sorted(t for t in targets if not t.startswith(allowed))
+              for name, targets in data.items()}
+    assert {name: targets for name, targets in upward.items() if targets} == {}
+
+
+def imports_inside_functions(path: Path) -> list[int]:
+    """Lines of the imports a module makes inside a function (a dependency its header hides)."""
+    return sorted(inner.lineno for node in ast.walk(ast.parse(path.read_text(), str(path)))
+                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  for inner in ast.walk(node) if isinstance(inner, (ast.Import, ast.ImportFrom)))
+
+
+def test_the_config_limits_import_everything_they_use_at_the_top():
+    assert imports_inside_functions(module_files()["cnn.limits"]) == []
+    assert imports_inside_functions(module_files()["cnn.tools.convert"]) != []  # the finder finds

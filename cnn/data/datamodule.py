@@ -10,8 +10,14 @@ from cnn.data.batches import BatchPlan
 from cnn.data.datasets import DatasetSpec, ImageSet, get_spec, load_dataset
 from cnn.data.images import load_image
 from cnn.data.pipeline import Normalization, NumpyBatches, PreparedData
-from cnn.errors import DataError
-from cnn.limits import check_batch_fits_data
+from cnn.errors import ConfigError, DataError
+
+
+def check_batch_fits_data(batch_size: int, train_images: int, dataset: str) -> None:
+    """A training batch larger than the training split is one silent giant batch: refuse it."""
+    if batch_size > train_images:
+        raise ConfigError(f"data.batch_size is {batch_size}, but {dataset} has {train_images} "
+                          f"training images (after the validation split); ask for at most {train_images}")
 
 
 class DataModuleBase:

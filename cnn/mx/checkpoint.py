@@ -18,6 +18,7 @@ import numpy as np
 
 from cnn.errors import CheckpointError
 from cnn.weights import (
+    HEAD_BYTES,
     META_KEY,
     MLX_FORMAT_VERSION,
     MLX_OPTIMIZER_PREFIX,
@@ -25,6 +26,7 @@ from cnn.weights import (
     MLX_RNG_KEY,
     check_fits,
     check_state_dict,
+    checkpoint_kind,
     dtype_name,
 )
 
@@ -52,10 +54,9 @@ class CheckpointIO(SafetensorsCheckpointIO):
 def _written_by_torch(path: str) -> bool:
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            return checkpoint_kind(f.read(HEAD_BYTES)) == "torch"
     except OSError:
         return False
-    return head[:4] == b"PK\x03\x04" or head[:1] == b"\x80"  # what torch.save writes
 
 
 CHECKPOINT_IO = CheckpointIO()

@@ -21,15 +21,14 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
 from cnn.crossing import check_optional_packages, translate_args
-from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
 from cnn.limits import check_config
-from cnn.predictions import report_predictions
+from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run
+from cnn.subcommands import TRAINER_COMMANDS, finish_fit
 
 FRAMEWORK = "mlx"
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": VersionedLogger}
 
@@ -41,7 +40,7 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
     parser = ArgumentParser(prog="cli.py --framework mlx", exit_on_error=False)
     subcommands = parser.add_subcommands(dest="subcommand", required=True)
     subs = {}
-    for name in SUBCOMMANDS:
+    for name in TRAINER_COMMANDS:
         sub = ArgumentParser(prog=f"cli.py --framework mlx {name}", exit_on_error=False)
         sub.add_argument("-c", "--config", action=ActionConfigFile, help="a YAML config file")
         sub.add_argument("--seed_everything", type=Union[bool, int], default=True,
@@ -119,9 +118,7 @@ class CLI:
             last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
-        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
-        if best and not self.trainer.interrupted:
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+        finish_fit(self.trainer, self.model, self.datamodule)
 
     def run_validate(self, section) -> None:
         self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
@@ -132,5 +129,6 @@ class CLI:
     def run_predict(self, section) -> None:
         batches = self.trainer.predict(self.model, datamodule=self.datamodule,
                                        ckpt_path=section.ckpt_path)
-        classes = self.model.hparams.get("classes") or get_spec(self.datamodule.dataset).classes
-        report_predictions(self.datamodule, batches or [], classes, section.output)
+        report_predictions(self.datamodule, batches or [],
+                           predict_class_names(self.model.hparams, self.datamodule.dataset),
+                           section.output)

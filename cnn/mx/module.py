@@ -14,7 +14,7 @@ import mlx.optimizers as optim
 import numpy as np
 
 from cnn import schema
-from cnn.metrics import confusion_png_path, confusion_report, log_image
+from cnn.metrics import report_test_epoch
 from cnn.schedule import learning_rate_at
 
 
@@ -128,15 +128,7 @@ class Classifier(LightningModule):
         labels, predictions = (np.concatenate(part) for part in zip(*self._test_outcomes))
         # every rank's share of the test set (DDP): gathered, (world_size, n) -> one array
         labels, predictions = (np.array(self.all_gather(a)).reshape(-1) for a in (labels, predictions))
-        report = confusion_report(labels, predictions, self.hparams.classes or
-                                  [str(i) for i in range(self.hparams.num_classes)])
-        png = confusion_png_path(self.trainer.ckpt_path, self.trainer.log_dir)
-        if self.trainer.is_global_zero and png is not None:
-            report.save_png(png)
-        if self.loggers:  # every logger, each what it can take
-            for logger in self.loggers:
-                logger.log_metrics(report.scalars(), step=self.global_step)
-            log_image(self.loggers, schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
+        report_test_epoch(self, labels, predictions)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_checkpoint_fits(checkpoint, self)

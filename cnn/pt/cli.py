@@ -11,22 +11,22 @@ import warnings
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
-from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
 from cnn.limits import check_config
-from cnn.predictions import report_predictions
+from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
 from cnn.runs import discard_unstarted_run
+from cnn.subcommands import TRAINER_COMMANDS, finish_fit
 from cnn.weights import first_line
 
 FRAMEWORK = "torch"
@@ -148,15 +148,15 @@ class CLI(LightningCLI):
                          # raise instead of printing usage: cnn.cli turns it into one line
                          parser_kwargs={"exit_on_error": False, **{
                              name: {"exit_on_error": False}
-                             for name in ("fit", "validate", "test", "predict")}},
+                             for name in TRAINER_COMMANDS}},
                          **kwargs)
 
-    def _parse_ckpt_path(self) -> None:
+    def _parse_ckpt_path(self) -> None:  # a Lightning internal: cnn.pt.lightning_internals
         # LightningCLI would torch.load the checkpoint (no .safetensors, tracebacks on bad files)
         # and let its hparams override the config; the config decides, on_load_checkpoint checks.
         pass
 
-    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):  # an internal too
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         title_sections(parser, subcommand)
         return parser
@@ -186,13 +186,9 @@ class CLI(LightningCLI):
             self.save_config_callback = None
 
     def after_fit(self) -> None:
-        best = self.trainer.checkpoint_callback.best_model_path if isinstance(
-            self.trainer.checkpoint_callback, ModelCheckpoint) else ""
-        if self.trainer.interrupted or not best:
-            return
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+        finish_fit(self.trainer, self.model, self.datamodule)
 
     def after_predict(self) -> None:
         report_predictions(self.datamodule, self.trainer.predict_loop.predictions,
-                           self.model.hparams.classes or get_spec(self.datamodule.dataset).classes,
+                           predict_class_names(self.model.hparams, self.datamodule.dataset),
                            self.config.predict.output)

@@ -11,8 +11,9 @@ import torchmetrics
 from torch import nn
 
 from cnn import schema
-from cnn.metrics import confusion_png_path, confusion_report, log_image
+from cnn.metrics import report_test_epoch
 from cnn.pt.checkpoint import check_checkpoint_fits
+from cnn.pt.lightning_internals import logging_as, train_step_is_written
 from cnn.pt.model import SeedCNN
 from cnn.schedule import learning_rate_at
 
@@ -131,31 +132,19 @@ class Classifier(L.LightningModule):
         self._log_train_loss()
 
     def _train_step_is_written(self) -> bool:
-        """Whether Lightning will write this step's metrics to the loggers: the condition of
-        its ``_LoggerConnector.update_train_step_metrics`` (Lightning 2.6), read at the same
-        loop position (``_batches_that_stepped`` is advanced only after the step's metrics are
-        written). Anything unexpected: True, i.e. log every step as before."""
-        trainer = self._trainer
-        try:
-            if trainer.fit_loop._should_accumulate() and self.automatic_optimization:
-                return False
-            return bool(trainer._logger_connector.should_update_logs or trainer.fast_dev_run)
-        except AttributeError:  # not under a Trainer's fit loop, or another Lightning
-            return True
+        """Whether Lightning writes this step's metrics to the loggers (with no Trainer: yes)."""
+        return self._trainer is None or train_step_is_written(self._trainer,
+                                                              self.automatic_optimization)
 
     def _log_train_loss(self) -> None:
-        if self._train_loss is None or (self._trainer is not None
-                                        and not self._train_step_is_written()):
+        if self._train_loss is None or not self._train_step_is_written():
             return
         loss, self._train_loss = self._train_loss, None
         # A host copy (on a GPU, one wait per written step): Lightning turns progress-bar values
         # into numbers after every batch, written or not, and for a device tensor that waits
         # for the device. Same float32 value, so the same event.
-        fx, self._current_fx_name = self._current_fx_name, "training_step"
-        try:  # logged under training_step's name from on_train_batch_end too: one result entry
+        with logging_as(self, "training_step"):  # from on_train_batch_end too: one result entry
             self.log(schema.TRAIN_LOSS, loss.cpu(), prog_bar=True)
-        finally:
-            self._current_fx_name = fx
 
     def on_train_epoch_end(self) -> None:
         # Train accuracy with dropout off, on the same images every epoch.
@@ -194,15 +183,7 @@ class Classifier(L.LightningModule):
         # DDP: every rank's share of the test set, gathered to (world_size, n) on each rank
         labels, predictions = (self.all_gather(torch.cat(part)).reshape(-1).cpu().numpy()
                                for part in zip(*self._test_outcomes))
-        report = confusion_report(labels, predictions, self.hparams.classes or
-                                  [str(i) for i in range(self.hparams.num_classes)])
-        png = confusion_png_path(self.trainer.ckpt_path, self.trainer.log_dir)
-        if self.trainer.is_global_zero and png is not None:
-            report.save_png(png)
-        if self.loggers and self.trainer.is_global_zero:  # every logger, each what it can take
-            for logger in self.loggers:
-                logger.log_metrics(report.scalars(), step=self.global_step)
-            log_image(self.loggers, schema.TEST_CONFUSION_IMAGE, report.image(), self.global_step)
+        report_test_epoch(self, labels, predictions)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Before the state dict is loaded: another dataset's checkpoint is one line, not a

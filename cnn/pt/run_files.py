@@ -14,6 +14,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 
+from cnn.pt.lightning_internals import save_last_checkpoint, saves_on_train_epoch_end
 from cnn.runs import claim_version
 
 
@@ -21,7 +22,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     """Lightning's ``TensorBoardLogger``; a new ``version_N`` is taken by ``os.mkdir`` on rank
     zero (other ranks keep Lightning's listing: they never create the directory)."""
 
-    def _get_next_version(self) -> int:
+    def _get_next_version(self) -> int:  # a Lightning internal: cnn.pt.lightning_internals
         if rank_zero_only.rank != 0:
             return super()._get_next_version()
         return claim_version(self.root_dir)
@@ -33,16 +34,16 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
+        if saves_on_train_epoch_end(self, trainer):
             self._refresh_last(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
+        if not saves_on_train_epoch_end(self, trainer):
             self._refresh_last(trainer)
 
     def _refresh_last(self, trainer) -> None:
         # Skipped when this step was already saved (then `last` was written with it).
         # ``save_last="link"`` stays Lightning's: a link can only point at a top-k file.
-        if self.save_last is True and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self.save_last is True:
+            save_last_checkpoint(self, trainer)

@@ -1,0 +1,94 @@
+"""Every Lightning internal the torch side uses, in one place, read from Lightning 2.5.6 and 2.6.6.
+
+Lightning offers no public way to do these few things; each is an underscore member whose
+meaning was read in the sources of ``lightning`` 2.5.6 and 2.6.6 (identical there), which is
+the range ``pyproject.toml`` accepts (``>=2.5.6,<2.7``). ``tests/test_lightning_internals.py``
+checks that the installed Lightning still has every one of them, so an upgrade that drops or
+renames one fails a test instead of silently changing what is logged or saved.
+
+Called (wrapped by the functions below):
+
+* ``trainer.fit_loop._should_accumulate()`` (``loops/fit_loop.py``) and
+  ``trainer._logger_connector.should_update_logs``
+  (``trainer/connectors/logger_connector/logger_connector.py``): together the condition of
+  ``_LoggerConnector.update_train_step_metrics``, i.e. whether this step's metrics are written
+  to the loggers (``train_step_is_written``).
+* ``LightningModule._current_fx_name`` (``core/module.py``): the hook ``self.log`` files a value
+  under (``logging_as``).
+* ``ModelCheckpoint._should_save_on_train_epoch_end``, ``_should_skip_saving_checkpoint``,
+  ``_monitor_candidates`` and ``_save_last_checkpoint`` (``callbacks/model_checkpoint.py``):
+  when the callback saves, and writing ``last`` (``saves_on_train_epoch_end``,
+  ``save_last_checkpoint``).
+
+Overridden in a subclass (the override is where the subclass is; the name is listed here):
+
+* ``TensorBoardLogger._get_next_version`` (``loggers/tensorboard.py``), in
+  ``cnn.pt.run_files.TensorBoardLogger``.
+* ``LightningCLI._parse_ckpt_path`` and ``LightningCLI._prepare_subcommand_parser``
+  (``cli.py``), in ``cnn.pt.cli.CLI``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loops.fit_loop import _FitLoop
+from lightning.pytorch.trainer.connectors.logger_connector.logger_connector import _LoggerConnector
+
+READ_FROM = ("2.5.6", "2.6.6")
+
+# (Lightning class, member) for every internal named above; the test asks each class for each.
+CALLED = (
+    (_FitLoop, "_should_accumulate"),
+    (_LoggerConnector, "should_update_logs"),
+    (ModelCheckpoint, "_should_save_on_train_epoch_end"),
+    (ModelCheckpoint, "_should_skip_saving_checkpoint"),
+    (ModelCheckpoint, "_monitor_candidates"),
+    (ModelCheckpoint, "_save_last_checkpoint"),
+)
+OVERRIDDEN = (
+    (TensorBoardLogger, "_get_next_version"),
+    (LightningCLI, "_parse_ckpt_path"),
+    (LightningCLI, "_prepare_subcommand_parser"),
+)
+# Instance attributes set in ``__init__`` (not on the class): (class, attribute).
+INSTANCE_ATTRIBUTES = (
+    (LightningModule, "_current_fx_name"),
+)
+
+
+def train_step_is_written(trainer, automatic_optimization: bool) -> bool:
+    """Whether Lightning writes this training step's metrics to the loggers: the condition of
+    ``_LoggerConnector.update_train_step_metrics``, to be read at the same loop position (during
+    the step or its ``on_train_batch_end``, before the step's metrics are written)."""
+    if trainer.fit_loop._should_accumulate() and automatic_optimization:
+        return False
+    return bool(trainer._logger_connector.should_update_logs or trainer.fast_dev_run)
+
+
+@contextmanager
+def logging_as(module: LightningModule, hook_name: str) -> Iterator[None]:
+    """``self.log`` inside the block files its values under ``hook_name``'s result entry."""
+    previous, module._current_fx_name = module._current_fx_name, hook_name
+    try:
+        yield
+    finally:
+        module._current_fx_name = previous
+
+
+def saves_on_train_epoch_end(callback: ModelCheckpoint, trainer) -> bool:
+    """Whether ``callback`` checkpoints at a training epoch's end (else after validation)."""
+    return callback._should_save_on_train_epoch_end(trainer)
+
+
+def save_last_checkpoint(callback: ModelCheckpoint, trainer) -> None:
+    """Write ``callback``'s ``last`` checkpoint now, unless this step was saved already (then
+    ``last`` was written with it), or the trainer is not fitting, sanity checking, or in a
+    ``fast_dev_run``."""
+    if not callback._should_skip_saving_checkpoint(trainer):
+        callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
