@@ -82,7 +82,7 @@ class CLI:
         section = config[self.subcommand]
         check_config(section)
         as_given = section.clone()
-        check_optional_packages(section.trainer.callbacks)
+        check_optional_packages(section.trainer.callbacks, section.trainer.logger)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
                            "cnn.mx.lightning.callbacks.ModelCheckpoint",

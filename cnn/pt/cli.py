@@ -174,7 +174,7 @@ class CLI(LightningCLI):
         if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
             config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
         self.save_config_kwargs["as_given"] = config.clone()
-        check_optional_packages(config.trainer.callbacks)
+        check_optional_packages(config.trainer.callbacks, config.trainer.logger)
         check_device_stats_monitor(config.trainer.callbacks, config.trainer.accelerator)
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
                            "cnn.pt.run_files.TensorBoardLogger", "cnn.pt.run_files.ModelCheckpoint",
