@@ -74,6 +74,12 @@ class SaveConfigAsGiven(SaveConfigCallback):
     def __init__(self, parser, config, as_given=None, **kwargs):
         super().__init__(parser, as_given if as_given is not None else config, **kwargs)
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # A logger with no local folder (MLflow on a server) leaves Lightning no log_dir, where it
+        # would stop the run on an assert: the config then has no file, as on the MLX side.
+        if trainer.log_dir is not None:
+            super().setup(trainer, pl_module, stage)
+
 
 def anomaly_error(error: RuntimeError) -> NonFiniteGradientError | None:
     """``detect_anomaly``'s stop (autograd found NaN in a backward function) as the one-line
