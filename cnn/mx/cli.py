@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
 from typing import Optional, Union
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
 from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning.cli import SaveConfigCallback
+from cnn.mx.lightning.loggers import TensorBoardLogger
 from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.module import Classifier
 
@@ -22,6 +24,7 @@ from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
+from cnn.hparams import record_hparams
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.runs import discard_unstarted_run
@@ -65,7 +68,8 @@ def seed_everything(seed: int) -> None:
 class CLI:
     """Parse, build the Trainer, Classifier and DataModule, run the subcommand.
 
-    Like LightningCLI: ``fit`` ends with a test of the best checkpoint, ``predict`` prints
+    Like LightningCLI: ``fit`` ends with a test of the best checkpoint (then the run's settings
+    for TensorBoard's HPARAMS tab, ``cnn.hparams``), ``predict`` prints
     (and optionally writes) one row per image file, and the run folder gets ``config.yaml``: the
     config as given (before the run's default logger and callbacks), which either framework runs.
     A config or class path of the torch side is translated first (``cnn.crossing``), with a
@@ -73,6 +77,7 @@ class CLI:
     """
 
     def __init__(self, args: list[str]):
+        self.started = time.time()
         parser, subs = build_parser()
         notes: list[str] = []
         config = parser.parse_args(translate_args(args, FRAMEWORK, notes))
@@ -118,6 +123,7 @@ class CLI:
         best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
         if best and not self.trainer.interrupted:
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+            record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def run_validate(self, section) -> None:
         self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)

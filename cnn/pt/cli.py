@@ -7,12 +7,14 @@ import logging
 import os
 import signal
 import sys
+import time
 import warnings
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
@@ -20,6 +22,7 @@ from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
+from cnn.hparams import record_hparams
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
@@ -99,7 +102,8 @@ class CLI(LightningCLI):
     ``<default_root_dir>/<dataset>/torch/version_N`` with TensorBoard and keeps the best
     (by ``val/acc``) and the last checkpoint; ``fit`` also gets ``FaultGuard`` and
     ``ResumeState`` (``cnn.pt.callbacks``) and, resuming, continues in the run directory of
-    its checkpoint. ``fit`` ends with a test of the best checkpoint. A SIGINT/SIGTERM that
+    its checkpoint. ``fit`` ends with a test of the best checkpoint and the run's settings for
+TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
     stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum). A config or class path
     of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each setting this
     side ignores), and the run folder's ``config.yaml`` holds the config as given
@@ -107,6 +111,7 @@ class CLI(LightningCLI):
     """
 
     def __init__(self, args=None, **kwargs):
+        self.started = time.time()
         quiet_lightning()
         try:
             self._build_and_run(args, **kwargs)
@@ -194,6 +199,7 @@ class CLI(LightningCLI):
         if self.trainer.interrupted or not best:
             return
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+        record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def after_predict(self) -> None:
         report_predictions(self.datamodule, self.trainer.predict_loop.predictions,
