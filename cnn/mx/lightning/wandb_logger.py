@@ -145,6 +145,19 @@ class WandbLogger(VersionedLogger):
             row[STEP_METRIC] = step
         self.experiment.log(row)
 
+    def log_image(self, key: str, images: list[Any], step: Optional[int] = None, **kwargs: Any) -> None:
+        """Log ``images`` (arrays, files or PIL images) under ``key``; each keyword argument
+        (``caption``, ...) is a list with one value per image, as in Lightning."""
+        if not isinstance(images, list):
+            raise TypeError(f'Expected a list as "images", found {type(images)}')
+        for name, values in kwargs.items():
+            if len(values) != len(images):
+                raise ValueError(f"Expected {len(images)} items but only found {len(values)} for {name}")
+        import wandb
+
+        per_image = [{name: values[i] for name, values in kwargs.items()} for i in range(len(images))]
+        self.log_metrics({key: [wandb.Image(image, **extra) for image, extra in zip(images, per_image)]}, step)
+
     def log_graph(self, model: Any, input_array: Any = None) -> None:
         """No-op, as Lightning's WandbLogger."""
 
