@@ -67,6 +67,22 @@ def one_line(error: BaseException) -> str:
     return _LINK_PREAMBLE.sub("", " ".join(str(error).split()))
 
 
+# Packages of the experiment trackers: their errors (a store refused, a server not reached) are
+# the user's to fix, whichever side and however deep (jsonargparse wraps them) they were raised.
+TRACKER_PACKAGES = ("mlflow", "wandb")
+
+
+def tracker_error(error: BaseException) -> BaseException | None:
+    """The experiment tracker's own exception behind ``error`` (its cause chain), or ``None``."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if type(error).__module__.split(".")[0] in TRACKER_PACKAGES:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def run_trainer_command(framework: str, argv: list[str]) -> int:
     if framework == "torch":
         from cnn.pt.cli import CLI
@@ -105,4 +121,10 @@ def main(argv: list[str]) -> int:
         if not error.filename:
             raise
         print(f"error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        tracker = tracker_error(error)
+        if tracker is None:
+            raise
+        print(f"error: {type(tracker).__module__.split('.')[0]}: {one_line(tracker)}", file=sys.stderr)
         return 1

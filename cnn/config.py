@@ -69,6 +69,7 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
                           "init_args": {"save_dir": trainer.default_root_dir or "logs",
                                         "name": f"{config.data.dataset}/{framework}",
                                         "default_hp_metric": False}}
+    tag_framework(trainer.logger, framework)
     callbacks = [_our_checkpoint(c, checkpoint_class) for c in trainer.callbacks or []]
     has_checkpoint = any("ModelCheckpoint" in _class_path(c) for c in callbacks)
     if subcommand == "fit" and not has_checkpoint:
@@ -87,6 +88,27 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
     if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
         # before any file of the run is written: a refused resume leaves its records as they were
         check_resume(config.ckpt_path, _as_dict(config.model))
+
+
+# Experiment trackers whose runs of both frameworks share one store: class name -> how the
+# framework is added to the init argument ``tags`` (MLflow: a dict of tags; W&B: a list).
+TRACKER_TAGS = {"MLFlowLogger": lambda tags, framework: {**(tags or {}), "framework": framework},
+                "WandbLogger": lambda tags, framework: [*(t for t in tags or [] if t != framework), framework]}
+
+
+def tag_framework(logger, framework: str) -> None:
+    """Tag the runs of the experiment trackers in ``logger`` (``trainer.logger``: one class
+    entry, a list of them, or a bool) with ``framework``, so one store tells torch runs from MLX
+    runs. Only the built loggers get it: ``config.yaml`` keeps the config as given."""
+    for entry in logger if isinstance(logger, list) else [logger]:
+        name = _class_path(entry).rsplit(".", 1)[-1]
+        if name not in TRACKER_TAGS:
+            continue
+        init_args = entry.get("init_args") if isinstance(entry, dict) else getattr(entry, "init_args", None)
+        if init_args is None:
+            init_args = entry["init_args"] = {}
+        tags = init_args.get("tags") if isinstance(init_args, dict) else getattr(init_args, "tags", None)
+        init_args["tags"] = TRACKER_TAGS[name](tags, framework)
 
 
 def _as_dict(section) -> dict:

@@ -21,7 +21,6 @@ Framework-free: classes are named by strings; only the class that will run is ev
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import json
 from pathlib import Path
@@ -36,7 +35,7 @@ FRAMEWORKS = ("torch", "mlx")
 MIRRORED = {"callbacks": ("Callback", "DeviceStatsMonitor", "EarlyStopping", "GradientAccumulationScheduler",
                           "LearningRateMonitor", "ModelCheckpoint", "ModelSummary", "RichProgressBar",
                           "StochasticWeightAveraging", "TQDMProgressBar", "Timer"),
-            "loggers": ("CSVLogger", "TensorBoardLogger")}
+            "loggers": ("CSVLogger", "MLFlowLogger", "TensorBoardLogger", "WandbLogger")}
 MLX_PACKAGE = "cnn.mx.lightning"
 LIGHTNING_PACKAGES = ("lightning.pytorch", "pytorch_lightning")
 # The project's classes for what the other side does natively (and adds by default): left out.
@@ -53,19 +52,34 @@ CLASS_KEYS = ("trainer.callbacks", "trainer.logger", "trainer.plugins")
 NULL_IS_DEFAULT = ("precision",)
 
 
-# Callbacks that need a package neither framework requires: class name -> (module, pip name).
-NEEDS_PACKAGE = {"RichProgressBar": ("rich", "rich")}
+# Callbacks and loggers that need a package neither framework requires:
+# class name -> (module, what to pip install, the project's extra that installs it).
+NEEDS_PACKAGE = {"RichProgressBar": ("rich", "rich", "rich"),
+                 "MLFlowLogger": ("mlflow", "mlflow-skinny", "mlflow"),
+                 "WandbLogger": ("wandb", "wandb", "wandb")}
 
 
-def check_optional_packages(callbacks: Any) -> None:
-    """A ``ConfigError`` naming the package when a listed callback needs one that is not installed
-    (checked before anything is built, so both sides say it in the same one line)."""
-    for callback in callbacks if isinstance(callbacks, list) else [callbacks] if callbacks else []:
-        path = callback.get("class_path") if isinstance(callback, dict) else getattr(callback, "class_path", callback)
-        name = str(path).rsplit(".", 1)[-1]
-        if name in NEEDS_PACKAGE and importlib.util.find_spec(NEEDS_PACKAGE[name][0]) is None:
-            raise ConfigError(f"{name} needs the {NEEDS_PACKAGE[name][1]} package, which is not installed: "
-                              f"pip install {NEEDS_PACKAGE[name][1]} (or the project's [rich] extra)")
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def check_optional_packages(*entries: Any) -> None:
+    """A ``ConfigError`` naming the package and the extra when a listed callback or logger needs
+    one that cannot be imported (checked before anything is built, so both sides say it in the
+    same one line). ``entries``: ``trainer.callbacks``, ``trainer.logger`` (a class path, a
+    ``class_path`` entry, a list of them, or a bool)."""
+    for entry in entries:
+        for item in entry if isinstance(entry, list) else [entry] if entry else []:
+            path = item.get("class_path") if isinstance(item, dict) else getattr(item, "class_path", item)
+            name = str(path).rsplit(".", 1)[-1]
+            if name in NEEDS_PACKAGE and not _importable(NEEDS_PACKAGE[name][0]):
+                module, pip_name, extra = NEEDS_PACKAGE[name]
+                raise ConfigError(f"{name} needs the {module} package, which is not installed: "
+                                  f"pip install {pip_name} (or the project's [{extra}] extra)")
 
 
 def _other(framework: str) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 
 
-def finish_fit(trainer, model, datamodule) -> None:
+def finish_fit(trainer, model, datamodule) -> bool:
     """After ``fit``: ``trainer.test`` of its checkpoint callback's best checkpoint; nothing when
-    the run was interrupted or has no best checkpoint (no ``ModelCheckpoint``, none saved)."""
+    the run was interrupted or has no best checkpoint (no ``ModelCheckpoint``, none saved).
+    Whether the test ran."""
     best = getattr(trainer.checkpoint_callback, "best_model_path", "")
-    if best and not trainer.interrupted:
-        trainer.test(model, datamodule=datamodule, ckpt_path=best)
+    if not best or trainer.interrupted:
+        return False
+    trainer.test(model, datamodule=datamodule, ckpt_path=best)
+    return True

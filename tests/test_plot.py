@@ -134,9 +134,9 @@ def spy_on_plot_runs(monkeypatch) -> dict:
     """Record the runs ``main`` hands to ``plot_runs`` and what it drew."""
     seen, original = {}, plot.plot_runs
 
-    def spy(runs, out, title=None):
+    def spy(runs, out, title=None, settings=None):
         seen["runs"] = sorted(runs)
-        seen["drawn"] = original(runs, out, title)
+        seen["drawn"] = original(runs, out, title, settings)
         return seen["drawn"]
 
     monkeypatch.setattr(plot, "plot_runs", spy)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
 from typing import Optional, Union
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
 from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
-from cnn.mx.lightning.loggers import VersionedLogger
+from cnn.mx.lightning.loggers import TensorBoardLogger, VersionedLogger
 from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.module import Classifier
 
@@ -23,6 +24,7 @@ from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
+from cnn.hparams import record_hparams
 from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run
@@ -68,7 +70,8 @@ def seed_everything(seed: int) -> None:
 class CLI:
     """Parse, build the Trainer, Classifier and DataModule, run the subcommand.
 
-    Like LightningCLI: ``fit`` ends with a test of the best checkpoint, ``predict`` prints
+    Like LightningCLI: ``fit`` ends with a test of the best checkpoint (then the run's settings
+    for TensorBoard's HPARAMS tab, ``cnn.hparams``), ``predict`` prints
     (and optionally writes) one row per image file, and the run folder gets ``config.yaml``: the
     config as given (before the run's default logger and callbacks), which either framework runs.
     A config or class path of the torch side is translated first (``cnn.crossing``), with a
@@ -76,6 +79,7 @@ class CLI:
     """
 
     def __init__(self, args: list[str]):
+        self.started = time.time()
         parser, subs = build_parser()
         notes: list[str] = []
         config = parser.parse_args(translate_args(args, FRAMEWORK, notes, CLASS_BASES))
@@ -85,7 +89,7 @@ class CLI:
         section = config[self.subcommand]
         check_config(section)
         as_given = section.clone()
-        check_optional_packages(section.trainer.callbacks)
+        check_optional_packages(section.trainer.callbacks, section.trainer.logger)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
                            "cnn.mx.lightning.callbacks.ModelCheckpoint",
@@ -118,7 +122,8 @@ class CLI:
             last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
-        finish_fit(self.trainer, self.model, self.datamodule)
+        if finish_fit(self.trainer, self.model, self.datamodule):
+            record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def run_validate(self, section) -> None:
         self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)

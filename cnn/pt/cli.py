@@ -7,19 +7,21 @@ import logging
 import os
 import signal
 import sys
+import time
 import warnings
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
+from cnn.hparams import record_hparams
 from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
@@ -77,6 +79,12 @@ class SaveConfigAsGiven(SaveConfigCallback):
     def __init__(self, parser, config, as_given=None, **kwargs):
         super().__init__(parser, as_given if as_given is not None else config, **kwargs)
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # A logger with no local folder (MLflow on a server) leaves Lightning no log_dir, where it
+        # would stop the run on an assert: the config then has no file, as on the MLX side.
+        if trainer.log_dir is not None:
+            super().setup(trainer, pl_module, stage)
+
 
 def anomaly_error(error: RuntimeError) -> NonFiniteGradientError | None:
     """``detect_anomaly``'s stop (autograd found NaN in a backward function) as the one-line
@@ -96,7 +104,8 @@ class CLI(LightningCLI):
     ``<default_root_dir>/<dataset>/torch/version_N`` with TensorBoard and keeps the best
     (by ``val/acc``) and the last checkpoint; ``fit`` also gets ``FaultGuard`` and
     ``ResumeState`` (``cnn.pt.callbacks``) and, resuming, continues in the run directory of
-    its checkpoint. ``fit`` ends with a test of the best checkpoint. A SIGINT/SIGTERM that
+    its checkpoint. ``fit`` ends with a test of the best checkpoint and the run's settings for
+TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
     stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum). A config or class path
     of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each setting this
     side ignores), and the run folder's ``config.yaml`` holds the config as given
@@ -104,6 +113,7 @@ class CLI(LightningCLI):
     """
 
     def __init__(self, args=None, **kwargs):
+        self.started = time.time()
         quiet_lightning()
         try:
             self._build_and_run(args, **kwargs)
@@ -177,7 +187,7 @@ class CLI(LightningCLI):
         if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
             config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
         self.save_config_kwargs["as_given"] = config.clone()
-        check_optional_packages(config.trainer.callbacks)
+        check_optional_packages(config.trainer.callbacks, config.trainer.logger)
         check_device_stats_monitor(config.trainer.callbacks, config.trainer.accelerator)
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
                            "cnn.pt.run_files.TensorBoardLogger", "cnn.pt.run_files.ModelCheckpoint",
@@ -186,7 +196,8 @@ class CLI(LightningCLI):
             self.save_config_callback = None
 
     def after_fit(self) -> None:
-        finish_fit(self.trainer, self.model, self.datamodule)
+        if finish_fit(self.trainer, self.model, self.datamodule):
+            record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def after_predict(self) -> None:
         report_predictions(self.datamodule, self.trainer.predict_loop.predictions,

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,23 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[Scalar]]:
                 Scalar(e.step, e.value, e.wall_time) for e in accumulator.Scalars(tag))
     return {tag: sorted(values, key=lambda s: (s.wall_time, s.step))
             for tag, values in series.items()}
+
+
+def read_settings(run_dir: str | Path) -> dict[str, bool | float | str]:
+    """The run's settings as TensorBoard's HPARAMS tab shows them (``cnn.hparams``: framework
+    included), else its ``hparams.yaml`` (a run from before that was written); ``{}`` if neither."""
+    for path in sorted(Path(run_dir).glob("events.out.tfevents.*.hparams")):  # cnn.hparams's own files
+        accumulator = EventAccumulator(str(path), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        content = accumulator.PluginTagToContent(hparams_metadata.PLUGIN_NAME).get(
+            hparams_metadata.SESSION_START_INFO_TAG)
+        if content is not None:
+            start = hparams_metadata.parse_session_start_info_plugin_data(content)
+            return {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items() if v.WhichOneof("kind")}
+    hparams = Path(run_dir) / "hparams.yaml"
+    if hparams.is_file():
+        return dict(yaml.safe_load(hparams.read_text()) or {})
+    return {}
 
 
 def run_dirs(root: str | Path) -> list[Path]:

@@ -11,7 +11,9 @@ axis, one colour per run so both frameworks overlay:
 * seconds per epoch: between consecutive epoch-end writes (``val/acc``, else ``train/acc``),
   the first epoch counted from the run's first scalar event.
 
-A run's last ``test/acc`` goes into its legend label. The PNG is written atomically
+A run's last ``test/acc`` goes into its legend label. Under the curves, a table compares the
+runs: framework, key settings (from what the run wrote for TensorBoard's HPARAMS tab, else its
+``hparams.yaml``), best ``val/acc``, last ``test/acc`` and the median seconds per epoch. The PNG is written atomically
 (``cnn.atomic``: temp file in the same directory, then ``os.replace``) so a reader never sees
 half an image. ``--out`` must end in ``.png`` and an existing file is replaced only with
 ``--force`` (as ``convert``), so a mistyped ``--out`` never turns a checkpoint into a picture.
@@ -30,10 +32,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from cnn import atomic, schema
-from cnn.tools.events import Scalar, read_scalars, run_dirs, truncated_files
+from cnn.crossing import FRAMEWORKS
+from cnn.tools.events import Scalar, read_scalars, read_settings, run_dirs, truncated_files
 
 Series = list[tuple[int, float]]
 EPOCH_TIME = "epoch_time"
+# The settings the comparison table shows, where a run has them.
+KEY_SETTINGS = ("lr", "lr_schedule", "dropout", "weight_decay", "seed")
+TABLE_COLUMNS = ("run", "framework", "settings", "best val/acc", "test acc", "s/epoch")
 
 
 def _epochs_by_step(scalars: dict[str, list[Scalar]]) -> dict[int, list[Scalar]]:
@@ -100,14 +106,42 @@ def run_series(scalars: dict[str, list[Scalar]]) -> dict[str, Series]:
     return series
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def comparison_rows(runs: dict[str, dict[str, list[Scalar]]],
+                    settings: dict[str, dict[str, object]]) -> list[tuple[str, ...]]:
+    """One row (``TABLE_COLUMNS``) per run with something to draw, sorted by name: its framework
+    (its setting, else the framework its path names), key settings, best ``val/acc``, last
+    ``test/acc``, median seconds per epoch (the first epoch's start-up weighs no more than one)."""
+    rows = []
+    for name, scalars in sorted(runs.items()):
+        series = run_series(scalars)
+        if not series:
+            continue
+        own = settings.get(name, {})
+        framework = own.get("framework") or next((p for p in name.split("/") if p in FRAMEWORKS), "-")
+        keys = ", ".join(f"{k}={own[k]:g}" if isinstance(own[k], float) else f"{k}={own[k]}"
+                         for k in KEY_SETTINGS if k in own)
+        val = scalars.get(schema.VAL_ACC)
+        test = scalars.get(schema.TEST_ACC)
+        times = sorted(t for _, t in series.get(EPOCH_TIME, []))
+        median = (times[(len(times) - 1) // 2] + times[len(times) // 2]) / 2 if times else None
+        rows.append((name, str(framework), keys or "-", _percent(max(v.value for v in val) if val else None),
+                     _percent(test[-1].value if test else None), "-" if median is None else f"{median:.1f}"))
+    return rows
+
+
 def _label(name: str, scalars: dict[str, list[Scalar]]) -> str:
     test = scalars.get(schema.TEST_ACC)
     return f"{name} (test {100 * test[-1].value:.2f}%)" if test else name
 
 
-def plot_runs(runs: dict[str, dict[str, list[Scalar]]], out: Path,
-              title: str | None = None) -> dict[str, dict[str, Series]]:
-    """Draw ``runs`` (name -> ``read_scalars`` output) into the PNG ``out``, atomically.
+def plot_runs(runs: dict[str, dict[str, list[Scalar]]], out: Path, title: str | None = None,
+              settings: dict[str, dict[str, object]] | None = None) -> dict[str, dict[str, Series]]:
+    """Draw ``runs`` (name -> ``read_scalars`` output) into the PNG ``out``, atomically, with the
+    ``comparison_rows`` table under the curves (``settings``: name -> ``read_settings`` output).
 
     Returns what was drawn: legend label -> series name (``train/acc``, ``val/acc``,
     ``train/loss``, ``val/loss``, ``epoch_time``) -> [(epoch, value)]. Runs with nothing
@@ -122,9 +156,12 @@ def plot_runs(runs: dict[str, dict[str, list[Scalar]]], out: Path,
 
     drawn = {_label(n, s): run_series(s) for n, s in sorted(runs.items())}
     drawn = {label: series for label, series in drawn.items() if series}
-    fig = Figure(figsize=(16, 5), layout="constrained")
+    rows = comparison_rows(runs, settings or {})
+    table_height = 0.3 * (len(rows) + 1) + 0.3
+    fig = Figure(figsize=(16, 5 + table_height), layout="constrained")
     FigureCanvasAgg(fig)
-    acc, loss, secs = fig.subplots(1, 3)
+    curves, below = fig.subfigures(2, 1, height_ratios=[5, table_height])
+    acc, loss, secs = curves.subplots(1, 3)
     # One colour per run across all panels; tab20 only when tab10 would repeat colours.
     palette = colormaps["tab10" if len(drawn) <= 10 else "tab20"].colors
     handles = []
@@ -149,7 +186,12 @@ def plot_runs(runs: dict[str, dict[str, list[Scalar]]], out: Path,
     acc.legend(handles=[Line2D([], [], color="grey", ls="-", label="val"),
                         Line2D([], [], color="grey", ls="--", label="train")], loc="lower right")
     if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+        curves.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+    if rows:
+        table_axes = below.subplots()
+        table_axes.axis("off")
+        table = table_axes.table(cellText=rows, colLabels=TABLE_COLUMNS, loc="upper center", cellLoc="left")
+        table.auto_set_column_width(list(range(len(TABLE_COLUMNS))))
     if title:
         fig.suptitle(title)
     with atomic.atomic_path(out) as tmp:
@@ -204,7 +246,8 @@ def main(argv: list[str], framework: str | None = None) -> int:
                   "or still running writer?): its curves end early", file=sys.stderr)
         if not any(run_series(s) for s in runs.values()):
             raise ValueError(f"no per-epoch scalars to plot under {args.logdir}")
-        plot_runs(runs, args.out, args.title or str(args.logdir))
+        settings = {name: read_settings(d) for d, name in names.items()}
+        plot_runs(runs, args.out, args.title or str(args.logdir), settings)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

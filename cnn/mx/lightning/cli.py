@@ -29,7 +29,7 @@ class SaveConfigCallback(Callback):
         self.already_saved = False
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if self.already_saved:
+        if self.already_saved or trainer.log_dir is None:  # None: a logger with no local folder
             return
         path = os.path.join(trainer.log_dir, self.config_filename)
         if not self.overwrite and os.path.isfile(path):
