@@ -150,16 +150,35 @@ def _class_value(value: Any, framework: str, notes: list[str]) -> Any:
     return _class_entry(value, framework, notes)
 
 
+def _library_of(path: str) -> str | None:
+    """The framework library (``torch``, ``mlx``) the class at ``path`` derives from; None when it
+    cannot be imported here (the parser then says why) or derives from neither."""
+    module, _, name = path.rpartition(".")
+    try:
+        bases = getattr(importlib.import_module(module), name).__mro__
+    except Exception:  # noqa: BLE001 - any failure of a user's module: the parser reports it
+        return None
+    roots = {str(getattr(base, "__module__", "")).split(".", 1)[0] for base in bases}
+    return next((library for library in LIBRARIES.values() if library in roots), None)
+
+
 def network_class_for(path: str, framework: str) -> str:
     """A ``model.net`` class path as ``framework`` names it: the project's network of the other
-    side becomes its twin on this one; a class of the other framework's library is a
-    ``ConfigError``; anything else (a user's class) is left as written."""
+    side becomes its twin on this one; a class of the other framework (its library's, or a
+    user's class deriving from the other ``nn.Module``) is a ``ConfigError``; anything else is
+    left as written. A user's class is imported here to tell, as the parser would next."""
     other = _other(framework)
     if path.startswith(SIDE_PACKAGES[other] + "."):
         return SIDE_PACKAGES[framework] + path[len(SIDE_PACKAGES[other]):]
     if path.split(".", 1)[0] == LIBRARIES[other]:
-        raise ConfigError(f"{NET_KEY}={path} is a {other} module: {framework} needs a network written with "
-                          f"{LIBRARIES[framework]}; give one, or run with --framework {other}")
+        library = LIBRARIES[other]
+    elif path.startswith(("cnn.", LIBRARIES[framework] + ".")):
+        library = None  # the project's or this framework's own: nothing to import to tell
+    else:
+        library = _library_of(path)
+    if library == LIBRARIES[other]:
+        raise ConfigError(f"{NET_KEY}={path} is written with {library}; {framework} needs a network written "
+                          f"with {LIBRARIES[framework]}: give one, or run with --framework {other}")
     return path
 
 

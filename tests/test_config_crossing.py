@@ -149,7 +149,7 @@ def test_a_torch_network_in_model_net_is_refused_on_mlx_in_one_line(tmp_path):
     result = run_cli("--framework", "mlx", "fit", "--config", str(config), "--print_config")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: model.net=torch.nn.Linear is a torch module: mlx needs a network written with mlx; "
+        "error: model.net=torch.nn.Linear is written with torch; mlx needs a network written with mlx: "
         "give one, or run with --framework torch"]
 
 
