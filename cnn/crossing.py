@@ -15,11 +15,12 @@ framework runs unchanged on the other. Before parsing, each CLI hands its comman
 * keys only one side has (``ONLY_ON``) are left out, with a one-line note when their value is
   not the one that side prints by default;
 * ``model.net``, the network inside the Classifier: the project's networks are named for the side
-  that runs (``cnn.pt.resnet.ResNet`` <-> ``cnn.mx.resnet.ResNet``), a class of the other
-  framework's own library (``torch.nn.Linear`` on MLX) is a ``ConfigError``, a user's class is
-  left as written (the parser says if it is no module of this side's framework).
+  that runs (``cnn.pt.resnet.ResNet`` <-> ``cnn.mx.resnet.ResNet``); a class of the other
+  framework (``torch.nn.Linear`` on MLX, or a user's class deriving from torch's ``nn.Module``) is
+  a ``ConfigError``; any other class is left as written.
 
-Framework-free: classes are named by strings; only the class that will run is ever imported.
+Framework-free: classes are named by strings; only the class that will run is ever imported, and
+a user's ``model.net`` class, to tell which framework it is written with.
 """
 
 from __future__ import annotations
