@@ -13,9 +13,14 @@ framework runs unchanged on the other. Before parsing, each CLI hands its comman
   ``ResumeState`` and safe checkpoint IO, the MLX checkpoint IO) are left out: each side adds its
   own by default;
 * keys only one side has (``ONLY_ON``) are left out, with a one-line note when their value is
-  not the one that side prints by default; ``model.net`` (a torch module) is refused on MLX.
+  not the one that side prints by default;
+* ``model.net``, the network inside the Classifier: the project's networks are named for the side
+  that runs (``cnn.pt.resnet.ResNet`` <-> ``cnn.mx.resnet.ResNet``); a class of the other
+  framework (``torch.nn.Linear`` on MLX, or a user's class deriving from torch's ``nn.Module``) is
+  a ``ConfigError``; any other class is left as written.
 
-Framework-free: classes are named by strings; only the class that will run is ever imported.
+Framework-free: classes are named by strings; only the class that will run is ever imported, and
+a user's ``model.net`` class, to tell which framework it is written with.
 """
 
 from __future__ import annotations
@@ -43,10 +48,12 @@ NATIVE_ELSEWHERE = {"mlx": ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.Res
                             "cnn.pt.checkpoint.SafeCheckpointIO"),
                     "torch": ("cnn.mx.checkpoint.CheckpointIO",)}
 # Keys one side's parser has and the other's lacks, with the value that side prints when unset.
-ONLY_ON = {"torch": {"trainer.model_registry": None, "model.net": None, "weights_only": None},
+ONLY_ON = {"torch": {"trainer.model_registry": None, "weights_only": None},
            "mlx": {"trainer.compile": True}}
-# Keys whose value, if dropped, would train something other than asked.
-REFUSED = {"model.net"}
+# The network inside the Classifier: a class path of the side that runs.
+NET_KEY = "model.net"
+SIDE_PACKAGES = {"torch": "cnn.pt", "mlx": "cnn.mx"}  # the project's twins: same module, same name
+LIBRARIES = {"torch": "torch", "mlx": "mlx"}
 CLASS_KEYS = ("trainer.callbacks", "trainer.logger", "trainer.plugins")
 # Trainer keys Lightning prints as null for "the default", which the MLX trainer takes by value.
 NULL_IS_DEFAULT = ("precision",)
@@ -190,11 +197,49 @@ def _class_value(value: Any, framework: str, notes: list[str], key: str = "",
     return _class_entry(value, framework, notes, key, bases)
 
 
+def _library_of(path: str) -> str | None:
+    """The framework library (``torch``, ``mlx``) the class at ``path`` derives from; None when it
+    cannot be imported here (the parser then says why) or derives from neither."""
+    module, _, name = path.rpartition(".")
+    try:
+        bases = getattr(importlib.import_module(module), name).__mro__
+    except Exception:  # noqa: BLE001 - any failure of a user's module: the parser reports it
+        return None
+    roots = {str(getattr(base, "__module__", "")).split(".", 1)[0] for base in bases}
+    return next((library for library in LIBRARIES.values() if library in roots), None)
+
+
+def network_class_for(path: str, framework: str) -> str:
+    """A ``model.net`` class path as ``framework`` names it: the project's network of the other
+    side becomes its twin on this one; a class of the other framework (its library's, or a
+    user's class deriving from the other ``nn.Module``) is a ``ConfigError``; anything else is
+    left as written. A user's class is imported here to tell, as the parser would next."""
+    other = _other(framework)
+    if path.startswith(SIDE_PACKAGES[other] + "."):
+        return SIDE_PACKAGES[framework] + path[len(SIDE_PACKAGES[other]):]
+    if path.split(".", 1)[0] == LIBRARIES[other]:
+        library = LIBRARIES[other]
+    elif path.startswith(("cnn.", LIBRARIES[framework] + ".")):
+        library = None  # the project's or this framework's own: nothing to import to tell
+    else:
+        library = _library_of(path)
+    if library == LIBRARIES[other]:
+        raise ConfigError(f"{NET_KEY}={path} is written with {library}; {framework} needs a network written "
+                          f"with {LIBRARIES[framework]}: give one, or run with --framework {other}")
+    return path
+
+
+def _net_value(value: Any, framework: str) -> Any:
+    """A ``model.net`` value (a class path, or a dict with ``class_path``) for ``framework``."""
+    if isinstance(value, str) and "." in value:
+        return network_class_for(value, framework)
+    if isinstance(value, dict) and isinstance(value.get("class_path"), str):
+        return {**value, "class_path": network_class_for(value["class_path"], framework)}
+    return value
+
+
 def _drop_key(key: str, value: Any, framework: str, notes: list[str]) -> None:
     other = _other(framework)
-    if key in REFUSED and value != ONLY_ON[other][key]:
-        raise ConfigError(f"{key}={value!r} is {other} only: {framework} cannot build it; remove it or run with "
-                          f"--framework {other}")
     if value != ONLY_ON[other][key]:
         notes.append(f"{key}={value!r} is {other} only; ignored by {framework}")
 
@@ -211,6 +256,9 @@ def translate_config(config: dict, framework: str, notes: list[str],
         elif isinstance(config.get(section), dict) and leaf in config[section]:
             config[section] = dict(config[section])
             _drop_key(key, config[section].pop(leaf), framework, notes)
+    model = config.get("model")
+    if isinstance(model, dict) and model.get("net") is not None:
+        config["model"] = {**model, "net": _net_value(model["net"], framework)}
     trainer = config.get("trainer")
     if isinstance(trainer, dict):
         trainer = config["trainer"] = dict(trainer)
@@ -288,6 +336,10 @@ def _translated_value(key: str, text: str, framework: str, notes: list[str],
             value = _class_value(load_yaml(text, f"--{key}"), framework, notes, key, bases)
             return None if value is None else json.dumps(value)
         return _class_entry(text, framework, notes, key, bases)
+    if key == NET_KEY:
+        if text.lstrip()[:1] == "{":
+            return json.dumps(_net_value(load_yaml(text, f"--{key}"), framework))
+        return _net_value(text, framework)
     value = load_yaml(text, f"--{key}") if text else text
     _drop_key(key, value, framework, notes)
     return None
@@ -298,7 +350,7 @@ def translate_args(args: list[str], framework: str, notes: list[str],
     """A trainer command line rewritten for ``framework``: ``--config FILE`` becomes the translated
     text (the path stays when nothing changed), class-path options are translated (and, with
     ``bases``, checked: ``check_class``), options only the other side has are dropped."""
-    handled = set(CLASS_KEYS) | set(ONLY_ON[_other(framework)])
+    handled = {*CLASS_KEYS, NET_KEY, *ONLY_ON[_other(framework)]}
     out, i = [], 0
     while i < len(args):
         arg = args[i]

@@ -111,11 +111,13 @@ def dtype_name(value: Any) -> str:
 
 def check_values(state_dict: Mapping[str, Any], path: str, model_dtype: str = "float32",
                  to_numpy: Callable[[Any], np.ndarray] = np.asarray) -> None:
-    """ConfigError naming the first tensor of ``state_dict`` that is not floating point, or not
-    finite: such weights would load (cast, or as they are) and every prediction would be
-    meaningless or ``nan``. ``to_numpy`` reads a floating tensor of the caller's framework."""
+    """ConfigError naming the first tensor of ``state_dict`` that is not floating point (batch
+    norm's integer step count aside), or not finite: such weights would load (cast, or as they
+    are) and every prediction would be meaningless or ``nan``. ``to_numpy`` reads a floating tensor of the caller's framework."""
     for name, value in state_dict.items():
         kind = dtype_name(value)
+        if name.endswith(schema.BN_COUNTER):  # batch norm's step count: an integer by design
+            continue
         if not kind.startswith(("float", "bfloat")):
             raise ConfigError(f"checkpoint {path}: {name} holds {kind} values; the model's weights "
                               f"are {model_dtype}")
@@ -196,7 +198,8 @@ def check_resume(path: str, model_args: Mapping[str, Any]) -> None:
 class Weights:
     """One Classifier's weights in the canonical (torch) layout, and what they were trained for.
 
-    ``params`` maps ``cnn.schema`` names (``conv1.weight`` ...) to float32 arrays; ``mean``/``std``
+    ``params`` maps ``cnn.schema`` names (``conv1.weight`` ..., or the ResNet's ``stem.conv.weight``
+    ..., batch norm buffers included) to float32 arrays (int64 batch counters); ``mean``/``std``
     are the per-channel input statistics; ``hyper_parameters`` the Classifier's arguments.
     """
 
@@ -210,8 +213,9 @@ class Weights:
     written_by: str = "torch"        # the side whose file format held them (an MLX checkpoint: "mlx")
 
     @property
-    def arch(self) -> schema.Architecture:
-        return schema.Architecture(*(int(self.hyper_parameters[k]) for k in SHAPE_KEYS))
+    def arch(self) -> schema.Architecture | schema.ResNetArchitecture:
+        """The network these weights are for: the seed CNN's or the ResNet's hyper-shape."""
+        return schema.architecture_of(self.params, *(int(self.hyper_parameters[k]) for k in SHAPE_KEYS))
 
     def metadata(self, framework: str) -> dict[str, Any]:
         """The JSON fields stored beside the tensors of a file for ``framework``."""
@@ -243,9 +247,10 @@ def weights_from_state_dict(state_dict: Mapping[str, Any], hparams: Mapping[str,
         raise ConfigError(f"checkpoint {path} has no hyper_parameters {missing}: "
                           f"cannot tell which network its weights belong to")
     check_values(state_dict, path)
-    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in state_dict.items()}
+    arrays = {k: np.asarray(v, dtype=np.int64 if k.endswith(schema.BN_COUNTER) else np.float32)
+              for k, v in state_dict.items()}
     net = {k[len("net."):]: v for k, v in arrays.items() if k.startswith("net.")}
-    arch = schema.Architecture(*(int(hparams[k]) for k in SHAPE_KEYS))
+    arch = schema.architecture_of(net, *(int(hparams[k]) for k in SHAPE_KEYS))
     try:
         schema.check_weights(net, arch, layout)
     except ValueError as error:

@@ -149,8 +149,8 @@ def test_a_torch_network_in_model_net_is_refused_on_mlx_in_one_line(tmp_path):
     result = run_cli("--framework", "mlx", "fit", "--config", str(config), "--print_config")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: model.net={'class_path': 'torch.nn.Linear'} is torch only: mlx cannot build it; "
-        "remove it or run with --framework torch"]
+        "error: model.net=torch.nn.Linear is written with torch; mlx needs a network written with mlx: "
+        "give one, or run with --framework torch"]
 
 
 def test_a_lightning_class_without_an_mlx_mirror_is_one_error_line():
@@ -187,7 +187,7 @@ def test_a_torch_config_for_mlx_names_the_mirrors_and_leaves_out_what_mlx_does_i
                                    "init_args": {"swa_lrs": 0.01, "device": "cpu"}},
                                   {"class_path": "cnn.mx.lightning.EarlyStopping",
                                    "init_args": {"monitor": "val/acc"}}]},
-        "model": {"lr": 0.1}}
+        "model": {"lr": 0.1, "net": None}}  # both sides have model.net
     assert notes == ["EarlyStopping(log_rank_zero_only=True) has no mlx counterpart; ignored"]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cnn.crossing import network_class_for
 from tests.cli_runs import ROOT, run_cli
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -36,6 +37,9 @@ def test_config_drives_both_frameworks_alike(config: Path):
     torch_side, mlx_side = merged_config(config, "torch"), merged_config(config, "mlx")
     assert config.stem.startswith(torch_side["data"]["dataset"])
     assert torch_side["seed_everything"] == mlx_side["seed_everything"] == written["seed_everything"]
+    net = mlx_side["model"].get("net")
+    if isinstance(net, dict):  # the project's network is named for each side: compare as torch names it
+        net["class_path"] = network_class_for(net["class_path"], "torch")
     for section in ("trainer", "model", "data"):
         for key, value in written[section].items():
             assert torch_side[section][key] == mlx_side[section][key] == value, f"{section}.{key}"

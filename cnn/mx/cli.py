@@ -48,9 +48,12 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.add_argument("--seed_everything", type=Union[bool, int], default=True,
                          help="seed of weights, split, batch order and dropout")
         sub.add_class_arguments(Trainer, "trainer", instantiate=False, fail_untyped=False)
-        sub.add_class_arguments(Classifier, "model", skip={"net"}, instantiate=False)
+        sub.add_class_arguments(Classifier, "model", instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
         add_shared_arguments(sub)
+        for action in sub._actions:
+            if action.dest == "model.net":  # its help would list every mlx.nn.Module subclass
+                action.extra_help = lambda: ""
         # last, as LightningCLI adds the subcommand's own arguments after the links
         sub.add_argument_group(name, name=name).add_argument(
             "--ckpt_path", type=Optional[str], default=None,

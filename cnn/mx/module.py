@@ -62,7 +62,11 @@ class Classifier(LightningModule):
             compile: torch only (``torch.compile`` of the network); accepted and saved in
                 ``hparams``. MLX compiles the whole training step in its Trainer instead
                 (``--trainer.compile``, on by default), which this does not change.
-            net: a ready network to train instead of a fresh ``SeedCNN``.
+            net: the network to train instead of a fresh ``SeedCNN``: a class path and its
+                init args, e.g. the project's ``cnn.mx.resnet.ResNet`` or your own
+                ``mlx.nn.Module``, which takes normalised float32 images ``(N, H, W, C)`` and
+                returns log-probabilities ``(N, num_classes)``; its arguments are its own
+                (not linked from the data).
         """
         super().__init__()
         self.save_hyperparameters(ignore=["net"])

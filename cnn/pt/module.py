@@ -82,7 +82,11 @@ class Classifier(L.LightningModule):
                 checkpoints are unchanged, no ``_orig_mod.`` prefix). The first steps of each
                 mode (train, eval) and batch shape are slow while it compiles. MLX ignores it
                 (its Trainer compiles the whole step itself: ``--trainer.compile``).
-            net: a ready network to train instead of a fresh ``SeedCNN``.
+            net: the network to train instead of a fresh ``SeedCNN``: a class path and its
+                init args, e.g. the project's ``cnn.pt.resnet.ResNet`` or your own
+                ``torch.nn.Module``, which takes normalised float32 images ``(N, C, H, W)`` and
+                returns log-probabilities ``(N, num_classes)``; its arguments are its own
+                (not linked from the data).
         """
         super().__init__()
         self.save_hyperparameters(ignore=["net"])

@@ -7,8 +7,9 @@ Lightning ``.ckpt``, a ``--to torch`` weights file or an MLX checkpoint.
 
 Outputs, both single ``.safetensors`` files, written atomically, holding no pickle:
 
-* ``--to torch``: tensors ``net.conv1.weight`` ... ``net.fc3.bias``, ``mean``, ``std`` (float32,
-  the torch ``state_dict`` of ``cnn.pt.module.Classifier``), metadata ``{"cnn": JSON}`` with
+* ``--to torch``: tensors ``net.conv1.weight`` ... ``net.fc3.bias`` (or the ResNet's, batch norm
+  buffers included), ``mean``, ``std`` (float32; batch counters int64: the torch ``state_dict``
+  of ``cnn.pt.module.Classifier``), metadata ``{"cnn": JSON}`` with
   ``format`` (``cnn.schema.CKPT_FORMAT``), ``framework``/``layout`` (``"torch"``), ``dataset``,
   ``in_channels``, ``image_size``, ``num_classes``, ``classes``, ``mean``, ``std``,
   ``hyper_parameters``, ``epoch``, ``global_step``, ``converted_from``;
@@ -38,8 +39,7 @@ def write_torch_weights(weights: Weights, path: str) -> None:
     """The ``--to torch`` file: torch-layout tensors + ``{"cnn": JSON}`` metadata, atomically."""
     from safetensors.numpy import save
 
-    tensors = {k: np.ascontiguousarray(v, dtype=np.float32)
-               for k, v in weights.torch_state_dict().items()}
+    tensors = {k: np.array(v, order="C") for k, v in weights.torch_state_dict().items()}  # 0-d stays 0-d
     meta = json.dumps(weights.metadata("torch"), default=str)
     atomic.write_bytes(path, save(tensors, metadata={META_KEY: meta}))
 
