@@ -22,9 +22,10 @@ from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
+from cnn.interrupts import evaluation_stops, final_test_stops
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
-from cnn.runs import discard_unstarted_run
+from cnn.runs import discard_unstarted_run, nothing_trained_line, own_run, untested_line
 
 FRAMEWORK = "mlx"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -65,7 +66,9 @@ def seed_everything(seed: int) -> None:
 class CLI:
     """Parse, build the Trainer, Classifier and DataModule, run the subcommand.
 
-    Like LightningCLI: ``fit`` ends with a test of the best checkpoint, ``predict`` prints
+    Like LightningCLI: ``fit`` ends with a test of the best checkpoint (or a ``warning:`` line
+    saying why it has none, or trained nothing) and owns its run folder while it runs
+    (``cnn.runs.own_run``); a signal stops an evaluation at once (``cnn.interrupts``); ``predict`` prints
     (and optionally writes) one row per image file, and the run folder gets ``config.yaml``: the
     config as given (before the run's default logger and callbacks), which either framework runs.
     A config or class path of the torch side is translated first (``cnn.crossing``), with a
@@ -109,24 +112,44 @@ class CLI:
             raise
 
     def run_fit(self, section) -> None:
+        trainer = self.trainer
+        if trainer.loggers and trainer.is_global_zero:
+            own_run(trainer.log_dir)  # before any file of the run is written
         try:
-            self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
+            trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
         except TrainingInterrupted as stop:  # ModelCheckpoint wrote `last` from on_exception
-            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
+            last = getattr(trainer.checkpoint_callback, "last_model_path", "")
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
-        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
-        if best and not self.trainer.interrupted:
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+        if trainer.interrupted:
+            return
+        if trainer.global_step == 0:  # on every rank alike
+            discard_unstarted_run(trainer)
+            if trainer.is_global_zero:
+                print(nothing_trained_line(trainer.max_epochs, trainer.max_steps,
+                                           trainer.limit_train_batches), file=sys.stderr)
+            return
+        checkpoint = trainer.checkpoint_callback
+        best = getattr(checkpoint, "best_model_path", "")
+        if not best:
+            if trainer.is_global_zero:
+                print(untested_line(getattr(checkpoint, "monitor", None),
+                                    getattr(checkpoint, "last_model_path", None)), file=sys.stderr)
+            return
+        with final_test_stops(best):
+            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
 
     def run_validate(self, section) -> None:
-        self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
+        with evaluation_stops("validate"):
+            self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
 
     def run_test(self, section) -> None:
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
+        with evaluation_stops("test"):
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
 
     def run_predict(self, section) -> None:
-        batches = self.trainer.predict(self.model, datamodule=self.datamodule,
-                                       ckpt_path=section.ckpt_path)
-        classes = self.model.hparams.get("classes") or get_spec(self.datamodule.dataset).classes
-        report_predictions(self.datamodule, batches or [], classes, section.output)
+        with evaluation_stops("predict"):
+            batches = self.trainer.predict(self.model, datamodule=self.datamodule,
+                                           ckpt_path=section.ckpt_path)
+            classes = self.model.hparams.get("classes") or get_spec(self.datamodule.dataset).classes
+            report_predictions(self.datamodule, batches or [], classes, section.output)

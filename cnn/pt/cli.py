@@ -20,12 +20,13 @@ from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
+from cnn.interrupts import evaluation_stops, final_test_stops
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
-from cnn.runs import discard_unstarted_run
+from cnn.runs import discard_unstarted_run, nothing_trained_line, own_run, untested_line
 from cnn.weights import first_line
 
 FRAMEWORK = "torch"
@@ -93,8 +94,10 @@ class CLI(LightningCLI):
     ``<default_root_dir>/<dataset>/torch/version_N`` with TensorBoard and keeps the best
     (by ``val/acc``) and the last checkpoint; ``fit`` also gets ``FaultGuard`` and
     ``ResumeState`` (``cnn.pt.callbacks``) and, resuming, continues in the run directory of
-    its checkpoint. ``fit`` ends with a test of the best checkpoint. A SIGINT/SIGTERM that
-    stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum). A config or class path
+    its checkpoint, which it owns while it runs (``cnn.runs.own_run``). ``fit`` ends with a test
+    of the best checkpoint, or a ``warning:`` line saying why it has none (or trained nothing).
+    A SIGINT/SIGTERM that stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum);
+    one during an evaluation stops it at once (``cnn.interrupts``). A config or class path
     of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each setting this
     side ignores), and the run folder's ``config.yaml`` holds the config as given
     (``SaveConfigAsGiven``), so it runs on either framework.
@@ -153,6 +156,13 @@ class CLI(LightningCLI):
         # and let its hparams override the config; the config decides, on_load_checkpoint checks.
         pass
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        if subcommand == "fit":
+            super()._run_subcommand(subcommand)
+            return
+        with evaluation_stops(subcommand):  # Lightning's predict loop never looks at a SIGTERM
+            super()._run_subcommand(subcommand)
+
     def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         title_sections(parser, subcommand)
@@ -182,12 +192,29 @@ class CLI(LightningCLI):
         if config.trainer.logger is False:  # no run folder (predict, --trainer.logger false): no config.yaml
             self.save_config_callback = None
 
+    def before_fit(self) -> None:
+        if self.trainer.logger is not None and self.trainer.is_global_zero:
+            own_run(self.trainer.log_dir)  # before any file of the run is written
+
     def after_fit(self) -> None:
-        best = self.trainer.checkpoint_callback.best_model_path if isinstance(
-            self.trainer.checkpoint_callback, ModelCheckpoint) else ""
-        if self.trainer.interrupted or not best:
+        trainer = self.trainer
+        if trainer.interrupted:
             return
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+        if trainer.global_step == 0:  # on every rank alike
+            discard_unstarted_run(trainer)
+            if trainer.is_global_zero:
+                print(nothing_trained_line(trainer.max_epochs, trainer.max_steps,
+                                           trainer.limit_train_batches), file=sys.stderr)
+            return
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+        if not best:
+            if trainer.is_global_zero:
+                print(untested_line(getattr(checkpoint, "monitor", None),
+                                    getattr(checkpoint, "last_model_path", None)), file=sys.stderr)
+            return
+        with final_test_stops(best):
+            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
 
     def after_predict(self) -> None:
         report_predictions(self.datamodule, self.trainer.predict_loop.predictions,
