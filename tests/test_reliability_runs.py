@@ -118,7 +118,7 @@ def test_a_second_fit_of_a_running_run_is_refused_and_a_killed_one_frees_it(trai
     try:
         wait_for(marker, first)
         records = sorted(p.name for p in run.rglob("*"))
-        second = fit(framework, root, "--trainer.max_epochs", "100000", "--ckpt_path", "last")
+        second = fit(framework, root, "--trainer.max_epochs", "3", "--ckpt_path", "last")
         assert_one_line_error(second, str(run), "in use by another fit")
         assert first.poll() is None  # the owner ran on, untouched
         assert versions(root) == ["version_0"] and set(records) <= {p.name for p in run.rglob("*")}

@@ -132,7 +132,7 @@ class CLI:
         checkpoint = trainer.checkpoint_callback
         best = getattr(checkpoint, "best_model_path", "")
         if not best:
-            if trainer.is_global_zero:
+            if trainer.is_global_zero and not trainer.fast_dev_run:  # that one saves nothing
                 print(untested_line(getattr(checkpoint, "monitor", None),
                                     getattr(checkpoint, "last_model_path", None)), file=sys.stderr)
             return
