@@ -11,6 +11,7 @@ from argparse import ArgumentError  # what jsonargparse raises for a bad option 
 
 from cnn.console import end_open_lines, track_line_ends
 from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError
+from cnn.runs import release_runs
 
 FRAMEWORKS = ("torch", "mlx")
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
@@ -78,7 +79,10 @@ def run_trainer_command(framework: str, argv: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     with track_line_ends():
-        return _main(argv)
+        try:
+            return _main(argv)
+        finally:
+            release_runs()  # a command run inside a longer process (a test) leaves no run locked
 
 
 def _main(argv: list[str]) -> int:
