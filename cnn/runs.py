@@ -16,10 +16,13 @@ import fcntl
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
+from typing import Callable
 
 from cnn.atomic import remove_temp_files
 from cnn.errors import ConfigError
+from cnn.interrupts import final_test_stops
 
 _CLAIMED: set[str] = set()  # version directories this process created
 _OWNED: dict[str, int] = {}  # run directory -> the descriptor holding its flock
@@ -146,3 +149,27 @@ def untested_line(monitor: str | None, last: str | None) -> str:
            else "no ModelCheckpoint with a monitor")
     then = f"; test the last one with --ckpt_path {last}" if last else ""
     return f"warning: fit ends without its test: no best checkpoint was kept ({why}){then}"
+
+
+def finish_fit(trainer, test: Callable[[str], object]) -> None:
+    """What ends a ``fit`` on both sides (Lightning's ``Trainer`` or the MLX mirror's), unless a
+    signal stopped it: ``test(best)`` of the best checkpoint, stopped at once by a signal
+    (``cnn.interrupts.final_test_stops``); or, having none, one ``warning:`` line saying so
+    (not for ``fast_dev_run``, which saves nothing by design); or, when no step was trained,
+    the run folder removed and one ``warning:`` line."""
+    if trainer.interrupted:
+        return
+    if trainer.global_step == 0:  # on every rank alike
+        discard_unstarted_run(trainer)
+        if trainer.is_global_zero:
+            print(nothing_trained_line(trainer.max_epochs, trainer.max_steps,
+                                       trainer.limit_train_batches), file=sys.stderr)
+        return
+    checkpoint = trainer.checkpoint_callback
+    best = getattr(checkpoint, "best_model_path", "")
+    if best:
+        with final_test_stops(best):
+            test(best)
+    elif trainer.is_global_zero and not trainer.fast_dev_run:
+        print(untested_line(getattr(checkpoint, "monitor", None),
+                            getattr(checkpoint, "last_model_path", None)), file=sys.stderr)

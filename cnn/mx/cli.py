@@ -22,10 +22,10 @@ from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
-from cnn.interrupts import evaluation_stops, final_test_stops
+from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
-from cnn.runs import discard_unstarted_run, nothing_trained_line, own_run, untested_line
+from cnn.runs import discard_unstarted_run, finish_fit, own_run
 
 FRAMEWORK = "mlx"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -121,23 +121,8 @@ class CLI:
             last = getattr(trainer.checkpoint_callback, "last_model_path", "")
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
-        if trainer.interrupted:
-            return
-        if trainer.global_step == 0:  # on every rank alike
-            discard_unstarted_run(trainer)
-            if trainer.is_global_zero:
-                print(nothing_trained_line(trainer.max_epochs, trainer.max_steps,
-                                           trainer.limit_train_batches), file=sys.stderr)
-            return
-        checkpoint = trainer.checkpoint_callback
-        best = getattr(checkpoint, "best_model_path", "")
-        if not best:
-            if trainer.is_global_zero and not trainer.fast_dev_run:  # that one saves nothing
-                print(untested_line(getattr(checkpoint, "monitor", None),
-                                    getattr(checkpoint, "last_model_path", None)), file=sys.stderr)
-            return
-        with final_test_stops(best):
-            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+        finish_fit(trainer, lambda best: trainer.test(self.model, datamodule=self.datamodule,
+                                                      ckpt_path=best))
 
     def run_validate(self, section) -> None:
         with evaluation_stops("validate"):

@@ -11,7 +11,6 @@ import warnings
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -20,13 +19,13 @@ from cnn.crossing import check_optional_packages, translate_args
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
-from cnn.interrupts import evaluation_stops, final_test_stops
+from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.predictions import report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
-from cnn.runs import discard_unstarted_run, nothing_trained_line, own_run, untested_line
+from cnn.runs import discard_unstarted_run, finish_fit, own_run
 from cnn.weights import first_line
 
 FRAMEWORK = "torch"
@@ -197,24 +196,8 @@ class CLI(LightningCLI):
             own_run(self.trainer.log_dir)  # before any file of the run is written
 
     def after_fit(self) -> None:
-        trainer = self.trainer
-        if trainer.interrupted:
-            return
-        if trainer.global_step == 0:  # on every rank alike
-            discard_unstarted_run(trainer)
-            if trainer.is_global_zero:
-                print(nothing_trained_line(trainer.max_epochs, trainer.max_steps,
-                                           trainer.limit_train_batches), file=sys.stderr)
-            return
-        checkpoint = trainer.checkpoint_callback
-        best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
-        if not best:
-            if trainer.is_global_zero and not trainer.fast_dev_run:  # that one saves nothing
-                print(untested_line(getattr(checkpoint, "monitor", None),
-                                    getattr(checkpoint, "last_model_path", None)), file=sys.stderr)
-            return
-        with final_test_stops(best):
-            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+        finish_fit(self.trainer, lambda best: self.trainer.test(
+            self.model, datamodule=self.datamodule, ckpt_path=best))
 
     def after_predict(self) -> None:
         report_predictions(self.datamodule, self.trainer.predict_loop.predictions,
