@@ -18,6 +18,7 @@ API:
 * :func:`atomic_path` -- context manager yielding a temp *path*, for writers that want a file
   name (``mx.save_safetensors``, ``safetensors.save_file``, matplotlib's ``savefig``, PIL).
 * :func:`write_bytes` / :func:`write_text` -- the whole content at once.
+* :func:`remove_temp_files` -- the temp files a killed writer left in a directory.
 
 Standard library only (no numpy, torch or mlx), so both framework halves and the core use it.
 """
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from typing import Iterator
 
-__all__ = ["atomic_path", "write_bytes", "write_text"]
+__all__ = ["atomic_path", "remove_temp_files", "write_bytes", "write_text"]
 
 _ATTEMPTS = 100  # name collisions among 2**32 random names: never in practice
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]*)?$")  # what _temp_name makes
 
 
 def _temp_name(target: str) -> str:
@@ -139,3 +142,17 @@ def write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8")
     """
     with atomic_path(path) as tmp, open(tmp, "w", encoding=encoding) as handle:
         handle.write(text)
+
+
+def remove_temp_files(directory: str | os.PathLike[str]) -> list[str]:
+    """Remove the temp files (names as :func:`atomic_path` makes them) in ``directory`` and
+    return their paths. Only for a directory no live process writes to (a run folder whose
+    lock this process holds: ``cnn.runs.own_run``): a live writer's temp file would go too."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(directory):
+            if _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(entry.path)
+    return removed

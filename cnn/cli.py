@@ -9,7 +9,9 @@ import re
 import sys
 from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
-from cnn.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TrainingInterrupted
+from cnn.console import end_open_lines, track_line_ends
+from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError
+from cnn.runs import release_runs
 from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORKS = ("torch", "mlx")
@@ -51,11 +53,9 @@ USER_ERRORS = (DataError, ConfigError, CheckpointError, NonFiniteLossError, File
                ArgumentError)
 
 
-def interruption_line(stop: TrainingInterrupted) -> str:
-    """``training interrupted by SIGTERM; resume with --ckpt_path FILE`` (or: nothing saved)."""
-    hint = (f"resume with --ckpt_path {stop.checkpoint}" if stop.checkpoint
-            else "no checkpoint was written for this run")
-    return f"{stop}; {hint}"
+def interruption_line(stop: Interrupted) -> str:
+    """``training interrupted by SIGTERM; resume with --ckpt_path FILE`` (or what was kept)."""
+    return f"{stop}; {stop.hint}"
 
 
 # jsonargparse wraps an error raised while computing a linked value (a dataset's shape or
@@ -94,6 +94,14 @@ def run_trainer_command(framework: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    with track_line_ends():
+        try:
+            return _main(argv)
+        finally:
+            release_runs()  # a command run inside a longer process (a test) leaves no run locked
+
+
+def _main(argv: list[str]) -> int:
     try:
         framework, argv = pop_framework(argv)
         command = argv[0] if argv else None
@@ -109,17 +117,21 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        end_open_lines()
         print("interrupted", file=sys.stderr)
         return 130
-    except TrainingInterrupted as stop:  # a SystemExit, which ``except Exception`` would miss
+    except Interrupted as stop:  # a SystemExit, which ``except Exception`` would miss
+        end_open_lines()  # not glued to a progress bar's line
         print(f"error: {interruption_line(stop)}", file=sys.stderr)
         return stop.code
     except USER_ERRORS as error:
+        end_open_lines()
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
     except OSError as error:  # a file the run reads or writes: a full disk, a read-only folder
         if not error.filename:
             raise
+        end_open_lines()
         print(f"error: {error.filename}: {error.strerror or error}", file=sys.stderr)
         return 1
     except Exception as error:

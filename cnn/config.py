@@ -11,11 +11,14 @@ so nothing is typed twice. Callbacks and loggers are named by class name (``Mode
 from __future__ import annotations
 
 import os
+import sys
 import typing
 from pathlib import Path
 
 from cnn import schema
 from cnn.data.datasets import get_spec
+from cnn.errors import ConfigError
+from cnn.runs import newest_checkpoint
 from cnn.weights import check_resume
 
 # data.dataset -> model argument, by DatasetSpec attribute.
@@ -83,6 +86,8 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         callbacks += [{"class_path": path} for path in fit_callbacks
                       if path.rsplit(".", 1)[-1] not in listed]
     trainer.callbacks = callbacks
+    if config.get("ckpt_path") == "last" and (default_logger or subcommand != "fit"):
+        config.ckpt_path = str(last_of_runs(config, framework, checkpoint_suffix))
     if subcommand == "fit" and default_logger and config.get("ckpt_path"):
         resume_in_place(config, checkpoint_suffix)
     if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
@@ -132,23 +137,33 @@ def _class_path(callback) -> str:
     return str(getattr(callback, "class_path", callback))
 
 
+def last_of_runs(config, framework: str, suffix: str) -> Path:
+    """What ``--ckpt_path last`` names: the newest whole checkpoint of the runs under
+    ``<default_root_dir>/<dataset>/<framework>`` (``cnn.runs.newest_checkpoint``), normally a
+    ``last`` one; a ``note:`` line says so when it is not (a kill during the first ``last``
+    write). ``ConfigError`` when there is none, before anything is created: neither a fit from
+    scratch nor an evaluation of untrained weights is what ``last`` asked for."""
+    runs = Path(config.trainer.default_root_dir or "logs") / config.data.dataset / framework
+    found = newest_checkpoint(runs, suffix)
+    if found is None:
+        raise ConfigError(f"--ckpt_path last: there is no checkpoint under {runs}; give a checkpoint "
+                          "file, or train one with fit (without --ckpt_path)")
+    if not found.name.startswith("last"):
+        print(f"note: --ckpt_path last: {found.parent} has no whole last{suffix}; using its newest "
+              f"checkpoint {found}", file=sys.stderr)
+    return found
+
+
 def resume_in_place(config, suffix: str) -> None:
     """Point ``fit --ckpt_path`` and the default logger at the run directory being resumed.
 
     Lightning (and our MLX mirror) would log a resumed run to a new ``version_N+1``, where
-    ``ckpt_path: last`` finds no checkpoint and ModelCheckpoint forgets its best models (it only
-    restores them into the same directory). Here ``last`` becomes the newest ``last*<suffix>``
-    under ``<save_dir>/<dataset>/<framework>/version_*/checkpoints`` (left as is when there is
-    none: Lightning then warns and starts afresh), and a checkpoint inside such a directory
-    makes the logger reuse its ``version_N``.
+    ModelCheckpoint forgets its best models (it only restores them into the same directory).
+    Here a checkpoint inside ``<save_dir>/<dataset>/<framework>/version_N/checkpoints`` makes
+    the logger reuse its ``version_N`` (``last`` was made a path by ``last_of_runs``).
     """
     logger = config.trainer.logger["init_args"]
     runs = Path(logger["save_dir"]) / logger["name"]
-    if config.ckpt_path == "last":
-        found = [p for p in runs.glob(f"version_*/checkpoints/last*{suffix}") if p.is_file()]
-        if not found:
-            return
-        config.ckpt_path = str(max(found, key=os.path.getmtime))
     checkpoint = Path(config.ckpt_path).resolve()
     version = checkpoint.parent.parent
     if (checkpoint.parent.name == "checkpoints" and version.parent == runs.resolve()

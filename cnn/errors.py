@@ -36,7 +36,27 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN/inf; training stopped, no checkpoint written for that step."""
 
 
-class TrainingInterrupted(SystemExit):
+class Interrupted(SystemExit):
+    """SIGINT/SIGTERM stopped a command; the exit code is 128 + signum.
+
+    ``signum``: the signal; ``what``: what stopped (``predict``, ``the test that ends fit``);
+    ``hint``: what was kept and what to do next. ``str(error)`` is ``<what> interrupted by
+    <SIGNAL>``; ``cnn.cli`` prints it with the hint as one ``error:`` line.
+    """
+
+    def __init__(self, signum: int, what: str, hint: str) -> None:
+        super().__init__(128 + signum)
+        self.signum, self.what, self._hint = signum, what, hint
+
+    @property
+    def hint(self) -> str:
+        return self._hint
+
+    def __str__(self) -> str:
+        return f"{self.what} interrupted by {signal.Signals(self.signum).name}"
+
+
+class TrainingInterrupted(Interrupted):
     """SIGINT/SIGTERM stopped ``fit`` at a batch boundary; the exit code is 128 + signum.
 
     ``signum``: the signal; ``checkpoint``: the file to resume from, or None when none was
@@ -44,11 +64,13 @@ class TrainingInterrupted(SystemExit):
     """
 
     def __init__(self, signum: int, checkpoint: str | None = None) -> None:
-        super().__init__(128 + signum)
-        self.signum, self.checkpoint = signum, checkpoint
+        super().__init__(signum, "training", "")
+        self.checkpoint = checkpoint
 
-    def __str__(self) -> str:
-        return f"training interrupted by {signal.Signals(self.signum).name}"
+    @property
+    def hint(self) -> str:
+        return (f"resume with --ckpt_path {self.checkpoint}" if self.checkpoint
+                else "no checkpoint was written for this run")
 
 
 class NonFiniteGradientError(NonFiniteLossError):

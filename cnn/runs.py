@@ -1,18 +1,31 @@
-"""A run's ``version_N`` directory: claimed atomically, and removed again when the run failed
-before it trained a step. Standard library only; both sides' loggers and CLIs use it.
+"""A run's ``version_N`` directory: claimed atomically, owned by one live ``fit``, searched for
+the checkpoint to resume, and removed again when the run failed before it trained a step.
+Standard library only; both sides' loggers and CLIs use it.
 
 Lightning picks "the highest ``version_N`` + 1" by listing the directory and creates it later,
 so two runs started together pick the same number and write into one directory. Here the
 number is taken by ``os.mkdir``, which exactly one process wins; the loser tries the next.
+A ``fit`` then owns its directory through ``flock``, which the kernel drops when the process
+ends however it ends, so a second ``fit --ckpt_path last`` of a running run is refused and the
+run of a killed one is free at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+from cnn.atomic import remove_temp_files
+from cnn.errors import ConfigError
+from cnn.interrupts import final_test_stops
 
 _CLAIMED: set[str] = set()  # version directories this process created
+_OWNED: dict[str, int] = {}  # run directory -> the descriptor holding its flock
 _VERSION = re.compile(r"^version_(\d+)$")
 # What a run writes before its first step: the merged config (torch), its hyper-parameters and
 # the (empty or header-only) event files. A directory holding anything else is never removed.
@@ -79,3 +92,86 @@ def discard_unstarted_run(trainer) -> None:
         if isinstance(version, int) and os.path.abspath(
                 os.path.join(logger.root_dir, f"version_{version}")) in _CLAIMED:
             discard_unstarted(logger.log_dir, keep=getattr(logger, "save_dir", None))
+
+
+def newest_checkpoint(runs: str | os.PathLike[str], suffix: str) -> Path | None:
+    """The newest whole checkpoint under ``runs/version_*/checkpoints``: the latest written
+    ``*<suffix>`` file (a ``last`` one on a tie), never a hidden temp file (a write that did not
+    finish), an empty file or a link; None when there is none."""
+    found = []
+    for path in Path(runs).glob(f"version_*/checkpoints/*{suffix}"):
+        if path.name.startswith(".") or path.is_symlink() or not path.is_file():
+            continue
+        stat = path.stat()
+        if stat.st_size:
+            found.append((stat.st_mtime_ns, path.name.startswith("last"), path))
+    return max(found)[2] if found else None
+
+
+def own_run(log_dir: str) -> list[str]:
+    """Make ``log_dir`` this process's until it ends (or ``release_runs``): an exclusive
+    ``flock`` on the directory. Raise ``ConfigError`` when another live process holds it. Then
+    remove the temp files dead writers left in its ``checkpoints`` folder (none can be live now)
+    and return their paths."""
+    path = os.path.abspath(log_dir)
+    if path in _OWNED:
+        return []
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(f"{log_dir} is in use by another fit that is still running; wait for it "
+                          "to end, or start a new run without --ckpt_path") from None
+    _OWNED[path] = fd
+    return remove_temp_files(os.path.join(path, "checkpoints"))
+
+
+def release_runs() -> None:
+    """Give up every run directory ``own_run`` took (a command that ends without its process)."""
+    while _OWNED:
+        os.close(_OWNED.popitem()[1])  # closing the last descriptor drops the flock
+
+
+def nothing_trained_line(max_epochs, max_steps, limit_train_batches) -> str:
+    """The one line for a ``fit`` that took no training step (its run folder is removed)."""
+    reason = ("trainer.max_epochs is 0" if max_epochs == 0 else "trainer.max_steps is 0"
+              if max_steps == 0 else "trainer.limit_train_batches is 0"
+              if limit_train_batches == 0 else "there was no training batch")
+    return (f"warning: fit trained nothing ({reason}): no checkpoint was written, no test was "
+            "run and no run folder was kept")
+
+
+def untested_line(monitor: str | None, last: str | None) -> str:
+    """The one line for a ``fit`` that ends without its test, having no best checkpoint."""
+    why = (f"no validation logged {monitor}" if monitor
+           else "no ModelCheckpoint with a monitor")
+    then = f"; test the last one with --ckpt_path {last}" if last else ""
+    return f"warning: fit ends without its test: no best checkpoint was kept ({why}){then}"
+
+
+def finish_fit(trainer, test: Callable[[str], object]) -> bool:
+    """What ends a ``fit`` on both sides (Lightning's ``Trainer`` or the MLX mirror's), unless a
+    signal stopped it: ``test(best)`` of the best checkpoint, stopped at once by a signal
+    (``cnn.interrupts.final_test_stops``); or, having none, one ``warning:`` line saying so
+    (not for ``fast_dev_run``, which saves nothing by design); or, when no step was trained,
+    the run folder removed and one ``warning:`` line. Whether the test ran."""
+    if trainer.interrupted:
+        return False
+    if trainer.global_step == 0:  # on every rank alike
+        discard_unstarted_run(trainer)
+        if trainer.is_global_zero:
+            print(nothing_trained_line(trainer.max_epochs, trainer.max_steps,
+                                       trainer.limit_train_batches), file=sys.stderr)
+        return False
+    checkpoint = trainer.checkpoint_callback
+    best = getattr(checkpoint, "best_model_path", "")
+    if best:
+        with final_test_stops(best):
+            test(best)
+        return True
+    if trainer.is_global_zero and not trainer.fast_dev_run:
+        print(untested_line(getattr(checkpoint, "monitor", None),
+                            getattr(checkpoint, "last_model_path", None)), file=sys.stderr)
+    return False

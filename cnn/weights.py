@@ -113,7 +113,8 @@ def check_values(state_dict: Mapping[str, Any], path: str, model_dtype: str = "f
                  to_numpy: Callable[[Any], np.ndarray] = np.asarray) -> None:
     """ConfigError naming the first tensor of ``state_dict`` that is not floating point (batch
     norm's integer step count aside), or not finite: such weights would load (cast, or as they
-    are) and every prediction would be meaningless or ``nan``. ``to_numpy`` reads a floating tensor of the caller's framework."""
+    are) and every prediction would be meaningless or ``nan``. ``to_numpy`` reads a floating
+    tensor of the caller's framework."""
     for name, value in state_dict.items():
         kind = dtype_name(value)
         if name.endswith(schema.BN_COUNTER):  # batch norm's step count: an integer by design

@@ -3,6 +3,8 @@
 ``{Torch,Mlx}SignalAtStep(step, signum)`` send the running process a signal once
 ``trainer.global_step`` reaches ``step``: ``fit`` stops through the real signal path at a known
 batch, without touching ``max_steps`` (which would also change the lr schedule's length).
+``{Torch,Mlx}SignalAtBatch(stage, batch, signum)`` do the same after batch ``batch`` of a
+``validation``, ``test`` or ``predict`` loop.
 ``{Torch,Mlx}MarkAtStep(step, path)`` create ``path`` then, for a test that waits for training
 to be under way before it signals the process from outside. Each class is built on first use,
 so a torch run never imports MLX, nor an MLX run Lightning.
@@ -30,6 +32,31 @@ class _SignalAtStep:
             os.kill(os.getpid(), self.signum)
 
 
+class _SignalAtBatch:
+    def __init__(self, stage: str, batch: int = 0, signum: int = int(signal.SIGTERM)):
+        """
+        Args:
+            stage: ``validation``, ``test`` or ``predict``: the loop whose batch counts.
+            batch: send the signal after this batch (its index) of that loop.
+            signum: the signal to send (15: SIGTERM, 2: SIGINT).
+        """
+        self.stage, self.batch, self.signum, self.done = stage, batch, signum, False
+
+    def _at(self, stage: str, batch_idx: int) -> None:
+        if stage == self.stage and batch_idx >= self.batch and not self.done:
+            self.done = True
+            os.kill(os.getpid(), self.signum)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *rest) -> None:
+        self._at("validation", batch_idx)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *rest) -> None:
+        self._at("test", batch_idx)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *rest) -> None:
+        self._at("predict", batch_idx)
+
+
 class _MarkAtStep:
     def __init__(self, step: int, path: str):
         """
@@ -44,7 +71,8 @@ class _MarkAtStep:
             Path(self.path).touch()
 
 
-KINDS = {"SignalAtStep": _SignalAtStep, "MarkAtStep": _MarkAtStep}
+KINDS = {"SignalAtStep": _SignalAtStep, "SignalAtBatch": _SignalAtBatch,
+         "MarkAtStep": _MarkAtStep}
 _built: dict[str, type] = {}
 
 

@@ -25,10 +25,11 @@ from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
+from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
-from cnn.runs import discard_unstarted_run
-from cnn.subcommands import TRAINER_COMMANDS, finish_fit
+from cnn.runs import discard_unstarted_run, finish_fit, own_run
+from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
@@ -74,7 +75,9 @@ class CLI:
     """Parse, build the Trainer, Classifier and DataModule, run the subcommand.
 
     Like LightningCLI: ``fit`` ends with a test of the best checkpoint (then the run's settings
-    for TensorBoard's HPARAMS tab, ``cnn.hparams``), ``predict`` prints
+    for TensorBoard's HPARAMS tab, ``cnn.hparams``; or a ``warning:`` line saying why it has
+    none, or trained nothing) and owns its run folder while it runs (``cnn.runs.own_run``); a
+    signal stops an evaluation at once (``cnn.interrupts``); ``predict`` prints
     (and optionally writes) one row per image file, and the run folder gets ``config.yaml``: the
     config as given (before the run's default logger and callbacks), which either framework runs.
     A config or class path of the torch side is translated first (``cnn.crossing``), with a
@@ -119,24 +122,31 @@ class CLI:
             raise
 
     def run_fit(self, section) -> None:
+        trainer = self.trainer
+        if trainer.loggers and trainer.is_global_zero:
+            own_run(trainer.log_dir)  # before any file of the run is written
         try:
-            self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
+            trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
         except TrainingInterrupted as stop:  # ModelCheckpoint wrote `last` from on_exception
-            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
+            last = getattr(trainer.checkpoint_callback, "last_model_path", "")
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
-        if finish_fit(self.trainer, self.model, self.datamodule):
-            record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
+        if finish_fit(trainer, lambda best: trainer.test(self.model, datamodule=self.datamodule,
+                                                         ckpt_path=best)):
+            record_hparams(trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def run_validate(self, section) -> None:
-        self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
+        with evaluation_stops("validate"):
+            self.trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
 
     def run_test(self, section) -> None:
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
+        with evaluation_stops("test"):
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
 
     def run_predict(self, section) -> None:
-        batches = self.trainer.predict(self.model, datamodule=self.datamodule,
-                                       ckpt_path=section.ckpt_path)
-        report_predictions(self.datamodule, batches or [],
-                           predict_class_names(self.model.hparams, self.datamodule.dataset),
-                           section.output)
+        with evaluation_stops("predict"):
+            batches = self.trainer.predict(self.model, datamodule=self.datamodule,
+                                           ckpt_path=section.ckpt_path)
+            report_predictions(self.datamodule, batches or [],
+                               predict_class_names(self.model.hparams, self.datamodule.dataset),
+                               section.output)

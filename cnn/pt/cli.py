@@ -22,13 +22,14 @@ from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
+from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
-from cnn.runs import discard_unstarted_run
-from cnn.subcommands import TRAINER_COMMANDS, finish_fit
+from cnn.runs import discard_unstarted_run, finish_fit, own_run
+from cnn.subcommands import TRAINER_COMMANDS
 from cnn.weights import first_line
 
 FRAMEWORK = "torch"
@@ -107,6 +108,10 @@ class CLI(LightningCLI):
     its checkpoint. ``fit`` ends with a test of the best checkpoint and the run's settings for
 TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
     stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum). A config or class path
+    its checkpoint, which it owns while it runs (``cnn.runs.own_run``). ``fit`` ends with a test
+    of the best checkpoint, or a ``warning:`` line saying why it has none (or trained nothing).
+    A SIGINT/SIGTERM that stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum);
+    one during an evaluation stops it at once (``cnn.interrupts``). A config or class path
     of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each setting this
     side ignores), and the run folder's ``config.yaml`` holds the config as given
     (``SaveConfigAsGiven``), so it runs on either framework.
@@ -166,6 +171,13 @@ TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
         # and let its hparams override the config; the config decides, on_load_checkpoint checks.
         pass
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        if subcommand == "fit":
+            super()._run_subcommand(subcommand)
+            return
+        with evaluation_stops(subcommand):  # Lightning's predict loop never looks at a SIGTERM
+            super()._run_subcommand(subcommand)
+
     def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):  # an internal too
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         title_sections(parser, subcommand)
@@ -195,8 +207,13 @@ TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
         if config.trainer.logger is False:  # no run folder (predict, --trainer.logger false): no config.yaml
             self.save_config_callback = None
 
+    def before_fit(self) -> None:
+        if self.trainer.logger is not None and self.trainer.is_global_zero:
+            own_run(self.trainer.log_dir)  # before any file of the run is written
+
     def after_fit(self) -> None:
-        if finish_fit(self.trainer, self.model, self.datamodule):
+        if finish_fit(self.trainer, lambda best: self.trainer.test(
+                self.model, datamodule=self.datamodule, ckpt_path=best)):
             record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def after_predict(self) -> None:
