@@ -133,12 +133,17 @@ def check_state_dict(state_dict: Mapping[str, Any], arch: schema.Architecture, l
     """ConfigError (one line naming the keys or the tensor) unless ``state_dict`` is exactly the
     Classifier's: the network's tensors (``net.*``, shapes in ``layout``) and ``mean``/``std``,
     each finite and floating point (``check_values``). Both sides call it before loading."""
-    expected = {f"net.{name}" for name in arch.shapes()} | {"mean", "std"}
+    names = [n for n in arch.shapes() if layout == "torch" or not n.endswith(schema.BN_COUNTER)]
+    expected = {f"net.{name}" for name in names} | {"mean", "std"}  # MLX counts no batches
     missing, extra = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+    net = {k[len("net."):]: v for k, v in state_dict.items() if k.startswith("net.")}
+    if (missing or extra) and schema.network_name(net) != schema.network_name(dict.fromkeys(names)):
+        raise ConfigError(f"checkpoint {path}: weights of {schema.network_name(net)} do not fit "
+                          f"{schema.network_name(dict.fromkeys(names))}: set model.net as in the run "
+                          "that trained them (its config.yaml)")
     if missing or extra:
         raise ConfigError(f"checkpoint {path} does not fit this network: missing {missing}, "
                           f"unexpected {extra}")
-    net = {k[len("net."):]: v for k, v in state_dict.items() if k.startswith("net.")}
     try:
         schema.check_weights(net, arch, layout)
     except ValueError as error:
