@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from cnn.tools.events import read_scalars, run_dirs
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, run_cli, run_cli_process
 
 # 2 epochs of 14 batches: enough to leave chance level (val/acc ~0.75), so that accuracies tell the
 # ranks' shares apart. A fraction, not a count: int(0.008 x len()) is 14 only if len() is the
@@ -162,9 +162,10 @@ def assert_same_training(ddp: Path, single: Path, weights, initial, suffix: str)
 @pytest.fixture(scope="module")
 def torch_ddp(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     logs = tmp_path_factory.mktemp("torch-ddp")
-    result = run_cli("fit", *TINY, *PER_RANK, "--trainer.default_root_dir", str(logs),
-                     "--trainer.strategy", "ddp", "--trainer.devices", "2",
-                     "--trainer.accelerator", "cpu")
+    # a process of its own: Lightning starts rank 1 by running this process's __main__ again
+    result = run_cli_process("fit", *TINY, *PER_RANK, "--trainer.default_root_dir", str(logs),
+                             "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                             "--trainer.accelerator", "cpu")
     assert result.returncode == 0, result.stderr[-4000:]
     return logs, result
 

@@ -36,7 +36,7 @@ from cnn.pt.checkpoint import SafeCheckpointIO
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools import convert
 from cnn.tools.events import read_scalars, run_dirs
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, CliResult, run_cli
 from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ["torch", "mlx"]
@@ -64,7 +64,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return {"torch": torch_ckpt, "mlx": mlx_ckpt}
 
 
-def predict(framework: str, ckpt, files, *args: str) -> subprocess.CompletedProcess:
+def predict(framework: str, ckpt, files, *args: str) -> CliResult:
     return run_cli("predict", "--framework", framework, "--config", "configs/mnist.yaml",
                    "--ckpt_path", str(ckpt), "--data.predict_files",
                    "[" + ",".join(map(str, files)) + "]", *QUIET, *args)
