@@ -28,24 +28,32 @@ from cnn.tools.events import run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 
+def short_run(*, config: str | None = "configs/mnist.yaml", epochs: int | None = 1, train_batches=2,
+              val_batches=1, test_batches=1, batch_size: int | None = 32, eval_batch_size: int | None = 100,
+              log_every: int | None = None, val_fraction: float | None = None,
+              progress_bar: bool = False) -> tuple[str, ...]:
+    """The options of a short run that still fits, validates and tests: ``config`` (first, so
+    the rest overrides it), ``epochs`` of ``train_batches`` (a count, or a fraction as Lightning
+    takes it), ``val_batches`` and ``test_batches`` of validation and test, the two batch sizes,
+    a ``train/loss`` every ``log_every`` steps. ``None`` leaves a value to the config."""
+    options = {"--config": config, "--trainer.max_epochs": epochs,
+               "--trainer.limit_train_batches": train_batches, "--trainer.limit_val_batches": val_batches,
+               "--trainer.limit_test_batches": test_batches, "--trainer.log_every_n_steps": log_every,
+               "--data.batch_size": batch_size, "--data.eval_batch_size": eval_batch_size,
+               "--data.val_fraction": val_fraction,
+               "--trainer.enable_progress_bar": None if progress_bar else "false"}
+    return tuple(arg for name, value in options.items() if value is not None for arg in (name, str(value)))
+
+
 # The short fit of configs/mnist.yaml that tests share (conftest's ``short_fits``). Dropout 0
 # and a small lr keep the two frameworks comparable step by step; 2 epochs of 10 batches with a
 # train/loss written every 3 steps exercise Lightning's step rule across an epoch boundary.
 SHORT_FIT_STEPS_PER_EPOCH, SHORT_FIT_EPOCHS, SHORT_FIT_LOG_EVERY = 10, 2, 3
 SHORT_FIT_VAL_IMAGES = 1000
 SHORT_FIT = ("--model.dropout", "0", "--model.lr", "1e-4",
-             "--trainer.max_epochs", str(SHORT_FIT_EPOCHS),
-             "--trainer.limit_train_batches", str(SHORT_FIT_STEPS_PER_EPOCH),
-             "--trainer.log_every_n_steps", str(SHORT_FIT_LOG_EVERY),
-             "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
-             "--data.batch_size", "64", "--data.eval_batch_size", str(SHORT_FIT_VAL_IMAGES // 2))
-
-# The smallest run that still fits, validates and tests through every stage of configs/mnist.yaml:
-# one epoch of a few batches, no progress bar. Tests add what they check on top of it.
-TINY_RUN = ("--config", "configs/mnist.yaml", "--trainer.max_epochs", "1",
-            "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-            "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false",
-            "--data.batch_size", "16", "--data.eval_batch_size", "100")
+             *short_run(config=None, epochs=SHORT_FIT_EPOCHS, train_batches=SHORT_FIT_STEPS_PER_EPOCH,
+                        val_batches=2, test_batches=2, log_every=SHORT_FIT_LOG_EVERY, batch_size=64,
+                        eval_batch_size=SHORT_FIT_VAL_IMAGES // 2, progress_bar=True))
 
 # Signals a run (Lightning's SignalConnector, the MLX Trainer, FaultGuard) may take over.
 _HANDLED_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR1", None),
@@ -82,7 +90,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def _process_state(cwd: Path, argv: list[str]):
     """Run the body as ``python cli.py ARGV`` in ``cwd`` would start, then put back everything
     process-wide a run may change: working directory, ``sys.argv``, environment (seed_everything
-    writes ``PL_GLOBAL_SEED``), signal handlers, warnings filters, logging levels and handlers,
+    writes ``PL_GLOBAL_SEED``), signal handlers, warnings filters, logging levels and handlers (of the loggers that existed before: a module the run imported
+    keeps its loggers, as it stays imported),
     the random states of python, numpy and torch, MLX's default device and torch's global
     switches."""
     saved_cwd, saved_argv, saved_env = os.getcwd(), sys.argv[:], dict(os.environ)
@@ -119,9 +128,6 @@ def _process_state(cwd: Path, argv: list[str]):
         os.environ.update(saved_env)
         for signum, handler in saved_signals.items():
             signal.signal(signum, handler)
-        for lg in [*logging.root.manager.loggerDict.values(), logging.getLogger()]:
-            if isinstance(lg, logging.Logger) and lg not in loggers:  # made by this run
-                lg.handlers.clear()
         for lg, level, handlers, propagate, disabled in saved_loggers:
             lg.setLevel(level)
             lg.handlers[:] = handlers

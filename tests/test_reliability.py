@@ -20,15 +20,12 @@ import yaml
 
 from cnn.errors import ConfigError, DataError
 from cnn.weights import read_weights
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli, short_run
 from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
-TINY = ("--config", "configs/mnist.yaml", "--trainer.enable_progress_bar", "false",
-        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-        "--trainer.limit_test_batches", "1", "--data.batch_size", "32",
-        "--data.eval_batch_size", "200")
+TINY = short_run(epochs=None, eval_batch_size=200)
 
 
 def md5(path: Path) -> str:
