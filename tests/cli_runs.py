@@ -90,10 +90,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def _process_state(cwd: Path, argv: list[str]):
     """Run the body as ``python cli.py ARGV`` in ``cwd`` would start, then put back everything
     process-wide a run may change: working directory, ``sys.argv``, environment (seed_everything
-    writes ``PL_GLOBAL_SEED``), signal handlers, warnings filters, logging levels and handlers (of the loggers that existed before: a module the run imported
-    keeps its loggers, as it stays imported),
-    the random states of python, numpy and torch, MLX's default device and torch's global
-    switches."""
+    writes ``PL_GLOBAL_SEED``), signal handlers, warnings filters, the level and handlers of each
+    logger that existed before (a module the run imported keeps its loggers, as it stays imported),
+    the random states of python, numpy and torch, MLX's default device and torch's global switches."""
     saved_cwd, saved_argv, saved_env = os.getcwd(), sys.argv[:], dict(os.environ)
     saved_signals = {s: signal.getsignal(s) for s in _HANDLED_SIGNALS}
     loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
