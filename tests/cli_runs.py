@@ -176,6 +176,12 @@ def _captured_streams():
         finally:
             for handler, stream in moved:
                 handler.setStream(stream)
+            # a handler made during the run (a module it imported) would keep writing to this
+            # run's closed streams: it gets the streams a module imported here would have got
+            for lg in [logging.getLogger(), *logging.root.manager.loggerDict.values()]:
+                for handler in getattr(lg, "handlers", ()):
+                    if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.stderr):
+                        handler.setStream(saved_sys[0] if handler.stream is sys.stdout else saved_sys[1])
             sys.stdout.close()
             sys.stderr.close()
             sys.stdout, sys.stderr = saved_sys
