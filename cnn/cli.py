@@ -84,6 +84,9 @@ def tracker_error(error: BaseException) -> BaseException | None:
 
 
 def run_trainer_command(framework: str, argv: list[str]) -> int:
+    from cnn.data.folder import forget_reported
+
+    forget_reported()  # what an earlier command in this process reported is news to this one
     if framework == "torch":
         from cnn.pt.cli import CLI
     else:

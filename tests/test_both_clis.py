@@ -101,8 +101,7 @@ def test_a_real_tensorboard_server_serves_both_runs_with_the_logged_values(short
                     [s.value for s in written[tag]]), (framework, tag)
     finally:
         server.terminate()
-        server.wait(timeout=30)
-    assert server.returncode is not None
+        server.wait(timeout=30)  # raises TimeoutExpired if the server outlives its SIGTERM
 
 
 def test_twenty_training_steps_give_the_same_losses(short_fits):

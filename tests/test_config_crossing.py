@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, run_cli, short_run
 
-TINY = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-        "--trainer.limit_test_batches", "1", "--trainer.num_sanity_val_steps", "0",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        "--data.batch_size", "32", "--data.eval_batch_size", "100")
+TINY = (*short_run(config=None, batch_size=32, eval_batch_size=100), "--trainer.num_sanity_val_steps", "0",
+        "--trainer.enable_model_summary", "false")
 # Lightning's class paths, typed on the command line of both sides.
 LIGHTNING_CLASSES = ("--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
                      "--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping",

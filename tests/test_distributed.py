@@ -30,18 +30,15 @@ import numpy as np
 import pytest
 
 from cnn.tools.events import read_scalars, run_dirs
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run
 
 # 2 epochs of 14 batches: enough to leave chance level (val/acc ~0.75), so that accuracies tell the
 # ranks' shares apart. A fraction, not a count: int(0.008 x len()) is 14 only if len() is the
 # per-rank number of batches (1857 of 16 out of 59400 / 2 images, as 1857 of 32 for one process;
 # 3713 if unsharded), and estimated_stepping_batches, hence the cosine schedule, follows it. Validation is 1 % (600
 # images), so is the train-accuracy probe; 2 evaluation batches of 90 per rank.
-TINY = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "2",
-        "--trainer.limit_train_batches", "0.008", "--trainer.limit_val_batches", "2",
-        "--trainer.limit_test_batches", "2", "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false", "--model.dropout", "0",
-        "--data.val_fraction", "0.01"]
+TINY = [*short_run(epochs=2, train_batches=0.008, val_batches=2, test_batches=2, log_every=1, batch_size=None,
+                  eval_batch_size=None, val_fraction=0.01), "--model.dropout", "0"]
 PER_RANK = ["--data.batch_size", "16", "--data.eval_batch_size", "90"]
 ONE_PROCESS = ["--data.batch_size", "32", "--data.eval_batch_size", "180"]
 # Logged over all ranks (sync_dist / torchmetrics / all_gather): must equal the single run's.
@@ -162,9 +159,10 @@ def assert_same_training(ddp: Path, single: Path, weights, initial, suffix: str)
 @pytest.fixture(scope="module")
 def torch_ddp(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     logs = tmp_path_factory.mktemp("torch-ddp")
-    result = run_cli("fit", *TINY, *PER_RANK, "--trainer.default_root_dir", str(logs),
-                     "--trainer.strategy", "ddp", "--trainer.devices", "2",
-                     "--trainer.accelerator", "cpu")
+    # a process of its own: Lightning starts rank 1 by running this process's __main__ again
+    result = run_cli_process("fit", *TINY, *PER_RANK, "--trainer.default_root_dir", str(logs),
+                             "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                             "--trainer.accelerator", "cpu")
     assert result.returncode == 0, result.stderr[-4000:]
     return logs, result
 

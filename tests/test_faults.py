@@ -36,18 +36,15 @@ from cnn.pt.checkpoint import SafeCheckpointIO
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools import convert
 from cnn.tools.events import read_scalars, run_dirs
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, CliResult, run_cli, short_run
 from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ["torch", "mlx"]
 EXTENSION = {"torch": ".ckpt", "mlx": ".safetensors"}
 MNIST = dict(in_channels=1, image_size=28, num_classes=10, classes=get_spec("mnist").classes)
 QUIET = ["--trainer.enable_progress_bar", "false"]
-TINY_FIT = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "1",
-            "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "2",
-            "--trainer.limit_test_batches", "2", "--trainer.log_every_n_steps", "1",
-            "--data.batch_size", "32", "--data.eval_batch_size", "200",
-            "--data.val_fraction", "0.01", *QUIET]
+TINY_FIT = [*short_run(train_batches=6, val_batches=2, test_batches=2, log_every=1, eval_batch_size=200,
+                      val_fraction=0.01)]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +61,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return {"torch": torch_ckpt, "mlx": mlx_ckpt}
 
 
-def predict(framework: str, ckpt, files, *args: str) -> subprocess.CompletedProcess:
+def predict(framework: str, ckpt, files, *args: str) -> CliResult:
     return run_cli("predict", "--framework", framework, "--config", "configs/mnist.yaml",
                    "--ckpt_path", str(ckpt), "--data.predict_files",
                    "[" + ",".join(map(str, files)) + "]", *QUIET, *args)

@@ -5,10 +5,7 @@ both frameworks, on a tiny folder of digit PNGs the tests write (and, marked slo
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,22 +16,19 @@ from cnn.tools import export_pngs
 from cnn.tools.convert import convert
 from cnn.tools.events import read_scalars, run_dirs
 from cnn.weights import read_safetensors, read_weights
+from tests.cli_runs import CliResult, run_cli, short_run
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = {"0": "zero", "1": "one", "7": "seven"}  # words, so a printed name cannot be a label index
 CLASSES = sorted(NAMES.values())
 SHAPE = ("--data.image_size", "16", "--data.channels", "1", "--data.augment", "false")
-TINY = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
-        "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
-        "--data.batch_size", "8", "--data.eval_batch_size", "8", "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false")
+TINY = short_run(config=None, train_batches=3, val_batches=2, test_batches=2, batch_size=8, eval_batch_size=8,
+                 log_every=1)
 
 
-def cli(*args: str, cache: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python cli.py ARGS`` with its own user cache, as a user would type it."""
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "XDG_CACHE_HOME": str(cache)})
+def cli(*args: str, cache: Path) -> CliResult:
+    """``python cli.py ARGS`` with its own user cache (in this process: ``tests.cli_runs``)."""
+    return run_cli(*args, env={"XDG_CACHE_HOME": str(cache)})
 
 
 def digit_folder(out: Path, per_class: int, names: dict[str, str] | None = None) -> Path:
@@ -54,7 +48,7 @@ def digit_folder(out: Path, per_class: int, names: dict[str, str] | None = None)
     return out
 
 
-def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+def one_line_error(result: CliResult, *words: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and lines and lines[-1].startswith("error: "), result.stderr[-2000:]
     assert "Traceback" not in result.stderr

@@ -13,14 +13,12 @@ import warnings
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 from cnn.mx.lightning.callbacks import Callback as MxCallback
 from cnn.mx.lightning.callbacks import ModelCheckpoint as MxModelCheckpoint
-from cnn.mx.lightning.core.module import LightningModule as MxLightningModule
 from cnn.mx.lightning.trainer import Trainer as MxTrainer
 
 import mlx.core as mx
-import mlx.nn as mnn
-import mlx.optimizers as moptim
-import numpy as np
 import pytest
+
+from tests.boring import MlxBoringModel, TorchBoringModel, boring_batches
 
 CALLBACK_HOOKS = [
     "setup", "teardown", "on_fit_start", "on_fit_end", "on_sanity_check_start", "on_sanity_check_end",
@@ -87,56 +85,21 @@ def _module_mixin():
 MODULE_MIXIN = _module_mixin()
 
 
-class Batches:
-    """A minimal re-iterable loader (a plain list would be taken by Lightning as several dataloaders)."""
-
-    def __init__(self, batches):
-        self.batches = batches
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __iter__(self):
-        return iter(self.batches)
-
-
-def _data(n_batches, seed):
-    rng = np.random.default_rng(seed)
-    return Batches([(rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 1)).astype(np.float32))
-                    for _ in range(n_batches)])
-
-
 def _lightning_calls(tmp_path, **flags):
     import lightning.pytorch as pl
     import torch
 
-    class TorchToy(MODULE_MIXIN, pl.LightningModule):
+    class TorchToy(MODULE_MIXIN, TorchBoringModel):
         def __init__(self, calls):
             super().__init__()
             object.__setattr__(self, "calls", calls)  # not a parameter container
-            self.layer = torch.nn.Linear(3, 1)
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            loss = ((self.layer(x) - y) ** 2).mean()
-            self.log("train_loss", loss)
-            return loss
-
-        def validation_step(self, batch, batch_idx):
-            self.log("val_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
-
-        def test_step(self, batch, batch_idx):
-            self.log("test_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
-
-        def predict_step(self, batch, batch_idx):
-            return self.layer(batch[0])
 
         def configure_optimizers(self):
             self.calls.append(("module", "configure_optimizers", None))
-            return torch.optim.SGD(self.parameters(), lr=0.1)
+            return super().configure_optimizers()
 
-    def to_torch(batches):
-        return Batches([tuple(torch.from_numpy(a) for a in b) for b in batches])
+    def data(n_batches, seed):
+        return boring_batches(n_batches, seed, convert=torch.from_numpy)
 
     torch.manual_seed(0)
     calls = []
@@ -148,42 +111,26 @@ def _lightning_calls(tmp_path, **flags):
     trainer = pl.Trainer(max_epochs=2, callbacks=[recorder, ckpt], **common)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(model, to_torch(_data(3, 0)), to_torch(_data(2, 1)))
-        trainer.test(model, to_torch(_data(2, 2)), verbose=False)
-        trainer.predict(model, to_torch(_data(2, 3)))
+        trainer.fit(model, data(3, 0), data(2, 1))
+        trainer.test(model, data(2, 2), verbose=False)
+        trainer.predict(model, data(2, 3))
         first = list(calls)
         calls.clear()
         resumed = pl.Trainer(max_epochs=3, callbacks=[recorder, pl.callbacks.ModelCheckpoint(
             dirpath=str(tmp_path / "ckpt"), save_last=True)], **common)
-        resumed.fit(TorchToy(calls), to_torch(_data(3, 0)), to_torch(_data(2, 1)), ckpt_path="last")
+        resumed.fit(TorchToy(calls), data(3, 0), data(2, 1), ckpt_path="last")
     return first, list(calls)
 
 
 def _mlx_calls(tmp_path, compile, **flags):
-    class MxToy(MODULE_MIXIN, MxLightningModule):
+    class MxToy(MODULE_MIXIN, MlxBoringModel):
         def __init__(self, calls):
             super().__init__()
             object.__setattr__(self, "calls", calls)  # not a parameter container
-            self.layer = mnn.Linear(3, 1)
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            loss = ((self.layer(x) - y) ** 2).mean()
-            self.log("train_loss", loss)
-            return loss
-
-        def validation_step(self, batch, batch_idx):
-            self.log("val_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
-
-        def test_step(self, batch, batch_idx):
-            self.log("test_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
-
-        def predict_step(self, batch, batch_idx):
-            return self.layer(batch[0])
 
         def configure_optimizers(self):
             self.calls.append(("module", "configure_optimizers", None))
-            return moptim.SGD(learning_rate=0.1)
+            return super().configure_optimizers()
 
     mx.random.seed(0)
     calls = []
@@ -193,16 +140,16 @@ def _mlx_calls(tmp_path, compile, **flags):
     model = MxToy(calls)
     ckpt = MxModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
     trainer = MxTrainer(max_epochs=2, callbacks=[recorder, ckpt], **common)
-    trainer.fit(model, _data(3, 0), _data(2, 1))
-    trainer.test(model, _data(2, 2), verbose=False)
-    trainer.predict(model, _data(2, 3))
+    trainer.fit(model, boring_batches(3, 0), boring_batches(2, 1))
+    trainer.test(model, boring_batches(2, 2), verbose=False)
+    trainer.predict(model, boring_batches(2, 3))
     first = list(calls)
     calls.clear()
     resumed = MxTrainer(max_epochs=3, callbacks=[recorder, MxModelCheckpoint(dirpath=str(tmp_path / "ckpt"),
                                                                              save_last=True)], **common)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        resumed.fit(MxToy(calls), _data(3, 0), _data(2, 1), ckpt_path="last")
+        resumed.fit(MxToy(calls), boring_batches(3, 0), boring_batches(2, 1), ckpt_path="last")
     return first, list(calls)
 
 

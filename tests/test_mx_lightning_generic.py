@@ -16,24 +16,11 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
+from tests.boring import Loader
 from tests.cli_runs import ROOT
 
 PACKAGE = Path(ROOT) / "cnn" / "mx" / "lightning"
 ALLOWED_CNN_MODULES = {"cnn.atomic", "cnn.errors", "cnn.mx", "cnn.runs"}  # framework-free core
-
-
-class Batches:
-    """In-memory (features, labels) batches, in a fixed order."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int):
-        self.x, self.y, self.batch_size = x, y, batch_size
-
-    def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
-
-    def __iter__(self):
-        for start in range(0, len(self.x), self.batch_size):
-            yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
 
 
 class MLP(LightningModule):
@@ -80,8 +67,8 @@ def test_a_two_layer_mlp_learns_separable_data_with_the_generic_trainer(tmp_path
     trainer = Trainer(max_epochs=5, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
                       num_sanity_val_steps=0, callbacks=[history], default_root_dir=str(tmp_path))
-    trainer.fit(MLP(), train_dataloaders=Batches(*separable_data(512, seed=1), 32),
-                val_dataloaders=Batches(*separable_data(256, seed=2), 64))
+    trainer.fit(MLP(), train_dataloaders=Loader(*separable_data(512, seed=1), 32),
+                val_dataloaders=Loader(*separable_data(256, seed=2), 64))
     assert len(history.losses) == 5 * 16 and trainer.global_step == 5 * 16
     first, last = np.mean(history.losses[:16]), np.mean(history.losses[-16:])
     assert last < 0.5 * first

@@ -21,18 +21,19 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
+from tests.boring import Loader
 from tests.cli_runs import run_cli
-from tests.test_mx_lightning_generic import MLP, Batches
+from tests.test_mx_lightning_generic import MLP
 
 RICH = importlib.util.find_spec("rich") is not None
 QUIET = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
          "num_sanity_val_steps": 0}
 
 
-def data(n: int = 64, seed: int = 0) -> Batches:
+def data(n: int = 64, seed: int = 0) -> Loader:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 8)).astype(np.float32)
-    return Batches(x, (x[:, 0] > 0).astype(np.int64), 16)
+    return Loader(x, (x[:, 0] > 0).astype(np.int64), 16)
 
 
 class Recorder(Callback):

@@ -27,6 +27,7 @@ from mlx.utils import tree_flatten
 
 from cnn.atomic import atomic_path
 from cnn.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
+from tests.boring import Loader, regression_data
 
 CHECKPOINT_IO = ckpt_mod.SafetensorsCheckpointIO()  # the trainer's default file format
 load_checkpoint = CHECKPOINT_IO.load_checkpoint
@@ -40,35 +41,9 @@ QUIET = dict(enable_progress_bar=False, enable_model_summary=False, accelerator=
 
 
 # ---------------------------------------------------------------------------------------------- toy data / models
-class Loader:
-    """In-memory loader whose order depends only on (seed, epoch) via ``set_epoch`` (like DistributedSampler)."""
-
-    def __init__(self, x, y, batch_size, shuffle=False, seed=0):
-        self.x, self.y, self.batch_size, self.shuffle, self.seed, self.epoch = x, y, batch_size, shuffle, seed, 0
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __len__(self):
-        return -(-len(self.x) // self.batch_size)
-
-    def __iter__(self):
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.x)) if self.shuffle \
-            else np.arange(len(self.x))
-        for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield self.x[idx], self.y[idx]
-
-
-def regression_data(n, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 3)).astype(np.float32)
-    y = (x @ np.array([[1.0], [-2.0], [0.5]], np.float32) + 0.1).astype(np.float32)
-    return x, y
-
-
 class Toy(LightningModule):
-    """Linear regression (+ optional dropout, Adam, per-epoch lr schedule) logging Lightning-style metrics."""
+    """tests.boring's regression with a hidden layer, optional dropout and Adam and a per-epoch lr schedule:
+    what the Trainer's dropout, schedule and resume contracts need beyond ``MlxBoringModel``."""
 
     def __init__(self, dropout: float = 0.0, adam: bool = False, lr: float = 0.05):
         super().__init__()

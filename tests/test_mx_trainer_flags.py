@@ -20,7 +20,8 @@ import pytest
 
 from cnn.crossing import class_path_for
 from cnn.errors import NonFiniteGradientError
-from tests.test_mx_trainer import QUIET, Loader, MxReg, _events, _run_lightning, regression_data
+from tests.boring import Loader, regression_data
+from tests.test_mx_trainer import QUIET, MxReg, _events, _run_lightning
 
 
 def _data():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from cnn import schema
 from cnn.tools import plot
 from cnn.tools.events import read_scalars
+from tests.cli_runs import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -176,15 +175,12 @@ def test_a_missing_or_empty_log_folder_is_one_error_line_and_exit_1(make, tmp_pa
 
 def test_the_real_cli_plots_a_log_folder(logdir, tmp_path):
     out = tmp_path / "cli.png"
-    done = subprocess.run([sys.executable, "cli.py", "plot", str(logdir[0]), "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = run_cli("plot", str(logdir[0]), "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert_valid_png(out)
 
 
 def test_the_real_cli_reports_a_missing_folder_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "cli.py", "plot", str(tmp_path / "nope"), "--out",
-                           str(tmp_path / "x.png")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = run_cli("plot", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png"))
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1

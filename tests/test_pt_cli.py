@@ -11,12 +11,10 @@ from cnn import schema
 from cnn.data import load_dataset
 from cnn.pt.model import SeedCNN
 from cnn.tools.events import read_scalars, run_dirs
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli, short_run
 
-SHORT_FIT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "6",
-             "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
-             "--trainer.log_every_n_steps", "2", "--data.batch_size", "32",
-             "--data.eval_batch_size", "200"]
+SHORT_FIT = [*short_run(config=None, epochs=2, train_batches=6, val_batches=2, test_batches=2, log_every=2,
+                       eval_batch_size=200, progress_bar=True)]
 
 
 @pytest.mark.parametrize("in_channels, image_size, num_classes, expected", [

@@ -7,10 +7,12 @@ whose ``last`` checkpoint used to stay at epoch 0.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import resource
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,24 +20,21 @@ import yaml
 
 from cnn.errors import ConfigError, DataError
 from cnn.weights import read_weights
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli, short_run
 from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
-TINY = ("--config", "configs/mnist.yaml", "--trainer.enable_progress_bar", "false",
-        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-        "--trainer.limit_test_batches", "1", "--data.batch_size", "32",
-        "--data.eval_batch_size", "200")
+TINY = short_run(epochs=None, eval_batch_size=200)
 
 
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def fit(framework: str, root: Path, *args: str, **kwargs):
+def fit(framework: str, root: Path, *args: str, env: dict[str, str] | None = None):
     return run_cli("fit", "--framework", framework, *TINY, "--trainer.default_root_dir",
-                   str(root), *args, **kwargs)
+                   str(root), *args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +167,7 @@ def test_a_data_dir_that_is_a_file_or_missing_is_an_error_not_a_fallback(tmp_pat
 
 
 def test_a_missing_data_location_stops_the_command_line(tmp_path):
-    result = fit("mlx", tmp_path / "runs", env={**os.environ, "CNN_DATA_DIR": str(tmp_path / "absent")})
+    result = fit("mlx", tmp_path / "runs", env={"CNN_DATA_DIR": str(tmp_path / "absent")})
     assert_one_line_error(result, "CNN_DATA_DIR", "does not exist")
 
 
@@ -183,22 +182,50 @@ def test_resuming_with_a_changed_model_value_is_refused_and_changes_no_record(fi
     assert {p: md5(p) for p in run.rglob("*") if p.is_file()} == records
 
 
+class Hung(BaseException):
+    """A command still running at its deadline (a BaseException: no handler of the CLI's takes it)."""
+
+
+@contextlib.contextmanager
+def failing_after(seconds: int):
+    """Raise ``Hung`` in the block once ``seconds`` have passed, even inside a blocking open()."""
+    def hung(signum, frame):
+        raise Hung(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 # -- 4. predict reads regular files only ---------------------------------------------------------
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_predict_on_a_fifo_reports_it_instead_of_hanging(fits, framework, tmp_path):
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
-    result = run_cli("predict", "--framework", framework, "--config", "configs/mnist.yaml",
-                     "--ckpt_path", str(last_checkpoint(fits[framework], framework)),
-                     "--data.predict_files", f"[{fifo}, {tmp_path}]", timeout=120)
+    with failing_after(120):
+        result = run_cli("predict", "--framework", framework, "--config", "configs/mnist.yaml",
+                         "--ckpt_path", str(last_checkpoint(fits[framework], framework)),
+                         "--data.predict_files", f"[{fifo}, {tmp_path}]")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"{fifo}" in result.stdout and "not a regular file" in result.stdout
     assert "a directory" in result.stdout
 
 
 # -- 10. a write that fails -----------------------------------------------------------------------
-def _small_files():
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))  # Python ignores SIGXFSZ: EFBIG
+@contextlib.contextmanager
+def small_files():
+    """Files of at most 1 MiB for this process while the block runs (Python ignores SIGXFSZ: a
+    larger write fails with EFBIG); only the soft limit, so that it can be raised back."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -207,8 +234,9 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_previous_stays_
     previous = tmp_path / f"last{SUFFIX[framework]}"
     shutil.copy(last_checkpoint(fits[framework], framework), previous)
     before = md5(previous)
-    result = fit(framework, tmp_path / "runs", "--model.lr", "0", "--trainer.max_epochs", "3",
-                 "--ckpt_path", str(previous), preexec_fn=_small_files)
+    with small_files():
+        result = fit(framework, tmp_path / "runs", "--model.lr", "0", "--trainer.max_epochs", "3",
+                     "--ckpt_path", str(previous))
     assert_one_line_error(result, str(tmp_path / "runs"), SUFFIX[framework], "File too large")
     assert md5(previous) == before and read_weights(str(previous)).global_step == 4
 

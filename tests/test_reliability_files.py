@@ -19,16 +19,14 @@ from PIL import Image
 
 from cnn.tools import export_pngs
 from cnn.tools.events import run_dirs
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli, run_cli_process, short_run
 from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
-TINY = ("--config", "configs/mnist.yaml", "--trainer.enable_progress_bar", "false",
-        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-        "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
-        "--data.batch_size", "32", "--data.eval_batch_size", "200")
-# Values the MLX side cannot use; the fixture's fit runs with them (item 12).
+TINY = short_run(train_batches=2, val_batches=1, test_batches=1, batch_size=32, eval_batch_size=200)
+# Values the MLX side cannot use; the fixture's fit runs with them (item 12), in a process of its
+# own: they are read when ``cnn.mx`` is first imported.
 BAD_ENVIRONMENT = {"CNN_BLAS": "/bin/ls", "CNN_MLX_CACHE_LIMIT": "banana"}
 
 
@@ -44,8 +42,11 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for framework in FRAMEWORKS:
         root = tmp_path_factory.mktemp(f"fit-{framework}")
-        env = {**os.environ, **BAD_ENVIRONMENT} if framework == "mlx" else None
-        result = fit(framework, root, env=env)
+        if framework == "mlx":
+            result = run_cli_process("fit", "--framework", framework, *TINY, "--trainer.default_root_dir",
+                                     str(root), env={**os.environ, **BAD_ENVIRONMENT})
+        else:
+            result = fit(framework, root)
         assert result.returncode == 0, result.stderr[-3000:]
         (root / "stderr.txt").write_text(result.stderr)
         (out[framework],) = run_dirs(root)

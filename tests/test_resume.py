@@ -19,14 +19,11 @@ from cnn.data.datamodule import TensorBatches
 from cnn.data.pipeline import PreparedData
 from cnn.tools.events import read_scalars, run_dirs
 from cnn.weights import read_weights
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli, short_run
 
 # 2 epochs of 4 batches; every step logged; train-accuracy probe and validation kept small.
-RUN = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "2",
-       "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
-       "--trainer.limit_test_batches", "2", "--trainer.log_every_n_steps", "1",
-       "--data.batch_size", "32", "--data.eval_batch_size", "200", "--data.val_fraction", "0.01",
-       "--trainer.enable_progress_bar", "false"]
+RUN = [*short_run(epochs=2, train_batches=4, val_batches=2, test_batches=2, log_every=1, eval_batch_size=200,
+                 val_fraction=0.01)]
 EXTENSION = {"torch": ".ckpt", "mlx": ".safetensors"}
 # Every epoch's checkpoint kept, so there are more files to compare.
 CHECKPOINTS = """\

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from cnn import schema
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, run_cli, run_cli_process
 
 FRAMEWORKS = ("torch", "mlx")
 WITHOUT_PACKAGES = ROOT / "tests" / "without_packages"
@@ -214,8 +214,9 @@ def test_a_tracker_without_its_package_is_one_error_line_naming_the_extra(tmp_pa
                                                                           install, extra):
     env = {**os.environ, "CNN_TEST_WITHOUT": package,
            "PYTHONPATH": os.pathsep.join([str(WITHOUT_PACKAGES), str(ROOT)])}
-    result = run_cli("--framework", framework, "fit", "--config", "configs/mnist.yaml",
-                     "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", logger, env=env)
+    # a process of its own: the packages are hidden when Python starts (tests/without_packages)
+    result = run_cli_process("--framework", framework, "fit", "--config", "configs/mnist.yaml",
+                             "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", logger, env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {logger} needs the {package} package, which is not installed: pip install {install} "

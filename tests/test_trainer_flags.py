@@ -17,11 +17,9 @@ import yaml
 from cnn import schema
 from cnn.pt.datamodule import DataModule as PtDataModule
 from cnn.tools.events import read_scalars, run_dirs
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli, short_run
 
-BASE = ("--trainer.max_epochs", "2", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
-        "--trainer.limit_test_batches", "2", "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar",
-        "false", "--data.batch_size", "32", "--data.eval_batch_size", "100")
+BASE = short_run(config=None, epochs=2, train_batches=4, val_batches=2, test_batches=2, log_every=1)
 CASES = {
     "fast_dev_run": ("--trainer.fast_dev_run", "2"),
     "accumulate_grad_batches": ("--trainer.accumulate_grad_batches", "3"),

@@ -44,7 +44,7 @@ TRAIN, TEST = "train", "test"
 CACHE_FORMAT = 1  # bump when the cache file or the conversion in load_image changes
 PARALLEL_FROM = 512  # files: below this, starting worker processes costs more than it saves
 REPORT_FIRST = 3  # bad files named in the summary line
-_reported: set[str] = set()  # cache keys whose skipped files this process has reported
+_reported: set[str] = set()  # cache keys whose skipped files this command has reported
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,13 @@ def _write_cache(path: Path, decoded: DecodedFolder) -> None:
         if stale != path:  # the same folder as it was before it changed
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+def forget_reported() -> None:
+    """Start a new command: each folder's skipped files are reported again, once (a command loads
+    its folder more than once; ``cnn.cli`` calls this first, so that commands run one after another
+    in one process each report them, as separate processes would)."""
+    _reported.clear()
 
 
 def _report(listing: FolderListing, decoded: DecodedFolder, key: str) -> None:
