@@ -30,6 +30,7 @@ SLURM_TASK = {"SLURM_NTASKS": "1", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "tr
 def saved(path: Path) -> tuple[dict[str, np.ndarray], int]:
     """The weights and the global step of an MLX checkpoint, read as the trainer reads it."""
     from cnn.mx.checkpoint import load_checkpoint
+
     from mlx.utils import tree_flatten
 
     checkpoint = load_checkpoint(str(path))
