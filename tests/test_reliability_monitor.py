@@ -67,3 +67,16 @@ def test_a_misspelt_monitor_found_after_training_keeps_the_trained_steps_in_last
     assert last.startswith("error: EarlyStopping(monitor='val/acx') names a metric the model does not log") and \
         last.endswith("the 3 steps trained are saved in the run's `last` checkpoint"), last
     assert f"last{SUFFIX[framework]}" in checkpoints(tmp_path / "logs", framework)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_callback_lightning_refuses_at_run_time_ends_in_one_line_on_both_sides(framework, tmp_path):
+    """Where Lightning raises ``MisconfigurationException`` (here: ``LearningRateMonitor`` without a logger), the
+    MLX mirror raises ``ConfigError``: one line, as the torch side's."""
+    config = tmp_path / "lr.yaml"
+    config.write_text("trainer:\n  logger: false\n  callbacks:\n    - class_path: LearningRateMonitor\n")
+    result = fit(framework, tmp_path / "logs", "--config", str(config))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "Cannot use `LearningRateMonitor` callback with `Trainer` that has no logger.")
