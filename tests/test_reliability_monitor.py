@@ -80,3 +80,27 @@ def test_a_callback_lightning_refuses_at_run_time_ends_in_one_line_on_both_sides
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith(
         "Cannot use `LearningRateMonitor` callback with `Trainer` that has no logger.")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_run_a_failing_callback_stops_keeps_its_newest_state_in_last(framework, tmp_path):
+    config = tmp_path / "fail.yaml"
+    config.write_text("trainer:\n  callbacks:\n"
+                      f"    - class_path: tests.fail_at_step.{framework.capitalize()}FailAtStep\n"
+                      "      init_args: {step: 2}\n")
+    result = fit(framework, tmp_path / "logs", "--config", str(config))
+    assert result.returncode != 0
+    assert "injected failure at step 2" in result.stderr
+    (last,) = (tmp_path / "logs").glob(f"mnist/{framework}/version_0/checkpoints/last{SUFFIX[framework]}")
+    assert saved_step(framework, last) == 2
+
+
+def saved_step(framework: str, path: Path) -> int:
+    """The ``global_step`` a checkpoint holds, read as its side reads it."""
+    if framework == "torch":
+        import torch
+
+        return torch.load(path, weights_only=True)["global_step"]
+    from cnn.mx.checkpoint import load_checkpoint
+
+    return load_checkpoint(str(path))["global_step"]

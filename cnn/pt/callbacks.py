@@ -54,7 +54,8 @@ def _validation_may_follow(trainer, batch_idx: int) -> bool:
 class FaultGuard(L.Callback):
     """Stop ``fit`` cleanly on a non-finite loss or a signal (see the module docstring).
 
-    Hooks: ``on_before_backward`` checks the loss (on every rank: one NaN stops them all);
+    ``on_exception`` of any other ``Exception`` after training steps lets every ``ModelCheckpoint`` save on the
+    way out. Hooks: ``on_before_backward`` checks the loss (on every rank: one NaN stops them all);
     ``on_sanity_check_start`` / ``on_train_start`` install the signal handlers in place of
     Lightning's, which they call in due time: from ``on_train_batch_start`` /
     ``on_train_batch_end`` once no validation may come before Lightning checks for a signal;
@@ -109,6 +110,12 @@ class FaultGuard(L.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._restore()
+        # Any other error after training steps (a failing callback or logger, a misspelt monitor): every
+        # ModelCheckpoint, which runs after this callback, saves the steps not yet saved, as the MLX side does.
+        if isinstance(exception, Exception) and not isinstance(exception, NonFiniteLossError) \
+                and trainer.global_step > 0 and not trainer.sanity_checking:
+            for callback in _checkpoint_callbacks(trainer):
+                callback.save_on_exception = True
 
     def _pass_on(self, trainer, batch_idx: int) -> None:
         """Let Lightning stop after this batch, unless a validation may run before it checks."""
