@@ -76,3 +76,8 @@ class TrainingInterrupted(Interrupted):
 class NonFiniteGradientError(NonFiniteLossError):
     """``detect_anomaly``: a parameter's gradient became NaN/inf; the message names the parameter, the epoch and the
     batch; training stopped, no checkpoint written for that step."""
+
+
+class MonitorError(ConfigError, RuntimeError):
+    """A callback's ``monitor`` names a metric the model does not log; the message lists those it does.
+    A ``RuntimeError`` too, which is what Lightning's ``EarlyStopping`` raises for it."""

@@ -99,7 +99,7 @@ class CLI:
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
                            "cnn.mx.lightning.callbacks.ModelCheckpoint",
-                           checkpoint_suffix=".safetensors")
+                           fit_callbacks=("cnn.mx.callbacks.MonitorCheck",), checkpoint_suffix=".safetensors")
         seed_everything(seed_value(section.seed_everything))
         init = parser.instantiate_classes(config)[self.subcommand]
         self.datamodule = DataModule(**init.data)

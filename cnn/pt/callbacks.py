@@ -33,7 +33,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from cnn.errors import NonFiniteLossError, TrainingInterrupted
+from cnn.errors import MonitorError, NonFiniteLossError, TrainingInterrupted
+from cnn.monitors import unknown_monitor_line
 
 
 def _checkpoint_callbacks(trainer) -> list[ModelCheckpoint]:
@@ -53,7 +54,8 @@ def _validation_may_follow(trainer, batch_idx: int) -> bool:
 class FaultGuard(L.Callback):
     """Stop ``fit`` cleanly on a non-finite loss or a signal (see the module docstring).
 
-    Hooks: ``on_before_backward`` checks the loss (on every rank: one NaN stops them all);
+    ``on_exception`` of any other ``Exception`` after training steps lets every ``ModelCheckpoint`` save on the
+    way out. Hooks: ``on_before_backward`` checks the loss (on every rank: one NaN stops them all);
     ``on_sanity_check_start`` / ``on_train_start`` install the signal handlers in place of
     Lightning's, which they call in due time: from ``on_train_batch_start`` /
     ``on_train_batch_end`` once no validation may come before Lightning checks for a signal;
@@ -108,6 +110,12 @@ class FaultGuard(L.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._restore()
+        # Any other error after training steps (a failing callback or logger, a misspelt monitor): every
+        # ModelCheckpoint, which runs after this callback, saves the steps not yet saved, as the MLX side does.
+        if isinstance(exception, Exception) and not isinstance(exception, NonFiniteLossError) \
+                and trainer.global_step > 0 and not trainer.sanity_checking:
+            for callback in _checkpoint_callbacks(trainer):
+                callback.save_on_exception = True
 
     def _pass_on(self, trainer, batch_idx: int) -> None:
         """Let Lightning stop after this batch, unless a validation may run before it checks."""
@@ -197,3 +205,24 @@ class ResumeState(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self._position = (trainer.current_epoch, batch_idx + 1)
+
+
+class MonitorCheck(L.Callback):
+    """Hook: ``on_validation_end`` of ``fit``'s first validation (the sanity check's when there is one) raises
+    ``MonitorError`` for a ``monitor`` of another callback that names no metric the model logs (``cnn.monitors``),
+    where Lightning would raise only after an epoch; every ``ModelCheckpoint`` then saves on the way out (its
+    ``save_on_exception``) when steps were trained."""
+
+    def __init__(self) -> None:
+        self.checked = False
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self.checked or trainer.state.fn != "fit":
+            return
+        self.checked = True
+        line = unknown_monitor_line(trainer.callbacks, trainer.callback_metrics, trainer.global_step)
+        if line is None:
+            return
+        for callback in _checkpoint_callbacks(trainer):
+            callback.save_on_exception = True
+        raise MonitorError(line)

@@ -36,8 +36,8 @@ FRAMEWORK = "torch"
 # Checkpoints are read with weights_only=True (and from .safetensors) and written atomically.
 SAFE_CHECKPOINT_IO = "cnn.pt.checkpoint.SafeCheckpointIO"
 # What the MLX trainer does natively: stop on a NaN loss, checkpoint on SIGINT/SIGTERM, resume
-# with the random state of the interrupted run.
-FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState")
+# with the random state of the interrupted run; and the monitor check both sides add (cnn.monitors).
+FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState", "cnn.pt.callbacks.MonitorCheck")
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger}
 

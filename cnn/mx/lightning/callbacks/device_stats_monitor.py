@@ -10,6 +10,8 @@ from cnn.mx.lightning.callbacks.callback import Callback
 
 import mlx.core as mx
 
+from cnn.errors import ConfigError
+
 
 def device_stats() -> dict[str, float]:
     """MLX's allocator counters, in bytes: memory held by live arrays, the most ever held since the
@@ -46,7 +48,7 @@ class DeviceStatsMonitor(Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage == "fit" and not trainer.loggers:
-            raise ValueError("Cannot use `DeviceStatsMonitor` callback with `Trainer(logger=False)`.")
+            raise ConfigError("Cannot use `DeviceStatsMonitor` callback with `Trainer(logger=False)`.")
 
     def _log(self, trainer, key: str) -> None:
         if not trainer.loggers or not trainer.logger_connector.should_update_logs():

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from typing import Any, Optional
 
 from cnn.mx.lightning.callbacks.callback import Callback
+
+from cnn.errors import MonitorError
 
 
 class EarlyStopping(Callback):
@@ -56,10 +59,7 @@ class EarlyStopping(Callback):
 
     def _run_early_stopping_check(self, trainer) -> None:
         logs = trainer.callback_metrics
-        if self.monitor not in logs:
-            if self.strict:
-                raise RuntimeError(f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
-                                   f"Available metrics are: {list(logs)}")
+        if getattr(trainer, "fast_dev_run", False) or not self._validate_condition_metric(logs):
             return
         current = float(logs[self.monitor])
         should_stop, reason = False, None
@@ -84,6 +84,19 @@ class EarlyStopping(Callback):
             self.stopping_reason_message = reason
         if reason and self.verbose:
             print(reason, file=sys.stderr)
+
+    def _validate_condition_metric(self, logs: dict[str, Any]) -> bool:
+        """Lightning's: a missing ``monitor`` raises when ``strict`` (a ``MonitorError``, a ``RuntimeError`` as
+        Lightning's), else is a ``RuntimeWarning`` when ``verbose``; either way no check this time."""
+        if self.monitor in logs:
+            return True
+        message = (f"Early stopping conditioned on metric `{self.monitor}` which is not available. Pass in or "
+                   "modify your `EarlyStopping` callback to use any of the following: `" + "`, `".join(logs) + "`")
+        if self.strict:
+            raise MonitorError(message)
+        if self.verbose:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return False
 
     def state_dict(self) -> dict[str, Any]:
         return {"wait_count": self.wait_count, "stopped_epoch": self.stopped_epoch, "best_score": self.best_score,

@@ -8,6 +8,8 @@ from cnn.mx.lightning.callbacks.callback import Callback
 from cnn.mx.lightning.core.optimizer import next_learning_rate
 from cnn.mx.lightning.utilities.mlx_internals import learning_rate_schedule
 
+from cnn.errors import ConfigError
+
 
 def _optimizer_name(opt: Any) -> str:
     """The MLX optimizer class a (possibly user-subclassed) optimizer derives from: a torch-faithful ``AdamL2(Adam)``
@@ -38,7 +40,7 @@ class LearningRateMonitor(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         if not trainer.loggers:
-            raise ValueError("Cannot use `LearningRateMonitor` callback with `Trainer` that has no logger.")
+            raise ConfigError("Cannot use `LearningRateMonitor` callback with `Trainer` that has no logger.")
         self.lrs = {name: [] for name, _ in self._names(trainer)}
 
     def _names(self, trainer) -> list[tuple[str, Optional[str]]]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from typing import Any, Optional
 
 from cnn.mx.lightning.callbacks.callback import Callback
 
-from cnn.errors import NonFiniteLossError, TrainingInterrupted
+from cnn.errors import MonitorError, NonFiniteLossError, TrainingInterrupted
 
 
 class ModelCheckpoint(Callback):
@@ -23,8 +24,10 @@ class ModelCheckpoint(Callback):
     ``<default_root_dir>/checkpoints`` without logger); ``save_last`` adds ``last.safetensors``; ``best_model_path`` /
     ``best_model_score`` / ``last_model_path`` as in Lightning. Differences: ``last`` is rewritten after every
     epoch and validation, whether or not the monitored metric improved; on a ``TrainingInterrupted``
-    (SIGINT/SIGTERM) ``last`` is always written so the run can resume; on a ``NonFiniteLossError`` nothing is ever
-    written (the last good checkpoint stays untouched).
+    (SIGINT/SIGTERM) or any other ``Exception`` after steps not yet saved, ``last`` is written so the run can resume;
+    on a ``NonFiniteLossError`` or a second Ctrl-C (``KeyboardInterrupt``) nothing is ever written (the last good
+    checkpoint stays untouched). A ``monitor`` not logged yet is a warning until validation has run, an error
+    (``MonitorError``, Lightning's ``MisconfigurationException``) after, as in Lightning.
     """
 
     CHECKPOINT_JOIN_CHAR = "-"
@@ -49,6 +52,10 @@ class ModelCheckpoint(Callback):
             every_n_epochs, every_n_train_steps = 1, 0
         self._every_n_epochs = every_n_epochs or 0
         self._every_n_train_steps = every_n_train_steps or 0
+        if self._every_n_train_steps < 0:
+            raise ValueError(f"Invalid value for every_n_train_steps={self._every_n_train_steps}. Must be >= 0")
+        if self._every_n_epochs < 0:
+            raise ValueError(f"Invalid value for every_n_epochs={self._every_n_epochs}. Must be >= 0")
         if self._every_n_epochs >= 1 and self._every_n_train_steps >= 1:
             raise ValueError("every_n_train_steps and every_n_epochs are mutually exclusive")
         self.dirpath = os.path.realpath(os.path.expanduser(dirpath)) if dirpath else None
@@ -66,6 +73,7 @@ class ModelCheckpoint(Callback):
         self._last_global_step_saved = 0  # Lightning: no checkpoint before the first step
         self._last_checkpoint_saved = ""
         self._defer_save_until_validation = False
+        self._warned: set[str] = set()  # Lightning's WarningCache: each warning once
 
     @property
     def state_key(self) -> str:
@@ -132,6 +140,14 @@ class ModelCheckpoint(Callback):
         elif self.save_on_exception and self._last_global_step_saved != trainer.global_step:
             self._save_checkpoint(trainer, self.format_checkpoint_name(candidates))
             self._save_last_checkpoint(trainer, candidates)
+        elif isinstance(exception, Exception) and self._last_global_step_saved != trainer.global_step:
+            # Any other error between steps (a misspelt monitor, a failing callback or logger): the steps trained
+            # since the last checkpoint stay resumable. A failed write leaves the previous `last` whole (atomic
+            # writes) and the original error is the one to report.
+            try:
+                self._save_last_checkpoint(trainer, candidates, force=True)
+            except OSError:
+                pass
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.save_last and not self._last_checkpoint_saved:
@@ -184,8 +200,17 @@ class ModelCheckpoint(Callback):
                 self._remove_checkpoint(trainer, previous)
             return
         if self.monitor not in candidates:
-            raise KeyError(f"`ModelCheckpoint(monitor={self.monitor!r})` could not find the monitored key in the "
-                           f"returned metrics: {list(candidates)}. HINT: Did you call `log({self.monitor!r}, value)`?")
+            # Lightning's rule: an error once validation has run (the key will never come), until then a warning
+            # and no top-k checkpoint (`last` is still written).
+            message = (f"`ModelCheckpoint(monitor={self.monitor!r})` could not find the monitored key in the "
+                       f"returned metrics: {list(candidates)}. HINT: Did you call `log({self.monitor!r}, value)` "
+                       "in the `LightningModule`?")
+            if trainer.evaluation_loop.progress.seen > 0:
+                raise MonitorError(message)
+            if message not in self._warned:
+                self._warned.add(message)
+                warnings.warn(message, stacklevel=2)
+            return
         current = float(candidates[self.monitor])
         if not self._check_monitor_top_k(current):
             return

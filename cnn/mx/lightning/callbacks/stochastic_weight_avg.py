@@ -14,6 +14,8 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 
+from cnn.errors import ConfigError
+
 
 def _average(averaged: mx.array, current: mx.array, n_averaged: int) -> mx.array:
     """The running mean of the weights (torch's ``swa_utils`` default)."""
@@ -73,13 +75,13 @@ class StochasticWeightAveraging(Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if len(trainer.lr_scheduler_configs) > 1:
-            raise ValueError("SWA currently not supported for more than 1 `lr_scheduler`.")
+            raise ConfigError("SWA currently not supported for more than 1 `lr_scheduler`.")
         if isinstance(self._swa_epoch_start, float):
             if trainer.max_epochs == -1:
-                raise ValueError("SWA with `swa_epoch_start` as a float is not supported when `max_epochs=-1`.")
+                raise ConfigError("SWA with `swa_epoch_start` as a float is not supported when `max_epochs=-1`.")
             self._swa_epoch_start = int(trainer.max_epochs * self._swa_epoch_start)
         if any(isinstance(m, nn.BatchNorm) for _, m in pl_module.named_modules()):
-            raise ValueError("StochasticWeightAveraging on MLX does not support batch normalisation layers")
+            raise ConfigError("StochasticWeightAveraging on MLX does not support batch normalisation layers")
         self._max_epochs = trainer.max_epochs
 
     def _annealed_lr(self, start_lr: float) -> Callable[[int], float]:

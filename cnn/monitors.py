@@ -1,0 +1,34 @@
+"""A callback's ``monitor`` checked against what the model logs, at the first validation of ``fit``.
+
+Lightning finds a misspelt ``monitor`` only where a checkpoint or an early-stopping check needs it, after a
+whole epoch. Both sides check it instead at the end of the first validation (the sanity check's, before any
+training step, unless ``num_sanity_val_steps`` is 0): every validation metric is logged by then, and the
+training metrics (``TRAINING_TAGS``), logged later in an epoch, are known by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Optional
+
+from cnn import schema
+
+# What both Classifiers log while training: train/loss on logged steps, train/acc at an epoch's end (after its
+# validation), so neither is in the metrics yet at the first validation.
+TRAINING_TAGS = (schema.TRAIN_LOSS, schema.TRAIN_ACC)
+# What Lightning's ModelCheckpoint adds to the metrics itself (its file names may use them).
+CHECKPOINT_TAGS = ("epoch", "step")
+
+
+def unknown_monitor_line(callbacks: Iterable[Any], logged: Iterable[str], global_step: int) -> Optional[str]:
+    """The one line for the first callback whose ``monitor`` is neither in ``logged`` nor a training metric, or None.
+
+    ``global_step``: the steps trained so far (the line then says ``last`` keeps them)."""
+    known = sorted({*logged, *TRAINING_TAGS, *CHECKPOINT_TAGS})
+    for callback in callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor not in known:
+            kept = f"; the {global_step} steps trained are saved in the run's `last` checkpoint" if global_step else ""
+            return (f"{type(callback).__name__}(monitor={monitor!r}) names a metric the model does not log; "
+                    f"it logs: {', '.join(known)}{kept}")
+    return None
