@@ -43,6 +43,8 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.add_argument("--seed_everything", type=Union[bool, int], default=True,
                          help="seed of weights, split, batch order and dropout")
         sub.add_class_arguments(Trainer, "trainer", instantiate=False, fail_untyped=False)
+        # The seed CNN trains compiled, as it always has; the Trainer's own default is Lightning's eager.
+        sub.set_defaults({"trainer.compile": True})
         sub.add_class_arguments(Classifier, "model", skip={"net"}, instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
         add_shared_arguments(sub)
