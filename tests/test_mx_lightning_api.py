@@ -457,3 +457,77 @@ def test_an_unstorable_checkpoint_entry_is_refused_at_save_naming_its_key(tmp_pa
         trainer.save_checkpoint(str(tmp_path / "bad.safetensors"))
     assert "checkpoint['extras']['handle']" in str(error.value) and "\n" not in str(error.value)
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+# -- data as Lightning users bring it -------------------------------------------------------------------------
+def _source(kind: str):
+    arrays = _arrays(3, seed=5)
+    if kind == "mx":
+        return Batches((mx.array(x), mx.array(y)) for x, y in arrays)
+    if kind == "numpy":
+        return Batches(arrays)
+    torch = pytest.importorskip("torch")
+    if kind == "torch":
+        return Batches((torch.from_numpy(x), torch.from_numpy(y)) for x, y in arrays)
+    x, y = (torch.from_numpy(np.concatenate(parts)) for parts in zip(*arrays))
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2, shuffle=False)
+
+
+class MxBatchTypesToy(MxLightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = mnn.Linear(3, 1)
+        object.__setattr__(self, "batch_types", set())
+
+    def training_step(self, batch, batch_idx):
+        self.batch_types.update(type(b).__name__ for b in batch)
+        return ((self.layer(batch[0]) - batch[1]) ** 2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", ((self.layer(batch[0]) - batch[1]) ** 2).mean())
+
+    def configure_optimizers(self):
+        return moptim.SGD(learning_rate=0.1)
+
+
+def _weights_after_fit(tmp_path, train, val=None, datamodule=None):
+    mx.random.seed(11)
+    model = MxBatchTypesToy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # converting a batch is no reason to warn
+        MxTrainer(max_epochs=2, default_root_dir=str(tmp_path), **QUIET).fit(
+            model, train_dataloaders=train, val_dataloaders=val, datamodule=datamodule)
+    assert model.batch_types == {"array"}
+    return np.array(model.layer.weight)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch", "torch DataLoader"])
+def test_numpy_and_torch_batches_train_exactly_as_mx_batches(kind, tmp_path):
+    expected = _weights_after_fit(tmp_path / "mx", _source("mx"), _source("mx"))
+    np.testing.assert_array_equal(_weights_after_fit(tmp_path / "other", _source(kind), _source(kind)), expected)
+
+
+def test_a_lightning_datamodule_is_exported_and_drives_fit_and_test(tmp_path):
+    from cnn.mx.lightning import LightningDataModule
+
+    class ToyData(LightningDataModule):
+        def __init__(self, batch_size: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+            self.stages = []
+
+        def setup(self, stage):
+            self.stages.append(stage)
+
+        def train_dataloader(self):
+            return _source("torch DataLoader")
+
+        def val_dataloader(self):
+            return _source("numpy")
+
+    data = ToyData()
+    weights = _weights_after_fit(tmp_path, None, datamodule=data)
+    np.testing.assert_array_equal(weights, _weights_after_fit(tmp_path / "mx", _source("mx"), _source("mx")))
+    assert data.stages == ["fit"] and data.hparams.batch_size == 2
+    with pytest.raises(ValueError, match="test_dataloader"):
+        MxTrainer(**QUIET).test(MxBatchTypesToy(), datamodule=data)

@@ -20,12 +20,12 @@ from cnn.mx.lightning.callbacks import (
     Timer,
     TQDMProgressBar,
 )
-from cnn.mx.lightning.core import LightningModule
+from cnn.mx.lightning.core import LightningDataModule, LightningModule
 from cnn.mx.lightning.loggers import CSVLogger, TensorBoardLogger
 from cnn.mx.lightning.plugins.io import SafetensorsCheckpointIO
 from cnn.mx.lightning.trainer import Trainer
 
 __all__ = ["CSVLogger", "Callback", "DeviceStatsMonitor", "EarlyStopping", "GradientAccumulationScheduler",
-           "LearningRateMonitor", "LightningModule", "ModelCheckpoint", "ModelSummary", "RichProgressBar",
-           "SafetensorsCheckpointIO", "StochasticWeightAveraging", "TQDMProgressBar", "TensorBoardLogger", "Timer",
-           "Trainer"]
+           "LearningRateMonitor", "LightningDataModule", "LightningModule", "ModelCheckpoint", "ModelSummary",
+           "RichProgressBar", "SafetensorsCheckpointIO", "StochasticWeightAveraging", "TQDMProgressBar",
+           "TensorBoardLogger", "Timer", "Trainer"]
