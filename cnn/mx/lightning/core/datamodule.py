@@ -25,7 +25,6 @@ class LightningDataModule(HyperparametersMixin):
 
     def __init__(self) -> None:
         super().__init__()
-        self.init_hyperparameters()
         self.trainer: Optional[Any] = None
 
     def prepare_data(self) -> None: ...

@@ -41,7 +41,6 @@ class LightningModule(HyperparametersMixin, nn.Module):
         super().__init__()
         # object.__setattr__: nn.Module would store dict values (hparams) as parameter sub-trees.
         object.__setattr__(self, "_trainer", None)
-        self.init_hyperparameters()
         object.__setattr__(self, "_current_fx_name", None)
         object.__setattr__(self, "_buffer_names", set())
         object.__setattr__(self, "_automatic_optimization", True)

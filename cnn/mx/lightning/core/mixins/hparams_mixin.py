@@ -29,10 +29,10 @@ class AttributeDict(dict):
 
 class HyperparametersMixin:
     """Lightning's ``HyperparametersMixin``: ``save_hyperparameters()`` records ``__init__``'s arguments in
-    ``hparams`` (as given) and ``hparams_initial`` (as a checkpoint and ``hparams.yaml`` store them). A class using it
-    calls :meth:`init_hyperparameters` in its ``__init__`` before ``save_hyperparameters``."""
+    ``hparams`` (as given) and ``hparams_initial`` (as a checkpoint and ``hparams.yaml`` store them)."""
 
-    def init_hyperparameters(self) -> None:
+    def __init__(self) -> None:
+        super().__init__()
         # object.__setattr__: nn.Module would store dict values (hparams) as parameter sub-trees.
         object.__setattr__(self, "_hparams", AttributeDict())
         object.__setattr__(self, "_hparams_initial", AttributeDict())
