@@ -90,18 +90,12 @@ class LightningModule(HyperparametersMixin, nn.Module):
     @property
     def current_epoch(self) -> int:
         """The trainer's epoch (an ``mx.array`` scalar inside a compiled step, where it is an input)."""
-        return self._counter("current_epoch")
+        return self._trainer.current_epoch if self._trainer else 0
 
     @property
     def global_step(self) -> int:
         """Optimizer steps taken so far, as Lightning counts them (an ``mx.array`` scalar inside a compiled step)."""
-        return self._counter("global_step")
-
-    def _counter(self, name: str) -> Any:
-        if self._trainer is None:
-            return 0
-        traced = self._trainer.step_runner.traced_counters
-        return traced[name] if traced else getattr(self._trainer, name)
+        return self._trainer.global_step if self._trainer else 0
 
     @property
     def logger(self) -> Any:

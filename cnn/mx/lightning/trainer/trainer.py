@@ -259,11 +259,15 @@ class Trainer:
 
     @property
     def current_epoch(self) -> int:
-        return self.fit_loop.epoch_progress.current
+        """The epoch (an ``mx.array`` scalar while a compiled step is traced: an input of that step)."""
+        traced = self.step_runner.traced_counters
+        return traced["current_epoch"] if traced else self.fit_loop.epoch_progress.current
 
     @property
     def global_step(self) -> int:
-        return self.fit_loop.epoch_loop.global_step
+        """Optimizer steps taken (an ``mx.array`` scalar while a compiled step is traced: an input of that step)."""
+        traced = self.step_runner.traced_counters
+        return traced["global_step"] if traced else self.fit_loop.epoch_loop.global_step
 
     @property
     def is_last_batch(self) -> bool:

@@ -143,7 +143,8 @@ class StepRunner:
     def _counters(self) -> tuple[mx.array, mx.array]:
         """``current_epoch`` and ``global_step`` as array inputs of a compiled step, so a trace reads this step's
         values rather than freezing those of the step it was traced at."""
-        return mx.array(self.trainer.current_epoch), mx.array(self.trainer.global_step)
+        loops = self.trainer.fit_loop
+        return mx.array(loops.epoch_progress.current), mx.array(loops.epoch_loop.global_step)
 
     def _traced(self, fn: Callable, counters: tuple, *args: Any) -> Any:
         self.traced_counters = {"current_epoch": counters[0], "global_step": counters[1]}
