@@ -49,7 +49,7 @@ NATIVE_ELSEWHERE = {"mlx": ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.Res
                     "torch": ("cnn.mx.checkpoint.CheckpointIO",)}
 # Keys one side's parser has and the other's lacks, with the value that side prints when unset.
 ONLY_ON = {"torch": {"trainer.model_registry": None, "weights_only": None},
-           "mlx": {"trainer.compile": True}}
+           "mlx": {"trainer.compile": False}}
 # The network inside the Classifier: a class path of the side that runs.
 NET_KEY = "model.net"
 SIDE_PACKAGES = {"torch": "cnn.pt", "mlx": "cnn.mx"}  # the project's twins: same module, same name

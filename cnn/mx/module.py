@@ -61,7 +61,7 @@ class Classifier(LightningModule):
                 Accepted and saved in ``hparams`` so one YAML drives both frameworks.
             compile: torch only (``torch.compile`` of the network); accepted and saved in
                 ``hparams``. MLX compiles the whole training step in its Trainer instead
-                (``--trainer.compile``, on by default), which this does not change.
+                (``--trainer.compile``, off by default as in Lightning), which this does not change.
             net: the network to train instead of a fresh ``SeedCNN``: a class path and its
                 init args, e.g. the project's ``cnn.mx.resnet.ResNet`` or your own
                 ``mlx.nn.Module``, which takes normalised float32 images ``(N, H, W, C)`` and

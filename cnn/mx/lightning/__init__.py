@@ -20,12 +20,12 @@ from cnn.mx.lightning.callbacks import (
     Timer,
     TQDMProgressBar,
 )
-from cnn.mx.lightning.core import LightningModule
+from cnn.mx.lightning.core import LightningDataModule, LightningModule
 from cnn.mx.lightning.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from cnn.mx.lightning.plugins.io import SafetensorsCheckpointIO
 from cnn.mx.lightning.trainer import Trainer
 
 __all__ = ["CSVLogger", "Callback", "DeviceStatsMonitor", "EarlyStopping", "GradientAccumulationScheduler",
-           "LearningRateMonitor", "LightningModule", "MLFlowLogger", "ModelCheckpoint", "ModelSummary",
-           "RichProgressBar", "SafetensorsCheckpointIO", "StochasticWeightAveraging", "TQDMProgressBar",
+           "LearningRateMonitor", "LightningDataModule", "LightningModule", "MLFlowLogger", "ModelCheckpoint",
+           "ModelSummary", "RichProgressBar", "SafetensorsCheckpointIO", "StochasticWeightAveraging", "TQDMProgressBar",
            "TensorBoardLogger", "Timer", "Trainer", "WandbLogger"]

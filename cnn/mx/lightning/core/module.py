@@ -7,11 +7,10 @@ The aggregation rules behind ``self.log`` live in
 
 from __future__ import annotations
 
-import copy
-import inspect
-from argparse import Namespace
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
+from cnn.mx.lightning.core import saving
+from cnn.mx.lightning.core.mixins.hparams_mixin import HyperparametersMixin
 from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import default_log_levels
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 from cnn.mx.lightning.utilities import distributed as dist
@@ -20,20 +19,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 
-class AttributeDict(dict):
-    """``dict`` with attribute access, used for ``hparams`` (Lightning's ``AttributeDict``)."""
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError as e:
-            raise AttributeError(key) from e
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
-
-
-class LightningModule(nn.Module):
+class LightningModule(HyperparametersMixin, nn.Module):
     """Base class for MLX models trained by :class:`cnn.mx.lightning.trainer.Trainer`; mirrors
     ``lightning.LightningModule``.
 
@@ -42,22 +28,22 @@ class LightningModule(nn.Module):
     :class:`~cnn.mx.lightning.trainer.Trainer`), optionally ``validation_step`` / ``test_step`` /
     ``predict_step`` and any Lightning ``ModelHooks``. Call ``super().__init__()`` first in ``__init__``.
 
-    When the trainer compiles the step (``Trainer(compile=True)``) ``training_step``/``validation_step``/``test_step``
-    are *traced once per input shape*: python side effects and python values read inside them (``self.current_epoch``
-    ...) are frozen at trace time and ``batch_idx`` arrives as an ``mx.array`` scalar. ``self.log`` is supported there
-    (the values are returned from the compiled function); data-dependent python control flow is not (the trainer
-    then falls back to eager mode with a warning).
+    By default (``Trainer(compile=False)``) every hook and step runs as plain Python, every time, as in Lightning.
+    With ``Trainer(compile=True)`` ``training_step``/``validation_step``/``test_step`` are *traced once per input
+    shape*: ``batch_idx``, ``self.current_epoch`` and ``self.global_step`` are inputs of the compiled function and
+    arrive as ``mx.array`` scalars holding each step's value; python side effects and any other python value read
+    inside the step run once, at the trace. ``self.log`` is supported there (the values are returned from the
+    compiled function); python control flow on array values is not (the trainer then falls back to eager mode
+    with a one-line warning).
     """
 
     def __init__(self) -> None:
         super().__init__()
         # object.__setattr__: nn.Module would store dict values (hparams) as parameter sub-trees.
         object.__setattr__(self, "_trainer", None)
-        object.__setattr__(self, "_hparams", AttributeDict())
-        object.__setattr__(self, "_hparams_initial", AttributeDict())
-        object.__setattr__(self, "_log_hyperparams", True)
         object.__setattr__(self, "_current_fx_name", None)
         object.__setattr__(self, "_buffer_names", set())
+        object.__setattr__(self, "_automatic_optimization", True)
 
     def register_buffer(self, name: str, array: mx.array) -> None:
         """torch's buffer: an array saved and loaded with the weights but never trained. MLX has no
@@ -102,16 +88,13 @@ class LightningModule(nn.Module):
         object.__setattr__(self, "_current_fx_name", name)
 
     @property
-    def should_log_hyperparams(self) -> bool:
-        """``save_hyperparameters(logger=...)``: the loggers get ``hparams_initial`` at the start of a run."""
-        return self._log_hyperparams
-
-    @property
     def current_epoch(self) -> int:
+        """The trainer's epoch (an ``mx.array`` scalar inside a compiled step, where it is an input)."""
         return self._trainer.current_epoch if self._trainer else 0
 
     @property
     def global_step(self) -> int:
+        """Optimizer steps taken so far, as Lightning counts them (an ``mx.array`` scalar inside a compiled step)."""
         return self._trainer.global_step if self._trainer else 0
 
     @property
@@ -124,7 +107,14 @@ class LightningModule(nn.Module):
 
     @property
     def automatic_optimization(self) -> bool:
-        return True
+        """``True``: the trainer runs backward and the optimizer step. ``False`` (manual optimization, see
+        :mod:`cnn.mx.lightning.loops.optimization.manual`): ``training_step`` computes its own gradients
+        (``nn.value_and_grad``) and calls ``optimizer.update(model, grads)`` on ``self.optimizers()``."""
+        return self._automatic_optimization
+
+    @automatic_optimization.setter
+    def automatic_optimization(self, automatic: bool) -> None:
+        object.__setattr__(self, "_automatic_optimization", bool(automatic))
 
     @property
     def global_rank(self) -> int:
@@ -135,7 +125,17 @@ class LightningModule(nn.Module):
         return self._trainer.local_rank if self._trainer else 0
 
     def optimizers(self) -> Any:
-        return self.trainer.optimizers[0]
+        """The optimizers ``configure_optimizers`` returned: the optimizer itself when there is one, else the list
+        (Lightning's rule). MLX optimizers as they are, no ``LightningOptimizer`` wrapper: step one with
+        ``opt.update(model_or_submodule, grads)``."""
+        opts = self.trainer.optimizers
+        return opts[0] if len(opts) == 1 else list(opts)
+
+    def lr_schedulers(self) -> Any:
+        """The schedulers ``configure_optimizers`` returned (``None``, one, or a list): under manual optimization
+        ``training_step`` calls their ``step()`` when it wants the rate to move, as with torch schedulers."""
+        configs = self.trainer.lr_scheduler_configs
+        return None if not configs else configs[0] if len(configs) == 1 else list(configs)
 
     def print(self, *args: Any, **kwargs: Any) -> None:
         """``print`` on rank zero only (Lightning's ``LightningModule.print``)."""
@@ -150,44 +150,14 @@ class LightningModule(nn.Module):
             group = self._trainer.group if self._trainer is not None else dist.world()
         return dist.all_gather(data, group)
 
-    # -- hyper-parameters -----------------------------------------------------------------------------------
-    @property
-    def hparams(self) -> AttributeDict:
-        return self._hparams
-
-    @property
-    def hparams_initial(self) -> AttributeDict:
-        return AttributeDict(copy.deepcopy(dict(self._hparams_initial)))
-
-    def save_hyperparameters(self, *args: Any, ignore: Optional[Union[str, list]] = None, frame: Any = None,
-                             logger: bool = True) -> None:
-        """Record ``__init__`` arguments into ``self.hparams`` (inspecting the caller's frame like Lightning).
-
-        ``save_hyperparameters()`` takes every init argument (of all ``__init__`` frames of this object's class
-        chain); ``save_hyperparameters("a", "b")`` only those; ``save_hyperparameters(dict_or_namespace)`` that
-        mapping. ``ignore`` drops names. The result goes to ``hparams.yaml`` and into checkpoints.
-        """
-        object.__setattr__(self, "_log_hyperparams", logger)
-        if len(args) == 1 and isinstance(args[0], (dict, Namespace)):
-            params = dict(vars(args[0]) if isinstance(args[0], Namespace) else args[0])
-        else:
-            frame = frame or inspect.currentframe().f_back
-            init_args: dict[str, Any] = {}
-            chain = []
-            while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is self:
-                chain.append(frame)
-                frame = frame.f_back
-            for fr in reversed(chain):  # base-class frames first so subclass values win
-                info = inspect.getargvalues(fr)
-                for name in info.args[1:]:
-                    init_args[name] = info.locals[name]
-                if info.keywords:
-                    init_args.update(info.locals[info.keywords])
-            params = {k: v for k, v in init_args.items() if not args or k in args}
-        ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
-        params = {k: v for k, v in params.items() if k not in ignore and not k.startswith("__")}
-        self._hparams.update(params)
-        object.__setattr__(self, "_hparams_initial", AttributeDict(copy.deepcopy(dict(self._hparams))))
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str, map_location: Any = None, hparams_file: Optional[str] = None,
+                             strict: Optional[bool] = None, **kwargs: Any) -> "LightningModule":
+        """Lightning's ``load_from_checkpoint``: the module built from the checkpoint's hyper-parameters
+        (``kwargs`` override them) with its weights (``strict``); see
+        :func:`cnn.mx.lightning.core.saving.load_from_checkpoint`. ``map_location`` is accepted and unused (MLX's
+        memory is unified); ``checkpoint_io=`` reads files written with another format's names."""
+        return saving.load_from_checkpoint(cls, checkpoint_path, hparams_file=hparams_file, strict=strict, **kwargs)
 
     # -- logging ----------------------------------------------------------------------------------------------
     def log(self, name: str, value: Any, prog_bar: bool = False, logger: Optional[bool] = None,

@@ -1,10 +1,11 @@
 """Mirror of lightning.pytorch.core.optimizer: what ``configure_optimizers`` may return, and the
 scheduler config (Lightning's ``LRSchedulerConfig``).
 
-``configure_optimizers()`` may return an ``mlx.optimizers.Optimizer`` (its learning rate may be an MLX schedule
-of the step), ``{"optimizer": opt, "lr_scheduler": fn | {"scheduler": fn, "interval": "epoch"|"step",
-"frequency": 1, "name": None}}`` or ``([opt], [fn])`` where ``fn(n) -> lr`` gives the rate after ``n`` scheduler
-steps (stepped like Lightning: "epoch" after the last batch of each epoch, "step" after each batch).
+``configure_optimizers()`` may return an ``mlx.optimizers.Optimizer`` (its learning rate may be an MLX
+schedule of the step), ``{"optimizer": opt, "lr_scheduler": fn | {"scheduler": fn, "interval": "epoch"|"step",
+"frequency": 1, "name": None}}``, ``([opt], [fn])`` or, under manual optimization, several of them, where
+``fn(n) -> lr`` gives the rate after ``n`` scheduler steps (stepped like Lightning: "epoch" after the last batch
+of each epoch, "step" after each batch).
 """
 
 from __future__ import annotations
@@ -30,32 +31,44 @@ class LRSchedulerConfig:
     name: Optional[str] = None
     last_epoch: int = 0  # number of scheduler steps taken (torch's ``last_epoch``)
 
+    def step(self) -> None:
+        """One scheduler step (torch's ``scheduler.step()``): the trainer calls it under automatic optimization,
+        the module's ``training_step`` under manual optimization (``self.lr_schedulers()``)."""
+        self.last_epoch += 1
+        self.optimizer.learning_rate = float(self.scheduler(self.last_epoch))
 
-def parse_optimizers(out: Any) -> tuple[Any, list[LRSchedulerConfig]]:
-    """Accept what ``configure_optimizers`` may return: an optimizer, ``[optimizer]``, ``([optimizer], [fn])`` or
-    ``{"optimizer": opt, "lr_scheduler": fn | {"scheduler": fn, "interval": ..., "frequency": ..., "name": ...}}``.
-    One optimizer only; ``fn(n) -> lr``; the initial rate becomes ``fn(0)``."""
-    sched: Any = None
-    if isinstance(out, dict):
-        opt, sched = out["optimizer"], out.get("lr_scheduler")
-    elif isinstance(out, (list, tuple)) and len(out) == 2 and isinstance(out[0], (list, tuple)):
-        opts, scheds = out
-        if len(opts) != 1 or len(scheds) > 1:
-            raise ValueError("the MLX trainer supports exactly one optimizer and at most one lr scheduler")
-        opt, sched = opts[0], (scheds[0] if scheds else None)
-    else:
-        opt = out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
-    if not isinstance(opt, optim.Optimizer):
-        raise ValueError(f"configure_optimizers() must return an mlx.optimizers.Optimizer, got {type(opt)}")
-    if sched is None:
-        return opt, []
+
+def _scheduler_config(sched: Any, opt: Any) -> LRSchedulerConfig:
     cfg = sched if isinstance(sched, dict) else {"scheduler": sched}
     if cfg.get("interval", "epoch") not in ("epoch", "step") or "monitor" in cfg:
         raise ValueError("lr_scheduler: only interval 'epoch'/'step' callables are supported (no plateau)")
     config = LRSchedulerConfig(cfg["scheduler"], opt, cfg.get("interval", "epoch"), cfg.get("frequency", 1),
                                cfg.get("name"))
     opt.learning_rate = float(config.scheduler(0))
-    return opt, [config]
+    return config
+
+
+def parse_optimizers(out: Any) -> tuple[list[Any], list[LRSchedulerConfig]]:
+    """Accept what ``configure_optimizers`` may return (Lightning's forms): an optimizer; a list or tuple of
+    optimizers; ``([optimizers], [fn, ...])`` (scheduler ``i`` drives optimizer ``i``); ``{"optimizer": opt,
+    "lr_scheduler": fn | {"scheduler": fn, "interval": ..., "frequency": ..., "name": ...}}``; or a list of such
+    dicts. ``fn(n) -> lr``; the initial rate becomes ``fn(0)``. Returns the optimizers and the scheduler configs."""
+    pairs: list[tuple[Any, Any]]
+    if isinstance(out, dict):
+        pairs = [(out["optimizer"], out.get("lr_scheduler"))]
+    elif isinstance(out, (list, tuple)) and len(out) == 2 and isinstance(out[0], (list, tuple)):
+        opts, scheds = out
+        if len(scheds) > len(opts):
+            raise ValueError("configure_optimizers() returned more lr schedulers than optimizers")
+        pairs = [(opt, scheds[i] if i < len(scheds) else None) for i, opt in enumerate(opts)]
+    elif isinstance(out, (list, tuple)):
+        pairs = [(o["optimizer"], o.get("lr_scheduler")) if isinstance(o, dict) else (o, None) for o in out]
+    else:
+        pairs = [(out, None)]
+    for opt, _ in pairs:
+        if not isinstance(opt, optim.Optimizer):
+            raise ValueError(f"configure_optimizers() must return mlx.optimizers.Optimizer(s), got {type(opt)}")
+    return [opt for opt, _ in pairs], [_scheduler_config(sched, opt) for opt, sched in pairs if sched is not None]
 
 
 def next_learning_rate(optimizer: Any) -> float:
@@ -65,8 +78,16 @@ def next_learning_rate(optimizer: Any) -> float:
 
 
 def configure_optimizers(trainer: Any) -> tuple[list[Any], list[LRSchedulerConfig]]:
-    """Lightning's ``_init_optimizers_and_lr_schedulers``: the module's ``configure_optimizers()``, parsed, with
-    the optimizer's state initialized now (the compiled step captures that exact dict object)."""
-    opt, configs = parse_optimizers(call_lightning_module_hook(trainer, "configure_optimizers"))
-    opt.init(trainer.lightning_module.trainable_parameters())
-    return [opt], configs
+    """Lightning's ``_init_optimizers_and_lr_schedulers``: the module's ``configure_optimizers()``, parsed. Under
+    automatic optimization there must be one optimizer (Lightning 2.x's rule), its state initialized now (the
+    compiled step captures that exact dict object); under manual optimization each optimizer initializes its state
+    at its first ``update``, for the parameters it is given."""
+    opts, configs = parse_optimizers(call_lightning_module_hook(trainer, "configure_optimizers"))
+    model = trainer.lightning_module
+    if model.automatic_optimization:
+        if len(opts) > 1:
+            raise RuntimeError("Training with multiple optimizers is only supported with manual optimization. Set "
+                               "`self.automatic_optimization = False`, then access your optimizers in "
+                               "`training_step` with `opt1, opt2, ... = self.optimizers()`.")
+        opts[0].init(model.trainable_parameters())
+    return opts, configs

@@ -127,11 +127,15 @@ class FitLoop:
             batch.batches_that_stepped += 0 if epoch_loop.accumulating else 1  # on_advance_end has not counted it
             batch.pending_val = phase == "batch_end" and epoch_loop.should_check_val(batch.batch_in_epoch - 1)
         results = self.trainer.logger_connector.results["train"]
-        return {"epoch_progress": EpochProgress(epoch).state_dict(),
-                "epoch_loop.batch_progress": batch.state_dict(),
-                "epoch_loop.automatic_optimization.optim_progress":
-                    epoch_loop.automatic_optimization.optim_progress.state_dict(),
-                "epoch_loop.results": results.state_dict() if batch.batch_in_epoch else {}}
+        state = {"epoch_progress": EpochProgress(epoch).state_dict(),
+                 "epoch_loop.batch_progress": batch.state_dict(),
+                 "epoch_loop.automatic_optimization.optim_progress":
+                     epoch_loop.automatic_optimization.optim_progress.state_dict(),
+                 "epoch_loop.results": results.state_dict() if batch.batch_in_epoch else {}}
+        if not self.trainer.lightning_module.automatic_optimization:  # absent otherwise: checkpoints as before
+            state["epoch_loop.manual_optimization.optim_step_progress"] = \
+                epoch_loop.manual_optimization.optim_step_progress.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (as :meth:`state_dict` wrote it, or the flat dict of older versions)."""
@@ -145,6 +149,9 @@ class FitLoop:
         epoch_loop.batch_progress.load_state_dict(state["epoch_loop.batch_progress"])
         epoch_loop.automatic_optimization.optim_progress.load_state_dict(
             state["epoch_loop.automatic_optimization.optim_progress"])
+        if "epoch_loop.manual_optimization.optim_step_progress" in state:
+            epoch_loop.manual_optimization.optim_step_progress.load_state_dict(
+                state["epoch_loop.manual_optimization.optim_step_progress"])
         self.trainer.logger_connector.results["train"].load_state_dict(state["epoch_loop.results"])
         # Lightning skips the sanity check only when restarting inside an epoch or iteration-based (max_steps).
         progress = epoch_loop.batch_progress

@@ -11,6 +11,7 @@ from itertools import islice
 from typing import Any
 
 from cnn.mx.lightning.loops.optimization.automatic import AutomaticOptimization
+from cnn.mx.lightning.loops.optimization.manual import ManualOptimization
 from cnn.mx.lightning.loops.progress import BatchProgress
 from cnn.mx.lightning.loops.utilities import is_limit_reached, to_mx
 from cnn.mx.lightning.trainer.call import call_hooks, call_lightning_module_hook
@@ -27,10 +28,15 @@ class TrainingEpochLoop:
         self.trainer = trainer
         self.batch_progress = BatchProgress()
         self.automatic_optimization = AutomaticOptimization(trainer)
+        self.manual_optimization = ManualOptimization(trainer)
         self.accumulating = False  # the current training batch only adds its gradients
 
     @property
     def global_step(self) -> int:
+        """Optimizer steps taken (Lightning's ``global_step``), from the optimization the module chose."""
+        model = self.trainer.lightning_module
+        if model is not None and not model.automatic_optimization:
+            return self.manual_optimization.optim_step_progress.steps
         return self.automatic_optimization.optim_progress.steps
 
     @property
@@ -41,6 +47,7 @@ class TrainingEpochLoop:
     def reset(self) -> None:
         self.batch_progress = BatchProgress()
         self.automatic_optimization.reset()
+        self.manual_optimization.reset()
         self.accumulating = False
 
     def run(self, loader: Any, start: int) -> None:
@@ -79,7 +86,10 @@ class TrainingEpochLoop:
         progress.total_batch_idx += 1
         results.batch, results.batch_size, lc.in_step = batch, None, True
         call_hooks(trainer, "on_train_batch_start", batch, batch_idx)
-        outputs = self.automatic_optimization.run(batch, batch_idx, accumulating)
+        if trainer.lightning_module.automatic_optimization:
+            outputs = self.automatic_optimization.run(batch, batch_idx, accumulating)
+        else:
+            outputs = self.manual_optimization.run(batch, batch_idx)
         progress.batch_in_epoch, progress.phase = batch_idx + 1, "batch_end"
         self.accumulating = accumulating
         if not accumulating:
@@ -112,12 +122,13 @@ class TrainingEpochLoop:
 
     def update_lr_schedulers(self, interval: str) -> None:
         """Lightning's ``update_lr_schedulers``: step the schedulers of ``interval`` ("step" or "epoch") whose
-        frequency divides the batch (epoch) count."""
+        frequency divides the batch (epoch) count; under manual optimization the module steps them itself."""
+        if not self.trainer.lightning_module.automatic_optimization:
+            return
         idx = self.batch_progress.batch_in_epoch if interval == "step" else self.trainer.current_epoch + 1
         for config in self.trainer.lr_scheduler_configs:
             if config.interval == interval and idx % config.frequency == 0:
-                config.last_epoch += 1
-                config.optimizer.learning_rate = float(config.scheduler(config.last_epoch))
+                config.step()
 
     def should_accumulate(self, batch_idx: int) -> bool:
         """Lightning's ``_should_accumulate``: this batch only adds its gradients; the step comes later (the last

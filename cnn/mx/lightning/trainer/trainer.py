@@ -24,6 +24,7 @@ from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
 from cnn.mx.lightning.loops.evaluation_loop import EvaluationLoop
 from cnn.mx.lightning.loops.fit_loop import FitLoop
 from cnn.mx.lightning.loops.optimization.automatic import StepRunner
+from cnn.mx.lightning.loops.optimization.manual import verify_manual_optimization_support
 from cnn.mx.lightning.loops.prediction_loop import PredictionLoop
 from cnn.mx.lightning.plugins.precision.precision import Precision
 from cnn.mx.lightning.trainer.call import (
@@ -107,9 +108,12 @@ class Trainer:
         reload_dataloaders_every_n_epochs: only ``0``.
         default_root_dir: root for logs and checkpoints (default: cwd).
         enable_autolog_hparams: log ``hparams`` (``hparams.yaml``) at the start of every run.
-        compile: ``mx.compile`` the training step (forward, backward, clipping, optimizer update) with explicit
-            state ``[model.state, optimizer.state, mx.random.state]``, and the evaluation steps; falls back to eager
-            mode (one-line warning) when tracing fails.
+        compile: opt-in (Lightning runs the step as Python, and so does this by default): ``mx.compile`` the
+            training step (forward, backward, clipping, optimizer update) with explicit state ``[model.state,
+            optimizer.state, mx.random.state]``, and the evaluation steps. The step is traced once per batch shape;
+            ``batch_idx``, ``current_epoch`` and ``global_step`` reach it as array inputs, other python values are
+            read at the trace (see :class:`~cnn.mx.lightning.core.module.LightningModule`). Falls back to eager
+            mode (one-line warning) when tracing fails. Manual optimization always runs eagerly.
 
     What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`.
 
@@ -188,7 +192,7 @@ class Trainer:
         reload_dataloaders_every_n_epochs: int = 0,
         default_root_dir: Optional[str] = None,
         enable_autolog_hparams: bool = True,
-        compile: bool = True,
+        compile: bool = False,
     ) -> None:
         check_flags(self.UNSUPPORTED, dict(locals()))
         self.accelerator = accelerator
@@ -255,11 +259,15 @@ class Trainer:
 
     @property
     def current_epoch(self) -> int:
-        return self.fit_loop.epoch_progress.current
+        """The epoch (an ``mx.array`` scalar while a compiled step is traced: an input of that step)."""
+        traced = self.step_runner.traced_counters
+        return traced["current_epoch"] if traced else self.fit_loop.epoch_progress.current
 
     @property
     def global_step(self) -> int:
-        return self.fit_loop.epoch_loop.global_step
+        """Optimizer steps taken (an ``mx.array`` scalar while a compiled step is traced: an input of that step)."""
+        traced = self.step_runner.traced_counters
+        return traced["global_step"] if traced else self.fit_loop.epoch_loop.global_step
 
     @property
     def is_last_batch(self) -> bool:
@@ -450,6 +458,8 @@ class Trainer:
         if fn == "fit":
             if self.world_size > 1:
                 ranks.broadcast_parameters(model)
+            if not model.automatic_optimization:
+                verify_manual_optimization_support(self)
             self.optimizers, self.lr_scheduler_configs = configure_optimizers(self)
             call_callback_hooks(self, "on_fit_start")
             call_lightning_module_hook(self, "on_fit_start")

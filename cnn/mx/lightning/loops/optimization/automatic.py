@@ -39,7 +39,9 @@ class StepRunner:
     graph), gradient clipping and ``optimizer.update``; the caller evaluates once per step.
     ``validation_step``/``test_step`` are compiled with ``inputs=[model.state, mx.random.state]`` (``predict_step``
     runs eagerly). ``self.log`` values of a step are captured and returned as outputs of the compiled function, their
-    metadata recorded at trace time per batch signature. A trace that fails (python control flow on array values,
+    metadata recorded at trace time per batch signature. ``batch_idx``, ``current_epoch`` and ``global_step`` are
+    inputs of the compiled function (``mx.array`` scalars inside it), so every step sees its own; any other python
+    value the step reads is frozen at its trace. A trace that fails (python control flow on array values,
     ``.item()``, ...) restores the state snapshot taken before it, warns once and switches to eager mode for the rest
     of the run.
 
@@ -62,6 +64,7 @@ class StepRunner:
         self.accumulated: dict[str, Any] = {}
         self._sig: tuple = ()  # the batch signature of the step running now
         self._last_metas: dict[str, LogMeta] = {}  # the log metadata of the last forward pass
+        self.traced_counters: dict[str, mx.array] = {}  # while tracing: current_epoch/global_step as inputs
 
     def reset(self) -> None:
         """Forget the compiled steps, their metadata and the gradient sum (a new run)."""
@@ -137,20 +140,34 @@ class StepRunner:
         opt.state.update(tree_map(keep, dict(opt.state), opt_state))  # in place: the compiled step holds this dict
         scaler.advance(finite)
 
-    def _train_graph(self, accumulate: int, step: bool, batch: Any, batch_idx: Any) -> tuple:
-        loss, logs, extra, grads = self._forward_backward(batch, batch_idx, accumulate)
+    def _counters(self) -> tuple[mx.array, mx.array]:
+        """``current_epoch`` and ``global_step`` as array inputs of a compiled step, so a trace reads this step's
+        values rather than freezing those of the step it was traced at."""
+        loops = self.trainer.fit_loop
+        return mx.array(loops.epoch_progress.current), mx.array(loops.epoch_loop.global_step)
+
+    def _traced(self, fn: Callable, counters: tuple, *args: Any) -> Any:
+        self.traced_counters = {"current_epoch": counters[0], "global_step": counters[1]}
+        try:
+            return fn(*args)
+        finally:
+            self.traced_counters = {}
+
+    def _train_graph(self, accumulate: int, step: bool, batch: Any, batch_idx: Any, counters: tuple) -> tuple:
+        loss, logs, extra, grads = self._traced(self._forward_backward, counters, batch, batch_idx, accumulate)
         flags = self._finite_by_parameter(grads) if self.trainer.detect_anomaly else mx.array(True)
         self._add_and_step(grads, step)
         self.meta[self._sig] = self._last_metas
         return loss, logs, extra, flags
 
-    def _eval_graph(self, hook: str, batch: Any, batch_idx: Any) -> tuple:
+    def _eval_graph(self, hook: str, batch: Any, batch_idx: Any, counters: Any = None) -> tuple:
         model, lc, precision = self.trainer.lightning_module, self.trainer.logger_connector, self._precision()
         lc.capture = {}
         model.current_fx_name = hook
         try:
             with precision.autocast(model):
-                out = getattr(model, hook)(batch, batch_idx)
+                step_fn = getattr(model, hook)
+                out = self._traced(step_fn, counters, batch, batch_idx) if counters else step_fn(batch, batch_idx)
         finally:
             model.current_fx_name = None
         self.meta[self._sig] = {k: m for k, (m, _) in lc.capture.items()}
@@ -213,7 +230,7 @@ class StepRunner:
                 state.append(scaler.state)
             build = lambda: mx.compile(partial(self._train_graph, accumulate, step), inputs=state,  # noqa: E731
                                        outputs=state)
-            result = self._run_compiled(kind, build, batch, mx.array(batch_idx))
+            result = self._run_compiled(kind, build, batch, mx.array(batch_idx), self._counters())
             if result is not None:
                 mx.eval(result, state)
                 return (*result, self.meta[self._sig])
@@ -242,7 +259,7 @@ class StepRunner:
         if self.trainer.compile and not self.failed and hook != "predict_step":
             build = lambda: mx.compile(partial(self._eval_graph, hook), inputs=[model.state, mx.random.state],  # noqa
                                        outputs=[mx.random.state])
-            result = self._run_compiled(hook, build, batch, mx.array(batch_idx))
+            result = self._run_compiled(hook, build, batch, mx.array(batch_idx), self._counters())
         if result is None:
             try:
                 result = self._eval_graph(hook, batch, batch_idx)

@@ -8,7 +8,12 @@ is built with:
 * tensors ``<optimizer_prefix><state path>`` -- ``tree_flatten(optimizer.state)`` (with ``step``, ``learning_rate``)
 * tensor  ``<rng_key>``                      -- ``mx.random.state[0]`` (uint32[2])
 * header metadata ``{<metadata_key>: <json>}`` -- everything else of the checkpoint dict (epoch, global_step, loops,
-  callbacks, hyper_parameters, lr_schedulers, datamodule state, ``format_version``)
+  callbacks, hyper_parameters, lr_schedulers, datamodule state, ``format_version``); an array there is ``null``
+* tensors ``<extras_prefix><n>``             -- the arrays of that everything else (a callback's or
+  ``on_save_checkpoint``'s ``mx.array``/numpy arrays)
+* header metadata ``{<metadata_key>.types: <json>}`` -- only when needed: ``[path, spec]`` pairs naming the tuples,
+  int-keyed dicts and arrays of the JSON, so each comes back with its type (a reader that ignores it sees lists,
+  str keys and ``null``)
 
 The in-memory checkpoint dict mirrors Lightning's (``epoch``, ``global_step``, ``state_dict``, ``loops``,
 ``callbacks``, ``optimizer_state``, ``lr_schedulers``, ``hyper_parameters``, ``<DataModule qualname>``) with MLX
@@ -24,31 +29,100 @@ import os
 from typing import Any
 
 import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
 
 from cnn.atomic import write_bytes
 from cnn.errors import CheckpointError
 
-
-def _json_default(obj: Any) -> Any:
-    # Callback states may hold mx scalars (e.g. best scores) or numpy numbers: store them as plain numbers.
-    if isinstance(obj, mx.array):
-        return obj.item() if obj.size == 1 else obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)
+# Array dtypes a safetensors file from MLX holds as they are; others (float64) travel as raw bytes.
+_NATIVE_DTYPES = {"float32", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                  "uint64", "bool"}
 
 
-def _encode_floats(obj: Any) -> Any:
-    # JSON has no inf/nan: Lightning's ModelCheckpoint/EarlyStopping keep +-inf as "not yet set" sentinels.
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return {"__float__": repr(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _encode_floats(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_encode_floats(v) for v in obj]
+def _where(path: tuple) -> str:
+    return "checkpoint" + "".join(f"[{p!r}]" for p in path)
+
+
+class _Encoder:
+    """A checkpoint's non-tensor entries as JSON plus what JSON loses: each tuple, dict with int keys and array is
+    recorded in ``types`` (``[path, spec]``), each array stored as a tensor ``<prefix><n>`` of the file's body."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.types: list[list] = []
+        self.arrays: dict[str, mx.array] = {}
+
+    def tensor(self, path: tuple, value: Any) -> None:
+        key = f"{self.prefix}{len(self.arrays)}"
+        kind = "mx" if isinstance(value, mx.array) else "numpy"
+        dtype = str(value.dtype).replace("mlx.core.", "")
+        if dtype in _NATIVE_DTYPES:
+            self.arrays[key] = value if kind == "mx" else mx.array(value)
+        else:  # exact bytes, viewed back as the dtype on load
+            self.arrays[key] = mx.array(np.ascontiguousarray(np.array(value)).reshape(-1).view(np.uint8))
+        self.types.append([list(path), {"tensor": key, "kind": kind, "dtype": dtype, "shape": list(value.shape)}])
+
+    def encode(self, value: Any, path: tuple = ()) -> Any:
+        if value is None or isinstance(value, (bool, int, str)):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else {"__float__": repr(value)}
+        if isinstance(value, np.generic):  # numpy scalars: their Python number
+            return self.encode(value.item(), path)
+        if isinstance(value, (mx.array, np.ndarray)):
+            self.tensor(path, value)
+            return None
+        if isinstance(value, (list, tuple)):
+            if isinstance(value, tuple):
+                self.types.append([list(path), "tuple"])
+            return [self.encode(v, path + (i,)) for i, v in enumerate(value)]
+        if isinstance(value, dict) and not isinstance(value, nn.Module):  # a module: a dict of arrays, not data
+            if value and all(isinstance(k, int) and not isinstance(k, bool) for k in value):
+                self.types.append([list(path), "int_keys"])
+            elif not all(isinstance(k, str) for k in value):
+                raise CheckpointError(f"{_where(path)} has keys of types {sorted({type(k).__name__ for k in value})}"
+                                      "; a checkpoint stores dicts keyed by str or by int")
+            return {str(k): self.encode(v, path + (k,)) for k, v in value.items()}
+        raise CheckpointError(f"{_where(path)} is a {type(value).__name__}, which a checkpoint cannot store "
+                              "(it stores None, bool, int, float, str, tuples, lists, dicts, mx and numpy arrays)")
+
+
+def is_storable(value: Any) -> bool:
+    """A checkpoint keeps ``value`` with its type: None, bool, int, float, str, numpy scalars, ``mx.array``,
+    numpy arrays, and tuples, lists and dicts (str or int keys) of those."""
+    try:
+        _Encoder("").encode(value)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _restore_types(obj: Any, types: list, arrays: dict[str, mx.array]) -> Any:
+    """Undo :class:`_Encoder`'s JSON losses, deepest paths first (a tuple's items before the tuple)."""
+    for path, spec in sorted(types, key=lambda t: -len(t[0])):
+        parent, leaf = None, obj
+        for part in path:
+            parent, leaf = leaf, leaf[part if isinstance(leaf, list) else str(part)]
+        if spec == "tuple":
+            new = tuple(leaf)
+        elif spec == "int_keys":
+            new = {int(k): v for k, v in leaf.items()}
+        else:
+            new = _array(spec, arrays[spec["tensor"]])
+        if parent is None:
+            obj = new
+        else:
+            parent[path[-1] if isinstance(parent, list) else str(path[-1])] = new
     return obj
+
+
+def _array(spec: dict, stored: mx.array) -> Any:
+    dtype = spec["dtype"]
+    if stored.dtype == mx.uint8 and dtype != "uint8":  # raw bytes of a dtype safetensors from MLX lacks
+        host = np.array(stored).view(np.dtype(dtype)).reshape(spec["shape"])
+        return host if spec["kind"] == "numpy" else mx.array(host, dtype=getattr(mx, dtype))
+    return stored if spec["kind"] == "mx" else np.array(stored)
 
 
 def _decode_floats(obj: Any) -> Any:
@@ -77,17 +151,25 @@ class SafetensorsCheckpointIO:
 
     def __init__(self, metadata_key: str = "lightning", model_prefix: str = "model.",
                  optimizer_prefix: str = "optimizer.", rng_key: str = "rng.mlx_random_key",
-                 format_version: int = 1) -> None:
-        self.metadata_key, self.format_version = metadata_key, format_version
+                 format_version: int = 1, extras_prefix: str = "extra.") -> None:
+        self.metadata_key, self.format_version, self.extras_prefix = metadata_key, format_version, extras_prefix
         self.model_prefix, self.optimizer_prefix, self.rng_key = model_prefix, optimizer_prefix, rng_key
+
+    @property
+    def types_key(self) -> str:
+        """The metadata entry recording the tuples, int-keyed dicts and arrays of the JSON part."""
+        return f"{self.metadata_key}.types"
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str) -> None:
         """Write ``checkpoint`` to ``path`` (must end in ``.safetensors``) atomically.
 
         ``checkpoint["state_dict"]`` and ``checkpoint["optimizer_state"]`` are flat ``{path: mx.array}`` dicts and
-        ``checkpoint["rng_state"]`` an ``mx.array``; all other entries must be JSON-serialisable (mx scalars are
-        converted). Written through ``cnn.atomic.atomic_path`` (temp file beside ``path``, fsync, ``os.replace``), so a
-        crash at any point leaves either the old or the new complete file, never a torn one.
+        ``checkpoint["rng_state"]`` an ``mx.array``. Every other entry comes back from :meth:`load_checkpoint` with
+        its type: None, bool, int, float (also inf/nan), str, tuples, lists, dicts (str or int keys), ``mx.array``
+        and numpy arrays (stored as tensors ``<extras_prefix><n>`` of the body, not as JSON); numpy scalars come
+        back as Python numbers. Anything else is a ``CheckpointError`` naming its key, before any byte is written.
+        Written through ``cnn.atomic.atomic_path`` (temp file beside ``path``, fsync, ``os.replace``), so a crash
+        at any point leaves either the old or the new complete file, never a torn one.
         """
         path = os.fspath(path)
         if not path.endswith(".safetensors"):
@@ -102,12 +184,16 @@ class SafetensorsCheckpointIO:
         if rng is not None:
             arrays[self.rng_key] = rng
         rest["format_version"] = self.format_version
-        meta = json.dumps(_encode_floats(json.loads(json.dumps(rest, default=_json_default))), allow_nan=False)
+        encoder = _Encoder(self.extras_prefix)
+        metadata = {self.metadata_key: json.dumps(encoder.encode(rest), allow_nan=False)}
+        if encoder.types:  # beside the JSON, which stays readable as before by anyone who ignores this entry
+            metadata[self.types_key] = json.dumps(encoder.types)
+        arrays.update(encoder.arrays)
 
         # Serialised in memory, then written by Python: a failed write (full disk, read-only folder) is then an
         # OSError naming the file and its cause, where MLX's own writer says only "[write] Unable to write".
         buffer = io.BytesIO()
-        mx.save_safetensors(buffer, arrays, metadata={self.metadata_key: meta})
+        mx.save_safetensors(buffer, arrays, metadata=metadata)
         write_bytes(path, buffer.getvalue())
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
@@ -138,6 +224,8 @@ class SafetensorsCheckpointIO:
         if version != self.format_version:
             raise CheckpointError(f"unsupported checkpoint format_version {version!r} in {path} "
                                   f"(expected {self.format_version})")
+        if self.types_key in metadata:
+            ckpt = _restore_types(ckpt, json.loads(metadata[self.types_key]), arrays)
         ckpt["state_dict"] = _strip_prefix(arrays, self.model_prefix)
         ckpt["optimizer_state"] = _strip_prefix(arrays, self.optimizer_prefix)
         ckpt["rng_state"] = arrays.get(self.rng_key)

@@ -12,6 +12,7 @@ import os
 import warnings
 from typing import Any, Optional
 
+from cnn.mx.lightning.core.saving import storable_hparams
 from cnn.mx.lightning.trainer.call import call_callback_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.seed import set_rng
 
@@ -68,15 +69,17 @@ def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
     if not weights_only:
         states = {cb.state_key: cb.state_dict() for cb in trainer.callbacks}
         ckpt["callbacks"] = {k: v for k, v in states.items() if v}
-        if trainer.optimizers:
-            ckpt["optimizer_state"] = _storable(tree_flatten(trainer.optimizers[0].state))
+        if trainer.optimizers:  # one optimizer: its state tree; several: the list of them (keys "0.", "1.", ...)
+            opts = trainer.optimizers
+            ckpt["optimizer_state"] = _storable(tree_flatten(opts[0].state if len(opts) == 1
+                                                             else [opt.state for opt in opts]))
         ckpt["lr_schedulers"] = [{"last_epoch": c.last_epoch} for c in trainer.lr_scheduler_configs]
         ckpt["rng_state"] = mx.random.state[0]
         scaler = trainer.precision_plugin.scaler
         if scaler is not None:  # Lightning's key: its precision plugin's class name
             ckpt["MixedPrecision"] = scaler.state_dict()
     if model.hparams:
-        ckpt["hyper_parameters"] = dict(model.hparams)
+        ckpt["hyper_parameters"] = storable_hparams(model.hparams)
     if dm is not None and hasattr(dm, "state_dict"):
         dm_state = dm.state_dict()
         if dm_state:
@@ -120,9 +123,12 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
     trainer.fit_loop.load_state_dict(ckpt["loops"]["fit_loop"])
     if not ckpt.get("optimizer_state"):
         raise CheckpointError(f"{trainer.ckpt_path} holds only model weights (save_weights_only); cannot resume")
-    opt = trainer.optimizers[0]
-    opt.state = tree_unflatten(list(ckpt["optimizer_state"].items()))
-    opt.init(trainer.lightning_module.trainable_parameters())
+    opts, model = trainer.optimizers, trainer.lightning_module
+    states = tree_unflatten(list(ckpt["optimizer_state"].items()))
+    for opt, state in zip(opts, [states] if len(opts) == 1 else states):
+        opt.state = state
+        if model.automatic_optimization:  # manual: each optimizer completes its state at its first update
+            opt.init(model.trainable_parameters())
     for config, state in zip(trainer.lr_scheduler_configs, ckpt.get("lr_schedulers", [])):
         config.last_epoch = state["last_epoch"]
     if ckpt.get("rng_state") is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Union
 
+from cnn.mx.lightning.core.datamodule import loader_hook
 from cnn.mx.lightning.trainer.call import call_lightning_module_hook
 
 
@@ -58,8 +59,10 @@ class DataConnector:
 
     def attach_fit_data(self, train_dataloaders: Any, val_dataloaders: Any, datamodule: Any) -> None:
         if datamodule is not None:
-            self.train_source = datamodule.train_dataloader
-            self.val_source = getattr(datamodule, "val_dataloader", None)
+            self.train_source = loader_hook(datamodule, "train_dataloader")
+            if self.train_source is None:
+                raise ValueError(f"{type(datamodule).__name__} has no `train_dataloader()`, which `fit` needs")
+            self.val_source = loader_hook(datamodule, "val_dataloader")
         else:
             if train_dataloaders is None:
                 raise ValueError("fit() needs `train_dataloaders` or a `datamodule`")
@@ -72,7 +75,10 @@ class DataConnector:
         if dataloaders is not None:
             self.eval_source = lambda: dataloaders
         elif datamodule is not None:
-            self.eval_source = getattr(datamodule, f"{prefix}_dataloader")
+            self.eval_source = loader_hook(datamodule, f"{prefix}_dataloader")
+            if self.eval_source is None:
+                raise ValueError(f"`Trainer.{fn}()` needs `{prefix}_dataloader()`, which "
+                                 f"{type(datamodule).__name__} does not define")
         else:
             raise ValueError(f"`Trainer.{fn}()` needs `dataloaders` or a `datamodule`")
         self.eval_loader = None

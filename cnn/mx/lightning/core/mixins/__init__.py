@@ -1,0 +1,1 @@
+"""Mirror of lightning.pytorch.core.mixins: what ``LightningModule`` and ``LightningDataModule`` share."""
