@@ -28,25 +28,27 @@ class Classifier(LightningModule):
     a checkpoint trained for another dataset or input shape in one line (``ConfigError``).
 
     Logged: ``train/loss`` every step (the dropout-on objective being minimised);
-    ``train/acc`` once an epoch, in eval mode (dropout off) over a fixed sample of the train
-    split as large as the validation split; ``val/loss``, ``val/acc``, ``test/loss``,
-    ``test/acc`` per epoch, averaged over images (not batches). ``test`` also logs per-class
+    ``train/acc`` once an epoch (unless ``train_accuracy`` is false), in eval mode (dropout off)
+    over a fixed sample of the train split as large as the validation split; ``val/loss``,
+    ``val/acc``, ``test/loss``, ``test/acc`` per epoch, averaged over images (not batches). ``test`` also logs per-class
     accuracy (``test/acc_class/<name>``) and the confusion matrix as an image, and saves it as
     a PNG beside the checkpoint tested (``cnn.metrics``).
     """
 
     def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                 betas: tuple[float, float] = (0.9, 0.999),
                  dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
                  conv_backward_chunk: int | None = None, channels_last: bool = True,
-                 compile: bool = False, net: nn.Module | None = None):
+                 compile: bool = False, train_accuracy: bool = True, net: nn.Module | None = None):
         """
         Args:
             lr: Adam learning rate.
             weight_decay: Adam L2 penalty.
-            lr_schedule: ``cosine`` (warm-up, then cosine decay to zero at the last step) or
-                ``constant``; see ``cnn.schedule``.
+            lr_schedule: ``cosine`` (warm-up, then cosine decay to zero at the last step),
+                ``onecycle`` (torch's ``OneCycleLR``) or ``constant``; see ``cnn.schedule``.
+            betas: Adam's decay rates of the gradient's running mean and square.
             dropout: dropout probability after each linear layer.
             in_channels: image channels (linked from the data).
             image_size: image height and width in pixels (linked from the data).
@@ -62,6 +64,8 @@ class Classifier(LightningModule):
             compile: torch only (``torch.compile`` of the network); accepted and saved in
                 ``hparams``. MLX compiles the whole training step in its Trainer instead
                 (``--trainer.compile``, off by default as in Lightning), which this does not change.
+            train_accuracy: measure ``train/acc`` at each epoch's end (an extra pass over as
+                many train images as validation has); ``false`` skips that pass and the tag.
             net: the network to train instead of a fresh ``SeedCNN``: a class path and its
                 init args, e.g. the project's ``cnn.mx.resnet.ResNet`` or your own
                 ``mlx.nn.Module``, which takes normalised float32 images ``(N, H, W, C)`` and
@@ -95,6 +99,8 @@ class Classifier(LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Train accuracy with dropout off, on the same images every epoch.
+        if not self.hparams.train_accuracy:
+            return
         was_training = self.training
         self.eval()
         correct = total = 0
@@ -142,7 +148,8 @@ class Classifier(LightningModule):
         return mx.exp(self(images))
 
     def configure_optimizers(self):
-        optimizer = AdamL2(self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = AdamL2(self.hparams.lr, weight_decay=self.hparams.weight_decay,
+                           betas=tuple(self.hparams.betas))
         total = self.trainer.estimated_stepping_batches
         schedule = partial(learning_rate_at, total_steps=total, base_lr=self.hparams.lr,
                            schedule=self.hparams.lr_schedule)

@@ -36,9 +36,9 @@ class Classifier(L.LightningModule):
     (tags, steps, values) are the ones a per-step ``self.log`` gives; between written steps,
     the progress bar and ``trainer.callback_metrics`` hold the last written value
     (``--trainer.log_every_n_steps 1`` makes it every step again);
-    ``train/acc`` once an epoch, in eval mode (dropout off) over a fixed sample of the train
-    split as large as the validation split; ``val/loss``, ``val/acc``, ``test/loss``,
-    ``test/acc`` per epoch, averaged over images (not batches). ``test`` also logs per-class
+    ``train/acc`` once an epoch (unless ``train_accuracy`` is false), in eval mode (dropout off)
+    over a fixed sample of the train split as large as the validation split; ``val/loss``,
+    ``val/acc``, ``test/loss``, ``test/acc`` per epoch, averaged over images (not batches). ``test`` also logs per-class
     accuracy (``test/acc_class/<name>``) and the confusion matrix as an image, and saves it as
     a PNG beside the checkpoint tested (``cnn.metrics``).
     Under DDP (``--trainer.strategy ddp --trainer.devices N``) each rank sees its own shard and
@@ -52,17 +52,19 @@ class Classifier(L.LightningModule):
     """
 
     def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                 betas: tuple[float, float] = (0.9, 0.999),
                  dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
                  conv_backward_chunk: int | None = None, channels_last: bool = True,
-                 compile: bool = False, net: nn.Module | None = None):
+                 compile: bool = False, train_accuracy: bool = True, net: nn.Module | None = None):
         """
         Args:
             lr: Adam learning rate.
             weight_decay: Adam L2 penalty.
-            lr_schedule: ``cosine`` (warm-up, then cosine decay to zero at the last step) or
-                ``constant``; see ``cnn.schedule``.
+            lr_schedule: ``cosine`` (warm-up, then cosine decay to zero at the last step),
+                ``onecycle`` (torch's ``OneCycleLR``) or ``constant``; see ``cnn.schedule``.
+            betas: Adam's decay rates of the gradient's running mean and square.
             dropout: dropout probability after each linear layer.
             in_channels: image channels (linked from the data).
             image_size: image height and width in pixels (linked from the data).
@@ -82,6 +84,8 @@ class Classifier(L.LightningModule):
                 checkpoints are unchanged, no ``_orig_mod.`` prefix). The first steps of each
                 mode (train, eval) and batch shape are slow while it compiles. MLX ignores it
                 (its Trainer compiles the whole step itself: ``--trainer.compile``).
+            train_accuracy: measure ``train/acc`` at each epoch's end (an extra pass over as
+                many train images as validation has); ``false`` skips that pass and the tag.
             net: the network to train instead of a fresh ``SeedCNN``: a class path and its
                 init args, e.g. the project's ``cnn.pt.resnet.ResNet`` or your own
                 ``torch.nn.Module``, which takes normalised float32 images ``(N, C, H, W)`` and
@@ -152,6 +156,8 @@ class Classifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Train accuracy with dropout off, on the same images every epoch.
+        if not self.hparams.train_accuracy:
+            return
         was_training = self.training
         self.eval()
         with torch.no_grad():
@@ -208,6 +214,7 @@ class Classifier(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr,
+                                     betas=tuple(self.hparams.betas),
                                      weight_decay=self.hparams.weight_decay)
         total = self.trainer.estimated_stepping_batches
         factor = partial(learning_rate_at, total_steps=total, base_lr=1.0,
