@@ -108,11 +108,14 @@ def newest_checkpoint(runs: str | os.PathLike[str], suffix: str) -> Path | None:
     return max(found)[2] if found else None
 
 
-def own_run(log_dir: str) -> list[str]:
+def own_run(log_dir: str | None) -> list[str]:
     """Make ``log_dir`` this process's until it ends (or ``release_runs``): an exclusive
     ``flock`` on the directory. Raise ``ConfigError`` when another live process holds it. Then
     remove the temp files dead writers left in its ``checkpoints`` folder (none can be live now)
-    and return their paths."""
+    and return their paths. ``None`` (a logger with no local folder, e.g. an MLflow server):
+    nothing to own."""
+    if log_dir is None:
+        return []
     path = os.path.abspath(log_dir)
     if path in _OWNED:
         return []

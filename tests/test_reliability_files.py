@@ -97,7 +97,9 @@ def billion_laughs(levels: int = 9) -> str:
 def test_a_config_of_nested_aliases_is_refused_before_it_is_expanded(framework, tmp_path):
     config = tmp_path / "laughs.yaml"
     config.write_text(billion_laughs())
-    result = fit(framework, tmp_path / "logs", "--config", str(config), timeout=120)
+    # a process of its own, so that a regression ends at the timeout instead of hanging the suite
+    result = run_cli_process("fit", "--framework", framework, *TINY, "--trainer.default_root_dir",
+                             str(tmp_path / "logs"), "--config", str(config), timeout=120)
     assert_one_line_error(result, str(config), "expands to more than")
     assert not (tmp_path / "logs").exists()
 
@@ -106,8 +108,9 @@ def test_a_config_of_nested_aliases_is_refused_before_it_is_expanded(framework, 
 def test_a_config_that_contains_itself_is_refused(framework, tmp_path):
     config = tmp_path / "loop.yaml"
     config.write_text("data: &loop\n  more: *loop\n")
-    assert_one_line_error(fit(framework, tmp_path / "logs", "--config", str(config), timeout=120),
-                          str(config), "nested deeper than")
+    result = run_cli_process("fit", "--framework", framework, *TINY, "--trainer.default_root_dir",
+                             str(tmp_path / "logs"), "--config", str(config), timeout=120)
+    assert_one_line_error(result, str(config), "nested deeper than")
 
 
 # -- 5. a checkpoint that declares more bytes than it holds ---------------------------------------

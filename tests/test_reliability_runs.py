@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cnn.weights import read_weights
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, run_cli, run_cli_process
 from tests.test_cli_errors import assert_one_line_error
 from tests.test_faults import wait_for
 
@@ -166,9 +166,10 @@ def test_predict_stopped_by_sigterm_exits_143_with_one_line_and_keeps_the_previo
     output.write_text("the previous predictions\n")
     config = callback_config(tmp_path / "stop.yaml", framework, "SignalAtBatch", stage="predict",
                              batch=1)
-    result = run_cli("predict", "--framework", framework, "--config", "configs/mnist.yaml",
-                     "--config", str(config), "--ckpt_path", str(checkpoint),
-                     "--data.eval_batch_size", "2", "--output", str(output), timeout=300)
+    # a process of its own: the signal and the exit status are what is tested
+    result = run_cli_process("predict", "--framework", framework, "--config", "configs/mnist.yaml",
+                             "--config", str(config), "--ckpt_path", str(checkpoint),
+                             "--data.eval_batch_size", "2", "--output", str(output), timeout=300)
     assert result.returncode == 143, result.stderr[-3000:]
     assert_one_line_error(result, "predict interrupted by SIGTERM", "unchanged")
     assert output.read_text() == "the previous predictions\n"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from cnn import schema
-from tests.cli_runs import ROOT, run_cli, run_cli_process
+from tests.cli_runs import ROOT, run_cli_process
 
 FRAMEWORKS = ("torch", "mlx")
 WITHOUT_PACKAGES = ROOT / "tests" / "without_packages"
@@ -37,9 +37,10 @@ needs_wandb = pytest.mark.skipif(importlib.util.find_spec("wandb") is None,
 
 
 def fit_with_logger(logs: Path, logger: dict, framework: str, env: dict) -> subprocess.CompletedProcess:
-    result = run_cli("--framework", framework, "fit", "--config", "configs/mnist.yaml", *TRACKER_FIT,
-                     "--trainer.default_root_dir", str(logs), "--trainer.enable_progress_bar", "false",
-                     "--trainer.logger", json.dumps(logger), env=env)
+    # a process of its own: mlflow and wandb keep process-wide state (active run, W&B's service)
+    result = run_cli_process("--framework", framework, "fit", "--config", "configs/mnist.yaml", *TRACKER_FIT,
+                             "--trainer.default_root_dir", str(logs), "--trainer.enable_progress_bar", "false",
+                             "--trainer.logger", json.dumps(logger), env=env)
     assert result.returncode == 0, f"{framework}: {result.stderr[-4000:]}"
     return result
 
