@@ -182,7 +182,7 @@ class ResidentBatches(NumpyBatches):
             raise ValueError("augmented batches are made on the host; they cannot be resident")
         super().__init__(batches.images, batches.plan, batches.layout, seed=batches.seed)
         self.epoch, self.batches_done = batches.epoch, batches.batches_done
-        self._resume_at = batches._resume_at
+        self._resume_at = batches.resume_at
         self.source = source
         self._order = None  # (device order, batch boundaries) of the current pass
 

@@ -79,6 +79,11 @@ class NumpyBatches:
     def __len__(self) -> int:
         return len(self.plan)
 
+    @property
+    def resume_at(self) -> tuple[int, int]:
+        """``(epoch, batches to skip in it)`` that the next pass starts from (``load_state_dict``)."""
+        return self._resume_at
+
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "batches_done": self.batches_done}
 
