@@ -48,6 +48,9 @@ def add_shared_arguments(parser) -> None:
     parser.link_arguments("seed_everything", "data.seed", compute_fn=seed_value)
     parser.link_arguments("seed_everything", "model.seed", compute_fn=seed_value)
     counts_before_fractions(parser)
+    for action in parser._actions:  # jsonargparse's, read here alone (as counts_before_fractions)
+        if action.dest == "model.net":  # its help would list every nn.Module subclass installed
+            action.extra_help = lambda: ""
 
 
 def apply_run_defaults(config, subcommand: str, framework: str, logger_class: str,

@@ -52,9 +52,6 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.add_class_arguments(Classifier, "model", instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
         add_shared_arguments(sub)
-        for action in sub._actions:
-            if action.dest == "model.net":  # its help would list every mlx.nn.Module subclass
-                action.extra_help = lambda: ""
         # last, as LightningCLI adds the subcommand's own arguments after the links
         sub.add_argument_group(name, name=name).add_argument(
             "--ckpt_path", type=Optional[str], default=None,

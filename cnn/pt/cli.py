@@ -185,9 +185,6 @@ TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
 
     def add_arguments_to_parser(self, parser) -> None:
         add_shared_arguments(parser)
-        for action in parser._actions:
-            if action.dest == "model.net":  # its help would list every nn.Module subclass
-                action.extra_help = lambda: ""
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)

@@ -24,8 +24,8 @@ Overridden in a subclass (the override is where the subclass is; the name is lis
 
 * ``TensorBoardLogger._get_next_version`` (``loggers/tensorboard.py``), in
   ``cnn.pt.run_files.TensorBoardLogger``.
-* ``LightningCLI._parse_ckpt_path`` and ``LightningCLI._prepare_subcommand_parser``
-  (``cli.py``), in ``cnn.pt.cli.CLI``.
+* ``LightningCLI._parse_ckpt_path``, ``LightningCLI._prepare_subcommand_parser`` and
+  ``LightningCLI._run_subcommand`` (``cli.py``), in ``cnn.pt.cli.CLI``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ OVERRIDDEN = (
     (TensorBoardLogger, "_get_next_version"),
     (LightningCLI, "_parse_ckpt_path"),
     (LightningCLI, "_prepare_subcommand_parser"),
+    (LightningCLI, "_run_subcommand"),
 )
 # Instance attributes set in ``__init__`` (not on the class): (class, attribute).
 INSTANCE_ATTRIBUTES = (
