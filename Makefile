@@ -8,9 +8,10 @@ FRAMEWORK ?= torch
 # the multi-GB CUDA build). Elsewhere, e.g.: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-# mlflow and wandb: the tests of MLFlowLogger and WandbLogger on both sides run against the real
-# packages (they skip without them); neither is needed to train.
-EXTRAS ?= mlx,dev,mlflow,wandb
+# mlflow (with its server) and wandb: the tests of MLFlowLogger and WandbLogger on both sides run
+# against the real packages and a local tracking server (they skip without them); none is needed
+# to train.
+EXTRAS ?= mlx,dev,mlflow,mlflow-server,wandb
 
 .PHONY: venv train test test-slow lint tensorboard clean
 
