@@ -22,7 +22,7 @@ from typing import Callable
 
 from cnn.atomic import remove_temp_files
 from cnn.errors import ConfigError
-from cnn.interrupts import final_test_stops
+from cnn.interrupts import final_test_stops, stop_on_signals
 
 _CLAIMED: set[str] = set()  # version directories this process created
 _OWNED: dict[str, int] = {}  # run directory -> the descriptor holding its flock
@@ -156,7 +156,9 @@ def finish_fit(trainer, test: Callable[[str], object]) -> bool:
     signal stopped it: ``test(best)`` of the best checkpoint, stopped at once by a signal
     (``cnn.interrupts.final_test_stops``); or, having none, one ``warning:`` line saying so
     (not for ``fast_dev_run``, which saves nothing by design); or, when no step was trained,
-    the run folder removed and one ``warning:`` line. Whether the test ran."""
+    the run folder removed and one ``warning:`` line. Without a ModelCheckpoint
+    (``trainer.enable_checkpointing`` false) ``test(None)`` tests the weights as trained, after a
+    ``note:`` line. Whether the test ran."""
     if trainer.interrupted:
         return False
     if trainer.global_step == 0:  # on every rank alike
@@ -170,6 +172,14 @@ def finish_fit(trainer, test: Callable[[str], object]) -> bool:
     if best:
         with final_test_stops(best):
             test(best)
+        return True
+    if checkpoint is None and not trainer.fast_dev_run:  # trainer.enable_checkpointing false
+        if trainer.is_global_zero:
+            print("note: no checkpoint was kept (trainer.enable_checkpointing false): testing the "
+                  "weights as trained", file=sys.stderr)
+        with stop_on_signals("the test that ends fit", "training had finished; no checkpoint was "
+                             "kept (trainer.enable_checkpointing false)"):
+            test(None)
         return True
     if trainer.is_global_zero and not trainer.fast_dev_run:
         print(untested_line(getattr(checkpoint, "monitor", None),

@@ -20,7 +20,7 @@ import mlx.core as mx
 import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
+from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
@@ -49,6 +49,7 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.add_argument("--seed_everything", type=Union[bool, int], default=True,
                          help="seed of weights, split, batch order and dropout")
         sub.add_class_arguments(Trainer, "trainer", instantiate=False, fail_untyped=False)
+        sub.set_defaults({"trainer.default_root_dir": DEFAULT_ROOT_DIR})
         sub.add_class_arguments(Classifier, "model", instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
         add_shared_arguments(sub)

@@ -17,7 +17,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from cnn.config import add_shared_arguments, apply_run_defaults
+from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
@@ -158,7 +158,7 @@ TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
                          subclass_mode_data=False, auto_configure_optimizers=False,
                          save_config_callback=SaveConfigAsGiven, save_config_kwargs={"overwrite": True},
-                         trainer_defaults={"default_root_dir": "logs",
+                         trainer_defaults={"default_root_dir": DEFAULT_ROOT_DIR,
                                            "plugins": [{"class_path": SAFE_CHECKPOINT_IO}]},
                          # raise instead of printing usage: cnn.cli turns it into one line
                          parser_kwargs={"exit_on_error": False, **{
