@@ -90,6 +90,10 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         callbacks += [{"class_path": path} for path in fit_callbacks
                       if path.rsplit(".", 1)[-1] not in listed]
     trainer.callbacks = callbacks
+    if subcommand == "fit":
+        check_monitors(callbacks)
+    if config.get("ckpt_path") == "best":
+        raise ConfigError(best_in_new_process(config, framework))
     if config.get("ckpt_path") == "last" and (default_logger or subcommand != "fit"):
         config.ckpt_path = str(last_of_runs(config, framework, checkpoint_suffix))
     if subcommand == "fit" and default_logger and config.get("ckpt_path"):
@@ -139,6 +143,34 @@ def _class_path(callback) -> str:
     if isinstance(callback, dict):
         return str(callback.get("class_path", ""))
     return str(getattr(callback, "class_path", callback))
+
+
+# What the Classifier logs while it fits (on both sides), which a callback may monitor.
+FIT_METRICS = (schema.TRAIN_LOSS, schema.TRAIN_ACC, schema.VAL_LOSS, schema.VAL_ACC, schema.EPOCH, "step")
+MONITORING = ("ModelCheckpoint", "EarlyStopping")
+
+
+def check_monitors(callbacks) -> None:
+    """``ConfigError`` for a ``ModelCheckpoint`` or ``EarlyStopping`` monitoring a metric the
+    Classifier never logs, before anything is trained (Lightning finds out at the first
+    validation's end)."""
+    for callback in callbacks:
+        name = _class_path(callback).rsplit(".", 1)[-1]
+        init_args = (callback.get("init_args") if isinstance(callback, dict)
+                     else getattr(callback, "init_args", None)) or {}
+        monitor = init_args.get("monitor")
+        if name in MONITORING and monitor is not None and monitor not in FIT_METRICS:
+            raise ConfigError(f"{name}(monitor={monitor!r}): the model never logs {monitor}; it logs "
+                              f"{', '.join(FIT_METRICS)}")
+
+
+def best_in_new_process(config, framework: str) -> str:
+    """The line refusing ``--ckpt_path best``: as in Lightning, ``best`` is the best checkpoint
+    of a ``fit`` in the same process, and each command is a new one."""
+    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / config.data.dataset / framework
+    return (f"--ckpt_path best: only the fit that kept a best checkpoint knows which it is (fit tests it "
+            f"when it ends); give its file (under {runs}/version_N/checkpoints, beside last), or "
+            "--ckpt_path last")
 
 
 def last_of_runs(config, framework: str, suffix: str) -> Path:
