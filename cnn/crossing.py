@@ -206,7 +206,8 @@ def _bare_name(name: str, framework: str, key: str) -> str:
     looks up among the classes of the side that runs: on MLX, one the mirror lacks is a
     ``ConfigError`` naming those it has (the parser would only say it is no path)."""
     kind = MIRRORED_BY_KEY.get(key)
-    if framework != "mlx" or kind is None or name in MIRRORED[kind]:
+    if framework != "mlx" or kind is None or name in MIRRORED[kind] \
+            or not (name.isidentifier() and name[:1].isupper()):  # false, null: not a class
         return name
     raise ConfigError(f"{key}: {name} has no MLX mirror (MLX has {', '.join(MIRRORED[kind])}); "
                       "remove it or run with --framework torch")

@@ -185,3 +185,15 @@ def finish_fit(trainer, test: Callable[[str], object]) -> bool:
         print(untested_line(getattr(checkpoint, "monitor", None),
                             getattr(checkpoint, "last_model_path", None)), file=sys.stderr)
     return False
+
+
+def start_new_run_from(model, ckpt_path: str | None) -> None:
+    """``fit`` of a model with ``init_from``: a new run (no ``--ckpt_path``) starts from that
+    checkpoint's network weights (the model's ``start_from``, either side), printing its
+    ``note:``; a resumed run takes every weight from the checkpoint it resumes."""
+    path = getattr(model, "hparams", {}).get("init_from")
+    if not path or ckpt_path:
+        return
+    note = model.start_from(path)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
