@@ -90,8 +90,6 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         callbacks += [{"class_path": path} for path in fit_callbacks
                       if path.rsplit(".", 1)[-1] not in listed]
     trainer.callbacks = callbacks
-    if subcommand == "fit":
-        check_monitors(callbacks)
     if config.get("ckpt_path") == "best":
         raise ConfigError(best_in_new_process(config, framework))
     if config.get("ckpt_path") == "last" and (default_logger or subcommand != "fit"):
@@ -143,25 +141,6 @@ def _class_path(callback) -> str:
     if isinstance(callback, dict):
         return str(callback.get("class_path", ""))
     return str(getattr(callback, "class_path", callback))
-
-
-# What the Classifier logs while it fits (on both sides), which a callback may monitor.
-FIT_METRICS = (schema.TRAIN_LOSS, schema.TRAIN_ACC, schema.VAL_LOSS, schema.VAL_ACC, schema.EPOCH, "step")
-MONITORING = ("ModelCheckpoint", "EarlyStopping")
-
-
-def check_monitors(callbacks) -> None:
-    """``ConfigError`` for a ``ModelCheckpoint`` or ``EarlyStopping`` monitoring a metric the
-    Classifier never logs, before anything is trained (Lightning finds out at the first
-    validation's end)."""
-    for callback in callbacks:
-        name = _class_path(callback).rsplit(".", 1)[-1]
-        init_args = (callback.get("init_args") if isinstance(callback, dict)
-                     else getattr(callback, "init_args", None)) or {}
-        monitor = init_args.get("monitor")
-        if name in MONITORING and monitor is not None and monitor not in FIT_METRICS:
-            raise ConfigError(f"{name}(monitor={monitor!r}): the model never logs {monitor}; it logs "
-                              f"{', '.join(FIT_METRICS)}")
 
 
 def best_in_new_process(config, framework: str) -> str:
