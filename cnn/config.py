@@ -21,6 +21,9 @@ from cnn.errors import ConfigError
 from cnn.runs import newest_checkpoint
 from cnn.weights import check_resume
 
+# trainer.default_root_dir on both sides: the runs' folder, and where a run without a logger
+# keeps its checkpoints (Lightning's ModelCheckpoint: <default_root_dir>/checkpoints).
+DEFAULT_ROOT_DIR = "logs"
 # data.dataset -> model argument, by DatasetSpec attribute.
 DATA_TO_MODEL = (("model.in_channels", "channels"), ("model.image_size", "image_size"),
                  ("model.num_classes", "num_classes"), ("model.classes", "classes"))
@@ -60,8 +63,9 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
 
     TensorBoard under ``<default_root_dir>/<dataset>/<framework>/version_N`` (no logger for
     ``predict``, which logs no metrics); for ``fit``, a ModelCheckpoint keeping the best (by
-    ``val/acc``) and the last checkpoint (a Lightning ``ModelCheckpoint`` the config names becomes
-    ``checkpoint_class`` too), named ``epoch=E-step=S``, and the ``fit_callbacks``
+    ``val/acc``) and the last checkpoint unless ``trainer.enable_checkpointing`` is false (a
+    Lightning ``ModelCheckpoint`` the config names becomes ``checkpoint_class`` too), named
+    ``epoch=E-step=S``, and the ``fit_callbacks``
     (class paths) not already listed. ``fit --ckpt_path`` resumes inside the run directory it
     names (see ``resume_in_place``), so logs, checkpoints and best-model tracking continue there,
     and is refused when a model value differs from the checkpoint's (``cnn.weights.check_resume``).
@@ -72,13 +76,13 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         trainer.logger = False
     elif default_logger:
         trainer.logger = {"class_path": logger_class,
-                          "init_args": {"save_dir": trainer.default_root_dir or "logs",
+                          "init_args": {"save_dir": trainer.default_root_dir or DEFAULT_ROOT_DIR,
                                         "name": f"{config.data.dataset}/{framework}",
                                         "default_hp_metric": False}}
     tag_framework(trainer.logger, framework)
     callbacks = [_our_checkpoint(c, checkpoint_class) for c in trainer.callbacks or []]
     has_checkpoint = any("ModelCheckpoint" in _class_path(c) for c in callbacks)
-    if subcommand == "fit" and not has_checkpoint:
+    if subcommand == "fit" and not has_checkpoint and trainer.enable_checkpointing is not False:
         callbacks.append({"class_path": checkpoint_class,
                           "init_args": {"monitor": schema.VAL_ACC, "mode": "max",
                                         "save_last": True,
@@ -89,6 +93,8 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         callbacks += [{"class_path": path} for path in fit_callbacks
                       if path.rsplit(".", 1)[-1] not in listed]
     trainer.callbacks = callbacks
+    if config.get("ckpt_path") == "best":
+        raise ConfigError(best_in_new_process(config, framework))
     if config.get("ckpt_path") == "last" and (default_logger or subcommand != "fit"):
         config.ckpt_path = str(last_of_runs(config, framework, checkpoint_suffix))
     if subcommand == "fit" and default_logger and config.get("ckpt_path"):
@@ -140,13 +146,22 @@ def _class_path(callback) -> str:
     return str(getattr(callback, "class_path", callback))
 
 
+def best_in_new_process(config, framework: str) -> str:
+    """The line refusing ``--ckpt_path best``: as in Lightning, ``best`` is the best checkpoint
+    of a ``fit`` in the same process, and each command is a new one."""
+    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / config.data.dataset / framework
+    return (f"--ckpt_path best: only the fit that kept a best checkpoint knows which it is (fit tests it "
+            f"when it ends); give its file (under {runs}/version_N/checkpoints, beside last), or "
+            "--ckpt_path last")
+
+
 def last_of_runs(config, framework: str, suffix: str) -> Path:
     """What ``--ckpt_path last`` names: the newest whole checkpoint of the runs under
     ``<default_root_dir>/<dataset>/<framework>`` (``cnn.runs.newest_checkpoint``), normally a
     ``last`` one; a ``note:`` line says so when it is not (a kill during the first ``last``
     write). ``ConfigError`` when there is none, before anything is created: neither a fit from
     scratch nor an evaluation of untrained weights is what ``last`` asked for."""
-    runs = Path(config.trainer.default_root_dir or "logs") / config.data.dataset / framework
+    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / config.data.dataset / framework
     found = newest_checkpoint(runs, suffix)
     if found is None:
         raise ConfigError(f"--ckpt_path last: there is no checkpoint under {runs}; give a checkpoint "

@@ -63,7 +63,12 @@ NULL_IS_DEFAULT = ("precision",)
 # class name -> (module, what to pip install, the project's extra that installs it).
 NEEDS_PACKAGE = {"RichProgressBar": ("rich", "rich", "rich"),
                  "MLFlowLogger": ("mlflow", "mlflow-skinny", "mlflow"),
-                 "WandbLogger": ("wandb", "wandb", "wandb")}
+                 "WandbLogger": ("wandb", "wandb", "wandb"),
+                 # Lightning's, torch side only (no MLX mirror); the project has no extra for them
+                 "CometLogger": ("comet_ml", "comet-ml", None),
+                 "NeptuneLogger": ("neptune", "neptune", None)}
+# The class keys whose bare class names each side's parser resolves among its own classes.
+MIRRORED_BY_KEY = {"trainer.callbacks": "callbacks", "trainer.logger": "loggers"}
 
 
 def _importable(module: str) -> bool:
@@ -86,7 +91,8 @@ def check_optional_packages(*entries: Any) -> None:
             if name in NEEDS_PACKAGE and not _importable(NEEDS_PACKAGE[name][0]):
                 module, pip_name, extra = NEEDS_PACKAGE[name]
                 raise ConfigError(f"{name} needs the {module} package, which is not installed: "
-                                  f"pip install {pip_name} (or the project's [{extra}] extra)")
+                                  f"pip install {pip_name}" + (f" (or the project's [{extra}] extra)"
+                                                               if extra else ""))
 
 
 def _other(framework: str) -> str:
@@ -162,7 +168,9 @@ def _class_entry(entry: Any, framework: str, notes: list[str], key: str = "",
     """One ``class_path`` entry (a dict or a bare path) for ``framework``; None: left out.
     With ``bases`` (key -> the class it takes), the class is checked (``check_class``)."""
     if isinstance(entry, str):
-        path = class_path_for(entry, framework) if "." in entry else entry
+        path = class_path_for(entry, framework) if "." in entry else _bare_name(entry, framework, key)
+        if bases is not None:
+            check_optional_packages(path)
         if bases is not None and path and "." in path:
             check_class(path, key, bases.get(key))
         return path
@@ -171,6 +179,10 @@ def _class_entry(entry: Any, framework: str, notes: list[str], key: str = "",
     path = class_path_for(str(entry["class_path"]), framework)
     if path is None:
         return None
+    if "." not in path:
+        path = _bare_name(path, framework, key)
+    if bases is not None:
+        check_optional_packages(path)
     if bases is not None and "." in path:
         check_class(path, key, bases.get(key))
     out = {**entry, "class_path": path}
@@ -187,6 +199,18 @@ def _class_entry(entry: Any, framework: str, notes: list[str], key: str = "",
             init_args = {k: v for k, v in init_args.items() if k in accepted}
         out["init_args"] = init_args
     return out
+
+
+def _bare_name(name: str, framework: str, key: str) -> str:
+    """A class named without its module (``--trainer.logger CometLogger``), which the parser
+    looks up among the classes of the side that runs: on MLX, one the mirror lacks is a
+    ``ConfigError`` naming those it has (the parser would only say it is no path)."""
+    kind = MIRRORED_BY_KEY.get(key)
+    if framework != "mlx" or kind is None or name in MIRRORED[kind] \
+            or not (name.isidentifier() and name[:1].isupper()):  # false, null: not a class
+        return name
+    raise ConfigError(f"{key}: {name} has no MLX mirror (MLX has {', '.join(MIRRORED[kind])}); "
+                      "remove it or run with --framework torch")
 
 
 def _class_value(value: Any, framework: str, notes: list[str], key: str = "",

@@ -22,7 +22,7 @@ from typing import Callable
 
 from cnn.atomic import remove_temp_files
 from cnn.errors import ConfigError
-from cnn.interrupts import final_test_stops
+from cnn.interrupts import final_test_stops, stop_on_signals
 
 _CLAIMED: set[str] = set()  # version directories this process created
 _OWNED: dict[str, int] = {}  # run directory -> the descriptor holding its flock
@@ -159,7 +159,9 @@ def finish_fit(trainer, test: Callable[[str], object]) -> bool:
     signal stopped it: ``test(best)`` of the best checkpoint, stopped at once by a signal
     (``cnn.interrupts.final_test_stops``); or, having none, one ``warning:`` line saying so
     (not for ``fast_dev_run``, which saves nothing by design); or, when no step was trained,
-    the run folder removed and one ``warning:`` line. Whether the test ran."""
+    the run folder removed and one ``warning:`` line. Without a ModelCheckpoint
+    (``trainer.enable_checkpointing`` false) ``test(None)`` tests the weights as trained, after a
+    ``note:`` line. Whether the test ran."""
     if trainer.interrupted:
         return False
     if trainer.global_step == 0:  # on every rank alike
@@ -174,7 +176,27 @@ def finish_fit(trainer, test: Callable[[str], object]) -> bool:
         with final_test_stops(best):
             test(best)
         return True
+    if checkpoint is None and not trainer.fast_dev_run:  # trainer.enable_checkpointing false
+        if trainer.is_global_zero:
+            print("note: no checkpoint was kept (trainer.enable_checkpointing false): testing the "
+                  "weights as trained", file=sys.stderr)
+        with stop_on_signals("the test that ends fit", "training had finished; no checkpoint was "
+                             "kept (trainer.enable_checkpointing false)"):
+            test(None)
+        return True
     if trainer.is_global_zero and not trainer.fast_dev_run:
         print(untested_line(getattr(checkpoint, "monitor", None),
                             getattr(checkpoint, "last_model_path", None)), file=sys.stderr)
     return False
+
+
+def start_new_run_from(model, ckpt_path: str | None) -> None:
+    """``fit`` of a model with ``init_from``: a new run (no ``--ckpt_path``) starts from that
+    checkpoint's network weights (the model's ``start_from``, either side), printing its
+    ``note:``; a resumed run takes every weight from the checkpoint it resumes."""
+    path = getattr(model, "hparams", {}).get("init_from")
+    if not path or ckpt_path:
+        return
+    note = model.start_from(path)
+    if note:
+        print(f"note: {note}", file=sys.stderr)

@@ -386,3 +386,33 @@ def read_weights(path: str) -> Weights:
     return weights_from_state_dict(ckpt["state_dict"], ckpt.get("hyper_parameters") or {},
                                    "torch", path, source="torch", epoch=ckpt.get("epoch"),
                                    global_step=ckpt.get("global_step"))
+
+
+def initial_weights(path: str, own: Mapping[str, tuple[int, ...]], num_classes: int,
+                    layout: str) -> tuple[dict[str, np.ndarray], str | None]:
+    """``model.init_from``: the network tensors of the checkpoint at ``path`` (either side's, or a
+    converted file) to start a new run from, in ``layout`` and keyed as ``own`` (the network's
+    tensor names and shapes on the side that runs), and the ``note:`` text when some are left as
+    initialised. A checkpoint trained for another class count leaves the last layer's tensors
+    (shaped by the class count) as they are; any other difference (another input shape, another
+    network) is a ``ConfigError``. The data statistics are not taken: the new run computes its
+    own."""
+    weights = read_weights(path)
+    state = weights.torch_state_dict() if layout == "torch" else weights.mlx_state_dict()
+    theirs = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+    if set(theirs) != set(own):
+        raise ConfigError(f"model.init_from {path} holds the weights of another network: set "
+                          "model.net as in the run that trained them")
+    trained_for = int(weights.hyper_parameters["num_classes"])
+    differ = [k for k in own if tuple(theirs[k].shape) != tuple(own[k])]
+    head = [k for k in differ if trained_for != num_classes and theirs[k].shape[:1] == (trained_for,)
+            and tuple(own[k])[:1] == (num_classes,)]
+    if set(differ) - set(head):
+        name = sorted(set(differ) - set(head))[0]
+        raise ConfigError(f"model.init_from {path} was trained for input "
+                          f"{describe(weights.hyper_parameters, named=False)}, which does not fit this "
+                          f"model's ({name} is {tuple(theirs[name].shape)} there, {tuple(own[name])} here): "
+                          "start from a checkpoint trained on images of this shape")
+    note = (f"model.init_from {path} was trained for {trained_for} classes, this model has "
+            f"{num_classes}: its last layer ({', '.join(sorted(head))}) starts afresh") if head else None
+    return {k: v for k, v in theirs.items() if k not in head}, note

@@ -20,7 +20,7 @@ import mlx.core as mx
 import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from cnn.config import add_shared_arguments, apply_run_defaults, seed_value
+from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, TrainingInterrupted
 from cnn.help_sections import title_sections
@@ -28,7 +28,7 @@ from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
-from cnn.runs import discard_unstarted_run, finish_fit, own_run
+from cnn.runs import discard_unstarted_run, finish_fit, own_run, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORK = "mlx"
@@ -49,6 +49,7 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.add_argument("--seed_everything", type=Union[bool, int], default=True,
                          help="seed of weights, split, batch order and dropout")
         sub.add_class_arguments(Trainer, "trainer", instantiate=False, fail_untyped=False)
+        sub.set_defaults({"trainer.default_root_dir": DEFAULT_ROOT_DIR})
         sub.add_class_arguments(Classifier, "model", instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
         add_shared_arguments(sub)
@@ -73,10 +74,12 @@ class CLI:
 
     Like LightningCLI: ``fit`` ends with a test of the best checkpoint (then the run's settings
     for TensorBoard's HPARAMS tab, ``cnn.hparams``; or a ``warning:`` line saying why it has
-    none, or trained nothing) and owns its run folder while it runs (``cnn.runs.own_run``); a
-    signal stops an evaluation at once (``cnn.interrupts``); ``predict`` prints
-    (and optionally writes) one row per image file, and the run folder gets ``config.yaml``: the
-    config as given (before the run's default logger and callbacks), which either framework runs.
+    none, or trained nothing) and owns its run folder while it runs (``cnn.runs.own_run``); a new
+    ``fit`` with ``model.init_from`` starts from that checkpoint's weights
+    (``cnn.runs.start_new_run_from``); a signal stops an evaluation at once
+    (``cnn.interrupts``); ``predict`` prints (and optionally writes) one row per image file,
+    and the run folder gets ``config.yaml``: the config as given (before the run's default
+    logger and callbacks), which either framework runs.
     A config or class path of the torch side is translated first (``cnn.crossing``), with a
     ``note:`` line on stderr for each setting this side ignores.
     """
@@ -120,6 +123,7 @@ class CLI:
 
     def run_fit(self, section) -> None:
         trainer = self.trainer
+        start_new_run_from(self.model, section.ckpt_path)
         if trainer.loggers and trainer.is_global_zero:
             own_run(trainer.log_dir)  # before any file of the run is written
         try:

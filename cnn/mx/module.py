@@ -12,10 +12,12 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
+from mlx.utils import tree_flatten
 
 from cnn import schema
 from cnn.metrics import report_test_epoch
 from cnn.schedule import learning_rate_at
+from cnn.weights import initial_weights
 
 
 class Classifier(LightningModule):
@@ -41,7 +43,8 @@ class Classifier(LightningModule):
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
                  conv_backward_chunk: int | None = None, channels_last: bool = True,
-                 compile: bool = False, train_accuracy: bool = True, net: nn.Module | None = None):
+                 compile: bool = False, train_accuracy: bool = True, net: nn.Module | None = None,
+                 init_from: str | None = None):
         """
         Args:
             lr: Adam learning rate.
@@ -71,6 +74,9 @@ class Classifier(LightningModule):
                 ``mlx.nn.Module``, which takes normalised float32 images ``(N, H, W, C)`` and
                 returns log-probabilities ``(N, num_classes)``; its arguments are its own
                 (not linked from the data).
+            init_from: a checkpoint (either framework's, or a converted file) whose network
+                weights a new ``fit`` starts from, with a fresh optimizer (``start_from``); a
+                resumed ``fit`` (``--ckpt_path``) and evaluations leave it unread.
         """
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -79,6 +85,14 @@ class Classifier(LightningModule):
         # data statistics, saved with the weights but not trained (torch's buffers)
         self.register_buffer("mean", mx.zeros((in_channels,)))
         self.register_buffer("std", mx.ones((in_channels,)))
+
+    def start_from(self, path: str) -> str | None:
+        """Load the network weights of the checkpoint at ``path`` (``cnn.weights.initial_weights``);
+        the ``note:`` text when its last layer was left as initialised."""
+        own = {k: tuple(v.shape) for k, v in tree_flatten(self.net.parameters())}
+        arrays, note = initial_weights(path, own, self.hparams.num_classes, "mlx")
+        self.net.load_weights([(k, mx.array(v)) for k, v in arrays.items()], strict=False)
+        return note
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -17,7 +17,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from cnn.config import add_shared_arguments, apply_run_defaults
+from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
 from cnn.help_sections import title_sections
@@ -28,7 +28,7 @@ from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
 from cnn.pt.module import Classifier
-from cnn.runs import discard_unstarted_run, finish_fit, own_run
+from cnn.runs import discard_unstarted_run, finish_fit, own_run, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
 from cnn.weights import first_line
 
@@ -105,15 +105,14 @@ class CLI(LightningCLI):
     ``<default_root_dir>/<dataset>/torch/version_N`` with TensorBoard and keeps the best
     (by ``val/acc``) and the last checkpoint; ``fit`` also gets ``FaultGuard`` and
     ``ResumeState`` (``cnn.pt.callbacks``) and, resuming, continues in the run directory of
-    its checkpoint. ``fit`` ends with a test of the best checkpoint and the run's settings for
-TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
-    stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum). A config or class path
-    its checkpoint, which it owns while it runs (``cnn.runs.own_run``). ``fit`` ends with a test
-    of the best checkpoint, or a ``warning:`` line saying why it has none (or trained nothing).
-    A SIGINT/SIGTERM that stopped ``fit`` leaves as ``TrainingInterrupted`` (exit 128 + signum);
-    one during an evaluation stops it at once (``cnn.interrupts``). A config or class path
-    of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each setting this
-    side ignores), and the run folder's ``config.yaml`` holds the config as given
+    its checkpoint, which it owns while it runs (``cnn.runs.own_run``); a new ``fit`` with
+    ``model.init_from`` starts from that checkpoint's weights (``cnn.runs.start_new_run_from``).
+    ``fit`` ends with a test of the best checkpoint and the run's settings for TensorBoard's
+    HPARAMS tab (``cnn.hparams``), or a ``warning:`` line saying why it has none (or trained
+    nothing). A SIGINT/SIGTERM that stopped ``fit`` leaves as ``TrainingInterrupted`` (exit
+    128 + signum); one during an evaluation stops it at once (``cnn.interrupts``). A config or
+    class path of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each
+    setting this side ignores), and the run folder's ``config.yaml`` holds the config as given
     (``SaveConfigAsGiven``), so it runs on either framework.
     """
 
@@ -158,7 +157,7 @@ TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
                          subclass_mode_data=False, auto_configure_optimizers=False,
                          save_config_callback=SaveConfigAsGiven, save_config_kwargs={"overwrite": True},
-                         trainer_defaults={"default_root_dir": "logs",
+                         trainer_defaults={"default_root_dir": DEFAULT_ROOT_DIR,
                                            "plugins": [{"class_path": SAFE_CHECKPOINT_IO}]},
                          # raise instead of printing usage: cnn.cli turns it into one line
                          parser_kwargs={"exit_on_error": False, **{
@@ -205,6 +204,7 @@ TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
             self.save_config_callback = None
 
     def before_fit(self) -> None:
+        start_new_run_from(self.model, self.config.fit.ckpt_path)
         if self.trainer.logger is not None and self.trainer.is_global_zero:
             own_run(self.trainer.log_dir)  # before any file of the run is written
 

@@ -16,6 +16,7 @@ from cnn.pt.checkpoint import check_checkpoint_fits
 from cnn.pt.lightning_internals import logging_as, train_step_is_written
 from cnn.pt.model import SeedCNN
 from cnn.schedule import learning_rate_at
+from cnn.weights import initial_weights
 
 
 class Classifier(L.LightningModule):
@@ -57,7 +58,8 @@ class Classifier(L.LightningModule):
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
                  conv_backward_chunk: int | None = None, channels_last: bool = True,
-                 compile: bool = False, train_accuracy: bool = True, net: nn.Module | None = None):
+                 compile: bool = False, train_accuracy: bool = True, net: nn.Module | None = None,
+                 init_from: str | None = None):
         """
         Args:
             lr: Adam learning rate.
@@ -91,6 +93,9 @@ class Classifier(L.LightningModule):
                 ``torch.nn.Module``, which takes normalised float32 images ``(N, C, H, W)`` and
                 returns log-probabilities ``(N, num_classes)``; its arguments are its own
                 (not linked from the data).
+            init_from: a checkpoint (either framework's, or a converted file) whose network
+                weights a new ``fit`` starts from, with a fresh optimizer (``start_from``); a
+                resumed ``fit`` (``--ckpt_path``) and evaluations leave it unread.
         """
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -106,6 +111,14 @@ class Classifier(L.LightningModule):
         self.train_acc = torchmetrics.Accuracy("multiclass", num_classes=num_classes)
         self.val_acc = torchmetrics.Accuracy("multiclass", num_classes=num_classes)
         self.test_acc = torchmetrics.Accuracy("multiclass", num_classes=num_classes)
+
+    def start_from(self, path: str) -> str | None:
+        """Load the network weights of the checkpoint at ``path`` (``cnn.weights.initial_weights``);
+        the ``note:`` text when its last layer was left as initialised."""
+        own = {k: tuple(v.shape) for k, v in self.net.state_dict().items()}
+        arrays, note = initial_weights(path, own, self.hparams.num_classes, "torch")
+        self.net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=False)
+        return note
 
     def setup(self, stage: str) -> None:
         if self.trainer.world_size > 1:
