@@ -76,3 +76,34 @@ class TrainingInterrupted(Interrupted):
 class NonFiniteGradientError(NonFiniteLossError):
     """``detect_anomaly``: a parameter's gradient became NaN/inf; the message names the parameter, the epoch and the
     batch; training stopped, no checkpoint written for that step."""
+
+
+class PeerLostError(RuntimeError):
+    """Another rank of a distributed run stopped (killed, crashed, its machine lost) while this rank
+    needed it, so this rank stopped too; the exit status is 1.
+
+    ``rank``/``world_size``: this process's; ``dead``: the rank that stopped, when known (the
+    other one of two, or the child the launcher saw exit), else None ("a peer rank");
+    ``how``: how it stopped (``killed by SIGKILL``), when known; ``checkpoint``: whether the run
+    has a checkpoint to resume from. ``str(error)`` is the one line ``cnn.cli`` prints.
+    """
+
+    def __init__(self, rank: int, world_size: int, dead: int | None = None, how: str | None = None,
+                 checkpoint: bool = True) -> None:
+        if dead is None and world_size == 2:
+            dead = 1 - rank
+        who = f"rank {dead} of {world_size}" if dead is not None else f"a peer rank of {world_size}"
+        hint = ("resume with --ckpt_path last" if checkpoint
+                else "no checkpoint was written for this run: start it again")
+        super().__init__(f"{who} stopped{f' ({how})' if how else ''}, so rank {rank} stopped too; {hint}")
+        self.rank, self.world_size, self.dead = rank, world_size, dead
+
+
+def exit_description(returncode: int) -> str:
+    """A process's exit status in words: ``killed by SIGKILL`` for -9, ``exit status 1``."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"

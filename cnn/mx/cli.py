@@ -28,7 +28,7 @@ from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
-from cnn.runs import discard_unstarted_run, finish_fit, own_run
+from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost
 from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORK = "mlx"
@@ -131,6 +131,10 @@ class CLI:
             last = getattr(trainer.checkpoint_callback, "last_model_path", "")
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
+        except RuntimeError as error:
+            if not trainer.accelerator_connector.lost_peer(error):
+                raise
+            raise peer_lost(trainer, ".safetensors") from None
         if finish_fit(trainer, lambda best: trainer.test(self.model, datamodule=self.datamodule,
                                                          ckpt_path=best)):
             record_hparams(trainer, TensorBoardLogger, FRAMEWORK, self.started)
