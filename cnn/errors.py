@@ -83,18 +83,16 @@ class PeerLostError(RuntimeError):
     needed it, so this rank stopped too; the exit status is 1.
 
     ``rank``/``world_size``: this process's; ``dead``: the rank that stopped, when known (the
-    other one of two, or the child the launcher saw exit), else None ("a peer rank");
-    ``how``: how it stopped (``killed by SIGKILL``), when known; ``checkpoint``: whether the run
-    has a checkpoint to resume from. ``str(error)`` is the one line ``cnn.cli`` prints.
+    other one of two, or a rank this process started), else None ("a peer rank"); ``how``: how
+    it stopped (``killed by SIGKILL``), when known; ``hint``: what to do next. ``str(error)`` is
+    the one line ``cnn.cli`` prints.
     """
 
-    def __init__(self, rank: int, world_size: int, dead: int | None = None, how: str | None = None,
-                 checkpoint: bool = True) -> None:
+    def __init__(self, rank: int, world_size: int, dead: int | None, how: str | None,
+                 hint: str) -> None:
         if dead is None and world_size == 2:
             dead = 1 - rank
         who = f"rank {dead} of {world_size}" if dead is not None else f"a peer rank of {world_size}"
-        hint = ("resume with --ckpt_path last" if checkpoint
-                else "no checkpoint was written for this run: start it again")
         super().__init__(f"{who} stopped{f' ({how})' if how else ''}, so rank {rank} stopped too; {hint}")
         self.rank, self.world_size, self.dead = rank, world_size, dead
 

@@ -109,12 +109,17 @@ def newest_checkpoint(runs: str | os.PathLike[str], suffix: str) -> Path | None:
 
 
 def peer_lost(trainer, suffix: str, dead: int | None = None, how: str | None = None) -> PeerLostError:
-    """The one-line error of a rank whose peer rank is gone: which one (``dead``, when known) and
-    whether ``--ckpt_path last`` has a checkpoint of this run to resume from. Reads only files:
-    no collective can run once a rank is gone."""
+    """The one-line error of a rank whose peer rank is gone: which one (``dead``, when known) and,
+    in ``fit``, whether ``--ckpt_path last`` has a checkpoint of this run to resume from. Reads
+    only files: no collective can run once a rank is gone."""
     folder = getattr(trainer.checkpoint_callback, "dirpath", None)
-    kept = bool(folder) and newest_checkpoint(Path(folder).parent.parent, suffix) is not None
-    return PeerLostError(trainer.global_rank, trainer.world_size, dead, how, kept)
+    if trainer.state.fn != "fit":
+        hint = "run it again"
+    elif folder and newest_checkpoint(Path(folder).parent.parent, suffix) is not None:
+        hint = "resume with --ckpt_path last"
+    else:
+        hint = "no checkpoint was written for this run: start it again"
+    return PeerLostError(trainer.global_rank, trainer.world_size, dead, how, hint)
 
 
 def own_run(log_dir: str) -> list[str]:

@@ -88,3 +88,30 @@ def test_a_killed_rank_leaves_the_survivor_one_line_and_a_failure_then_last_resu
     assert resumed.returncode == 0 and "error:" not in resumed.stderr, resumed.stderr[-3000:]
     assert sorted(p.name for p in (root / "mnist" / framework).iterdir()) == ["version_0"]
     assert read_weights(str(run / "checkpoints" / f"last{SUFFIX[framework]}")).global_step == STEPS
+
+
+def test_lightnings_watcher_names_the_rank_it_saw_die_instead_of_killing_rank_zero_silently():
+    """``cnn.pt.lightning_internals.report_dead_ranks`` on Lightning's watcher (what rank 0 runs
+    beside training in ``ddp``): a started rank killed, another still running; the report gets the
+    dead one's local rank and status, the live one is stopped, and the main process (a stand-in
+    here, which Lightning's own watcher would SIGKILL) lives on."""
+    from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+    from cnn.errors import exit_description
+    from cnn.pt.lightning_internals import report_dead_ranks
+
+    main, alive = (subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+                   for _ in range(2))
+    dead = subprocess.Popen([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"])
+    dead.wait(timeout=30)
+    reports = []
+    report_dead_ranks(lambda rank, status: reports.append((rank, exit_description(status))))
+    try:
+        assert _ChildProcessObserver(main_pid=main.pid, child_processes=[alive, dead])._run()
+        assert reports == [(2, "killed by SIGKILL")]
+        assert alive.wait(timeout=30) == -signal.SIGKILL
+        assert main.poll() is None
+    finally:
+        for process in (main, alive):
+            process.kill()
+            process.wait()

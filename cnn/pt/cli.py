@@ -150,7 +150,7 @@ TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
         except RuntimeError as error:
             trainer = getattr(self, "trainer", None)
             if lost_peer(error, trainer):
-                raise self.peer_lost() from None
+                raise self.dead_rank_error() from None
             anomaly = anomaly_error(error)
             if anomaly is None:
                 raise
@@ -233,16 +233,13 @@ TensorBoard's HPARAMS tab (``cnn.hparams``). A SIGINT/SIGTERM that
             own_run(self.trainer.log_dir)  # before any file of the run is written
         report_dead_ranks(self.watcher_saw_dead_rank)
 
-    def peer_lost(self):
-        """The error of the main thread, which met a rank gone in a collective: which one, when
-        rank zero started it (its exit may take a moment to be seen)."""
+    def dead_rank_error(self):
+        """The error of the main thread, which met a rank gone in a collective: which one and how,
+        when this process started it (its exit may take a moment to be seen)."""
         _one_line.acquire(blocking=False)  # the watcher thread stays quiet
-        dead = exited_ranks(self.trainer)
-        for _ in range(10 if self.trainer.is_global_zero else 0):
-            if dead:
-                break
+        deadline = time.monotonic() + (1.0 if self.trainer.is_global_zero else 0.0)
+        while not (dead := exited_ranks(self.trainer)) and time.monotonic() < deadline:
             time.sleep(0.1)
-            dead = exited_ranks(self.trainer)
         if not dead:
             return peer_lost(self.trainer, ".ckpt")
         local_rank, status = dead[0]
