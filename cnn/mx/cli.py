@@ -117,8 +117,10 @@ class CLI:
             raise ConfigError(str(error)) from None
         try:
             getattr(self, f"run_{self.subcommand}")(section)
-        except BaseException:
+        except BaseException as error:
             discard_unstarted_run(self.trainer)  # a failed start leaves no version_N behind
+            if self.trainer.accelerator_connector.lost_peer(error):
+                raise peer_lost(self.trainer, ".safetensors") from None
             raise
 
     def run_fit(self, section) -> None:
@@ -131,10 +133,6 @@ class CLI:
             last = getattr(trainer.checkpoint_callback, "last_model_path", "")
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
-        except RuntimeError as error:
-            if not trainer.accelerator_connector.lost_peer(error):
-                raise
-            raise peer_lost(trainer, ".safetensors") from None
         if finish_fit(trainer, lambda best: trainer.test(self.model, datamodule=self.datamodule,
                                                          ckpt_path=best)):
             record_hparams(trainer, TensorBoardLogger, FRAMEWORK, self.started)
