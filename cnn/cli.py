@@ -10,7 +10,7 @@ import sys
 from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
 from cnn.console import end_open_lines, track_line_ends
-from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError
+from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError, PeerLostError
 from cnn.runs import release_runs
 from cnn.subcommands import TRAINER_COMMANDS
 
@@ -49,8 +49,8 @@ def pop_framework(argv: list[str], default: str = "torch") -> tuple[str, list[st
 
 
 # Exception types whose message alone is what the user needs to read.
-USER_ERRORS = (DataError, ConfigError, CheckpointError, NonFiniteLossError, FileNotFoundError,
-               ArgumentError)
+USER_ERRORS = (DataError, ConfigError, CheckpointError, NonFiniteLossError, PeerLostError,
+               FileNotFoundError, ArgumentError)
 
 
 def interruption_line(stop: Interrupted) -> str:

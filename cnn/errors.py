@@ -81,3 +81,32 @@ class NonFiniteGradientError(NonFiniteLossError):
 class MonitorError(ConfigError, RuntimeError):
     """A callback's ``monitor`` names a metric the model does not log; the message lists those it does.
     A ``RuntimeError`` too, which is what Lightning's ``EarlyStopping`` raises for it."""
+
+
+class PeerLostError(RuntimeError):
+    """Another rank of a distributed run stopped (killed, crashed, its machine lost) while this rank
+    needed it, so this rank stopped too; the exit status is 1.
+
+    ``rank``/``world_size``: this process's; ``dead``: the rank that stopped, when known (the
+    other one of two, or a rank this process started), else None ("a peer rank"); ``how``: how
+    it stopped (``killed by SIGKILL``), when known; ``hint``: what to do next. ``str(error)`` is
+    the one line ``cnn.cli`` prints.
+    """
+
+    def __init__(self, rank: int, world_size: int, dead: int | None, how: str | None,
+                 hint: str) -> None:
+        if dead is None and world_size == 2:
+            dead = 1 - rank
+        who = f"rank {dead} of {world_size}" if dead is not None else f"a peer rank of {world_size}"
+        super().__init__(f"{who} stopped{f' ({how})' if how else ''}, so rank {rank} stopped too; {hint}")
+        self.rank, self.world_size, self.dead = rank, world_size, dead
+
+
+def exit_description(returncode: int) -> str:
+    """A process's exit status in words: ``killed by SIGKILL`` for -9, ``exit status 1``."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from cnn.atomic import remove_temp_files
-from cnn.errors import ConfigError
+from cnn.errors import ConfigError, PeerLostError
 from cnn.interrupts import final_test_stops, stop_on_signals
 
 _CLAIMED: set[str] = set()  # version directories this process created
@@ -106,6 +106,20 @@ def newest_checkpoint(runs: str | os.PathLike[str], suffix: str) -> Path | None:
         if stat.st_size:
             found.append((stat.st_mtime_ns, path.name.startswith("last"), path))
     return max(found)[2] if found else None
+
+
+def peer_lost(trainer, suffix: str, dead: int | None = None, how: str | None = None) -> PeerLostError:
+    """The one-line error of a rank whose peer rank is gone: which one (``dead``, when known) and,
+    in ``fit``, whether ``--ckpt_path last`` has a checkpoint of this run to resume from. Reads
+    only files: no collective can run once a rank is gone."""
+    folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+    if trainer.state.fn != "fit":
+        hint = "run it again"
+    elif folder and newest_checkpoint(Path(folder).parent.parent, suffix) is not None:
+        hint = "resume with --ckpt_path last"
+    else:
+        hint = "no checkpoint was written for this run: start it again"
+    return PeerLostError(trainer.global_rank, trainer.world_size, dead, how, hint)
 
 
 def own_run(log_dir: str | None) -> list[str]:

@@ -18,15 +18,19 @@ from pathlib import Path
 
 
 class _SignalAtStep:
-    def __init__(self, step: int, signum: int = int(signal.SIGTERM)):
+    def __init__(self, step: int, signum: int = int(signal.SIGTERM), rank: int | None = None):
         """
         Args:
             step: send the signal once ``trainer.global_step`` reaches this.
-            signum: the signal to send (15: SIGTERM, 2: SIGINT).
+            signum: the signal to send (15: SIGTERM, 2: SIGINT, 9: SIGKILL).
+            rank: in a distributed run, only the process of this global rank signals itself
+                (None: every rank).
         """
-        self.step, self.signum, self.done = step, signum, False
+        self.step, self.signum, self.rank, self.done = step, signum, rank, False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.rank not in (None, trainer.global_rank):
+            return
         if trainer.global_step >= self.step and not self.done:
             self.done = True
             os.kill(os.getpid(), self.signum)

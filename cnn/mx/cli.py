@@ -28,7 +28,7 @@ from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
-from cnn.runs import discard_unstarted_run, finish_fit, own_run, start_new_run_from
+from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORK = "mlx"
@@ -117,8 +117,10 @@ class CLI:
             raise ConfigError(str(error)) from None
         try:
             getattr(self, f"run_{self.subcommand}")(section)
-        except BaseException:
+        except BaseException as error:
             discard_unstarted_run(self.trainer)  # a failed start leaves no version_N behind
+            if self.trainer.accelerator_connector.lost_peer(error):
+                raise peer_lost(self.trainer, ".safetensors") from None
             raise
 
     def run_fit(self, section) -> None:

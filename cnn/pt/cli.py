@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -19,7 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
-from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted
+from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted, exit_description
 from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
@@ -27,8 +28,9 @@ from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
+from cnn.pt.lightning_internals import exited_ranks, report_dead_ranks
 from cnn.pt.module import Classifier
-from cnn.runs import discard_unstarted_run, finish_fit, own_run, start_new_run_from
+from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
 from cnn.weights import first_line
 
@@ -97,6 +99,22 @@ def anomaly_error(error: RuntimeError) -> NonFiniteGradientError | None:
                                   "writing a checkpoint")
 
 
+# How gloo fails a collective whose peer process is gone (its socket closed); NCCL raises
+# DistBackendError.
+LOST_PEER = ("reset by peer", "closed by peer", "Broken pipe")
+# Rank zero usually meets a dead rank first in a collective and says so from the main thread;
+# Lightning's watcher thread, which sees the rank exit, speaks only if that has not happened by then
+# (rank zero hangs in a collective that never fails).
+WATCHER_GRACE_S = 10.0
+_one_line = threading.Lock()  # held by whichever thread says that a rank is gone
+
+
+def lost_peer(error: BaseException, trainer) -> bool:
+    """Whether ``error`` is a collective failing because another rank of ``trainer`` is gone."""
+    return trainer is not None and trainer.world_size > 1 and isinstance(error, RuntimeError) and (
+        type(error).__name__ == "DistBackendError" or any(text in str(error) for text in LOST_PEER))
+
+
 class CLI(LightningCLI):
     """``fit``/``validate``/``test``/``predict`` over ``Classifier`` and ``DataModule``.
 
@@ -129,6 +147,9 @@ class CLI(LightningCLI):
             raise TrainingInterrupted(signum, last if last and os.path.isfile(last) else None) \
                 from None
         except RuntimeError as error:
+            trainer = getattr(self, "trainer", None)
+            if lost_peer(error, trainer):
+                raise self.dead_rank_error() from None
             anomaly = anomaly_error(error)
             if anomaly is None:
                 raise
@@ -207,6 +228,30 @@ class CLI(LightningCLI):
         start_new_run_from(self.model, self.config.fit.ckpt_path)
         if self.trainer.logger is not None and self.trainer.is_global_zero:
             own_run(self.trainer.log_dir)  # before any file of the run is written
+        report_dead_ranks(self.watcher_saw_dead_rank)
+
+    def dead_rank_error(self):
+        """The error of the main thread, which met a rank gone in a collective: which one and how,
+        when this process started it (its exit may take a moment to be seen)."""
+        _one_line.acquire(blocking=False)  # the watcher thread stays quiet
+        deadline = time.monotonic() + (1.0 if self.trainer.is_global_zero else 0.0)
+        while not (dead := exited_ranks(self.trainer)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not dead:
+            return peer_lost(self.trainer, ".ckpt")
+        local_rank, status = dead[0]
+        return peer_lost(self.trainer, ".ckpt", self.trainer.global_rank + local_rank,
+                         exit_description(status))
+
+    def watcher_saw_dead_rank(self, local_rank: int, status: int) -> None:
+        """In Lightning's watcher thread: say which rank is gone and end this process, unless the
+        main thread has said it first."""
+        time.sleep(WATCHER_GRACE_S)
+        if _one_line.acquire(blocking=False):
+            error = peer_lost(self.trainer, ".ckpt", self.trainer.global_rank + local_rank,
+                              exit_description(status))
+            print(f"\nerror: {error}", file=sys.stderr, flush=True)
+            os._exit(1)  # the main thread is stuck in a collective: nothing else would end it
 
     def after_fit(self) -> None:
         if finish_fit(self.trainer, lambda best: self.trainer.test(

@@ -20,6 +20,15 @@ Called (wrapped by the functions below):
   when the callback saves, and writing ``last`` (``saves_on_train_epoch_end``,
   ``save_last_checkpoint``).
 
+* ``_SubprocessScriptLauncher.procs`` (``strategies/launchers/subprocess_script.py``): the rank
+  processes ``ddp`` started from rank zero (``exited_ranks``).
+
+Replaced on the class (``report_dead_ranks``):
+
+* ``_ChildProcessObserver._terminate_all`` (``fabric/strategies/launchers/subprocess_script.py``):
+  what rank zero's watcher thread does once a rank it started has exited non-zero (Lightning:
+  SIGKILL every rank, this one included, without a line).
+
 Overridden in a subclass (the override is where the subclass is; the name is listed here):
 
 * ``TensorBoardLogger._get_next_version`` (``loggers/tensorboard.py``), in
@@ -31,13 +40,15 @@ Overridden in a subclass (the override is where the subclass is; the name is lis
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
+from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.loops.fit_loop import _FitLoop
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from lightning.pytorch.trainer.connectors.logger_connector.logger_connector import _LoggerConnector
 
 READ_FROM = ("2.5.6", "2.6.6")
@@ -56,10 +67,14 @@ OVERRIDDEN = (
     (LightningCLI, "_parse_ckpt_path"),
     (LightningCLI, "_prepare_subcommand_parser"),
     (LightningCLI, "_run_subcommand"),
+    (_ChildProcessObserver, "_terminate_all"),
 )
 # Instance attributes set in ``__init__`` (not on the class): (class, attribute).
 INSTANCE_ATTRIBUTES = (
     (LightningModule, "_current_fx_name"),
+    (_SubprocessScriptLauncher, "procs"),
+    (_ChildProcessObserver, "_child_processes"),
+    (_ChildProcessObserver, "_termination_signal"),
 )
 
 
@@ -93,3 +108,24 @@ def save_last_checkpoint(callback: ModelCheckpoint, trainer) -> None:
     ``fast_dev_run``."""
     if not callback._should_skip_saving_checkpoint(trainer):
         callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+
+
+def exited_ranks(trainer) -> list[tuple[int, int]]:
+    """``(local rank, exit status)`` of each rank process that ``ddp`` started from this one (rank
+    zero of a node starts the others) and that has exited non-zero; empty on the other ranks."""
+    procs = getattr(trainer.strategy.launcher, "procs", None) or []
+    return [(i + 1, proc.poll()) for i, proc in enumerate(procs) if proc.poll()]
+
+
+def report_dead_ranks(report: Callable[[int, int], None]) -> None:
+    """Rank zero's watcher thread, once a rank it started exits non-zero, kills the other ranks it
+    started (as Lightning does), then calls ``report(local rank, exit status)`` where Lightning
+    would SIGKILL this process without a word."""
+    def terminate_all(observer: _ChildProcessObserver) -> None:
+        children = observer._child_processes
+        for proc in children:
+            proc.send_signal(observer._termination_signal)
+        local_rank, status = next((i + 1, p.returncode) for i, p in enumerate(children) if p.returncode)
+        report(local_rank, status)
+
+    _ChildProcessObserver._terminate_all = terminate_all

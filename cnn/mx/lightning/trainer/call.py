@@ -110,6 +110,7 @@ def call_and_handle_interrupt(trainer: Any, run_stage: Any, *args: Any) -> Any:
     except BaseException as exception:
         trainer.state.status = "interrupted"
         trainer.signal_connector.restore()
+        trainer.accelerator_connector.on_exception(exception)
         call_exception_hooks(trainer, exception)
         trainer.state.stage = None
         raise

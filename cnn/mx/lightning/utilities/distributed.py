@@ -24,7 +24,11 @@ import mlx.core as mx
 import numpy as np
 
 __all__ = ["world", "all_sum", "all_max", "all_min", "any_rank", "barrier", "broadcast_object",
-           "broadcast_tree", "all_gather"]
+           "broadcast_tree", "all_gather", "lost_peer"]
+
+# How MLX's backends fail a collective whose peer process is gone (the ring backend's sockets
+# closed: "[ring] connection to a peer was lost", "[ring] ... closed by the peer").
+_LOST_PEER = ("connection to a peer was lost", "closed by the peer", "Too many send/recv errors")
 
 
 def world() -> mx.distributed.Group:
@@ -103,3 +107,9 @@ def all_gather(data: Any, group: mx.distributed.Group) -> Any:
         return mx.distributed.all_gather(x[None], group=group)
 
     return tree_map(gather, data, is_leaf=lambda x: isinstance(x, np.ndarray))
+
+
+def lost_peer(error: BaseException, group: mx.distributed.Group) -> bool:
+    """Whether ``error`` is a collective of ``group`` failing because another rank is gone."""
+    return group.size() > 1 and isinstance(error, RuntimeError) and any(
+        text in str(error) for text in _LOST_PEER)

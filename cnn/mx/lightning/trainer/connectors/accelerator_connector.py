@@ -13,6 +13,7 @@ epoch) stop every rank at the same batch.
 
 from __future__ import annotations
 
+import signal
 from typing import Any, Sequence
 
 from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO
@@ -53,6 +54,16 @@ class AcceleratorConnector:
 
     def barrier(self) -> None:
         dist.barrier(self.group)
+
+    def lost_peer(self, error: BaseException) -> bool:
+        """Whether ``error`` is a collective failing because another rank is gone (killed, crashed)."""
+        return dist.lost_peer(error, self.group)
+
+    def on_exception(self, exception: BaseException) -> None:
+        """Lightning's ``strategy.on_exception``. A rank gone: ``mlx.launch`` sends SIGTERM to the others once
+        it sees one exit, which would end this one before it says why it stops; from here it ignores it."""
+        if self.lost_peer(exception):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def all_sum(self, values: Sequence[float]) -> list[float]:
         return dist.all_sum(values, self.group)
