@@ -132,3 +132,10 @@ def test_label_smoothing_outside_zero_to_one_is_refused_in_one_line(label_smooth
     with pytest.raises(ConfigError, match=r"model\.label_smoothing .* a number in \[0, 1\)"):
         check_config({"model": {"label_smoothing": label_smoothing}})
     check_config({"model": {"label_smoothing": 0.1}})
+
+
+def test_only_the_one_epoch_recipe_smooths_its_labels_so_every_other_config_trains_as_before():
+    smoothing = {path.name: (yaml.safe_load(path.read_text()).get("model") or {}).get("label_smoothing", 0.0)
+                 for path in (ROOT / "configs").glob("*.yaml")}
+    assert smoothing.pop("mnist_fast.yaml") == 0.1
+    assert smoothing and set(smoothing.values()) == {0.0}
