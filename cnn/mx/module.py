@@ -29,7 +29,8 @@ def training_loss(log_probs: mx.array, labels: mx.array, label_smoothing: float 
 
 
 class Classifier(LightningModule):
-    """Trains ``SeedCNN`` with Adam and negative log-likelihood; logs ``cnn.schema`` tags.
+    """Trains ``SeedCNN`` with Adam and negative log-likelihood (label-smoothed if asked); logs
+    ``cnn.schema`` tags.
 
     The mirror of ``cnn.pt.module.Classifier``: same arguments, same hooks, same tags.
     Batches are ``(uint8 images NHWC, int64 labels)``; ``__call__`` scales to [0, 1] and

@@ -29,7 +29,8 @@ def training_loss(log_probs: torch.Tensor, labels: torch.Tensor,
 
 
 class Classifier(L.LightningModule):
-    """Trains ``SeedCNN`` with Adam and negative log-likelihood; logs ``cnn.schema`` tags.
+    """Trains ``SeedCNN`` with Adam and negative log-likelihood (label-smoothed if asked); logs
+    ``cnn.schema`` tags.
 
     Batches are ``(uint8 images NCHW, int64 labels)``; ``forward`` scales to [0, 1] and
     normalises with the train split's per-channel statistics, held as buffers so a checkpoint
