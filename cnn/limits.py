@@ -60,6 +60,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.lr": ((lambda v: _number(v) and v >= 0), "a finite number >= 0"),
     "model.weight_decay": ((lambda v: _number(v) and v >= 0), "a finite number >= 0"),
     "model.dropout": ((lambda v: _number(v) and 0 <= v < 1), "a number in [0, 1)"),
+    "model.label_smoothing": ((lambda v: _number(v) and 0 <= v < 1), "a number in [0, 1)"),
     "model.lr_schedule": ((lambda v: v in SCHEDULES), f"one of {', '.join(SCHEDULES)}"),
     "model.betas": ((lambda v: len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v)),
                     "two numbers in [0, 1)"),

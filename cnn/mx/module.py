@@ -20,8 +20,19 @@ from cnn.schedule import learning_rate_at
 from cnn.weights import initial_weights
 
 
+def training_loss(log_probs: mx.array, labels: mx.array, label_smoothing: float = 0.0) -> mx.array:
+    """The mean training loss of a batch of log-probabilities: cross-entropy with
+    ``label_smoothing``, which at 0 is ``nll_loss`` (``cnn.pt.module.training_loss``'s mirror)."""
+    if not label_smoothing:
+        return nn.losses.nll_loss(log_probs, labels, reduction="mean")
+    # cross_entropy takes logits; log-softmax is the identity on log-probabilities
+    return nn.losses.cross_entropy(log_probs, labels, label_smoothing=label_smoothing,
+                                   reduction="mean")
+
+
 class Classifier(LightningModule):
-    """Trains ``SeedCNN`` with Adam and negative log-likelihood; logs ``cnn.schema`` tags.
+    """Trains ``SeedCNN`` with Adam and negative log-likelihood (label-smoothed if asked); logs
+    ``cnn.schema`` tags.
 
     The mirror of ``cnn.pt.module.Classifier``: same arguments, same hooks, same tags.
     Batches are ``(uint8 images NHWC, int64 labels)``; ``__call__`` scales to [0, 1] and
@@ -43,8 +54,8 @@ class Classifier(LightningModule):
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
                  conv_backward_chunk: int | None = None, channels_last: bool = True,
-                 compile: bool = False, train_accuracy: bool = True, net: nn.Module | None = None,
-                 init_from: str | None = None):
+                 compile: bool = False, train_accuracy: bool = True, label_smoothing: float = 0.0,
+                 net: nn.Module | None = None, init_from: str | None = None):
         """
         Args:
             lr: Adam learning rate.
@@ -69,6 +80,10 @@ class Classifier(LightningModule):
                 (``--trainer.compile``, off by default as in Lightning), which this does not change.
             train_accuracy: measure ``train/acc`` at each epoch's end (an extra pass over as
                 many train images as validation has); ``false`` skips that pass and the tag.
+            label_smoothing: the training loss's label smoothing, in [0, 1): cross-entropy
+                against ``1 - label_smoothing`` on the label plus ``label_smoothing`` spread
+                evenly over all classes; 0 is plain negative log-likelihood. Validation and
+                test losses stay plain negative log-likelihood.
             net: the network to train instead of a fresh ``SeedCNN``: a class path and its
                 init args, e.g. the project's ``cnn.mx.resnet.ResNet`` or your own
                 ``mlx.nn.Module``, which takes normalised float32 images ``(N, H, W, C)`` and
@@ -107,7 +122,7 @@ class Classifier(LightningModule):
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        loss = nn.losses.nll_loss(self(images), labels, reduction="mean")
+        loss = training_loss(self(images), labels, self.hparams.label_smoothing)
         self.log(schema.TRAIN_LOSS, loss, prog_bar=True)
         return loss
 

@@ -19,8 +19,19 @@ from cnn.schedule import learning_rate_at
 from cnn.weights import initial_weights
 
 
+def training_loss(log_probs: torch.Tensor, labels: torch.Tensor,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """The mean training loss of a batch of log-probabilities: cross-entropy with
+    ``label_smoothing``, which at 0 is ``nll_loss``."""
+    if not label_smoothing:
+        return nn.functional.nll_loss(log_probs, labels)
+    # cross_entropy applies log_softmax, the identity on log-probabilities
+    return nn.functional.cross_entropy(log_probs, labels, label_smoothing=label_smoothing)
+
+
 class Classifier(L.LightningModule):
-    """Trains ``SeedCNN`` with Adam and negative log-likelihood; logs ``cnn.schema`` tags.
+    """Trains ``SeedCNN`` with Adam and negative log-likelihood (label-smoothed if asked); logs
+    ``cnn.schema`` tags.
 
     Batches are ``(uint8 images NCHW, int64 labels)``; ``forward`` scales to [0, 1] and
     normalises with the train split's per-channel statistics, held as buffers so a checkpoint
@@ -58,8 +69,8 @@ class Classifier(L.LightningModule):
                  image_size: int = 28, num_classes: int = 10,
                  classes: tuple[str, ...] | None = None, seed: int = 0,
                  conv_backward_chunk: int | None = None, channels_last: bool = True,
-                 compile: bool = False, train_accuracy: bool = True, net: nn.Module | None = None,
-                 init_from: str | None = None):
+                 compile: bool = False, train_accuracy: bool = True, label_smoothing: float = 0.0,
+                 net: nn.Module | None = None, init_from: str | None = None):
         """
         Args:
             lr: Adam learning rate.
@@ -88,6 +99,10 @@ class Classifier(L.LightningModule):
                 (its Trainer compiles the whole step itself: ``--trainer.compile``).
             train_accuracy: measure ``train/acc`` at each epoch's end (an extra pass over as
                 many train images as validation has); ``false`` skips that pass and the tag.
+            label_smoothing: the training loss's label smoothing, in [0, 1): cross-entropy
+                against ``1 - label_smoothing`` on the label plus ``label_smoothing`` spread
+                evenly over all classes; 0 is plain negative log-likelihood. Validation and
+                test losses stay plain negative log-likelihood.
             net: the network to train instead of a fresh ``SeedCNN``: a class path and its
                 init args, e.g. the project's ``cnn.pt.resnet.ResNet`` or your own
                 ``torch.nn.Module``, which takes normalised float32 images ``(N, C, H, W)`` and
@@ -141,7 +156,7 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        loss = nn.functional.nll_loss(self(images), labels)
+        loss = training_loss(self(images), labels, self.hparams.label_smoothing)
         self._train_loss = loss.detach()
         self._log_train_loss()
         return loss
