@@ -163,14 +163,20 @@ def _captured_streams():
         sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(2), "wb"), write_through=True)
         # handlers made at import (Lightning's, on the stderr of that moment) write where a
         # fresh process's would: on this command's stderr
+        # (and one left on a stream since closed: an earlier test's captured stderr, which it was
+        # given after a run made it; a fresh process would write it on stderr)
         moved = []
         for lg in [logging.getLogger(), *logging.root.manager.loggerDict.values()]:
             for handler in getattr(lg, "handlers", ()):
-                if type(handler) is logging.StreamHandler and handler.stream in (*saved_sys, sys.__stderr__,
-                                                                                    sys.__stdout__):
-                    moved.append((handler, handler.stream))
-                    handler.setStream(sys.stderr if handler.stream in (saved_sys[1], sys.__stderr__)
-                                      else sys.stdout)
+                closed = getattr(getattr(handler, "stream", None), "closed", False)
+                if type(handler) is logging.StreamHandler and (closed or handler.stream in (
+                        *saved_sys, sys.__stderr__, sys.__stdout__)):
+                    moved.append((handler, saved_sys[1] if closed else handler.stream))
+                    if closed:  # setStream would flush the closed stream
+                        handler.stream = sys.stderr
+                    else:
+                        handler.setStream(sys.stderr if handler.stream in (saved_sys[1], sys.__stderr__)
+                                          else sys.stdout)
         try:
             yield streams
         finally:

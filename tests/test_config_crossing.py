@@ -92,11 +92,11 @@ def test_a_run_without_a_logger_has_no_run_folder_and_writes_no_config_yaml(tmp_
 
 
 def test_mlxs_config_yaml_parses_on_torch_and_an_mlx_only_setting_is_ignored_with_a_one_line_note(chain):
-    result = run_cli("fit", "--config", str(chain["mlx_run"] / "config.yaml"), "--trainer.compile", "false",
+    result = run_cli("fit", "--config", str(chain["mlx_run"] / "config.yaml"), "--trainer.compile", "true",
                      "--print_config")
     assert result.returncode == 0, result.stderr[-3000:]
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
-    assert notes == ["note: trainer.compile=False is mlx only; ignored by torch"]
+    assert notes == ["note: trainer.compile=True is mlx only; ignored by torch"]  # False is the default
     config = yaml.safe_load(result.stdout)
     assert "compile" not in config["trainer"]
     assert config["trainer"]["logger"]["class_path"] == "lightning.pytorch.loggers.CSVLogger"
@@ -192,7 +192,7 @@ def test_a_torch_config_for_mlx_names_the_mirrors_and_leaves_out_what_mlx_does_i
 def test_an_mlx_config_for_torch_names_lightnings_classes():
     from cnn.crossing import translate_config
 
-    mlx_config = {"trainer": {"compile": True, "plugins": None,
+    mlx_config = {"trainer": {"compile": False, "plugins": None,
                               "logger": {"class_path": "cnn.mx.lightning.csv_logs.CSVLogger",
                                          "init_args": {"save_dir": "runs"}},
                               "callbacks": ["cnn.mx.lightning.callbacks.LearningRateMonitor"]}}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli, run_cli_process
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
@@ -21,8 +21,12 @@ TINY = ("--config", "configs/mnist.yaml", "--trainer.max_epochs", "1", "--traine
         "--data.eval_batch_size", "100", "--trainer.enable_progress_bar", "false")
 
 
-def fit(framework: str, logs: Path, *args: str):
-    return run_cli("fit", "--framework", framework, *TINY, "--trainer.default_root_dir", str(logs), *args)
+def fit(framework: str, logs: Path, *args: str, process: bool = False):
+    """``fit`` in this process, or with ``process`` in a fresh one: where what is tested is
+    process-wide state (Lightning warns once a process; a class's short name is looked up among
+    the subclasses a process has imported)."""
+    run = run_cli_process if process else run_cli
+    return run("fit", "--framework", framework, *TINY, "--trainer.default_root_dir", str(logs), *args)
 
 
 def callbacks_config(path: Path, callback: str, monitor: str) -> str:
@@ -37,7 +41,7 @@ def checkpoints(logs: Path, framework: str) -> list[str]:
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_fit_that_stops_before_validation_warns_and_keeps_last(framework, tmp_path):
-    result = fit(framework, tmp_path, "--trainer.max_steps", "1")
+    result = fit(framework, tmp_path, "--trainer.max_steps", "1", process=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert "could not find the monitored key" in result.stderr  # Lightning's warning
@@ -48,7 +52,7 @@ def test_a_fit_that_stops_before_validation_warns_and_keeps_last(framework, tmp_
 @pytest.mark.parametrize("callback", ["ModelCheckpoint", "EarlyStopping"])
 def test_a_misspelt_monitor_ends_fit_in_one_line_at_the_sanity_check_before_any_step(framework, callback, tmp_path):
     config = callbacks_config(tmp_path / "monitor.yaml", callback, "val/acx")
-    result = fit(framework, tmp_path / "logs", "--config", config)
+    result = fit(framework, tmp_path / "logs", "--config", config, process=True)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]

@@ -143,11 +143,7 @@ def test_a_fit_that_trains_nothing_says_so_and_keeps_no_empty_run_folder(framewo
     assert versions(tmp_path) == []
 
 
-@pytest.mark.parametrize("framework", [
-    "torch",
-    pytest.param("mlx", marks=pytest.mark.xfail(
-        strict=True, reason="issue 25 item 2 (another change): the MLX ModelCheckpoint raises "
-        "KeyError when val/acc was never logged; remove this mark when it warns as Lightning does"))])
+@pytest.mark.parametrize("framework", ["torch", "mlx"])
 def test_a_fit_without_a_best_checkpoint_says_it_ends_without_its_test(framework, tmp_path):
     result = fit(framework, tmp_path, "--trainer.limit_val_batches", "0")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli_process
 
 RUN = ("--config", "configs/mnist.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "6",
        "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1", "--data.batch_size", "32",
@@ -41,8 +41,9 @@ def saved(path: Path) -> tuple[dict[str, np.ndarray], int]:
 def test_sigusr1_under_slurm_writes_an_hpc_checkpoint_and_last_then_says_scontrol_is_missing(tmp_path):
     config = tmp_path / "stop.yaml"
     config.write_text(STOP_AT_STEP_2)
-    result = run_cli("fit", "--framework", "mlx", *RUN, "--config", str(config),
-                     "--trainer.default_root_dir", str(tmp_path / "logs"), env={**os.environ, **SLURM_TASK})
+    # a process of its own: the signal, the exit status and SLURM's environment are what is tested
+    result = run_cli_process("fit", "--framework", "mlx", *RUN, "--config", str(config),
+                             "--trainer.default_root_dir", str(tmp_path / "logs"), env={**os.environ, **SLURM_TASK})
     assert result.returncode == 128 + signal.SIGUSR1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert "warning: scontrol not found, so SLURM job 4242 was not requeued; its state is in " \
@@ -63,7 +64,7 @@ def test_sigusr1_outside_slurm_is_not_taken_over(tmp_path):
     config = tmp_path / "stop.yaml"
     config.write_text(STOP_AT_STEP_2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    result = run_cli("fit", "--framework", "mlx", *RUN, "--config", str(config),
-                     "--trainer.default_root_dir", str(tmp_path / "logs"), env=env)
+    result = run_cli_process("fit", "--framework", "mlx", *RUN, "--config", str(config),
+                             "--trainer.default_root_dir", str(tmp_path / "logs"), env=env)
     assert result.returncode == -signal.SIGUSR1
     assert not list((tmp_path / "logs").glob("hpc_ckpt_*"))
