@@ -112,7 +112,8 @@ class LightningModule(HyperparametersMixin, nn.Module):
     def automatic_optimization(self) -> bool:
         """``True``: the trainer runs backward and the optimizer step. ``False`` (manual optimization, see
         :mod:`cnn.mx.lightning.loops.optimization.manual`): ``training_step`` computes its own gradients
-        (``nn.value_and_grad``) and calls ``optimizer.update(model, grads)`` on ``self.optimizers()``."""
+        (``self.manual_backward(loss_fn, ...)``, or ``nn.value_and_grad`` without the hooks) and calls
+        ``opt.update(model, grads)`` on ``self.optimizers()``."""
         return self._automatic_optimization
 
     @automatic_optimization.setter
