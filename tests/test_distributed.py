@@ -235,15 +235,26 @@ RANK_SCRIPT = textwrap.dedent("""
         def configure_optimizers(self):
             return optim.Adam(learning_rate=0.1)
 
-    def fit(rank, world, nan=False):
-        \"\"\"4 compiled Adam steps on this rank's rows (r, r + world, ...) of 4 batches of 8.\"\"\"
+    class ManualToy(Toy):
+        \"\"\"The same steps under manual optimization, through manual_backward and the wrapped optimizer.\"\"\"
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss_fn = lambda layer: ((layer(x)[:, 0] - y) ** 2).mean()
+            _, grads = self.manual_backward(loss_fn, self.layer, module=self.layer)
+            self.optimizers().update(self.layer, grads)
+
+    def fit(rank, world, nan=False, manual=False):
+        \"\"\"4 Adam steps (compiled, or manual ones) on this rank's rows (r, r + world, ...) of 4 batches of 8.\"\"\"
         rng = np.random.default_rng(0)
         x, y = rng.normal(size=(4, 8, 3)).astype(np.float32), rng.normal(size=(4, 8)).astype(np.float32)
         if nan:
             x[2, 1, 0] = np.nan  # in rank 1's third batch only
         data = [(mx.array(x[i, rank::world]), mx.array(y[i, rank::world])) for i in range(4)]
         mx.random.seed(0)
-        model = Toy()
+        model = ManualToy() if manual else Toy()
         trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                           enable_model_summary=False, accelerator="cpu", compile=True)
         try:
@@ -258,16 +269,17 @@ RANK_SCRIPT = textwrap.dedent("""
     if __name__ == "__main__":
         import mlx.core as mx
         group = mx.distributed.init()
-        out = fit(group.rank(), group.size(), nan=sys.argv[1] == "nan")
+        out = fit(group.rank(), group.size(), nan=sys.argv[1] == "nan", manual=sys.argv[1] == "manual")
         print("RESULT", group.rank(), group.size(), json.dumps(out), flush=True)
 """)
 
 
-@pytest.mark.parametrize("case", ["sync", "nan"])
+@pytest.mark.parametrize("case", ["sync", "nan", "manual"])
 def test_mlx_trainer_averages_gradients_syncs_values_and_stops_all_ranks_on_one_nan(tmp_path, case):
-    """Two ranks of a toy regression through ``mlx.launch``: their compiled steps land on the weights
-    of one process that saw both halves of every batch; ``sync_dist`` reduces as Lightning does; a
-    NaN on rank 1 alone stops both ranks at the same step (rank 0 does not wait forever)."""
+    """Two ranks of a toy regression through ``mlx.launch``: their compiled steps (and their manual steps through
+    ``manual_backward``) land on the weights of one process that saw both halves of every batch; ``sync_dist``
+    reduces as Lightning does; a NaN on rank 1 alone stops both ranks at the same step (rank 0 does not wait
+    forever)."""
     script = tmp_path / "toy.py"
     script.write_text(RANK_SCRIPT)
     result = mlx_launch(str(script), case, timeout=120)
@@ -280,7 +292,7 @@ def test_mlx_trainer_averages_gradients_syncs_values_and_stops_all_ranks_on_one_
         assert [out["step"] for out in outs] == [2, 2]
         assert all("not finite on 1 of 2 ranks" in out["nan"] for out in outs)
         return
-    reference = runpy.run_path(str(script), run_name="toy")["fit"](0, 1)
+    reference = runpy.run_path(str(script), run_name="toy")["fit"](0, 1, manual=case == "manual")
     for rank, out in enumerate(outs):
         assert out["step"] == 4
         np.testing.assert_allclose(out["weights"], reference["weights"], rtol=1e-5, atol=1e-6)

@@ -16,6 +16,7 @@ import mlx.nn as mnn
 import mlx.optimizers as moptim
 import numpy as np
 import pytest
+from mlx.utils import tree_flatten
 
 QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
              num_sanity_val_steps=0, accelerator="cpu")
@@ -308,6 +309,206 @@ def test_several_optimizers_under_automatic_optimization_are_refused_as_lightnin
     ours = _two_optimizer_error(MxTrainer, MxTwo())
     assert ours == _two_optimizer_error(pl.Trainer, TorchTwo())
     assert "\n" not in ours
+
+
+# -- the backward and optimizer hooks under manual optimization ------------------------------------------------
+class _StepObserver:
+    """A gradient monitor as a Lightning user writes one: the loss each backward starts from, and per optimizer
+    step the optimizer's class and the norm of the gradients it is about to apply (``grad_norm`` reads them)."""
+
+    def __init__(self, calls, grad_norm) -> None:
+        self.calls, self.grad_norm = calls, grad_norm
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.calls.append(("observer", "loss", float(loss)))
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.calls.append(("observer", type(optimizer).__name__, self.grad_norm(trainer, optimizer)))
+
+
+def _manual_hook_recorders(base, calls, grad_norm):
+    from tests.test_mx_hook_order import _callback_class
+
+    observer = type("Observer", (_StepObserver, base), {})(calls, grad_norm)
+    return [_callback_class(base)(calls), observer]
+
+
+def _torch_grad_norm(trainer, optimizer):
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    return float(sum((g ** 2).sum() for g in grads) ** 0.5)
+
+
+def _mx_grad_norm(trainer, optimizer):
+    return float(sum((g ** 2).sum() for _, g in tree_flatten(trainer.gradients)) ** 0.5)
+
+
+def _lightning_manual_run(tmp_path, initial):
+    """Two layers, two optimizers (Adam and SGD), each stepped once a batch as Lightning's docs write it; returns
+    the recorded calls and the weights after 2 epochs of 3 batches."""
+    import lightning.pytorch as pl
+    import torch
+
+    from tests.test_mx_hook_order import MODULE_MIXIN
+
+    class TorchManualToy(MODULE_MIXIN, pl.LightningModule):
+        def __init__(self, calls):
+            super().__init__()
+            object.__setattr__(self, "calls", calls)
+            self.automatic_optimization = False
+            self.a, self.b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+            self.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            opt_a, opt_b = self.optimizers()
+            loss_a = ((self.a(x) - y) ** 2).mean()
+            opt_a.zero_grad()
+            self.manual_backward(loss_a)
+            opt_a.step()
+            self.calls.append(("step", "global_step", self.global_step))
+            loss_b = ((self.b(x) + self.a(x).detach() - y) ** 2).mean()
+            opt_b.zero_grad()
+            self.manual_backward(loss_b)
+            opt_b.step()
+            self.calls.append(("step", "global_step", self.global_step))
+
+        def configure_optimizers(self):
+            self.calls.append(("module", "configure_optimizers", None))
+            return [torch.optim.Adam(self.a.parameters(), lr=0.05), torch.optim.SGD(self.b.parameters(), lr=0.1)]
+
+    calls = []
+    model = TorchManualToy(calls)
+    trainer = pl.Trainer(max_epochs=2, default_root_dir=str(tmp_path),
+                         callbacks=_manual_hook_recorders(pl.Callback, calls, _torch_grad_norm), **QUIET)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, Batches(tuple(torch.from_numpy(a) for a in b) for b in _arrays(3)))
+    return calls, {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+
+def _mirror_manual_run(tmp_path, initial):
+    """The same toy on the mirror, written with ``manual_backward(loss_fn, ...)`` and ``opt.update``."""
+    from tests.test_mx_hook_order import MODULE_MIXIN
+
+    def loss_fn(layer, x, y, offset):
+        return ((layer(x) + offset - y) ** 2).mean()
+
+    class MxManualHooksToy(MODULE_MIXIN, MxLightningModule):
+        def __init__(self, calls):
+            super().__init__()
+            object.__setattr__(self, "calls", calls)
+            self.automatic_optimization = False
+            self.a, self.b = mnn.Linear(3, 1), mnn.Linear(3, 1)
+            self.load_weights([(k, mx.array(v)) for k, v in initial.items()])
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            opt_a, opt_b = self.optimizers()
+            opt_a.zero_grad()
+            _, grads_a = self.manual_backward(loss_fn, self.a, x, y, 0.0, module=self.a)
+            opt_a.update(self.a, grads_a)
+            self.calls.append(("step", "global_step", self.global_step))
+            opt_b.zero_grad()
+            _, grads_b = self.manual_backward(loss_fn, self.b, x, y, mx.stop_gradient(self.a(x)), module=self.b)
+            opt_b.update(self.b, grads_b)
+            self.calls.append(("step", "global_step", self.global_step))
+
+        def configure_optimizers(self):
+            self.calls.append(("module", "configure_optimizers", None))
+            return [moptim.Adam(learning_rate=0.05, bias_correction=True), moptim.SGD(learning_rate=0.1)]
+
+    calls = []
+    model = MxManualHooksToy(calls)
+    trainer = MxTrainer(max_epochs=2, default_root_dir=str(tmp_path),
+                        callbacks=_manual_hook_recorders(MxCallback, calls, _mx_grad_norm), **QUIET)
+    trainer.fit(model, _mx_batches(3))
+    return calls, {k: np.array(v) for k, v in tree_flatten(model.parameters())}
+
+
+def test_manual_optimization_calls_lightnings_backward_and_optimizer_hooks_in_its_order_and_trains_alike(tmp_path):
+    from tests.test_mx_hook_order import _first_difference
+
+    rng = np.random.default_rng(5)
+    initial = {f"{layer}.{name}": rng.standard_normal(shape).astype(np.float32)
+               for layer in "ab" for name, shape in (("weight", (1, 3)), ("bias", (1,)))}
+    theirs, their_weights = _lightning_manual_run(tmp_path / "pl", initial)
+    ours, our_weights = _mirror_manual_run(tmp_path / "mx", initial)
+    hooks = [c[1] for c in theirs]
+    assert hooks.count("on_before_backward") == 2 * 12  # callback and module, two backwards a batch, six batches
+    assert "on_before_zero_grad" not in hooks  # Lightning's manual opt.zero_grad() calls no hook
+    assert ("step", "global_step", 12) in theirs and hooks.count("SGD") == 6
+
+    def order(calls):  # the observed numbers left out, compared below with float32's tolerance
+        return [c if isinstance(c[2], (int, str, type(None))) else c[:2] for c in calls]
+
+    def observed(calls):
+        return np.array([c[2] for c in calls if isinstance(c[2], float)])
+
+    assert order(ours) == order(theirs), _first_difference(order(theirs), order(ours))
+    assert observed(theirs).min() > 0  # losses and gradient norms seen by the callback
+    np.testing.assert_allclose(observed(ours), observed(theirs), rtol=1e-4)
+    assert set(our_weights) == set(their_weights)
+    for name, weight in their_weights.items():
+        assert np.abs(weight - initial[name]).max() > 0.01, name  # 12 steps moved every weight
+        np.testing.assert_allclose(our_weights[name], weight, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_optimizers_gives_the_same_wrappers_each_call_and_they_are_the_mlx_optimizers(tmp_path):
+    seen = []
+
+    class Probe(MxManualToy):
+        def training_step(self, batch, batch_idx):
+            seen.append((self.optimizers(), self.optimizers(), self.optimizers(use_pl_optimizer=False)))
+            return super().training_step(batch, batch_idx)
+
+    trainer = MxTrainer(max_epochs=1, default_root_dir=str(tmp_path), **QUIET)
+    trainer.fit(Probe(), _mx_batches(2))
+    (first, again, raw), (second, _, _) = seen
+    assert first is again is second
+    assert raw is trainer.optimizers[0] and first.optimizer is raw
+    assert isinstance(first, moptim.Adam) and type(first).__name__ == "LightningAdam"  # Lightning's naming
+    assert int(first.step.item()) == int(raw.step.item()) == 2
+    first.learning_rate = 0.01  # reaches the wrapped optimizer
+    assert raw.learning_rate.item() == pytest.approx(0.01)
+
+
+def _manual_backward_refusal(trainer_cls, module) -> str:
+    with pytest.raises(Exception) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer_cls(max_epochs=1, **QUIET).fit(module, _loader_for(module))
+    return str(error.value)
+
+
+def test_manual_backward_under_automatic_optimization_is_refused_as_lightning_refuses_it():
+    pl = pytest.importorskip("lightning.pytorch")
+    import torch
+
+    class TorchAutomatic(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(3, 1)
+
+        def training_step(self, batch, batch_idx):
+            self.manual_backward(_regression_loss(self.layer, *batch))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class MxAutomatic(MxLightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = mnn.Linear(3, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.manual_backward(_regression_loss, self.layer, *batch, module=self.layer)[0]
+
+        def configure_optimizers(self):
+            return moptim.SGD(learning_rate=0.1)
+
+    ours = _manual_backward_refusal(MxTrainer, MxAutomatic())
+    assert ours == _manual_backward_refusal(pl.Trainer, TorchAutomatic())
+    assert "automatic_optimization" in ours and "\n" not in ours
 
 
 # -- checkpoints a Lightning user can rely on -----------------------------------------------------------------

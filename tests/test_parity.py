@@ -5,6 +5,7 @@ from __future__ import annotations
 import cnn.mx  # noqa: F401  (loads the optimised BLAS before mlx)
 from cnn.mx.datamodule import DataModule as MxDataModule
 from cnn.mx.module import Classifier as MxClassifier
+from cnn.mx.resnet import ResNet as MxResNet
 
 import mlx.core as mx
 import mlx.nn as mnn
@@ -17,6 +18,7 @@ from cnn import schema
 from cnn.data.datasets import get_spec, load_dataset
 from cnn.pt.datamodule import DataModule as PtDataModule
 from cnn.pt.module import Classifier as PtClassifier
+from cnn.pt.resnet import ResNet as PtResNet
 
 
 def spec_kwargs(dataset: str) -> dict:
@@ -141,8 +143,8 @@ def test_the_mlx_pooling_gives_nn_maxpool2d_values_and_gradients(shape):
                           mx.grad(objective(reference))(x)).item()
 
 
-def _mlx_summary_counts(module) -> tuple[int, int]:
-    """(trainable, total) as the MLX ModelSummary prints them."""
+def _mlx_summary(module) -> str:
+    """What the MLX ModelSummary prints for ``module``."""
     import contextlib
     import io
 
@@ -151,9 +153,20 @@ def _mlx_summary_counts(module) -> tuple[int, int]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         ModelSummary().on_fit_start(None, module)
+    return out.getvalue()
+
+
+def _mlx_summary_counts(module) -> tuple[int, int]:
+    """(trainable, total) as the MLX ModelSummary prints them."""
     lines = {line.split(" ", 1)[1]: int(line.split(" ", 1)[0].replace(",", ""))
-             for line in out.getvalue().splitlines() if line.endswith("params")}
+             for line in _mlx_summary(module).splitlines() if line.endswith("params")}
     return lines["Trainable params"], lines["Total params"]
+
+
+def _mlx_summary_row(module, name: str) -> int:
+    """The Params column of the MLX ModelSummary's row ``name``."""
+    cells = [[c.strip() for c in line.split("|")] for line in _mlx_summary(module).splitlines() if "|" in line]
+    return next(int(row[3].replace(",", "")) for row in cells if row[1] == name)
 
 
 @pytest.mark.parametrize("freeze_first_conv", [False, True])
@@ -169,6 +182,25 @@ def test_both_model_summaries_count_the_same_parameters(freeze_first_conv):
     assert lightning.total_parameters == 659_855
     assert _mlx_summary_counts(mx_module) == (lightning.trainable_parameters, lightning.total_parameters)
     assert lightning.trainable_parameters == 659_855 - (520 if freeze_first_conv else 0)
+
+
+@pytest.mark.parametrize("freeze_stem", [False, True])
+def test_both_model_summaries_count_the_same_parameters_of_the_resnet(freeze_stem):
+    from lightning.pytorch.utilities.model_summary import ModelSummary as LightningSummary
+
+    kwargs = spec_kwargs("cifar10")
+    pt_module = PtClassifier(**kwargs, net=PtResNet(3, 10, seed=1))
+    mx_module = MxClassifier(**kwargs, net=MxResNet(3, 10, seed=1))
+    if freeze_stem:  # a frozen batch norm: its weight and bias are non-trainable, its statistics still buffers
+        pt_module.net.stem.requires_grad_(False)
+        mx_module.net.stem.freeze()
+    lightning = LightningSummary(pt_module)
+    # the batch norms' running statistics (and torch's num_batches_tracked) are buffers, not parameters
+    assert lightning.total_parameters == schema.ResNetArchitecture(3, 10).num_parameters()
+    assert _mlx_summary_counts(mx_module) == (lightning.trainable_parameters, lightning.total_parameters)
+    assert _mlx_summary_row(mx_module, "net") == lightning.param_nums[lightning.layer_names.index("net")]
+    frozen = sum(p.numel() for p in pt_module.net.stem.parameters()) if freeze_stem else 0
+    assert lightning.trainable_parameters == lightning.total_parameters - frozen
 
 
 def test_unfreezing_the_mlx_module_leaves_its_buffers_untrained():

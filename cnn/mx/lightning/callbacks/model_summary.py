@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from cnn.mx.lightning.callbacks.callback import Callback
+from cnn.mx.lightning.utilities.model_summary import count_parameters
 
-from mlx.utils import tree_flatten
+import mlx.nn as nn
 
 
 class ModelSummary(Callback):
     """Print a table of the top-level sub-modules and parameter counts at ``on_fit_start`` (Lightning's
-    summary). Frozen arrays count as non-trainable parameters; buffers (``register_buffer``) are not
-    parameters, as in torch."""
+    summary). Frozen arrays count as non-trainable parameters; buffers (``register_buffer``, a batch norm's running
+    statistics) are not parameters, as in torch
+    (:func:`~cnn.mx.lightning.utilities.model_summary.buffer_keys`)."""
 
     def on_fit_start(self, trainer, pl_module) -> None:
         rows = []
         for name, child in pl_module.children().items():
             children = child if isinstance(child, (list, tuple)) else [child]
-            n = sum(v.size for c in children if hasattr(c, "parameters") for _, v in tree_flatten(c.parameters()))
+            n = sum(count_parameters(c) for c in children if isinstance(c, nn.Module))
             rows.append((name, type(child).__name__, n))
-        buffers = getattr(pl_module, "buffer_names", frozenset())
-        trainable = sum(v.size for k, v in tree_flatten(pl_module.trainable_parameters()) if k not in buffers)
-        total = sum(v.size for k, v in tree_flatten(pl_module.parameters()) if k not in buffers)
+        trainable, total = count_parameters(pl_module, trainable_only=True), count_parameters(pl_module)
         lines = [f"  | {'Name':<20} | {'Type':<20} | {'Params':>10}", "-" * 60]
         lines += [f"{i} | {n:<20} | {t:<20} | {p:>10,}" for i, (n, t, p) in enumerate(rows)]
         lines += ["-" * 60, f"{trainable:,} Trainable params", f"{total - trainable:,} Non-trainable params",

@@ -7,10 +7,12 @@ The aggregation rules behind ``self.log`` live in
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from cnn.mx.lightning.core import saving
 from cnn.mx.lightning.core.mixins.hparams_mixin import HyperparametersMixin
+from cnn.mx.lightning.core.optimizer import lightning_optimizers
+from cnn.mx.lightning.loops.optimization.manual import manual_backward
 from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import default_log_levels
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 from cnn.mx.lightning.utilities import distributed as dist
@@ -44,6 +46,7 @@ class LightningModule(HyperparametersMixin, nn.Module):
         object.__setattr__(self, "_current_fx_name", None)
         object.__setattr__(self, "_buffer_names", set())
         object.__setattr__(self, "_automatic_optimization", True)
+        object.__setattr__(self, "_lightning_optimizers", [])
 
     def register_buffer(self, name: str, array: mx.array) -> None:
         """torch's buffer: an array saved and loaded with the weights but never trained. MLX has no
@@ -109,7 +112,8 @@ class LightningModule(HyperparametersMixin, nn.Module):
     def automatic_optimization(self) -> bool:
         """``True``: the trainer runs backward and the optimizer step. ``False`` (manual optimization, see
         :mod:`cnn.mx.lightning.loops.optimization.manual`): ``training_step`` computes its own gradients
-        (``nn.value_and_grad``) and calls ``optimizer.update(model, grads)`` on ``self.optimizers()``."""
+        (``self.manual_backward(loss_fn, ...)``, or ``nn.value_and_grad`` without the hooks) and calls
+        ``opt.update(model, grads)`` on ``self.optimizers()``."""
         return self._automatic_optimization
 
     @automatic_optimization.setter
@@ -124,12 +128,31 @@ class LightningModule(HyperparametersMixin, nn.Module):
     def local_rank(self) -> int:
         return self._trainer.local_rank if self._trainer else 0
 
-    def optimizers(self) -> Any:
+    def optimizers(self, use_pl_optimizer: bool = True) -> Any:
         """The optimizers ``configure_optimizers`` returned: the optimizer itself when there is one, else the list
-        (Lightning's rule). MLX optimizers as they are, no ``LightningOptimizer`` wrapper: step one with
-        ``opt.update(model_or_submodule, grads)``."""
+        (Lightning's rule), each wrapped in a :class:`~cnn.mx.lightning.core.optimizer.LightningOptimizer` (the same
+        wrappers on every call) whose ``update(model_or_submodule, grads)`` calls ``on_before_optimizer_step`` and
+        counts the step; ``use_pl_optimizer=False``: the MLX optimizers themselves (their steps call no hook and,
+        under manual optimization, do not count in ``global_step``, as in Lightning)."""
         opts = self.trainer.optimizers
+        if use_pl_optimizer:
+            opts = lightning_optimizers(self.trainer, self._lightning_optimizers)
+            object.__setattr__(self, "_lightning_optimizers", opts)
         return opts[0] if len(opts) == 1 else list(opts)
+
+    def manual_backward(self, loss_fn: Callable[..., Any], *args: Any, module: Optional[nn.Module] = None,
+                        **kwargs: Any) -> tuple[Any, Any]:
+        """Lightning's ``manual_backward(loss)`` for MLX, which has no tape to run backward on, so it takes the
+        function: ``(value, grads)`` of ``nn.value_and_grad(module, loss_fn)(*args, **kwargs)``, the gradients being
+        those of the loss (the value, or its first item) with respect to ``module``'s trainable parameters
+        (``module`` defaults to this whole module; a sub-module for a GAN's generator). Lightning's hooks run around
+        it: ``on_before_backward(loss)``, then ``on_after_backward`` (callbacks, then the module) with
+        ``trainer.gradients`` holding the gradients. With several processes the gradients are averaged over the
+        ranks, as DDP's backward does. Manual optimization only; step with ``opt.update(module, grads)``."""
+        if self.automatic_optimization:
+            raise RuntimeError("to use manual_backward, please disable automatic optimization: set model property "
+                               "`automatic_optimization` as False")
+        return manual_backward(self.trainer, self if module is None else module, loss_fn, *args, **kwargs)
 
     def lr_schedulers(self) -> Any:
         """The schedulers ``configure_optimizers`` returned (``None``, one, or a list): under manual optimization

@@ -1,5 +1,5 @@
-"""Mirror of lightning.pytorch.core.optimizer: what ``configure_optimizers`` may return, and the
-scheduler config (Lightning's ``LRSchedulerConfig``).
+"""Mirror of lightning.pytorch.core.optimizer: what ``configure_optimizers`` may return, the scheduler config
+(Lightning's ``LRSchedulerConfig``) and the optimizer wrapper ``self.optimizers()`` returns (``LightningOptimizer``).
 
 ``configure_optimizers()`` may return an ``mlx.optimizers.Optimizer`` (its learning rate may be an MLX
 schedule of the step), ``{"optimizer": opt, "lr_scheduler": fn | {"scheduler": fn, "interval": "epoch"|"step",
@@ -10,10 +10,11 @@ of each epoch, "step" after each batch).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from cnn.mx.lightning.trainer.call import call_lightning_module_hook
+from cnn.mx.lightning.trainer.call import call_callback_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.mlx_internals import learning_rate_schedule
 
 import mlx.optimizers as optim
@@ -36,6 +37,78 @@ class LRSchedulerConfig:
         the module's ``training_step`` under manual optimization (``self.lr_schedulers()``)."""
         self.last_epoch += 1
         self.optimizer.learning_rate = float(self.scheduler(self.last_epoch))
+
+
+class LightningOptimizer:
+    """Lightning's ``LightningOptimizer`` for an MLX optimizer: what ``self.optimizers()`` returns. It is the MLX
+    optimizer (``isinstance(opt, optim.Adam)`` holds, and reading or setting ``learning_rate``, ``state``, ``step``
+    ... reaches the wrapped one, ``optimizer``) with Lightning's step around MLX's update:
+
+    * ``update(module, gradients)`` (Lightning's ``opt.step()``): ``on_before_optimizer_step(optimizer)`` of the
+      callbacks, then of the module, with the wrapped MLX optimizer as argument (Lightning passes the torch one)
+      and ``trainer.gradients`` holding ``gradients``; then MLX's ``update``. Under manual optimization the loop
+      sets ``step_context`` so the step is profiled (``optimizer_step``) and counted in ``global_step`` as soon
+      as it is taken, as Lightning counts it.
+    * ``zero_grad()``: nothing, and no hook, as Lightning's ``opt.zero_grad()`` under manual optimization calls
+      none (``on_before_zero_grad`` belongs to the automatic step); MLX's gradients are values, never accumulated.
+
+    MLX's ``step`` is the optimizer's step counter (an ``mx.array``), so Lightning's ``opt.step()`` is
+    ``opt.update(module, gradients)`` here.
+    """
+
+    def __init__(self, optimizer: optim.Optimizer, trainer: Any) -> None:
+        # object.__setattr__: every other attribute written to the wrapper goes to the wrapped optimizer.
+        object.__setattr__(self, "_optimizer", optimizer)
+        object.__setattr__(self, "_trainer", trainer)
+        object.__setattr__(self, "step_context", nullcontext)
+        # the wrapped object's class as a base, so that isinstance checks hold (Lightning does the same)
+        object.__setattr__(self, "__class__", type(f"Lightning{type(optimizer).__name__}",
+                                                   (LightningOptimizer, type(optimizer)), {}))
+
+    @property
+    def optimizer(self) -> optim.Optimizer:
+        """The wrapped MLX optimizer."""
+        return self._optimizer
+
+    @property
+    def trainer(self) -> Any:
+        """The trainer whose hooks ``update`` calls."""
+        return self._trainer
+
+    def update(self, model: Any, gradients: Any) -> None:
+        """One optimizer step of ``model`` (the module or the sub-module ``gradients`` belong to), after
+        ``on_before_optimizer_step``."""
+        trainer = self._trainer
+        context: Callable[[], AbstractContextManager] = self.step_context
+        with context():
+            previous, trainer.gradients = trainer.gradients, gradients
+            try:
+                call_callback_hooks(trainer, "on_before_optimizer_step", self._optimizer)
+                call_lightning_module_hook(trainer, "on_before_optimizer_step", self._optimizer)
+            finally:
+                trainer.gradients = previous
+            self._optimizer.update(model, gradients)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Nothing: MLX's gradients are values returned by ``nn.value_and_grad``, never accumulated in place."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_optimizer"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in vars(self):  # the wrapper's own (step_context)
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._optimizer, name, value)
+
+
+def lightning_optimizers(trainer: Any, cached: list[LightningOptimizer]) -> list[LightningOptimizer]:
+    """``trainer.optimizers`` wrapped (Lightning's ``strategy._lightning_optimizers``): the ``cached`` wrappers
+    while they wrap exactly those optimizers for this trainer, new ones otherwise."""
+    opts = trainer.optimizers
+    if len(cached) == len(opts) and all(w.optimizer is opt and w.trainer is trainer for w, opt in zip(cached, opts)):
+        return cached
+    return [LightningOptimizer(opt, trainer) for opt in opts]
 
 
 def _scheduler_config(sched: Any, opt: Any) -> LRSchedulerConfig:

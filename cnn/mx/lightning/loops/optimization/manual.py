@@ -3,26 +3,38 @@
 
 What replaces Lightning's calls, since MLX has no autograd tape and no ``backward()``:
 
-* ``self.manual_backward(loss)`` + ``opt.step()`` -> ``loss, grads = nn.value_and_grad(module, loss_fn)(...)``
-  then ``opt.update(module, grads)``; ``module`` may be a sub-module (a GAN's generator), whose parameters that
-  optimizer then owns.
-* ``opt.zero_grad()`` -> nothing: gradients are values returned by ``value_and_grad``, never accumulated in place.
+* ``self.manual_backward(loss)`` -> ``loss, grads = self.manual_backward(loss_fn, *args, module=module)``: the
+  function and its arguments instead of the loss, ``nn.value_and_grad`` inside, between ``on_before_backward(loss)``
+  and ``on_after_backward`` (:func:`manual_backward`). ``module`` may be a sub-module (a GAN's generator), whose
+  parameters the gradients then cover. Plain ``nn.value_and_grad(module, loss_fn)(...)`` works too, without hooks.
+* ``opt.step()`` -> ``opt.update(module, grads)`` on ``self.optimizers()``
+  (:class:`~cnn.mx.lightning.core.optimizer.LightningOptimizer`): ``on_before_optimizer_step(optimizer)``, then
+  MLX's update.
+* ``opt.zero_grad()`` -> the same call, which does nothing and, as in Lightning, calls no hook: gradients are values
+  returned by ``value_and_grad``, never accumulated in place.
 * ``self.clip_gradients(opt, ...)`` -> ``optim.clip_grad_norm(grads, max_norm)`` before ``update``.
 * ``sch.step()`` on ``self.lr_schedulers()`` -> the same call
   (:class:`~cnn.mx.lightning.core.optimizer.LRSchedulerConfig`).
 
-``global_step`` counts optimizer steps as Lightning defines it: every ``update`` of every optimizer counts one (two
-optimizers each stepping once a batch advance it by two). It is read from each MLX optimizer's own ``step`` counter
-after ``training_step`` returns.
+So a step written as Lightning's sees Lightning 2.6's hooks in its order: per ``manual_backward``
+``on_before_backward``, ``on_after_backward``; per ``update`` ``on_before_optimizer_step``; each on the callbacks,
+then on the module. ``on_before_zero_grad`` is not called under manual optimization (nor is it by Lightning).
+
+``global_step`` counts optimizer steps as Lightning defines it: every ``update`` of an optimizer from
+``self.optimizers()`` counts one, when it is taken (two optimizers each stepping once a batch advance it by two);
+an MLX optimizer stepped directly (``self.optimizers(use_pl_optimizer=False)``) is not counted, as in Lightning.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterator
 
 from cnn.mx.lightning.loops.progress import OptimizerProgress
+from cnn.mx.lightning.trainer.call import call_hooks
 
 import mlx.core as mx
+import mlx.nn as nn
 
 
 def verify_manual_optimization_support(trainer: Any) -> None:
@@ -41,13 +53,32 @@ def verify_manual_optimization_support(trainer: Any) -> None:
                          "use '32-true' or '64-true' and cast inside training_step")
 
 
+def manual_backward(trainer: Any, module: nn.Module, loss_fn: Callable[..., Any], *args: Any,
+                    **kwargs: Any) -> tuple[Any, Any]:
+    """Lightning's ``strategy.backward`` under manual optimization: ``(value, grads)`` of
+    ``nn.value_and_grad(module, loss_fn)(*args, **kwargs)`` (averaged over the ranks with several processes, as
+    DDP's backward averages), then ``on_before_backward(loss)`` and ``on_after_backward`` on the callbacks and the
+    module, ``loss`` being the value or its first item and ``trainer.gradients`` the gradients meanwhile. The hooks
+    come after the computation (MLX computes value and gradients in one call), in Lightning's order."""
+    value, grads = nn.value_and_grad(module, loss_fn)(*args, **kwargs)
+    group = trainer.group
+    if group.size() > 1:
+        grads = nn.average_gradients(grads, group=group)
+    call_hooks(trainer, "on_before_backward", value[0] if isinstance(value, (tuple, list)) else value)
+    previous, trainer.gradients = trainer.gradients, grads
+    try:
+        call_hooks(trainer, "on_after_backward")
+    finally:
+        trainer.gradients = previous
+    return value, grads
+
+
 class ManualOptimization:
     """Runs ``training_step`` eagerly (``Trainer(compile=...)`` does not apply to it: compile your own step with
-    ``mx.compile`` if you want one), feeds what it logged, and counts the optimizer steps it took
-    (``optim_step_progress.steps``, the trainer's ``global_step`` under manual optimization). Returns the step's
-    output as a dict (``{"loss": loss}`` for a bare value, ``{}`` for ``None``), as Lightning passes it to
-    ``on_train_batch_end``. The backward and optimizer hooks (``on_before_backward`` ...) are not called: no
-    wrapper sits between the step and MLX's ``update``."""
+    ``mx.compile`` if you want one), feeds what it logged, and counts the optimizer steps it takes through
+    ``self.optimizers()`` (``optim_step_progress.steps``, the trainer's ``global_step`` under manual optimization).
+    Returns the step's output as a dict (``{"loss": loss}`` for a bare value, ``{}`` for ``None``), as Lightning
+    passes it to ``on_train_batch_end``."""
 
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
@@ -56,14 +87,21 @@ class ManualOptimization:
     def reset(self) -> None:
         self.optim_step_progress = OptimizerProgress()
 
-    def optimizer_steps(self) -> int:
-        """The sum of every optimizer's own ``step`` counter (one per ``update``)."""
-        return sum(int(opt.step.item()) for opt in self.trainer.optimizers)
+    @contextmanager
+    def optimizer_step(self) -> Iterator[None]:
+        """Around one ``LightningOptimizer.update`` (Lightning's ``_on_before_step``/``_on_after_step``): profiled
+        as ``optimizer_step``, counted once it is done."""
+        with self.trainer.profiler.profile("optimizer_step"):
+            yield
+        self.optim_step_progress.steps += 1
 
     def run(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         trainer = self.trainer
         model, lc = trainer.lightning_module, trainer.logger_connector
-        before = self.optimizer_steps()
+        wrapped = model.optimizers()
+        wrapped = wrapped if isinstance(wrapped, list) else [wrapped]
+        for opt in wrapped:  # Lightning's on_run_start: the step counted by this loop
+            opt.step_context = self.optimizer_step
         lc.capture = {}
         model.current_fx_name = "training_step"
         try:
@@ -73,9 +111,10 @@ class ManualOptimization:
         finally:
             model.current_fx_name = None
             lc.capture = None
+            for opt in wrapped:  # Lightning's on_run_end
+                opt.step_context = nullcontext
         outputs = out if isinstance(out, dict) else {} if out is None else {"loss": out}
         logs = {k: v for k, (_, v) in captured.items()}
         mx.eval(outputs, logs, model.state, [opt.state for opt in trainer.optimizers])
-        self.optim_step_progress.steps += self.optimizer_steps() - before
         lc.feed(logs, {k: m for k, (m, _) in captured.items()})
         return outputs
