@@ -18,6 +18,7 @@ from pathlib import Path
 from cnn import schema
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError
+from cnn.jsonargparse_internals import option_type, ordered_union, parser_actions, set_option_type
 from cnn.runs import newest_checkpoint
 from cnn.weights import check_resume
 
@@ -51,7 +52,7 @@ def add_shared_arguments(parser) -> None:
     parser.link_arguments("seed_everything", "data.seed", compute_fn=seed_value)
     parser.link_arguments("seed_everything", "model.seed", compute_fn=seed_value)
     counts_before_fractions(parser)
-    for action in parser._actions:  # jsonargparse's, read here alone (as counts_before_fractions)
+    for action in parser_actions(parser):
         if action.dest == "model.net":  # its help would list every nn.Module subclass installed
             action.extra_help = lambda: ""
 
@@ -201,10 +202,10 @@ COUNT_OR_FRACTION = ("limit_train_batches", "limit_val_batches", "limit_test_bat
 def counts_before_fractions(parser) -> None:
     """Make the ``COUNT_OR_FRACTION`` options of ``parser`` (a jsonargparse parser holding the
     ``trainer`` section) read and write a whole number as an int, as Lightning means it."""
-    for action in parser._actions:
-        hint = getattr(action, "_typehint", None)
+    for action in parser_actions(parser):
+        hint = option_type(action)
         if (action.dest.removeprefix("trainer.") in COUNT_OR_FRACTION
                 and typing.get_origin(hint) is typing.Union and int in hint.__args__):
             members = tuple(sorted(hint.__args__, key=lambda member: member is not int))
             # built directly: typing.Union[...] would return the cached, equal float-first one
-            action._typehint = typing._UnionGenericAlias(typing.Union, members)
+            set_option_type(action, ordered_union(members))

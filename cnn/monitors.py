@@ -3,7 +3,8 @@
 Lightning finds a misspelt ``monitor`` only where a checkpoint or an early-stopping check needs it, after a
 whole epoch. Both sides check it instead at the end of the first validation (the sanity check's, before any
 training step, unless ``num_sanity_val_steps`` is 0): every validation metric is logged by then, and the
-training metrics (``TRAINING_TAGS``), logged later in an epoch, are known by name.
+training metrics (``TRAINING_TAGS``), logged later in an epoch, are known by name. ``FirstValidationMonitorCheck``
+is that check as a callback's hook, which each side's ``MonitorCheck`` takes with its framework's ``Callback``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Optional
 
 from cnn import schema
+from cnn.errors import MonitorError
 
 # What both Classifiers log while training: train/loss on logged steps, train/acc at an epoch's end (after its
 # validation), so neither is in the metrics yet at the first validation.
@@ -32,3 +34,26 @@ def unknown_monitor_line(callbacks: Iterable[Any], logged: Iterable[str], global
             return (f"{type(callback).__name__}(monitor={monitor!r}) names a metric the model does not log; "
                     f"it logs: {', '.join(known)}{kept}")
     return None
+
+
+class FirstValidationMonitorCheck:
+    """Hook: ``on_validation_end`` of ``fit``'s first validation (the sanity check's when there is one) raises
+    ``MonitorError`` for a ``monitor`` of another callback that names no metric the model logs
+    (``unknown_monitor_line``), after ``before_stopping(trainer)``. Mixed into a framework's ``Callback`` by each
+    side, which may override ``before_stopping``."""
+
+    def __init__(self) -> None:
+        self.checked = False
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.checked or trainer.state.fn != "fit":
+            return
+        self.checked = True
+        line = unknown_monitor_line(trainer.callbacks, trainer.callback_metrics, trainer.global_step)
+        if line is None:
+            return
+        self.before_stopping(trainer)
+        raise MonitorError(line)
+
+    def before_stopping(self, trainer: Any) -> None:
+        """What a side does before the ``MonitorError`` is raised (nothing here)."""

@@ -87,8 +87,9 @@ def discard_unstarted_run(trainer) -> None:
         return
     for logger in getattr(trainer, "loggers", None) or []:
         logger = getattr(logger, "logger", logger)  # a rank-zero-only wrapper's logger
-        # ``_version`` is None while no directory was ever chosen: asking log_dir would claim one.
-        version = getattr(logger, "_version", None)
+        # None while no directory was ever chosen (asking log_dir would claim one), and for a
+        # logger that never claims one (not ours)
+        version = getattr(logger, "chosen_version", None)
         if isinstance(version, int) and os.path.abspath(
                 os.path.join(logger.root_dir, f"version_{version}")) in _CLAIMED:
             discard_unstarted(logger.log_dir, keep=getattr(logger, "save_dir", None))

@@ -4,11 +4,6 @@ float32 lets two frameworks agree."""
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -24,6 +19,7 @@ from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools.convert import read_weights
 from cnn.tools.events import read_scalars
 from tests.cli_runs import SHORT_FIT_EPOCHS, SHORT_FIT_LOG_EVERY, SHORT_FIT_STEPS_PER_EPOCH, SHORT_FIT_VAL_IMAGES
+from tests.servers import get_json, poll, tensorboard_server
 
 
 def steps_by_tag(run: Path) -> dict[str, list[int]]:
@@ -61,35 +57,12 @@ def test_both_frameworks_write_the_same_hparams_keys(short_fits):
     assert {"lr", "dropout", "num_classes", "classes", "seed"} <= set(torch_hparams)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.load(response)
-
-
 def test_a_real_tensorboard_server_serves_both_runs_with_the_logged_values(short_fits):
     logs, runs = short_fits
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
-         "--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     names = {f: run.relative_to(logs).as_posix() for f, run in runs.items()}
-    try:
-        deadline = time.monotonic() + 60
-        served: list = []
-        while time.monotonic() < deadline and not set(names.values()) <= set(served):
-            try:
-                served = get_json(f"{base}/data/runs")
-            except OSError:
-                pass
-            time.sleep(0.5)
+    with tensorboard_server(logs) as base:  # raises TimeoutExpired if the server outlives its SIGTERM
+        served = poll(lambda: get_json(f"{base}/data/runs"), lambda got: set(names.values()) <= set(got),
+                      seconds=60, empty=[])
         assert set(names.values()) <= set(served), served
         for framework, run in runs.items():
             written = read_scalars(run)
@@ -99,9 +72,6 @@ def test_a_real_tensorboard_server_serves_both_runs_with_the_logged_values(short
                 assert [step for _, step, _ in rows] == [s.step for s in written[tag]]
                 assert [value for _, _, value in rows] == pytest.approx(
                     [s.value for s in written[tag]]), (framework, tag)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)  # raises TimeoutExpired if the server outlives its SIGTERM
 
 
 def test_twenty_training_steps_give_the_same_losses(short_fits):

@@ -4,32 +4,12 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 
 from cnn import schema
 from cnn.hparams import HPARAMS_METRICS
 from cnn.tools.events import read_scalars
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post_json(url: str, body: dict):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
+from tests.servers import poll, post_json, tensorboard_server
 
 SESSION_GROUPS_REQUEST = {
     "experimentName": "", "startIndex": 0, "sliceSize": 100,
@@ -39,24 +19,11 @@ SESSION_GROUPS_REQUEST = {
 
 def test_tensorboards_hparams_routes_list_both_frameworks_with_settings_and_final_metrics(short_fits):
     logs, runs = short_fits
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
-         "--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/data/plugin/hparams"
-    try:
-        deadline, groups = time.monotonic() + 60, []
-        while time.monotonic() < deadline and len(groups) < 2:
-            try:
-                groups = post_json(f"{base}/session_groups", SESSION_GROUPS_REQUEST).get("sessionGroups", [])
-            except OSError:
-                pass
-            time.sleep(0.5)
+    with tensorboard_server(logs) as server:
+        base = f"{server}/data/plugin/hparams"
+        groups = poll(lambda: post_json(f"{base}/session_groups", SESSION_GROUPS_REQUEST).get("sessionGroups", []),
+                      lambda got: len(got) >= 2, seconds=60, empty=[])
         experiment = post_json(f"{base}/experiment", {"experimentName": ""})
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert {info["name"] for info in experiment["hparamInfos"]} >= {"framework", "lr", "dropout", "num_classes",
                                                                      "seed"}
     assert [info["name"]["tag"] for info in experiment["metricInfos"]] == list(HPARAMS_METRICS)

@@ -7,11 +7,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import yaml
 
 from cnn import schema
 from tests.cli_runs import ROOT, run_cli_process
+from tests.servers import answers, free_port, poll, serving
 
 FRAMEWORKS = ("torch", "mlx")
 WITHOUT_PACKAGES = ROOT / "tests" / "without_packages"
@@ -95,12 +94,6 @@ def test_one_config_logs_both_frameworks_into_one_mlflow_folder_with_the_best_ch
     assert_one_store_holds_both_frameworks(tracking_uri, expect_checkpoint=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @needs_mlflow
 def test_a_real_mlflow_server_receives_both_frameworks_runs(tmp_path):
     # mlflow-skinny logs to a server; running one needs what full mlflow adds (flask, sqlalchemy...)
@@ -108,31 +101,24 @@ def test_a_real_mlflow_server_receives_both_frameworks_runs(tmp_path):
     if probe.returncode:
         pytest.skip(f"mlflow cannot run a server here: {probe.stderr.strip().splitlines()[-1]}")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"file:{tmp_path / 'store'}", "--default-artifact-root",
-         str(tmp_path / "artifacts"), "--workers", "1"],
-        env=MLFLOW_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tracking_uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{tracking_uri}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
+
+    def health() -> int:
+        with urllib.request.urlopen(f"{tracking_uri}/health", timeout=5) as response:
+            return response.status
+
+    with serving(["-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri",
+                  f"file:{tmp_path / 'store'}", "--default-artifact-root", str(tmp_path / "artifacts"),
+                  "--workers", "1"], env=MLFLOW_ENV) as server:
+        status = poll(health, lambda status: status == 200 or server.poll() is not None, seconds=120)
+        assert status == 200, "mlflow server did not start"
         logger = {"class_path": "MLFlowLogger", "init_args": {"experiment_name": "cnn", "tracking_uri": tracking_uri}}
         for framework in FRAMEWORKS:
             fit_with_logger(tmp_path / "logs", logger, framework, MLFLOW_ENV)
         assert_one_store_holds_both_frameworks(tracking_uri, expect_checkpoint=False)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert server.returncode is not None
+    # mlflow serves through a uvicorn process of its own: stopping the server stops that one too
+    assert not poll(lambda: answers(port), lambda up: not up, seconds=10, empty=True), \
+        f"port {port} still answers after the mlflow server stopped"
 
 
 # -- W&B's offline run files: LevelDB's log format (32 KiB blocks of CRC-length-type framed records)

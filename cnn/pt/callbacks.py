@@ -33,8 +33,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from cnn.errors import MonitorError, NonFiniteLossError, TrainingInterrupted
-from cnn.monitors import unknown_monitor_line
+from cnn.errors import NonFiniteLossError, TrainingInterrupted
+from cnn.monitors import FirstValidationMonitorCheck
 
 
 def _checkpoint_callbacks(trainer) -> list[ModelCheckpoint]:
@@ -207,22 +207,12 @@ class ResumeState(L.Callback):
         self._position = (trainer.current_epoch, batch_idx + 1)
 
 
-class MonitorCheck(L.Callback):
+class MonitorCheck(FirstValidationMonitorCheck, L.Callback):
     """Hook: ``on_validation_end`` of ``fit``'s first validation (the sanity check's when there is one) raises
-    ``MonitorError`` for a ``monitor`` of another callback that names no metric the model logs (``cnn.monitors``),
-    where Lightning would raise only after an epoch; every ``ModelCheckpoint`` then saves on the way out (its
-    ``save_on_exception``) when steps were trained."""
+    ``MonitorError`` for a ``monitor`` of another callback that names no metric the model logs
+    (``cnn.monitors.FirstValidationMonitorCheck``), where Lightning would raise only after an epoch; every
+    ``ModelCheckpoint`` then saves on the way out (its ``save_on_exception``) when steps were trained."""
 
-    def __init__(self) -> None:
-        self.checked = False
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if self.checked or trainer.state.fn != "fit":
-            return
-        self.checked = True
-        line = unknown_monitor_line(trainer.callbacks, trainer.callback_metrics, trainer.global_step)
-        if line is None:
-            return
+    def before_stopping(self, trainer) -> None:
         for callback in _checkpoint_callbacks(trainer):
             callback.save_on_exception = True
-        raise MonitorError(line)

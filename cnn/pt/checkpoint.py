@@ -95,7 +95,10 @@ def check_checkpoint_fits(checkpoint: dict[str, Any], model) -> None:
     this config is mnist (1x28x28, 10 classes)``) instead of a tensor-size traceback, and
     resuming ``fit`` from a weights-only file is refused before Lightning's KeyError.
     """
-    trainer = getattr(model, "_trainer", None)
+    try:
+        trainer = model.trainer
+    except RuntimeError:  # Lightning's "not attached to a `Trainer`": load_from_checkpoint
+        trainer = None
     path = getattr(trainer, "ckpt_path", None) or "(in memory)"
     check_fits(checkpoint, model.hparams, getattr(trainer, "datamodule", None), path)
     arch = getattr(getattr(model, "net", None), "arch", None)  # None for a custom ``net``

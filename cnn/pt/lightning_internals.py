@@ -20,6 +20,9 @@ Called (wrapped by the functions below):
   when the callback saves, and writing ``last`` (``saves_on_train_epoch_end``,
   ``save_last_checkpoint``).
 
+* ``TensorBoardLogger._version`` (``fabric/loggers/tensorboard.py``): the version directory's
+  number once chosen, None before (``chosen_version``; the public ``version`` chooses one).
+
 * ``_SubprocessScriptLauncher.procs`` (``strategies/launchers/subprocess_script.py``): the rank
   processes ``ddp`` started from rank zero (``exited_ranks``).
 
@@ -42,6 +45,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from lightning.fabric.loggers import TensorBoardLogger as FabricTensorBoardLogger
 from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -72,6 +76,7 @@ OVERRIDDEN = (
 # Instance attributes set in ``__init__`` (not on the class): (class, attribute).
 INSTANCE_ATTRIBUTES = (
     (LightningModule, "_current_fx_name"),
+    (FabricTensorBoardLogger, "_version"),
     (_SubprocessScriptLauncher, "procs"),
     (_ChildProcessObserver, "_child_processes"),
     (_ChildProcessObserver, "_termination_signal"),
@@ -108,6 +113,12 @@ def save_last_checkpoint(callback: ModelCheckpoint, trainer) -> None:
     ``fast_dev_run``."""
     if not callback._should_skip_saving_checkpoint(trainer):
         callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+
+
+def chosen_version(logger: TensorBoardLogger) -> int | str | None:
+    """``logger``'s version once one is chosen, None before: reading ``version`` would choose one
+    (and claim its directory)."""
+    return logger._version
 
 
 def exited_ranks(trainer) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 
-from cnn.pt.lightning_internals import save_last_checkpoint, saves_on_train_epoch_end
+from cnn.pt.lightning_internals import chosen_version, save_last_checkpoint, saves_on_train_epoch_end
 from cnn.runs import claim_version
 
 
@@ -26,6 +26,11 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         if rank_zero_only.rank != 0:
             return super()._get_next_version()
         return claim_version(self.root_dir)
+
+    @property
+    def chosen_version(self) -> int | str | None:
+        """The version once one is chosen, None before (asking ``version`` would choose one)."""
+        return chosen_version(self)
 
 
 class ModelCheckpoint(LightningModelCheckpoint):

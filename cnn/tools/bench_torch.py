@@ -96,7 +96,7 @@ def _fresh_compile(settings: Settings) -> None:
     takes), and never runs into dynamo's per-function cache limit, past which it would
     silently run eager."""
     if settings.model.get("compile", False):
-        torch._dynamo.reset()
+        torch.compiler.reset()
 
 
 def _autocast(settings: Settings):

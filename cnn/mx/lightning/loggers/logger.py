@@ -39,6 +39,11 @@ class VersionedLogger:
             self._version = self._get_next_version()
         return self._version
 
+    @property
+    def chosen_version(self) -> Optional[Union[int, str]]:
+        """The version once one is chosen, None before (asking ``version`` would choose one)."""
+        return self._version
+
     def share_version(self, version: Union[int, str]) -> None:
         """Write under ``version`` (rank zero's, on the other ranks) instead of claiming one."""
         self._version = version

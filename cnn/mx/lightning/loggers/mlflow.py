@@ -19,8 +19,9 @@ from cnn.mx.lightning.loggers.utilities import (
     convert_params,
     flatten_dict,
     import_tracker,
+    log_new_checkpoints,
     plain_number,
-    scan_checkpoints,
+    uploads_each_checkpoint,
 )
 
 import yaml
@@ -176,7 +177,7 @@ class MLFlowLogger(VersionedLogger):
         """Nothing to flush: every call above has reached the store when it returns."""
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        if self._log_model == "all" or (self._log_model is True and checkpoint_callback.save_top_k == -1):
+        if uploads_each_checkpoint(self._log_model, checkpoint_callback):
             self._scan_and_log_checkpoints(checkpoint_callback)
         elif self._log_model is True:
             self._checkpoint_callback = checkpoint_callback
@@ -193,9 +194,8 @@ class MLFlowLogger(VersionedLogger):
     def _scan_and_log_checkpoints(self, checkpoint_callback: Any) -> None:
         """Each new checkpoint as the artifact folder ``<file stem>/``, with ``metadata.yaml`` and
         ``aliases.txt`` (``['latest', 'best']`` for the best one) beside it, as Lightning uploads them."""
-        for mtime, path, score, _ in scan_checkpoints(checkpoint_callback, self._logged_model_time):
+        def upload(path: str, score: Optional[float], aliases: list[str]) -> None:
             artifact_path = os.path.splitext(os.path.basename(path))[0]
-            aliases = ["latest", "best"] if path == checkpoint_callback.best_model_path else ["latest"]
             self.experiment.log_artifact(self._run_id, path, artifact_path)
             with tempfile.TemporaryDirectory() as tmp_dir:
                 metadata = checkpoint_metadata(checkpoint_callback, path, score, "Checkpoint", CHECKPOINT_KEYS)
@@ -204,4 +204,5 @@ class MLFlowLogger(VersionedLogger):
                 with open(os.path.join(tmp_dir, "aliases.txt"), "w", encoding="utf-8") as file:
                     file.write(str(aliases))
                 self.experiment.log_artifacts(self._run_id, tmp_dir, artifact_path)
-            self._logged_model_time[path] = mtime
+
+        log_new_checkpoints(checkpoint_callback, self._logged_model_time, upload)

@@ -11,7 +11,7 @@ import importlib
 import os
 from argparse import Namespace
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, MutableMapping, Optional, Union
 
 from cnn.errors import ConfigError
 
@@ -75,6 +75,23 @@ def scan_checkpoints(checkpoint_callback: Any, logged_model_time: Mapping[str, f
     found = sorted((Path(p).stat().st_mtime, p, plain_number(s), tag) for p, (s, tag) in checkpoints.items()
                    if Path(p).is_file())
     return [c for c in found if c[1] not in logged_model_time or logged_model_time[c[1]] < c[0]]
+
+
+def uploads_each_checkpoint(log_model: Union[bool, str], checkpoint_callback: Any) -> bool:
+    """Whether a logger uploads every checkpoint as it is written (``log_model="all"``, or ``True`` with
+    ``save_top_k=-1``), as Lightning's ``after_save_checkpoint`` decides; ``log_model=True`` otherwise uploads
+    once, when the logger is finalized."""
+    return log_model == "all" or (log_model is True and checkpoint_callback.save_top_k == -1)
+
+
+def log_new_checkpoints(checkpoint_callback: Any, logged_model_time: MutableMapping[str, float],
+                        upload: Callable[[str, Optional[float], list[str]], None]) -> None:
+    """The loop of Lightning's ``_scan_and_log_checkpoints``: ``upload(path, score, aliases)`` for each
+    checkpoint written since it was last logged (:func:`scan_checkpoints`), oldest first, ``aliases``
+    ``["latest", "best"]`` for the best one and ``["latest"]`` for the others; each then counts as logged."""
+    for mtime, path, score, _tag in scan_checkpoints(checkpoint_callback, logged_model_time):
+        upload(path, score, ["latest", "best"] if path == checkpoint_callback.best_model_path else ["latest"])
+        logged_model_time[path] = mtime
 
 
 def checkpoint_metadata(checkpoint_callback: Any, path: str, score: Optional[float], section: str,

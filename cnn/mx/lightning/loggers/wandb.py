@@ -16,8 +16,9 @@ from cnn.mx.lightning.loggers.utilities import (
     checkpoint_metadata,
     convert_params,
     import_tracker,
+    log_new_checkpoints,
     plain_number,
-    scan_checkpoints,
+    uploads_each_checkpoint,
 )
 
 from cnn.errors import ConfigError
@@ -167,7 +168,7 @@ class WandbLogger(VersionedLogger):
         """Nothing to flush: wandb streams what it is given."""
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        if self._log_model == "all" or (self._log_model is True and checkpoint_callback.save_top_k == -1):
+        if uploads_each_checkpoint(self._log_model, checkpoint_callback):
             self._scan_and_log_checkpoints(checkpoint_callback)
         elif self._log_model is True:
             self._checkpoint_callbacks[id(checkpoint_callback)] = checkpoint_callback
@@ -184,13 +185,13 @@ class WandbLogger(VersionedLogger):
         ``model.ckpt``."""
         import wandb
 
-        for mtime, path, score, _tag in scan_checkpoints(checkpoint_callback, self._logged_model_time):
+        def upload(path: str, score: Optional[float], aliases: list[str]) -> None:
             metadata = checkpoint_metadata(checkpoint_callback, path, score, type(checkpoint_callback).__name__,
                                            CHECKPOINT_KEYS)
             if not self._checkpoint_name:
                 self._checkpoint_name = f"model-{self.experiment.id}"
             artifact = wandb.Artifact(name=self._checkpoint_name, type="model", metadata=metadata)
             artifact.add_file(path, name="model" + os.path.splitext(path)[1], policy=self.add_file_policy)
-            aliases = ["latest", "best"] if path == checkpoint_callback.best_model_path else ["latest"]
             self.experiment.log_artifact(artifact, aliases=aliases)
-            self._logged_model_time[path] = mtime
+
+        log_new_checkpoints(checkpoint_callback, self._logged_model_time, upload)

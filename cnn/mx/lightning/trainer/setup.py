@@ -1,12 +1,20 @@
-"""Mirror of lightning.pytorch.trainer.setup: the debugging flags (``fast_dev_run``, ``overfit_batches``;
-``_init_debugging_flags``) and the profiler (``_init_profiler``)."""
+"""Mirror of lightning.pytorch.trainer.setup: the flags the MLX trainer accepts, the batch limits and debugging
+flags (``fast_dev_run``, ``overfit_batches``; ``_init_debugging_flags``) and the profiler (``_init_profiler``)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Optional, Union
 
 from cnn.mx.lightning.loggers.logger import DummyLogger
 from cnn.mx.lightning.profilers import PassThroughProfiler, SimpleProfiler
+
+# Per ``Trainer`` argument the MLX trainer restricts: the values it accepts.
+UNSUPPORTED: dict[str, tuple] = {
+    "strategy": ("auto", "ddp"), "num_nodes": (1,), "barebones": (False,), "sync_batchnorm": (False,),
+    "reload_dataloaders_every_n_epochs": (0,), "devices": (1, "1", "auto", -1, [0], (0,)),
+    "gradient_clip_algorithm": (None, "norm", "value"), "accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
+}
 
 
 def check_flags(unsupported: Mapping[str, tuple], given: Mapping[str, Any]) -> None:
@@ -39,8 +47,15 @@ def _batch_limit(value: Union[int, float], name: str) -> Union[int, float]:
     raise ValueError(f"You have passed invalid value {value} for {name}, it has to be in [0.0, 1.0] or an int.")
 
 
-def apply_debugging_flags(trainer: Any, fast_dev_run: Union[int, bool], overfit_batches: Union[int, float]) -> None:
-    """Set ``trainer``'s limits as Lightning does for these flags (call after the plain limits are set).
+def init_debugging_flags(trainer: Any, limit_train_batches: Optional[Union[int, float]],
+                         limit_val_batches: Optional[Union[int, float]],
+                         limit_test_batches: Optional[Union[int, float]],
+                         limit_predict_batches: Optional[Union[int, float]], fast_dev_run: Union[int, bool],
+                         overfit_batches: Union[int, float], val_check_interval: Optional[Union[int, float]],
+                         num_sanity_val_steps: Optional[int]) -> None:
+    """Set ``trainer``'s batch limits, ``val_check_interval`` and ``num_sanity_val_steps`` (``None``: Lightning's
+    defaults, 1.0 and 2; -1 sanity steps: all), then change them as Lightning does for the debugging flags (call
+    after the loggers are configured: ``fast_dev_run`` replaces them).
 
     ``fast_dev_run=N`` (``True``: 1): N batches of training (one epoch, at most N optimizer steps) and validation
     (unless overfitting), and of test and predict; no sanity check, validation once after the N batches, the loggers
@@ -48,6 +63,13 @@ def apply_debugging_flags(trainer: Any, fast_dev_run: Union[int, bool], overfit_
     ``on_train_end``. ``overfit_batches=N`` (or a fraction): the first N training batches, unshuffled (the
     DataModule reads the flag), every epoch, and N validation batches.
     """
+    trainer.limit_train_batches = 1.0 if limit_train_batches is None else limit_train_batches
+    trainer.limit_val_batches = 1.0 if limit_val_batches is None else limit_val_batches
+    trainer.limit_test_batches = 1.0 if limit_test_batches is None else limit_test_batches
+    trainer.limit_predict_batches = 1.0 if limit_predict_batches is None else limit_predict_batches
+    trainer.val_check_interval = 1.0 if val_check_interval is None else val_check_interval
+    sanity = 2 if num_sanity_val_steps is None else num_sanity_val_steps
+    trainer.num_sanity_val_steps = math.inf if sanity == -1 else sanity
     if isinstance(fast_dev_run, bool) or fast_dev_run is None:
         fast_dev_run = bool(fast_dev_run)
     elif not isinstance(fast_dev_run, int) or fast_dev_run < 0:
@@ -65,7 +87,6 @@ def apply_debugging_flags(trainer: Any, fast_dev_run: Union[int, bool], overfit_
         trainer.loggers = [DummyLogger()] if trainer.loggers else []
     if overfitting:
         trainer.limit_train_batches = trainer.limit_val_batches = trainer.overfit_batches
-
 
 
 def make_profiler(profiler: Optional[str]) -> Any:

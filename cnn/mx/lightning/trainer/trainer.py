@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from typing import Any, ClassVar, Optional, Union
 
 from cnn.mx.lightning.callbacks.callback import Callback
@@ -18,7 +17,7 @@ from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
 from cnn.mx.lightning.core.module import is_overridden
-from cnn.mx.lightning.core.optimizer import LRSchedulerConfig, configure_optimizers
+from cnn.mx.lightning.core.optimizer import LRSchedulerConfig
 from cnn.mx.lightning.loggers.logger import VersionedLogger
 from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
 from cnn.mx.lightning.loops.evaluation_loop import EvaluationLoop
@@ -26,7 +25,7 @@ from cnn.mx.lightning.loops.fit_loop import FitLoop
 from cnn.mx.lightning.loops.optimization.automatic import StepRunner
 from cnn.mx.lightning.loops.optimization.manual import verify_manual_optimization_support
 from cnn.mx.lightning.loops.prediction_loop import PredictionLoop
-from cnn.mx.lightning.plugins.precision.precision import Precision
+from cnn.mx.lightning.trainer import setup
 from cnn.mx.lightning.trainer.call import (
     call_and_handle_interrupt,
     call_callback_hooks,
@@ -34,17 +33,13 @@ from cnn.mx.lightning.trainer.call import (
     call_setup_hook,
     call_teardown_hook,
 )
+from cnn.mx.lightning.trainer.configuration_validator import verify_loop_configurations
 from cnn.mx.lightning.trainer.connectors import checkpoint_connector
-from cnn.mx.lightning.trainer.connectors.accelerator_connector import (
-    AcceleratorConnector,
-    checkpoint_io_from,
-    select_device,
-)
+from cnn.mx.lightning.trainer.connectors.accelerator_connector import AcceleratorConnector, select_device
 from cnn.mx.lightning.trainer.connectors.callback_connector import attach_model_callbacks, configure_callbacks
 from cnn.mx.lightning.trainer.connectors.data_connector import DataConnector
-from cnn.mx.lightning.trainer.connectors.logger_connector.logger_connector import LoggerConnector, configure_loggers
+from cnn.mx.lightning.trainer.connectors.logger_connector.logger_connector import LoggerConnector
 from cnn.mx.lightning.trainer.connectors.signal_connector import SignalConnector
-from cnn.mx.lightning.trainer.setup import apply_debugging_flags, check_flags, make_profiler
 from cnn.mx.lightning.trainer.states import TrainerState
 
 __all__ = ["Trainer"]
@@ -117,23 +112,9 @@ class Trainer:
 
     What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`.
 
-    Hook order (module hook after the callbacks' unless noted), as in Lightning 2.6:
-    ``fit``: prepare_data, setup(stage), [on_load_checkpoint, load_state_dict], configure_optimizers, on_fit_start,
-    on_sanity_check_start, <validation loop>, on_sanity_check_end, on_train_start, per epoch: on_train_epoch_start,
-    per batch: on_train_batch_start, training_step, [on_before_zero_grad, on_before_backward, on_after_backward,
-    on_before_optimizer_step -- eager mode only], on_train_batch_end, [after the last batch:
-    on_validation_model_zero_grad (module), <validation loop>], on_train_epoch_end (callbacks, module, then
-    checkpoint/early-stopping callbacks); on_train_end, on_fit_end, teardown(stage). Validation loop:
-    on_validation_model_eval (module), on_validation_start, on_validation_epoch_start, per batch:
-    on_validation_batch_start, validation_step, on_validation_batch_end; on_validation_epoch_end,
-    on_validation_end, on_validation_model_train (module). ``test``/``predict`` alike with their names. Checkpoint
-    saving calls every callback's ``state_dict``, then ``on_save_checkpoint`` (callbacks, module). Any exception
-    calls ``on_exception`` on the callbacks and finalizes loggers with "failed".
-
-    **Compiled mode**: backward and the optimizer step happen inside one compiled graph, so ``on_before_zero_grad``,
-    ``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` are *not called* (they are, in
-    Lightning's order, with ``compile=False``). ``training_step`` is traced once per batch shape (see
-    :class:`~cnn.mx.lightning.core.module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
+    Hook order: Lightning 2.6's (``tests/test_mx_hook_order.py`` holds it to Lightning's), spelled out in
+    :mod:`cnn.mx.lightning.trainer.call`; in compiled mode the four hooks around backward and the optimizer step are
+    not called, and ``on_train_batch_start`` returning -1 is not supported.
 
     **Data parallel**: one process per device, started by ``mlx.launch``; what runs on which rank is in
     :mod:`cnn.mx.lightning.trainer.connectors.accelerator_connector`. **Signals**: SIGINT/SIGTERM stop ``fit`` at
@@ -142,12 +123,7 @@ class Trainer:
     :class:`NonFiniteLossError` (after ``on_exception``) before any checkpoint of that step is written.
     """
 
-
-    UNSUPPORTED: ClassVar[dict[str, tuple]] = {
-        "strategy": ("auto", "ddp"), "num_nodes": (1,), "barebones": (False,), "sync_batchnorm": (False,),
-        "reload_dataloaders_every_n_epochs": (0,), "devices": (1, "1", "auto", -1, [0], (0,)),
-        "gradient_clip_algorithm": (None, "norm", "value"), "accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
-    }
+    UNSUPPORTED: ClassVar[dict[str, tuple]] = setup.UNSUPPORTED  # per restricted argument: the values accepted
 
     def __init__(
         self,
@@ -194,9 +170,9 @@ class Trainer:
         enable_autolog_hparams: bool = True,
         compile: bool = False,
     ) -> None:
-        check_flags(self.UNSUPPORTED, dict(locals()))
+        setup.check_flags(self.UNSUPPORTED, dict(locals()))
         self.accelerator = accelerator
-        self.accelerator_connector = AcceleratorConnector(self)
+        self.accelerator_connector = AcceleratorConnector(self, precision, plugins, benchmark)
         # Every process mlx.launch started (a group of one otherwise); Lightning's rank attributes.
         self.world_size, self.global_rank = self.group.size(), self.group.rank()
         self.local_rank, self.node_rank, self.num_nodes = 0, 0, 1  # MLX gives no per-host numbering
@@ -204,34 +180,25 @@ class Trainer:
         self.max_epochs = (1000 if max_steps == -1 else -1) if max_epochs is None else max_epochs
         self.min_epochs = (1 if min_steps else 0) if min_epochs is None else min_epochs
         self.max_steps, self.min_steps = max_steps, min_steps
-        self.limit_train_batches = 1.0 if limit_train_batches is None else limit_train_batches
-        self.limit_val_batches = 1.0 if limit_val_batches is None else limit_val_batches
-        self.limit_test_batches = 1.0 if limit_test_batches is None else limit_test_batches
-        self.limit_predict_batches = 1.0 if limit_predict_batches is None else limit_predict_batches
-        self.val_check_interval = 1.0 if val_check_interval is None else val_check_interval
         self.check_val_every_n_epoch = check_val_every_n_epoch
-        sanity = 2 if num_sanity_val_steps is None else num_sanity_val_steps
-        self.num_sanity_val_steps = math.inf if sanity == -1 else sanity
-        self.log_every_n_steps = 50 if log_every_n_steps is None else log_every_n_steps
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm or "norm"
         self.enable_autolog_hparams = enable_autolog_hparams
         self.compile = compile
-        self.checkpoint_io = checkpoint_io_from(plugins)
+        self.checkpoint_io = self.accelerator_connector.checkpoint_io
         self.accumulate_grad_batches = accumulate_grad_batches
-        self.precision_plugin = Precision(precision)
+        self.precision_plugin = self.accelerator_connector.precision_plugin
         self.precision = self.precision_plugin.name
         self.detect_anomaly = bool(detect_anomaly)
-        self.profiler = make_profiler(profiler)
-        if benchmark and self.is_global_zero:
-            print("note: Trainer(benchmark=True) has no effect with MLX, which has no kernel autotuner",
-                  file=sys.stderr)
-        self.loggers = configure_loggers(logger, self.default_root_dir)
+        self.profiler = setup.make_profiler(profiler)
+        self.logger_connector = LoggerConnector(self)
+        self.loggers: list[Any]
+        self.logger_connector.on_trainer_init(logger, log_every_n_steps)  # sets loggers and log_every_n_steps
         self.callbacks: list[Callback] = configure_callbacks(callbacks, max_time, enable_checkpointing,
                                                              enable_progress_bar, enable_model_summary)
-        self.fast_dev_run: Union[int, bool] = False
-        self.overfit_batches: Union[int, float] = 0.0
-        apply_debugging_flags(self, fast_dev_run, overfit_batches)  # sets these two, may lower the limits
+        setup.init_debugging_flags(self, limit_train_batches, limit_val_batches, limit_test_batches,
+                                   limit_predict_batches, fast_dev_run, overfit_batches, val_check_interval,
+                                   num_sanity_val_steps)  # after the loggers: fast_dev_run replaces them
 
         self.state = TrainerState()
         self.should_stop = False
@@ -244,7 +211,6 @@ class Trainer:
         self.num_training_batches = 0
         self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
         self.data_connector = DataConnector(self)
-        self.logger_connector = LoggerConnector(self)
         self.signal_connector = SignalConnector(self)
         self.step_runner = StepRunner(self)
         self.fit_loop = FitLoop(self)
@@ -389,11 +355,6 @@ class Trainer:
             ckpt_path: Optional[str] = None) -> None:
         """Train ``model``; ``ckpt_path`` (path, ``"last"`` or ``"best"``) resumes weights, optimizer, RNG,
         epoch/step and the position inside the epoch exactly."""
-        if train_dataloaders is not None and hasattr(train_dataloaders, "train_dataloader"):
-            datamodule, train_dataloaders = train_dataloaders, None  # Lightning accepts a datamodule 2nd
-        if datamodule is not None and (train_dataloaders is not None or val_dataloaders is not None):
-            raise ValueError("You cannot pass `train_dataloader` or `val_dataloaders` to `trainer.fit(datamodule=...)`")
-        self.datamodule = datamodule
         self.data_connector.attach_fit_data(train_dataloaders, val_dataloaders, datamodule)
         self.evaluation_loop.progress.seen = 0
         self._run("fit", model, ckpt_path)
@@ -416,19 +377,14 @@ class Trainer:
 
     def _evaluate(self, fn: str, model: Any, dataloaders: Any, ckpt_path: Optional[str], verbose: bool,
                   datamodule: Any) -> Any:
-        if dataloaders is not None and hasattr(dataloaders, "setup") and not hasattr(dataloaders, "__len__"):
-            datamodule, dataloaders = dataloaders, None
         ckpt_path = checkpoint_connector.select_ckpt_path(self, fn, model, ckpt_path)
         model = model if model is not None else self.lightning_module
         if model is None:
             raise ValueError(f"`Trainer.{fn}()` requires a `LightningModule` when it hasn't been passed in a "
                              "previous run")
-        self.datamodule = datamodule if datamodule is not None else (self.datamodule if dataloaders is None else None)
-        self.data_connector.attach_eval_data(fn, dataloaders, self.datamodule)
+        self.data_connector.attach_eval_data(fn, dataloaders, datamodule)
         self.evaluation_loop.verbose = verbose
-        step = f"{'validation' if fn == 'validate' else fn}_step"
-        if fn in ("validate", "test") and not is_overridden(step, model):
-            raise ValueError(f"No `{step}()` method defined to run `Trainer.{fn}`.")
+        verify_loop_configurations(fn, model)
         return self._run(fn, model, ckpt_path)
 
     # ------------------------------------------------------------------ the run (Lightning's Trainer._run)
@@ -447,20 +403,15 @@ class Trainer:
         lc, ranks = self.logger_connector, self.accelerator_connector
         select_device(self.accelerator)
         self.data_connector.prepare_data()
-        if self.world_size > 1:
-            ranks.share_rank_zero_loggers()
+        ranks.share_rank_zero_loggers()
         call_setup_hook(self, fn)
         ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
-        self.precision_plugin.setup(model)  # after the weights are in: 64-true casts them
+        if fn == "fit" and not model.automatic_optimization:
+            verify_manual_optimization_support(self)
         lc.reset_metrics()
-        for r in lc.results.values():
-            r.reset()
+        lc.reset_results()
+        ranks.setup(model, fn)  # after the weights are in: the precision plugin, rank zero's weights, optimizers
         if fn == "fit":
-            if self.world_size > 1:
-                ranks.broadcast_parameters(model)
-            if not model.automatic_optimization:
-                verify_manual_optimization_support(self)
-            self.optimizers, self.lr_scheduler_configs = configure_optimizers(self)
             call_callback_hooks(self, "on_fit_start")
             call_lightning_module_hook(self, "on_fit_start")
         if self.enable_autolog_hparams:
@@ -471,8 +422,7 @@ class Trainer:
                 checkpoint_connector.restore_training_state(self, ckpt)
             self.signal_connector.register()
             self.fit_loop.run()
-            if self.world_size > 1:
-                ranks.share_checkpoint_paths()
+            ranks.share_checkpoint_paths()
             result = None
         elif fn == "predict":
             result = self.predict_loop.run()
@@ -490,15 +440,10 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------ checkpoints
-    def dump_checkpoint(self, weights_only: bool = False) -> dict[str, Any]:
-        """The checkpoint dict of the current state (see :mod:`cnn.mx.lightning.trainer.connectors
-        .checkpoint_connector`)."""
-        return checkpoint_connector.dump_checkpoint(self, weights_only)
-
     def save_checkpoint(self, filepath: str, weights_only: bool = False) -> None:
         """Write the current training state to ``filepath`` (atomic, single ``.safetensors`` file); with several
         ranks only rank zero writes (all hold the same state), and no rank waits for it."""
         if self.lightning_module is None:
             raise AttributeError("Saving a checkpoint is only possible if a model is attached to the Trainer.")
         if self.is_global_zero:
-            self.checkpoint_io.save_checkpoint(self.dump_checkpoint(weights_only), filepath)
+            self.checkpoint_io.save_checkpoint(checkpoint_connector.dump_checkpoint(self, weights_only), filepath)

@@ -1,5 +1,5 @@
-"""Mirror of lightning.pytorch.trainer.connectors.accelerator_connector: the device, the checkpoint IO plugin, and
-the ranks ``mlx.launch`` started with what the DDP strategy does across them.
+"""Mirror of lightning.pytorch.trainer.connectors.accelerator_connector: the device, the precision and checkpoint IO
+plugins, and the ranks ``mlx.launch`` started with what the DDP strategy does across them.
 
 ``world_size``/``global_rank`` come from ``mx.distributed.init()`` (a group of one unless started by
 ``mlx.launch``), and the DataModule shards by them (``datamodule.trainer`` is set before its ``setup``, as in
@@ -14,9 +14,12 @@ epoch) stop every rank at the same batch.
 from __future__ import annotations
 
 import signal
-from typing import Any, Sequence
+import sys
+from typing import Any, Optional, Sequence
 
+from cnn.mx.lightning.core.optimizer import configure_optimizers
 from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO
+from cnn.mx.lightning.plugins.precision.precision import Precision
 from cnn.mx.lightning.utilities import distributed as dist
 from cnn.mx.lightning.utilities.rank_zero import RankZeroOnlyLogger
 
@@ -46,11 +49,31 @@ def checkpoint_io_from(plugins: Any) -> Any:
 
 class AcceleratorConnector:
     """The group of every process ``mlx.launch`` started (a group of one otherwise) and the collectives the trainer
-    runs over it; each is a no-op in a group of one. Every method is a collective: all ranks call it, in order."""
+    runs over it; each is a no-op in a group of one. Every method is a collective: all ranks call it, in order.
 
-    def __init__(self, trainer: Any) -> None:
+    Made from the ``Trainer`` flags it owns, as Lightning's: the precision plugin (``precision``), the checkpoint IO
+    (``plugins``) and ``benchmark`` (``True`` prints, on rank zero, that MLX has no kernel autotuner)."""
+
+    def __init__(self, trainer: Any, precision: Any = "32-true", plugins: Any = None,
+                 benchmark: Optional[bool] = None) -> None:
         self.trainer = trainer
         self.group = dist.world()
+        self.checkpoint_io = checkpoint_io_from(plugins)
+        self.precision_plugin = Precision(precision)
+        if benchmark and self.group.rank() == 0:
+            print("note: Trainer(benchmark=True) has no effect with MLX, which has no kernel autotuner",
+                  file=sys.stderr)
+
+    def setup(self, model: Any, fn: str) -> None:
+        """Lightning's ``Strategy.setup``, after the checkpoint's weights are in: the precision plugin set up
+        (``64-true`` casts the weights); for ``fit``, DDP's start (every rank from rank zero's weights) and
+        ``configure_optimizers`` (``trainer.optimizers``, ``trainer.lr_scheduler_configs``)."""
+        trainer = self.trainer
+        trainer.precision_plugin.setup(model)
+        if fn == "fit":
+            if self.group.size() > 1:
+                self.broadcast_parameters(model)
+            trainer.optimizers, trainer.lr_scheduler_configs = configure_optimizers(trainer)
 
     def barrier(self) -> None:
         dist.barrier(self.group)
@@ -78,6 +101,8 @@ class AcceleratorConnector:
 
     def share_rank_zero_loggers(self) -> None:
         """Rank zero's logger versions on every rank; the other ranks' loggers become write-less views of them."""
+        if self.group.size() == 1:  # asking a logger its version would choose one now
+            return
         trainer = self.trainer
         versions = dist.broadcast_object([getattr(lg, "version", None) for lg in trainer.loggers]
                                          if trainer.is_global_zero else None, self.group)
@@ -94,6 +119,8 @@ class AcceleratorConnector:
     def share_checkpoint_paths(self) -> None:
         """After ``fit``: rank zero's ``best_model_path``/``last_model_path``/top-k on every rank (for ``test``
         of the best, ``ckpt_path="best"``/``"last"``)."""
+        if self.group.size() == 1:
+            return
         for cb in self.trainer.checkpoint_callbacks:
             state = dist.broadcast_object(cb.state_dict(), self.group)
             if not self.trainer.is_global_zero:

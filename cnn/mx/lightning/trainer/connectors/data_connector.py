@@ -58,6 +58,13 @@ class DataConnector:
             ranks.barrier()
 
     def attach_fit_data(self, train_dataloaders: Any, val_dataloaders: Any, datamodule: Any) -> None:
+        """``fit``'s loaders: ``datamodule``'s (then ``trainer.datamodule``) or the ones given. A datamodule given
+        as ``train_dataloaders`` is taken as the datamodule, as Lightning does."""
+        if train_dataloaders is not None and hasattr(train_dataloaders, "train_dataloader"):
+            datamodule, train_dataloaders = train_dataloaders, None
+        if datamodule is not None and (train_dataloaders is not None or val_dataloaders is not None):
+            raise ValueError("You cannot pass `train_dataloader` or `val_dataloaders` to `trainer.fit(datamodule=...)`")
+        self.trainer.datamodule = datamodule
         if datamodule is not None:
             self.train_source = loader_hook(datamodule, "train_dataloader")
             if self.train_source is None:
@@ -71,6 +78,15 @@ class DataConnector:
         self.train_loader = self.val_loader = None
 
     def attach_eval_data(self, fn: str, dataloaders: Any, datamodule: Any) -> None:
+        """``fn``'s loader: of the ``dataloaders`` given (no datamodule then), else of ``datamodule``, else of the
+        datamodule of the previous run (which stays ``trainer.datamodule``). A datamodule given as ``dataloaders``
+        is taken as the datamodule, as Lightning does."""
+        if dataloaders is not None and hasattr(dataloaders, "setup") and not hasattr(dataloaders, "__len__"):
+            datamodule, dataloaders = dataloaders, None
+        trainer = self.trainer
+        trainer.datamodule = datamodule if datamodule is not None else (trainer.datamodule if dataloaders is None
+                                                                        else None)
+        datamodule = trainer.datamodule
         prefix = {"validate": "val"}.get(fn, fn)
         if dataloaders is not None:
             self.eval_source = lambda: dataloaders

@@ -34,6 +34,13 @@ class LoggerConnector:
         self.pbar: dict[str, float] = {}
         self.sync_dist_keys: set[str] = set()  # "fx.name" of the values logged with sync_dist=True
 
+    def on_trainer_init(self, logger: Optional[Union[bool, VersionedLogger, list[VersionedLogger]]],
+                        log_every_n_steps: Optional[int]) -> None:
+        """Lightning's: the trainer's ``loggers`` (:func:`configure_loggers`) and ``log_every_n_steps`` (``None``:
+        50)."""
+        self.trainer.loggers = configure_loggers(logger, self.trainer.default_root_dir)
+        self.trainer.log_every_n_steps = 50 if log_every_n_steps is None else log_every_n_steps
+
     def log(self, meta: LogMeta, value: Any) -> None:
         if self.capture is not None and meta.fx in _CAPTURED_FX:
             self.capture[f"{meta.fx}.{meta.name}"] = (meta, value if isinstance(value, mx.array) else mx.array(value))
@@ -49,6 +56,11 @@ class LoggerConnector:
 
     def reset_metrics(self) -> None:
         self.logged, self.callback, self.pbar = {}, {}, {}
+
+    def reset_results(self) -> None:
+        """Every loop's collected values cleared (a new run starts)."""
+        for results in self.results.values():
+            results.reset()
 
     def update_views(self, metrics: dict[str, dict[str, float]]) -> None:
         self.pbar.update(metrics["pbar"])
