@@ -14,6 +14,8 @@ framework runs unchanged on the other. Before parsing, each CLI hands its comman
   own by default;
 * keys only one side has (``ONLY_ON``) are left out, with a one-line note when their value is
   not the one that side prints by default;
+* ``optimizer`` and ``lr_scheduler`` (LightningCLI's keys): ``torch.optim`` classes and their
+  ``mlx.optimizers`` twins, named for the side that runs (``cnn.optimizers``);
 * ``model.net``, the network inside the Classifier: the project's networks are named for the side
   that runs (``cnn.pt.resnet.ResNet`` <-> ``cnn.mx.resnet.ResNet``); a class of the other
   framework (``torch.nn.Linear`` on MLX, or a user's class deriving from torch's ``nn.Module``) is
@@ -34,6 +36,7 @@ from typing import Any
 import yaml
 
 from cnn.errors import ConfigError
+from cnn.optimizers import OptimizerKeys
 
 FRAMEWORKS = ("torch", "mlx")
 # Lightning classes with an MLX mirror of the same name in ``cnn.mx.lightning``, by Lightning module.
@@ -375,12 +378,13 @@ def translate_args(args: list[str], framework: str, notes: list[str],
     text (the path stays when nothing changed), class-path options are translated (and, with
     ``bases``, checked: ``check_class``), options only the other side has are dropped."""
     handled = {*CLASS_KEYS, NET_KEY, *ONLY_ON[_other(framework)]}
+    optimizer_keys = OptimizerKeys()  # folded in order, given back as one option each at the end
     out, i = [], 0
     while i < len(args):
         arg = args[i]
         name, eq, inline = arg.partition("=")
         key = name[2:].rstrip("+") if name.startswith("--") else None
-        if name in ("-c", "--config") or key in handled:
+        if name in ("-c", "--config") or key in handled or optimizer_keys.owns(key):
             if eq:
                 value, i = inline, i + 1
             elif i + 1 < len(args):
@@ -388,6 +392,9 @@ def translate_args(args: list[str], framework: str, notes: list[str],
             else:
                 out.append(arg)
                 break
+            if optimizer_keys.owns(key):
+                optimizer_keys.take_arg(key, value)
+                continue
             if key in handled:
                 new = _translated_value(key, value, framework, notes, bases)
                 if new is not None:
@@ -395,9 +402,9 @@ def translate_args(args: list[str], framework: str, notes: list[str],
                 continue
             # jsonargparse also takes the YAML itself in place of a path
             config = read_config(value) if "\n" not in value else load_yaml(value, name) or {}
-            translated = translate_config(config, framework, notes, bases)
+            translated = translate_config(optimizer_keys.take_config(config), framework, notes, bases)
             out += [name, value if translated == config else yaml.safe_dump(translated, sort_keys=False)]
             continue
         out.append(arg)
         i += 1
-    return out
+    return out + optimizer_keys.args(framework)

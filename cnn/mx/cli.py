@@ -9,6 +9,7 @@ import time
 from typing import Optional, Union
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
+from cnn.mx.cli_optimizers import add_optimizer_arguments, replace_configure_optimizers
 from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
@@ -27,6 +28,7 @@ from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
+from cnn.optimizers import override_note
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
@@ -52,6 +54,7 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.set_defaults({"trainer.default_root_dir": DEFAULT_ROOT_DIR})
         sub.add_class_arguments(Classifier, "model", instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
+        add_optimizer_arguments(sub)
         add_shared_arguments(sub)
         # last, as LightningCLI adds the subcommand's own arguments after the links
         sub.add_argument_group(name, name=name).add_argument(
@@ -94,6 +97,8 @@ class CLI:
         self.subcommand = config.subcommand
         section = config[self.subcommand]
         check_config(section)
+        if note := override_note(section):
+            print(f"note: {note}", file=sys.stderr)
         as_given = section.clone()
         check_optional_packages(section.trainer.callbacks, section.trainer.logger)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
@@ -104,6 +109,7 @@ class CLI:
         init = parser.instantiate_classes(config)[self.subcommand]
         self.datamodule = DataModule(**init.data)
         self.model = Classifier(**init.model)
+        replace_configure_optimizers(self.model, section.optimizer, section.lr_scheduler)
         try:
             # the project's checkpoint files, which convert and the torch side read too
             # like LightningCLI's: config.yaml in the run folder, overwritten by a resumed run; a

@@ -220,7 +220,9 @@ class MonitorCheck(L.Callback):
         if self.checked or trainer.state.fn != "fit":
             return
         self.checked = True
-        line = unknown_monitor_line(trainer.callbacks, trainer.callback_metrics, trainer.global_step)
+        # LightningCLI's ReduceLROnPlateau carries its monitor too
+        watchers = [*trainer.callbacks, *(config.scheduler for config in trainer.lr_scheduler_configs)]
+        line = unknown_monitor_line(watchers, trainer.callback_metrics, trainer.global_step)
         if line is None:
             return
         for callback in _checkpoint_callbacks(trainer):
