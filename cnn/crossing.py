@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from cnn.errors import ConfigError
-from cnn.optimizers import OptimizerKeys
+from cnn.optimizers import OptimizerKeys, bare_name_candidates
 
 FRAMEWORKS = ("torch", "mlx")
 # Lightning classes with an MLX mirror of the same name in ``cnn.mx.lightning``, by Lightning module.
@@ -144,7 +144,8 @@ UNSERIALIZABLE = "Unable to serialize instance "
 
 
 # What each class key takes, in a user's words.
-KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin"}
+KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin",
+        "optimizer": "kind of Optimizer", "lr_scheduler": "kind of LRScheduler"}
 
 
 def check_class(path: str, key: str, base: type | None) -> None:
@@ -407,4 +408,31 @@ def translate_args(args: list[str], framework: str, notes: list[str],
             continue
         out.append(arg)
         i += 1
-    return out + optimizer_keys.args(framework)
+    for key, spec in optimizer_keys.for_framework(framework).items():
+        out += [f"--{key}", json.dumps(spec if bases is None else _checked_spec(key, spec, framework, bases))]
+    return out
+
+
+def _checked_spec(key: str, spec: dict | None, framework: str, bases: dict[str, type]) -> dict | None:
+    """An ``optimizer``/``lr_scheduler`` spec whose class imports as a subclass of ``bases[key]``
+    (a bare name found among the side's own) and takes every argument given: else one line."""
+    if not spec or key not in bases:
+        return spec
+    path = spec["class_path"]
+    if "." not in path:
+        found = [p for p in bare_name_candidates(path, key, framework) if _importable_class(p)]
+        if not found:
+            packages = " or ".join(p.rpartition(".")[0] for p in bare_name_candidates(path, key, framework))
+            raise ConfigError(f"{key}: {packages} has no class {path}; name one of its classes or give a class path")
+        path = found[0]
+    check_class(path, key, bases[key])
+    accepted = _accepted_init_args(path)
+    unknown = sorted(set(spec.get("init_args") or {}) - (accepted if accepted is not None else set()))
+    if accepted is not None and unknown:
+        raise ConfigError(f"{key}: {path.rsplit('.', 1)[-1]} has no argument {unknown[0]!r}")
+    return {**spec, "class_path": path}
+
+
+def _importable_class(path: str) -> bool:
+    module, _, name = path.rpartition(".")
+    return _importable(module) and inspect.isclass(getattr(importlib.import_module(module), name, None))

@@ -134,8 +134,12 @@ def _name(path: str) -> str:
     return path.rsplit(".", 1)[-1]
 
 
-def _refuse(key: str, path: str, framework: str, why: str = "") -> ConfigError:
-    nearest = NEAREST[framework].get(_name(path), DEFAULT_NEAREST[framework, key])
+def _refuse(key: str, path: str, framework: str, why: str = "", twin: Twin | None = None) -> ConfigError:
+    """The line refusing ``path`` (with the arguments ``why``) on ``framework``; ``twin``: the class
+    it has an equal in at other arguments, which is then the nearest."""
+    nearest = getattr(twin, framework, "") if twin else ""
+    if not nearest.startswith((MLX_PACKAGE + ".", TORCH_PACKAGE["optimizer"] + ".")):
+        nearest = NEAREST[framework].get(_name(path), DEFAULT_NEAREST[framework, key])
     other = "mlx" if framework == "torch" else "torch"
     return ConfigError(f"{key}: {path}{why} has no exact {framework} counterpart; the nearest is {nearest}, "
                        f"or run with --framework {other}")
@@ -173,7 +177,7 @@ def _to_mlx(key: str, spec: dict, base_lr: float | None) -> dict:
         raise ConfigError(f"{key}: {_name(path)} has no argument {unknown[0]!r}")
     for arg, same in twin.torch_only.items():
         if arg in args and args.pop(arg) != same:
-            raise _refuse(key, path, "mlx", f"({arg}={spec['init_args'][arg]!r})")
+            raise _refuse(key, path, "mlx", f"({arg}={spec['init_args'][arg]!r})", twin)
     out = {twin.renames.get(k, k): v for k, v in {**twin.defaults, **args}.items()
            if v is not None and k not in twin.scaled.values()}
     factors = {arg: args.get(torch_arg, _TORCH_FACTORS.get(torch_arg)) for arg, torch_arg in twin.scaled.items()}
@@ -196,7 +200,8 @@ def _to_torch(key: str, spec: dict, base_lr: float | None) -> dict:
         raise ConfigError(f"{key}: {_name(path)} has no argument {unknown[0]!r}")
     for arg, value in twin.fixed.items():
         if args.pop(arg, _MLX_FIXED_DEFAULTS.get(arg)) != value:
-            raise _refuse(key, path, "torch", f"({arg}={spec['init_args'].get(arg, _MLX_FIXED_DEFAULTS.get(arg))!r})")
+            given = spec["init_args"].get(arg, _MLX_FIXED_DEFAULTS.get(arg))
+            raise _refuse(key, path, "torch", f"({arg}={given!r})", twin)
     back = {mlx: torch for torch, mlx in twin.renames.items()}
     out = {back.get(k, k): v for k, v in {**twin.mlx_defaults, **args}.items() if k not in twin.scaled}
     for arg, torch_arg in twin.scaled.items():
@@ -251,7 +256,7 @@ class OptimizerKeys:
 
     ``take_config`` reads a config file's sections (and returns the config without them),
     ``take_arg`` one option (``--optimizer X``, ``--optimizer.lr V``, ``--optimizer.init_args.lr V``,
-    ``--optimizer JSON``); ``args`` gives the options that replace them, named for the side that
+    ``--optimizer JSON``); ``for_framework`` gives what replaces them, named for the side that
     runs. A new class drops the arguments of the one before, as the parser does."""
 
     def __init__(self) -> None:
@@ -300,7 +305,9 @@ class OptimizerKeys:
         else:
             self._set_args(section, {leaf: _scalar(text)})
 
-    def args(self, framework: str) -> list[str]:
+    def for_framework(self, framework: str) -> dict[str, dict | None]:
+        """Each key given, named for ``framework`` (``translate``); ``ConfigError`` for one it
+        cannot run, or a ``ReduceLROnPlateau`` without the metric it watches."""
         optimizer = self.specs.get("optimizer")
         scheduler = self.specs.get("lr_scheduler")
         if scheduler and _name(scheduler["class_path"] or "") == "ReduceLROnPlateau" \
@@ -309,12 +316,12 @@ class OptimizerKeys:
                               "--lr_scheduler.monitor val/loss (or val/acc with --lr_scheduler.mode max)")
         base_lr = _learning_rate(optimizer and {
             **optimizer, "class_path": _full_path(str(optimizer["class_path"]), "optimizer", framework)})
-        out = []
-        for key in KEYS:
-            if key in self.specs:
-                spec = translate(key, self.specs[key], framework, base_lr)
-                out += [f"--{key}", json.dumps(spec)]
-        return out
+        return {key: translate(key, self.specs[key], framework, base_lr) for key in KEYS if key in self.specs}
+
+
+def bare_name_candidates(name: str, key: str, framework: str) -> list[str]:
+    """Where a bare class name that ``translate`` left bare may be found on ``framework``."""
+    return [f"{TORCH_PACKAGE[key]}.{name}"] if framework == "torch" else [f"{MLX_PACKAGE}.{name}"]
 
 
 def override_note(section: Any, model_name: str = "Classifier") -> str | None:

@@ -18,6 +18,7 @@ from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.module import Classifier
 
 import mlx.core as mx
+import mlx.optimizers as optim
 import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentParser
 
@@ -35,7 +36,7 @@ from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
-CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": VersionedLogger}
+CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": VersionedLogger, "optimizer": optim.Optimizer}
 
 
 def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:

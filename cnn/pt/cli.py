@@ -42,7 +42,8 @@ SAFE_CHECKPOINT_IO = "cnn.pt.checkpoint.SafeCheckpointIO"
 # with the random state of the interrupted run; and the monitor check both sides add (cnn.monitors).
 FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState", "cnn.pt.callbacks.MonitorCheck")
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
-CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger}
+CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": torch.optim.Optimizer,
+               "lr_scheduler": torch.optim.lr_scheduler.LRScheduler}
 
 
 def quiet_lightning() -> None:
