@@ -264,7 +264,7 @@ class OptimizerKeys:
 
     @staticmethod
     def owns(key: str | None) -> bool:
-        return key is not None and key.split(".", 1)[0] in KEYS
+        return key is not None and key.split(".", 1)[0] in KEYS and key.rpartition(".")[2] != "help"
 
     def _set_class(self, key: str, value: Any) -> None:
         if isinstance(value, dict):

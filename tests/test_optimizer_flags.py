@@ -190,7 +190,7 @@ def test_a_step_lr_drops_the_sgd_rate_at_the_same_epochs_on_both_frameworks(tmp_
         assert note in (tmp_path / f"{framework}.stderr").read_text()
         config = yaml.safe_load((run / "config.yaml").read_text())
         assert config["optimizer"]["init_args"]["momentum"] == 0.9
-    assert _optimizer_state(runs["torch"]) == {"lr": pytest.approx(0.0125), "momentum": 0.9, "dampening": 0.0,
+    assert _optimizer_state(runs["torch"]) == {"lr": pytest.approx(0.025), "momentum": 0.9, "dampening": 0.0,
                                                "nesterov": False}
     assert _optimizer_state(runs["mlx"]) == {"v", "step", "learning_rate"}  # SGD's momentum buffer alone
 

@@ -55,8 +55,8 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.set_defaults({"trainer.default_root_dir": DEFAULT_ROOT_DIR})
         sub.add_class_arguments(Classifier, "model", instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
-        add_optimizer_arguments(sub)
         add_shared_arguments(sub)
+        add_optimizer_arguments(sub)
         # last, as LightningCLI adds the subcommand's own arguments after the links
         sub.add_argument_group(name, name=name).add_argument(
             "--ckpt_path", type=Optional[str], default=None,

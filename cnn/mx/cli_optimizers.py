@@ -21,11 +21,12 @@ from cnn.errors import ConfigError
 def add_optimizer_arguments(parser) -> None:
     """The ``optimizer`` and ``lr_scheduler`` keys, where LightningCLI has them: each a
     ``{class_path, init_args}`` mapping, folded and named for MLX before parsing."""
-    for key, what in (("optimizer", "an mlx.optimizers class (or torch.optim's, translated)"),
-                      ("lr_scheduler", "an mlx.optimizers schedule, stepped once per epoch "
-                                       "(or torch.optim.lr_scheduler's, translated)")):
-        parser.add_argument(f"--{key}", type=Optional[dict], default=None,
-                            help=f"{what}; default: the model's own")
+    for key, what in (("optimizer", "an mlx.optimizers class, or torch.optim's (its MLX twin)"),
+                      ("lr_scheduler", "an mlx.optimizers schedule counting epochs, or "
+                                       "torch.optim.lr_scheduler's (its MLX twin)")):
+        parser.add_argument_group(key, name=key).add_argument(
+            f"--{key}", type=Optional[dict], default=None,
+            help=f"{what}: a class path or name, --{key}.ARG VALUE, or a {{class_path, init_args}} mapping")
 
 
 def _build_optimizer(spec: dict) -> optim.Optimizer:
