@@ -4,6 +4,7 @@ a name without an equal; the model's own optimizer and schedule when neither is 
 
 from __future__ import annotations
 
+import inspect
 import json
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
@@ -75,6 +76,15 @@ def test_each_torch_scheduler_and_its_mlx_schedule_give_the_same_rate_each_epoch
     torch_rates, mlx_rates = zip(*rates)
     np.testing.assert_allclose(mlx_rates, torch_rates, rtol=1e-6)
     assert len(set(torch_rates)) > 1
+
+
+@pytest.mark.parametrize("name", sorted({name for name, _ in OPTIMIZERS}))
+def test_a_torch_optimizer_with_every_argument_lightning_writes_builds_its_mlx_twin(name):
+    # config.yaml of a torch run lists every init argument at its default (foreach: null, ...)
+    parameters = list(inspect.signature(getattr(torch.optim, name)).parameters.values())[1:]
+    written = {p.name: p.default for p in parameters}
+    built = _build_optimizer(translate("optimizer", {"class_path": f"torch.optim.{name}", "init_args": written}, "mlx"))
+    assert float(built.learning_rate) == pytest.approx(written["lr"])
 
 
 def test_a_torch_optimizer_and_scheduler_on_mlx_become_their_mlx_twins():
@@ -190,6 +200,12 @@ def test_a_step_lr_drops_the_sgd_rate_at_the_same_epochs_on_both_frameworks(tmp_
         assert note in (tmp_path / f"{framework}.stderr").read_text()
         config = yaml.safe_load((run / "config.yaml").read_text())
         assert config["optimizer"]["init_args"]["momentum"] == 0.9
+    for framework, other in (("torch", "mlx"), ("mlx", "torch")):  # each config.yaml names the other's twins
+        args = translate_args(["fit", "--config", str(runs[framework] / "config.yaml")], other, [])
+        assert json.loads(args[-3]) == {"class_path": "mlx.optimizers.SGD" if other == "mlx" else "torch.optim.SGD",
+                                        "init_args": {"learning_rate" if other == "mlx" else "lr": 0.05,
+                                                      "momentum": 0.9, "weight_decay": 0.0, "nesterov": False}}
+        assert json.loads(args[-1])["init_args"] == {"step_size": 2, ("decay_rate" if other == "mlx" else "gamma"): 0.5}
     assert _optimizer_state(runs["torch"]) == {"lr": pytest.approx(0.025), "momentum": 0.9, "dampening": 0.0,
                                                "nesterov": False}
     assert _optimizer_state(runs["mlx"]) == {"v", "step", "learning_rate"}  # SGD's momentum buffer alone
@@ -205,3 +221,10 @@ def test_without_an_optimizer_the_models_own_adam_and_schedule_train_on_both_fra
         assert "--optimizer" not in (tmp_path / f"{framework}.stderr").read_text()
         config = yaml.safe_load((run / "config.yaml").read_text())
         assert config["optimizer"] is None and config["lr_scheduler"] is None
+
+
+def test_a_plateau_scheduler_watching_a_metric_the_model_does_not_log_stops_at_the_first_validation(tmp_path):
+    result = run_cli("fit", "--config", "configs/mnist.yaml", "--trainer.default_root_dir", str(tmp_path), *TINY,
+                     "--optimizer", "SGD", "--lr_scheduler", "ReduceLROnPlateau", "--lr_scheduler.monitor", "val/nope")
+    assert _error_line(result).startswith(
+        "error: ReduceLROnPlateau(monitor='val/nope') names a metric the model does not log; it logs: ")
