@@ -77,9 +77,9 @@ TWINS = (
     # torch's Adam: bias-corrected, weight_decay an L2 term on the gradient (MLX's Adam has neither)
     _optimizer("Adam", "cnn.mx.module.AdamL2", {**ADAM, "weight_decay": 0.0}),
     _optimizer("Adam", f"{MLX_PACKAGE}.Adam", ADAM, torch_only={"weight_decay": 0.0},
-               fixed={"bias_correction": True}),
+               mlx_defaults={"bias_correction": False}, fixed={"bias_correction": True}),
     _optimizer("AdamW", f"{MLX_PACKAGE}.AdamW", {**ADAM, "weight_decay": 1e-2},
-               fixed={"bias_correction": True}),
+               mlx_defaults={"bias_correction": False}, fixed={"bias_correction": True}),
     # dampening: torch's first step skips it and MLX's does not
     _optimizer("SGD", f"{MLX_PACKAGE}.SGD", {"lr": 1e-3, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False},
                torch_only={"dampening": 0.0}),
@@ -94,7 +94,8 @@ TWINS = (
     # equal while the epoch is at most T_max; after it torch's rate rises again, MLX's stays at eta_min
     _scheduler("CosineAnnealingLR", "cosine_decay", {"T_max": None, "eta_min": 0.0},
                renames={"T_max": "decay_steps", "eta_min": "end"}),
-    _scheduler("LinearLR", "linear_schedule", {"total_iters": 5}, renames={"total_iters": "steps"},
+    _scheduler("LinearLR", "linear_schedule", {"start_factor": 1.0 / 3.0, "end_factor": 1.0, "total_iters": 5},
+               renames={"total_iters": "steps"},
                scaled={"init": "start_factor", "end": "end_factor"}),
 )
 # What each side has nothing equal to, and the nearest it has (on MLX: an mlx.optimizers name).
@@ -172,20 +173,17 @@ def _to_mlx(key: str, spec: dict, base_lr: float | None) -> dict:
     twin = next((t for t in TWINS if t.key == key and t.torch == path), None)
     if twin is None:
         raise _refuse(key, path, "mlx")
-    unknown = sorted(set(args) - set(twin.defaults) - set(twin.torch_only) - set(twin.scaled.values()))
+    unknown = sorted(set(args) - set(twin.defaults) - set(twin.torch_only))
     if unknown:
         raise ConfigError(f"{key}: {_name(path)} has no argument {unknown[0]!r}")
     for arg, same in twin.torch_only.items():
         if arg in args and args.pop(arg) != same:
             raise _refuse(key, path, "mlx", f"({arg}={spec['init_args'][arg]!r})", twin)
-    out = {twin.renames.get(k, k): v for k, v in {**twin.defaults, **args}.items()
-           if v is not None and k not in twin.scaled.values()}
-    factors = {arg: args.get(torch_arg, _TORCH_FACTORS.get(torch_arg)) for arg, torch_arg in twin.scaled.items()}
-    out.update({arg: factor * (base_lr if base_lr is not None else 1.0) for arg, factor in factors.items()})
+    values = {**twin.defaults, **args}
+    out = {twin.renames.get(k, k): v for k, v in values.items() if v is not None and k not in twin.scaled.values()}
+    out.update({arg: values[factor] * (base_lr if base_lr is not None else 1.0)
+                for arg, factor in twin.scaled.items()})
     return {"class_path": twin.mlx, "init_args": {**out, **twin.fixed}}
-
-
-_TORCH_FACTORS = {"start_factor": 1.0 / 3.0, "end_factor": 1.0}  # LinearLR's defaults
 
 
 def _to_torch(key: str, spec: dict, base_lr: float | None) -> dict:
@@ -198,19 +196,17 @@ def _to_torch(key: str, spec: dict, base_lr: float | None) -> dict:
     unknown = sorted(set(args) - mlx_names)
     if unknown:
         raise ConfigError(f"{key}: {_name(path)} has no argument {unknown[0]!r}")
+    values = {**twin.mlx_defaults, **args}
     for arg, value in twin.fixed.items():
-        if args.pop(arg, _MLX_FIXED_DEFAULTS.get(arg)) != value:
-            given = spec["init_args"].get(arg, _MLX_FIXED_DEFAULTS.get(arg))
-            raise _refuse(key, path, "torch", f"({arg}={given!r})", twin)
+        if values[arg] != value:
+            raise _refuse(key, path, "torch", f"({arg}={values[arg]!r})", twin)
     back = {mlx: torch for torch, mlx in twin.renames.items()}
-    out = {back.get(k, k): v for k, v in {**twin.mlx_defaults, **args}.items() if k not in twin.scaled}
+    out = {back.get(k, k): v for k, v in values.items() if k not in twin.scaled and k not in twin.fixed}
     for arg, torch_arg in twin.scaled.items():
         if arg in args:
             out[torch_arg] = args[arg] / base_lr if base_lr else args[arg]
     return {"class_path": twin.torch, "init_args": out}
 
-
-_MLX_FIXED_DEFAULTS = {"bias_correction": False}  # mlx.optimizers.Adam/AdamW's
 
 
 def _learning_rate(spec: dict | None) -> float | None:
