@@ -85,7 +85,9 @@ class CLI:
     and the run folder gets ``config.yaml``: the config as given (before the run's default
     logger and callbacks), which either framework runs.
     A config or class path of the torch side is translated first (``cnn.crossing``), with a
-    ``note:`` line on stderr for each setting this side ignores.
+    ``note:`` line on stderr for each setting this side ignores. ``--optimizer`` and
+    ``--lr_scheduler`` replace the model's ``configure_optimizers`` as LightningCLI's do
+    (``cnn.mx.cli_optimizers``), a torch name becoming its ``mlx.optimizers`` twin (``cnn.optimizers``).
     """
 
     def __init__(self, args: list[str]):

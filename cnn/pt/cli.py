@@ -135,7 +135,9 @@ class CLI(LightningCLI):
     128 + signum); one during an evaluation stops it at once (``cnn.interrupts``). A config or
     class path of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each
     setting this side ignores), and the run folder's ``config.yaml`` holds the config as given
-    (``SaveConfigAsGiven``), so it runs on either framework.
+    (``SaveConfigAsGiven``), so it runs on either framework. LightningCLI's ``--optimizer`` and
+    ``--lr_scheduler`` replace the model's ``configure_optimizers``, with a ``note:`` line in
+    place of Lightning's warning (``cnn.optimizers``).
     """
 
     def __init__(self, args=None, **kwargs):
