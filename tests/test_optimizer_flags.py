@@ -8,7 +8,7 @@ import inspect
 import json
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
-from cnn.mx.cli_optimizers import _build_optimizer, _build_schedule
+from cnn.mx.cli_optimizers import build_optimizer, build_schedule
 
 import mlx.core as mx
 import numpy as np
@@ -50,7 +50,7 @@ def test_each_torch_optimizer_and_its_mlx_twin_take_the_same_steps(name, args):
     gradients = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(4)]
     weight = torch.nn.Parameter(torch.from_numpy(start.copy()))
     ours = getattr(torch.optim, name)([weight], **args)
-    twin = _build_optimizer(translate("optimizer", {"class_path": name, "init_args": args}, "mlx"))
+    twin = build_optimizer(translate("optimizer", {"class_path": name, "init_args": args}, "mlx"))
     params = {"w": mx.array(start)}
     twin.init(params)
     for gradient in gradients:
@@ -67,7 +67,7 @@ def test_each_torch_scheduler_and_its_mlx_schedule_give_the_same_rate_each_epoch
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
     scheduler = getattr(torch.optim.lr_scheduler, name)(optimizer, **args)
     spec = translate("lr_scheduler", {"class_path": name, "init_args": args}, "mlx", base_lr=lr)
-    schedule = _build_schedule(spec, lr)
+    schedule = build_schedule(spec, lr)
     rates = []
     for epoch in range(6):
         rates.append((optimizer.param_groups[0]["lr"], float(schedule(epoch))))
@@ -83,7 +83,7 @@ def test_a_torch_optimizer_with_every_argument_lightning_writes_builds_its_mlx_t
     # config.yaml of a torch run lists every init argument at its default (foreach: null, ...)
     parameters = list(inspect.signature(getattr(torch.optim, name)).parameters.values())[1:]
     written = {p.name: p.default for p in parameters}
-    built = _build_optimizer(translate("optimizer", {"class_path": f"torch.optim.{name}", "init_args": written}, "mlx"))
+    built = build_optimizer(translate("optimizer", {"class_path": f"torch.optim.{name}", "init_args": written}, "mlx"))
     assert float(built.learning_rate) == pytest.approx(written["lr"])
 
 

@@ -29,7 +29,8 @@ def add_optimizer_arguments(parser) -> None:
             help=f"{what}: a class path or name, --{key}.ARG VALUE, or a {{class_path, init_args}} mapping")
 
 
-def _build_optimizer(spec: dict) -> optim.Optimizer:
+def build_optimizer(spec: dict) -> optim.Optimizer:
+    """The optimizer ``spec`` (``{class_path, init_args}``, MLX names) describes; one line if none."""
     path = spec["class_path"]
     check_class(path, "optimizer", optim.Optimizer)
     module, _, name = path.rpartition(".")
@@ -40,7 +41,7 @@ def _build_optimizer(spec: dict) -> optim.Optimizer:
         raise ConfigError(f"optimizer: {path}: {error}") from None
 
 
-def _build_schedule(spec: dict, learning_rate: float):
+def build_schedule(spec: dict, learning_rate: float):
     """The schedule function ``n -> lr`` of ``spec``, its ``init`` the optimizer's rate unless given."""
     path = spec["class_path"]
     module, _, name = path.rpartition(".")
@@ -56,10 +57,10 @@ def _build_schedule(spec: dict, learning_rate: float):
 
 
 def _configure_optimizers(module: Any, optimizer: dict, lr_scheduler: dict | None) -> Any:
-    built = _build_optimizer(optimizer)
+    built = build_optimizer(optimizer)
     if not lr_scheduler:
         return built
-    schedule = _build_schedule(lr_scheduler, float(built.learning_rate))
+    schedule = build_schedule(lr_scheduler, float(built.learning_rate))
     # Lightning's default for a scheduler LightningCLI builds: stepped after each epoch
     return {"optimizer": built, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
