@@ -14,6 +14,8 @@ framework runs unchanged on the other. Before parsing, each CLI hands its comman
   own by default;
 * keys only one side has (``ONLY_ON``) are left out, with a one-line note when their value is
   not the one that side prints by default;
+* ``optimizer`` and ``lr_scheduler`` (LightningCLI's keys): ``torch.optim`` classes and their
+  ``mlx.optimizers`` twins, named for the side that runs (``cnn.optimizers``);
 * ``model.net``, the network inside the Classifier: the project's networks are named for the side
   that runs (``cnn.pt.resnet.ResNet`` <-> ``cnn.mx.resnet.ResNet``); a class of the other
   framework (``torch.nn.Linear`` on MLX, or a user's class deriving from torch's ``nn.Module``) is
@@ -34,6 +36,7 @@ from typing import Any
 import yaml
 
 from cnn.errors import ConfigError
+from cnn.optimizers import OptimizerKeys, bare_name_candidates
 
 FRAMEWORKS = ("torch", "mlx")
 # Lightning classes with an MLX mirror of the same name in ``cnn.mx.lightning``, by Lightning module.
@@ -141,7 +144,8 @@ UNSERIALIZABLE = "Unable to serialize instance "
 
 
 # What each class key takes, in a user's words.
-KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin"}
+KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin",
+        "optimizer": "kind of Optimizer", "lr_scheduler": "kind of LRScheduler"}
 
 
 def check_class(path: str, key: str, base: type | None) -> None:
@@ -375,12 +379,13 @@ def translate_args(args: list[str], framework: str, notes: list[str],
     text (the path stays when nothing changed), class-path options are translated (and, with
     ``bases``, checked: ``check_class``), options only the other side has are dropped."""
     handled = {*CLASS_KEYS, NET_KEY, *ONLY_ON[_other(framework)]}
+    optimizer_keys = OptimizerKeys()  # folded in order, given back as one option each at the end
     out, i = [], 0
     while i < len(args):
         arg = args[i]
         name, eq, inline = arg.partition("=")
         key = name[2:].rstrip("+") if name.startswith("--") else None
-        if name in ("-c", "--config") or key in handled:
+        if name in ("-c", "--config") or key in handled or optimizer_keys.owns(key):
             if eq:
                 value, i = inline, i + 1
             elif i + 1 < len(args):
@@ -388,6 +393,9 @@ def translate_args(args: list[str], framework: str, notes: list[str],
             else:
                 out.append(arg)
                 break
+            if optimizer_keys.owns(key):
+                optimizer_keys.take_arg(key, value)
+                continue
             if key in handled:
                 new = _translated_value(key, value, framework, notes, bases)
                 if new is not None:
@@ -395,9 +403,36 @@ def translate_args(args: list[str], framework: str, notes: list[str],
                 continue
             # jsonargparse also takes the YAML itself in place of a path
             config = read_config(value) if "\n" not in value else load_yaml(value, name) or {}
-            translated = translate_config(config, framework, notes, bases)
+            translated = translate_config(optimizer_keys.take_config(config), framework, notes, bases)
             out += [name, value if translated == config else yaml.safe_dump(translated, sort_keys=False)]
             continue
         out.append(arg)
         i += 1
+    for key, spec in optimizer_keys.for_framework(framework).items():
+        out += [f"--{key}", json.dumps(spec if bases is None else _checked_spec(key, spec, framework, bases))]
     return out
+
+
+def _checked_spec(key: str, spec: dict | None, framework: str, bases: dict[str, type]) -> dict | None:
+    """An ``optimizer``/``lr_scheduler`` spec whose class imports as a subclass of ``bases[key]``
+    (a bare name found among the side's own) and takes every argument given: else one line."""
+    if not spec or key not in bases:
+        return spec
+    path = spec["class_path"]
+    if "." not in path:
+        found = [p for p in bare_name_candidates(path, key, framework) if _importable_class(p)]
+        if not found:
+            packages = " or ".join(p.rpartition(".")[0] for p in bare_name_candidates(path, key, framework))
+            raise ConfigError(f"{key}: {packages} has no class {path}; name one of its classes or give a class path")
+        path = found[0]
+    check_class(path, key, bases[key])
+    accepted = _accepted_init_args(path)
+    unknown = sorted(set(spec.get("init_args") or {}) - (accepted if accepted is not None else set()))
+    if accepted is not None and unknown:
+        raise ConfigError(f"{key}: {path.rsplit('.', 1)[-1]} has no argument {unknown[0]!r}")
+    return {**spec, "class_path": path}
+
+
+def _importable_class(path: str) -> bool:
+    module, _, name = path.rpartition(".")
+    return _importable(module) and inspect.isclass(getattr(importlib.import_module(module), name, None))

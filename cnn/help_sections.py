@@ -2,7 +2,8 @@
 
 jsonargparse titles each section with the first line of a class's docstring, which differ
 between Lightning's ``Trainer`` and its MLX mirror; here both CLIs give their sections one set of
-titles, in one order: options, trainer, model, data, linked arguments, run.
+titles, in one order: options, trainer, model, data, linked arguments, optimizer, lr_scheduler,
+run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ SECTION_TITLES = {
     "trainer": "Trainer: how long to train, what to log and checkpoint, on which device (Lightning's Trainer)",
     "model": "Model: the network, its optimiser and learning-rate schedule",
     "data": "Data: the dataset, its split and its batches",
+    "optimizer": "Optimizer: replaces the model's own (model.lr, model.lr_schedule) when given",
+    "lr_scheduler": "LR scheduler: stepped after each epoch; needs an optimizer",
 }
 RUN_TITLE = "Run: the checkpoint to start from"
 

@@ -49,7 +49,9 @@ class FirstValidationMonitorCheck:
         if self.checked or trainer.state.fn != "fit":
             return
         self.checked = True
-        line = unknown_monitor_line(trainer.callbacks, trainer.callback_metrics, trainer.global_step)
+        # a ReduceLROnPlateau scheduler (--lr_scheduler) carries a monitor too
+        watchers = [*trainer.callbacks, *(config.scheduler for config in trainer.lr_scheduler_configs)]
+        line = unknown_monitor_line(watchers, trainer.callback_metrics, trainer.global_step)
         if line is None:
             return
         self.before_stopping(trainer)

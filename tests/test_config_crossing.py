@@ -246,7 +246,8 @@ def test_both_frameworks_help_has_the_same_sections_in_the_same_order(fit_help):
 
     assert sections(fit_help["torch"]) == sections(fit_help["mlx"])
     assert [s.split(":")[0] for s in sections(fit_help["torch"])] == ["options", "Trainer", "Model", "Data",
-                                                                      "Linked arguments", "Run"]
+                                                                      "Linked arguments", "Optimizer",
+                                                                      "LR scheduler", "Run"]
 
 
 def test_torch_help_names_the_network_option_without_listing_every_torch_module(fit_help):

@@ -9,6 +9,7 @@ import time
 from typing import Optional, Union
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
+from cnn.mx.cli_optimizers import add_optimizer_arguments, replace_configure_optimizers
 from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
@@ -17,6 +18,7 @@ from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.module import Classifier
 
 import mlx.core as mx
+import mlx.optimizers as optim
 import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentParser
 
@@ -27,13 +29,14 @@ from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
+from cnn.optimizers import override_note
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
-CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": VersionedLogger}
+CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": VersionedLogger, "optimizer": optim.Optimizer}
 
 
 def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
@@ -53,6 +56,7 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
         sub.add_class_arguments(Classifier, "model", instantiate=False)
         sub.add_class_arguments(DataModule, "data", instantiate=False)
         add_shared_arguments(sub)
+        add_optimizer_arguments(sub)
         # last, as LightningCLI adds the subcommand's own arguments after the links
         sub.add_argument_group(name, name=name).add_argument(
             "--ckpt_path", type=Optional[str], default=None,
@@ -81,7 +85,9 @@ class CLI:
     and the run folder gets ``config.yaml``: the config as given (before the run's default
     logger and callbacks), which either framework runs.
     A config or class path of the torch side is translated first (``cnn.crossing``), with a
-    ``note:`` line on stderr for each setting this side ignores.
+    ``note:`` line on stderr for each setting this side ignores. ``--optimizer`` and
+    ``--lr_scheduler`` replace the model's ``configure_optimizers`` as LightningCLI's do
+    (``cnn.mx.cli_optimizers``), a torch name becoming its ``mlx.optimizers`` twin (``cnn.optimizers``).
     """
 
     def __init__(self, args: list[str]):
@@ -94,6 +100,8 @@ class CLI:
         self.subcommand = config.subcommand
         section = config[self.subcommand]
         check_config(section)
+        if note := override_note(section):
+            print(f"note: {note}", file=sys.stderr)
         as_given = section.clone()
         check_optional_packages(section.trainer.callbacks, section.trainer.logger)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
@@ -104,6 +112,7 @@ class CLI:
         init = parser.instantiate_classes(config)[self.subcommand]
         self.datamodule = DataModule(**init.data)
         self.model = Classifier(**init.model)
+        replace_configure_optimizers(self.model, section.optimizer, section.lr_scheduler)
         try:
             # the project's checkpoint files, which convert and the torch side read too
             # like LightningCLI's: config.yaml in the run folder, overwritten by a resumed run; a

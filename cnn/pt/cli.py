@@ -25,6 +25,7 @@ from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
+from cnn.optimizers import override_note
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
@@ -41,7 +42,8 @@ SAFE_CHECKPOINT_IO = "cnn.pt.checkpoint.SafeCheckpointIO"
 # with the random state of the interrupted run; and the monitor check both sides add (cnn.monitors).
 FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState", "cnn.pt.callbacks.MonitorCheck")
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
-CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger}
+CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": torch.optim.Optimizer,
+               "lr_scheduler": torch.optim.lr_scheduler.LRScheduler}
 
 
 def quiet_lightning() -> None:
@@ -58,6 +60,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # cnn.cli hands LightningCLI the arguments left after taking out --framework.
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
+    # --optimizer: the CLI says so in a note: line of its own (cnn.optimizers.override_note)
+    warnings.filterwarnings("ignore", message=".*configure_optimizers` will be overridden by.*")
 
 
 def check_device_stats_monitor(callbacks, accelerator) -> None:
@@ -131,7 +135,9 @@ class CLI(LightningCLI):
     128 + signum); one during an evaluation stops it at once (``cnn.interrupts``). A config or
     class path of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each
     setting this side ignores), and the run folder's ``config.yaml`` holds the config as given
-    (``SaveConfigAsGiven``), so it runs on either framework.
+    (``SaveConfigAsGiven``), so it runs on either framework. LightningCLI's ``--optimizer`` and
+    ``--lr_scheduler`` replace the model's ``configure_optimizers``, with a ``note:`` line in
+    place of Lightning's warning (``cnn.optimizers``).
     """
 
     def __init__(self, args=None, **kwargs):
@@ -176,7 +182,7 @@ class CLI(LightningCLI):
 
     def _lightning_cli(self, args, **kwargs) -> None:
         super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
-                         subclass_mode_data=False, auto_configure_optimizers=False,
+                         subclass_mode_data=False, auto_configure_optimizers=True,
                          save_config_callback=SaveConfigAsGiven, save_config_kwargs={"overwrite": True},
                          trainer_defaults={"default_root_dir": DEFAULT_ROOT_DIR,
                                            "plugins": [{"class_path": SAFE_CHECKPOINT_IO}]},
@@ -216,6 +222,8 @@ class CLI(LightningCLI):
         if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
             config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
         self.save_config_kwargs["as_given"] = config.clone()
+        if note := override_note(config):
+            print(f"note: {note}", file=sys.stderr)
         check_optional_packages(config.trainer.callbacks, config.trainer.logger)
         check_device_stats_monitor(config.trainer.callbacks, config.trainer.accelerator)
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
