@@ -103,9 +103,8 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         monitor = schema.VAL_ACC if own.model_is_ours else None
         if monitor is None:
             print(f"note: the default ModelCheckpoint keeps the newest and the last checkpoint: "
-                  f"{own.model} may not log {schema.VAL_ACC}, which it keeps the best of for our "
-                  "Classifier; to keep your best, list a ModelCheckpoint with your metric as its "
-                  "monitor in trainer.callbacks", file=sys.stderr)
+                  f"{own.model} may not log {schema.VAL_ACC}; to keep your best, add a "
+                  "ModelCheckpoint with your metric as its monitor to trainer.callbacks", file=sys.stderr)
         callbacks.append({"class_path": checkpoint_class,
                           "init_args": {"monitor": monitor, "mode": "max",
                                         "save_last": True,

@@ -146,7 +146,8 @@ UNSERIALIZABLE = "Unable to serialize instance "
 
 
 # What each class key takes, in a user's words.
-KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin"}
+KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin",
+        "model": "LightningModule", "data": "LightningDataModule"}
 
 
 def check_class(path: str, key: str, base: type | None) -> None:

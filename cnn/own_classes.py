@@ -23,12 +23,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cnn.crossing import check_class, load_yaml, read_config
+import yaml
+
+from cnn.crossing import KIND, check_class, load_yaml, read_config
 from cnn.errors import ConfigError
 
 SECTIONS = ("model", "data")
-# What each section takes, in a user's words, and the library each side's classes come from.
-KIND = {"model": "LightningModule", "data": "LightningDataModule"}
+# The modules each side's classes come from.
 FRAMEWORK_ROOTS = {"torch": ("torch", "lightning", "pytorch_lightning", "cnn.pt"),
                    "mlx": ("mlx", "cnn.mx")}
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -165,7 +166,7 @@ def check_own_class(path: str, section: str, framework: str, bases: tuple[type, 
     written_for = framework_of(cls)
     kind = KIND[section]
     if written_for not in (None, framework):
-        raise ConfigError(f"{section}: {path} is a {written_for} class; {framework} needs a {kind} "
+        raise ConfigError(f"{section}: {path} is written with {written_for}; {framework} needs a {kind} "
                           f"written with {framework}: give one, or run with --framework {written_for}")
     if not issubclass(cls, bases):
         names = " or ".join(f"{b.__module__}.{b.__qualname__}" for b in bases)
@@ -173,9 +174,11 @@ def check_own_class(path: str, section: str, framework: str, bases: tuple[type, 
     return cls
 
 
-def named_classes(args: list[str], framework: str, side: SideClasses) -> OwnClasses:
+def named_classes(args: list[str], framework: str, side: SideClasses,
+                  notes: list[str]) -> tuple[list[str], OwnClasses]:
     """What ``args`` name for ``model`` and ``data`` on ``framework``, each named class checked
-    (``check_own_class``). A section naming our own class (or a subclass) keeps our links."""
+    (``check_own_class``), and ``args`` with each config's plain section of arguments for a
+    section that names a class made that class's (``for_named_class``; notes appended)."""
     named = named_class_paths(args)
     found: dict[str, Any] = {}
     for section, bases in (("model", (side.model_base,)), ("data", side.data_bases)):
@@ -185,7 +188,40 @@ def named_classes(args: list[str], framework: str, side: SideClasses) -> OwnClas
         ours = side.classifier if section == "model" else side.datamodule
         found.update({section: named[section], f"{section}_params": _parameters(cls),
                       f"{section}_is_ours": issubclass(cls, ours)})
-    return OwnClasses(**found)
+    own = OwnClasses(**found)
+    return (for_named_class(args, own, notes) if named else args), own
+
+
+def for_named_class(args: list[str], own: OwnClasses, notes: list[str]) -> list[str]:
+    """``args`` with each ``--config``'s plain ``model``/``data`` section (arguments of our class,
+    e.g. ``configs/mnist.yaml``'s) given to the class the command line names instead: the
+    arguments it takes as its ``init_args``, the others left out with a note. So
+    ``--config configs/mnist.yaml --model mymods.MyModel`` runs with the config's trainer and data."""
+    out, i = [], 0
+    while i < len(args):
+        name, eq, inline = args[i].partition("=")
+        if name not in ("-c", "--config") or not (eq or i + 1 < len(args)):
+            out.append(args[i])
+            i += 1
+            continue
+        value, i = (inline, i + 1) if eq else (args[i + 1], i + 2)
+        config = _config_value(value)
+        changed = dict(config)
+        for section in SECTIONS:
+            path, plain = getattr(own, section), config.get(section)
+            if not path or not isinstance(plain, dict) or "class_path" in plain:
+                continue
+            params = getattr(own, f"{section}_params")
+            dropped = [key for key in plain if key not in params]
+            if dropped:
+                source = "the config" if "\n" in value else value
+                notes.append(f"{section}: {', '.join(dropped)} (from {source}) "
+                             f"{'is not an argument' if len(dropped) == 1 else 'are not arguments'} of "
+                             f"{path}; left out")
+            changed[section] = {"class_path": path,
+                                "init_args": {k: v for k, v in plain.items() if k in params}}
+        out += [name, value if changed == config else yaml.safe_dump(changed, sort_keys=False)]
+    return out
 
 
 def init_args(section: Any) -> dict:

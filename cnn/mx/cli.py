@@ -103,8 +103,7 @@ class CLI:
     def __init__(self, args: list[str]):
         self.started = time.time()
         notes: list[str] = []
-        args = translate_args(args, FRAMEWORK, notes, CLASS_BASES)
-        self.own = named_classes(args, FRAMEWORK, SIDE)
+        args, self.own = named_classes(translate_args(args, FRAMEWORK, notes, CLASS_BASES), FRAMEWORK, SIDE, notes)
         parser, subs = build_parser(self.own)
         config = parser.parse_args(args)
         for note in notes:

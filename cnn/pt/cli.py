@@ -26,7 +26,7 @@ from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
-from cnn.own_classes import SideClasses, named_classes, untestable_reason
+from cnn.own_classes import OURS, SideClasses, named_classes, untestable_reason
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
@@ -169,9 +169,9 @@ class CLI(LightningCLI):
     def _build_and_run(self, args, **kwargs) -> None:
         notes: list[str] = []
         args = None if args is None else translate_args(list(args), FRAMEWORK, notes, CLASS_BASES)
+        args, self.own = named_classes(args, FRAMEWORK, SIDE, notes) if args is not None else (args, OURS)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
-        self.own = named_classes(args or [], FRAMEWORK, SIDE)
         try:
             self._lightning_cli(args, **kwargs)
         except MisconfigurationException as error:  # a trainer value Lightning cannot honour here
