@@ -224,6 +224,20 @@ def for_named_class(args: list[str], own: OwnClasses, notes: list[str]) -> list[
     return out
 
 
+def as_our_sections(config: Any, own: OwnClasses) -> Any:
+    """A parsed subcommand section where ``model``/``data`` naming our class (or a subclass) are
+    their ``init_args``, as our class-mode sections hold them: what ``cnn.limits.check_config``
+    checks, so ``--model cnn.pt.module.Classifier --model.lr -1`` is refused as ``--model.lr -1``
+    is. A user's class's arguments are its own business."""
+    sections = [s for s in SECTIONS if getattr(own, s) and getattr(own, f"{s}_is_ours")]
+    if not sections:
+        return config
+    view = config.clone()
+    for section in sections:
+        view[section] = view[section].init_args
+    return view
+
+
 def init_args(section: Any) -> dict:
     """A parsed ``model``/``data`` section's arguments: its ``init_args`` where it names a class."""
     if section is None:

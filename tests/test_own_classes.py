@@ -198,6 +198,17 @@ def test_our_classifier_named_by_the_other_sides_class_path_runs_as_the_default(
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_our_classes_named_by_class_path_refuse_a_value_out_of_range_as_the_default_does(framework, tmp_path):
+    for args, expected in ((("--model", "cnn.pt.module.Classifier", "--model.lr", "-1"),
+                            "error: model.lr is -1.0; it must be a finite number >= 0"),
+                           (("--data", "cnn.mx.datamodule.DataModule", "--data.batch_size", "0"),
+                            "error: data.batch_size is 0; it must be an integer >= 1")):
+        result = run_cli("fit", "--framework", framework, *args, "--trainer.default_root_dir", str(tmp_path))
+        assert result.returncode != 0
+        assert error_lines(result.stderr) == [expected]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_monitor_a_users_model_does_not_log_is_one_error_line(framework, tmp_path):
     model, data = BORING[framework]
     result = run_cli("fit", "--framework", framework, "--model", model, "--data", data,

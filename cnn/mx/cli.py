@@ -28,7 +28,7 @@ from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
-from cnn.own_classes import OURS, OwnClasses, SideClasses, named_classes, untestable_reason
+from cnn.own_classes import OURS, OwnClasses, SideClasses, as_our_sections, named_classes, untestable_reason
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
@@ -110,7 +110,7 @@ class CLI:
             print(f"note: {note}", file=sys.stderr)
         self.subcommand = config.subcommand
         section = config[self.subcommand]
-        check_config(section)
+        check_config(as_our_sections(section, self.own))
         as_given = section.clone()
         check_optional_packages(section.trainer.callbacks, section.trainer.logger)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,

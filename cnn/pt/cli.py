@@ -26,7 +26,7 @@ from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
-from cnn.own_classes import OURS, SideClasses, named_classes, untestable_reason
+from cnn.own_classes import OURS, SideClasses, as_our_sections, named_classes, untestable_reason
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
@@ -218,7 +218,7 @@ class CLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         # before LightningCLI seeds anything or builds a class: one line for a value out of range
-        check_config(self.config[self.config["subcommand"]])
+        check_config(as_our_sections(self.config[self.config["subcommand"]], self.own))
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
