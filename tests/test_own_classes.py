@@ -33,6 +33,7 @@ USER_MODELS = textwrap.dedent('''
     import mlx.optimizers as moptim
     import torch
 
+    from cnn.mx.lightning import LightningDataModule as MlxLightningDataModule
     from cnn.mx.lightning import LightningModule as MlxLightningModule
 
 
@@ -88,8 +89,65 @@ USER_MODELS = textwrap.dedent('''
 
         def configure_optimizers(self):
             return moptim.SGD(learning_rate=self.hparams["lr"])
+
+
+    def random_images(n_batches, seed, layout):
+        """Batches of 8 random uint8 MNIST-shaped images in ``layout`` and int64 labels (numpy)."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        shape = (8, 1, 28, 28) if layout == "NCHW" else (8, 28, 28, 1)
+        return Batches([(rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 10, 8, dtype=np.int64))
+                        for _ in range(n_batches)])
+
+
+    class Batches:
+        """One loader of a list of batches (to Lightning, a list is one loader per element)."""
+
+        def __init__(self, batches):
+            self.batches = batches
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __iter__(self):
+            return iter(self.batches)
+
+
+    class TorchImages(pl.LightningDataModule):
+        def __init__(self, batches: int = 2):
+            super().__init__()
+            self.batches = batches
+
+        def loader(self, seed):
+            return Batches([tuple(map(torch.from_numpy, b)) for b in random_images(self.batches, seed, "NCHW")])
+
+        def train_dataloader(self):
+            return self.loader(0)
+
+        def val_dataloader(self):
+            return self.loader(1)
+
+        def test_dataloader(self):
+            return self.loader(2)
+
+
+    class MlxImages(MlxLightningDataModule):
+        def __init__(self, batches: int = 2):
+            super().__init__()
+            self.batches = batches
+
+        def train_dataloader(self):
+            return random_images(self.batches, 0, "NHWC")
+
+        def val_dataloader(self):
+            return random_images(self.batches, 1, "NHWC")
+
+        def test_dataloader(self):
+            return random_images(self.batches, 2, "NHWC")
 ''')
 USER_MODEL = {"torch": "user_models.TinyTorchClassifier", "mlx": "user_models.TinyMlxClassifier"}
+USER_DATA = {"torch": "user_models.TorchImages", "mlx": "user_models.MlxImages"}
 
 
 @pytest.fixture
@@ -191,10 +249,27 @@ def test_our_classifier_named_by_the_other_sides_class_path_runs_as_the_default(
     run = the_run(logs, framework)
     suffix = CHECKPOINT_SUFFIX[framework]
     assert (run / "checkpoints" / f"epoch=0-step=2{suffix}.confusion.png").is_file()  # the best, tested
-    assert {"train/loss", "val/acc", "test/acc"} <= set(read_scalars(run))
+    assert {"train/loss", "train/acc", "val/acc", "test/acc"} <= set(read_scalars(run))
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["class_path"] == f"cnn.{'pt' if framework == 'torch' else 'mx'}.module.Classifier"
     assert saved["model"]["init_args"]["lr"] == 0.002  # configs/mnist.yaml's
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_our_classifier_trains_on_a_users_data_without_its_statistics_or_train_sample(framework, tmp_path,
+                                                                                      user_models):
+    logs = tmp_path / "logs"
+    result = run_cli("fit", "--framework", framework, "--data", USER_DATA[framework], "--data.batches", "3",
+                     *SHORT[:-4], "--trainer.default_root_dir", str(logs))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "note:" not in result.stderr
+    run = the_run(logs, framework)
+    assert run.parent.parent.name == USER_DATA[framework].rsplit(".", 1)[1]
+    tags = set(read_scalars(run))
+    assert {"train/loss", "val/acc", "test/acc"} <= tags and "train/acc" not in tags
+    assert (run / "checkpoints" / f"epoch=0-step=2{CHECKPOINT_SUFFIX[framework]}.confusion.png").is_file()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"] == {"class_path": USER_DATA[framework], "init_args": {"batches": 3}}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
