@@ -120,6 +120,9 @@ def named_class_paths(args: list[str]) -> dict[str, str]:
         if name in ("-c", "--config", *keys) and (eq or i + 1 < len(args)):
             value, i = (inline, i + 1) if eq else (args[i + 1], i + 2)
             if name in keys:
+                if value.isidentifier() and value[:1].isupper() and not os.path.isfile(value):
+                    raise ConfigError(f"--{keys[name]} {value}: name the class with its module, "
+                                      f"e.g. mymodule.{value}, importable from here")
                 sections = {keys[name]: value}
             else:
                 config = _config_value(value)

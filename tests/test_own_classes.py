@@ -306,6 +306,8 @@ def test_a_monitor_a_users_model_does_not_log_is_one_error_line(framework, tmp_p
     ("mlx", ("--data", "tests.boring.TorchBoringData"),
      "error: data: tests.boring.TorchBoringData is written with torch; mlx needs a LightningDataModule written "
      "with mlx: give one, or run with --framework torch"),
+    ("torch", ("--data", "MyData"),
+     "error: --data MyData: name the class with its module, e.g. mymodule.MyData, importable from here"),
     ("mlx", ("--model", "no_such_module.Model"),
      "error: model: no_such_module.Model cannot be imported: No module named 'no_such_module'"),
     ("torch", ("--model", "tests.boring.regression_data"),
