@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from cnn.crossing import KIND, check_class, load_yaml, read_config
+from cnn.crossing import KIND, SECTION_KEYS, check_class, load_yaml, read_config
 from cnn.errors import ConfigError
 
 SECTIONS = ("model", "data")
@@ -115,15 +115,15 @@ def named_class_paths(args: list[str]) -> dict[str, str]:
     i = 0
     while i < len(args):
         name, eq, inline = args[i].partition("=")
-        keys = {"--model": "model", "--data": "data", "--model.class_path": "model",
-                "--data.class_path": "data"}
-        if name in ("-c", "--config", *keys) and (eq or i + 1 < len(args)):
+        section = SECTION_KEYS.get(name[2:]) if name.startswith("--") else None
+        if (name in ("-c", "--config") or section) and (eq or i + 1 < len(args)):
             value, i = (inline, i + 1) if eq else (args[i + 1], i + 2)
-            if name in keys:
+            if section:
+                # LightningCLI finds a short name among the subclasses imported; here nothing is yet
                 if value.isidentifier() and value[:1].isupper() and not os.path.isfile(value):
-                    raise ConfigError(f"--{keys[name]} {value}: name the class with its module, "
+                    raise ConfigError(f"--{section} {value}: name the class with its module, "
                                       f"e.g. mymodule.{value}, importable from here")
-                sections = {keys[name]: value}
+                sections = {section: value}
             else:
                 config = _config_value(value)
                 sections = {s: config.get(s) for s in SECTIONS if isinstance(config, dict)}
