@@ -5,7 +5,9 @@ The YAML has four top-level keys, the same for both frameworks: ``seed_everythin
 ``model`` (``Classifier``'s arguments) and ``data`` (``DataModuleBase``'s arguments). Image
 shape and class names are linked from ``data.dataset`` into ``model`` and the seed into both,
 so nothing is typed twice. Callbacks and loggers are named by class name (``ModelCheckpoint``,
-``EarlyStopping``, ...), which each framework resolves to its own class.
+``EarlyStopping``, ...), which each framework resolves to its own class. ``model`` and ``data`` may
+instead name a user's class (``class_path`` and ``init_args``, ``cnn.own_classes``): the links then
+go only where that class takes them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cnn import schema
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError
 from cnn.jsonargparse_internals import option_type, ordered_union, parser_actions, set_option_type
+from cnn.own_classes import OURS, OwnClasses, init_args, section_name
 from cnn.runs import newest_checkpoint
 from cnn.weights import check_resume
 
@@ -42,29 +45,43 @@ def _spec_field(field: str, *data):
     return getattr(get_spec(*data), field)
 
 
-def add_shared_arguments(parser) -> None:
-    """Links and extra options every trainer subcommand has, on a jsonargparse parser."""
+def add_shared_arguments(parser, own: OwnClasses = OURS) -> None:
+    """Links and extra options every trainer subcommand has, on a jsonargparse parser; with a
+    user's class named for ``model`` or ``data`` (``own``), only the links it can take."""
     parser.add_argument("--output", type=str | None, default=None,
                         help="predict: also write the predictions to this .csv or .json")
-    for target, field in DATA_TO_MODEL:
-        parser.link_arguments(DATA_SPEC_KEYS, target,
-                              compute_fn=lambda *data, f=field: _spec_field(f, *data))
-    parser.link_arguments("seed_everything", "data.seed", compute_fn=seed_value)
-    parser.link_arguments("seed_everything", "model.seed", compute_fn=seed_value)
+    spec_keys = [key.split(".", 1)[1] for key in DATA_SPEC_KEYS]
+    if own.data_is_ours and all(own.data_takes(key) for key in spec_keys):
+        sources = tuple(own.key("data", key) for key in spec_keys)
+        for target, field in DATA_TO_MODEL:
+            name = target.split(".", 1)[1]
+            if own.model_takes(name):
+                parser.link_arguments(sources, own.key("model", name),
+                                      compute_fn=lambda *data, f=field: _spec_field(f, *data))
+    for section in ("data", "model"):
+        if own.data_takes("seed") if section == "data" else own.model_takes("seed"):
+            parser.link_arguments("seed_everything", own.key(section, "seed"), compute_fn=seed_value)
     counts_before_fractions(parser)
     for action in parser_actions(parser):
         if action.dest == "model.net":  # its help would list every nn.Module subclass installed
             action.extra_help = lambda: ""
 
 
+def dataset_name(data) -> str:
+    """The name a run's data goes by in its folder (``<root>/<name>/<framework>``): our DataModule's
+    ``dataset``, or the class name of a user's DataModule."""
+    return str(init_args(data).get("dataset") or section_name(data) or "data")
+
+
 def apply_run_defaults(config, subcommand: str, framework: str, logger_class: str,
                        checkpoint_class: str, fit_callbacks: tuple[str, ...] = (),
-                       checkpoint_suffix: str = ".ckpt") -> None:
+                       checkpoint_suffix: str = ".ckpt", own: OwnClasses = OURS) -> None:
     """Fill in the logger and callbacks a run gets unless its config names its own.
 
     TensorBoard under ``<default_root_dir>/<dataset>/<framework>/version_N`` (no logger for
     ``predict``, which logs no metrics); for ``fit``, a ModelCheckpoint keeping the best (by
-    ``val/acc``) and the last checkpoint unless ``trainer.enable_checkpointing`` is false (a
+    ``val/acc``; for a user's model (``own``), which may not log it, the newest, said in a ``note:``
+    line) and the last checkpoint unless ``trainer.enable_checkpointing`` is false (a
     Lightning ``ModelCheckpoint`` the config names becomes ``checkpoint_class`` too), named
     ``epoch=E-step=S``, and the ``fit_callbacks``
     (class paths) not already listed. ``fit --ckpt_path`` resumes inside the run directory it
@@ -78,14 +95,19 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
     elif default_logger:
         trainer.logger = {"class_path": logger_class,
                           "init_args": {"save_dir": trainer.default_root_dir or DEFAULT_ROOT_DIR,
-                                        "name": f"{config.data.dataset}/{framework}",
+                                        "name": f"{dataset_name(config.data)}/{framework}",
                                         "default_hp_metric": False}}
     tag_framework(trainer.logger, framework)
     callbacks = [_our_checkpoint(c, checkpoint_class) for c in trainer.callbacks or []]
     has_checkpoint = any("ModelCheckpoint" in _class_path(c) for c in callbacks)
     if subcommand == "fit" and not has_checkpoint and trainer.enable_checkpointing is not False:
+        monitor = schema.VAL_ACC if own.model_is_ours else None
+        if monitor is None:
+            print(f"note: the default ModelCheckpoint keeps the newest and the last checkpoint: "
+                  f"{own.model} may not log {schema.VAL_ACC}; to keep your best, add a "
+                  "ModelCheckpoint with your metric as its monitor to trainer.callbacks", file=sys.stderr)
         callbacks.append({"class_path": checkpoint_class,
-                          "init_args": {"monitor": schema.VAL_ACC, "mode": "max",
+                          "init_args": {"monitor": monitor, "mode": "max",
                                         "save_last": True,
                                         "filename": "epoch={epoch}-step={step}",
                                         "auto_insert_metric_name": False}})
@@ -102,7 +124,7 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         resume_in_place(config, checkpoint_suffix)
     if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
         # before any file of the run is written: a refused resume leaves its records as they were
-        check_resume(config.ckpt_path, _as_dict(config.model))
+        check_resume(config.ckpt_path, init_args(config.model))
 
 
 # Experiment trackers whose runs of both frameworks share one store: class name -> how the
@@ -126,10 +148,6 @@ def tag_framework(logger, framework: str) -> None:
         init_args["tags"] = TRACKER_TAGS[name](tags, framework)
 
 
-def _as_dict(section) -> dict:
-    return section.as_dict() if hasattr(section, "as_dict") else dict(section)
-
-
 def _our_checkpoint(callback, checkpoint_class: str):
     """A Lightning ``ModelCheckpoint`` named in the config becomes this side's, whose ``last``
     holds the newest state after every epoch whatever the metric did (same arguments)."""
@@ -150,7 +168,7 @@ def _class_path(callback) -> str:
 def best_in_new_process(config, framework: str) -> str:
     """The line refusing ``--ckpt_path best``: as in Lightning, ``best`` is the best checkpoint
     of a ``fit`` in the same process, and each command is a new one."""
-    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / config.data.dataset / framework
+    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / dataset_name(config.data) / framework
     return (f"--ckpt_path best: only the fit that kept a best checkpoint knows which it is (fit tests it "
             f"when it ends); give its file (under {runs}/version_N/checkpoints, beside last), or "
             "--ckpt_path last")
@@ -162,7 +180,7 @@ def last_of_runs(config, framework: str, suffix: str) -> Path:
     ``last`` one; a ``note:`` line says so when it is not (a kill during the first ``last``
     write). ``ConfigError`` when there is none, before anything is created: neither a fit from
     scratch nor an evaluation of untrained weights is what ``last`` asked for."""
-    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / config.data.dataset / framework
+    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / dataset_name(config.data) / framework
     found = newest_checkpoint(runs, suffix)
     if found is None:
         raise ConfigError(f"--ckpt_path last: there is no checkpoint under {runs}; give a checkpoint "

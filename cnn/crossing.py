@@ -19,7 +19,10 @@ framework runs unchanged on the other. Before parsing, each CLI hands its comman
 * ``model.net``, the network inside the Classifier: the project's networks are named for the side
   that runs (``cnn.pt.resnet.ResNet`` <-> ``cnn.mx.resnet.ResNet``); a class of the other
   framework (``torch.nn.Linear`` on MLX, or a user's class deriving from torch's ``nn.Module``) is
-  a ``ConfigError``; any other class is left as written.
+  a ``ConfigError``; any other class is left as written;
+* ``model`` and ``data`` naming a class (``cnn.own_classes``): the project's classes are named for the
+  side that runs (``cnn.pt.module.Classifier`` <-> ``cnn.mx.module.Classifier``); a user's class is
+  left as written (``cnn.own_classes`` refuses one of the other framework).
 
 Framework-free: classes are named by strings; only the class that will run is ever imported, and
 a user's ``model.net`` class, to tell which framework it is written with.
@@ -58,6 +61,8 @@ NET_KEY = "model.net"
 SIDE_PACKAGES = {"torch": "cnn.pt", "mlx": "cnn.mx"}  # the project's twins: same module, same name
 LIBRARIES = {"torch": "torch", "mlx": "mlx"}
 CLASS_KEYS = ("trainer.callbacks", "trainer.logger", "trainer.plugins")
+# The sections that may name a class of their own (``--model CLASS``, ``model: {class_path: ...}``).
+SECTION_KEYS = {"model": "model", "data": "data", "model.class_path": "model", "data.class_path": "data"}
 # Trainer keys Lightning prints as null for "the default", which the MLX trainer takes by value.
 NULL_IS_DEFAULT = ("precision",)
 
@@ -145,7 +150,8 @@ UNSERIALIZABLE = "Unable to serialize instance "
 
 # What each class key takes, in a user's words.
 KIND = {"trainer.callbacks": "Callback", "trainer.logger": "Logger", "trainer.plugins": "plugin",
-        "optimizer": "kind of Optimizer", "lr_scheduler": "kind of LRScheduler"}
+        "optimizer": "kind of Optimizer", "lr_scheduler": "kind of LRScheduler",
+        "model": "LightningModule", "data": "LightningDataModule"}
 
 
 def check_class(path: str, key: str, base: type | None) -> None:
@@ -237,6 +243,15 @@ def _library_of(path: str) -> str | None:
     return next((library for library in LIBRARIES.values() if library in roots), None)
 
 
+def twin_class_for(path: str, framework: str) -> str:
+    """A class path of the project's other side (``cnn.pt.X`` on MLX) as its twin on ``framework``
+    (same module, same name); any other path as written."""
+    other = _other(framework)
+    if path.startswith(SIDE_PACKAGES[other] + "."):
+        return SIDE_PACKAGES[framework] + path[len(SIDE_PACKAGES[other]):]
+    return path
+
+
 def network_class_for(path: str, framework: str) -> str:
     """A ``model.net`` class path as ``framework`` names it: the project's network of the other
     side becomes its twin on this one; a class of the other framework (its library's, or a
@@ -244,7 +259,7 @@ def network_class_for(path: str, framework: str) -> str:
     left as written. A user's class is imported here to tell, as the parser would next."""
     other = _other(framework)
     if path.startswith(SIDE_PACKAGES[other] + "."):
-        return SIDE_PACKAGES[framework] + path[len(SIDE_PACKAGES[other]):]
+        return twin_class_for(path, framework)
     if path.split(".", 1)[0] == LIBRARIES[other]:
         library = LIBRARIES[other]
     elif path.startswith(("cnn.", LIBRARIES[framework] + ".")):
@@ -264,6 +279,21 @@ def _net_value(value: Any, framework: str) -> Any:
     if isinstance(value, dict) and isinstance(value.get("class_path"), str):
         return {**value, "class_path": network_class_for(value["class_path"], framework)}
     return value
+
+
+def _section_value(value: Any, framework: str) -> Any:
+    """A ``model``/``data`` value naming a class (a class path, or a dict with ``class_path``)
+    for ``framework``: the project's class of the other side becomes its twin, and so does a
+    network in its ``init_args``; anything else as written."""
+    if isinstance(value, str):
+        return twin_class_for(value, framework)
+    if not isinstance(value, dict) or not isinstance(value.get("class_path"), str):
+        return value
+    out = {**value, "class_path": twin_class_for(value["class_path"], framework)}
+    init_args = value.get("init_args")
+    if isinstance(init_args, dict) and init_args.get("net") is not None:
+        out["init_args"] = {**init_args, "net": _net_value(init_args["net"], framework)}
+    return out
 
 
 def _drop_key(key: str, value: Any, framework: str, notes: list[str]) -> None:
@@ -287,6 +317,9 @@ def translate_config(config: dict, framework: str, notes: list[str],
     model = config.get("model")
     if isinstance(model, dict) and model.get("net") is not None:
         config["model"] = {**model, "net": _net_value(model["net"], framework)}
+    for section in ("model", "data"):
+        if section in config:
+            config[section] = _section_value(config[section], framework)
     trainer = config.get("trainer")
     if isinstance(trainer, dict):
         trainer = config["trainer"] = dict(trainer)
@@ -364,6 +397,10 @@ def _translated_value(key: str, text: str, framework: str, notes: list[str],
             value = _class_value(load_yaml(text, f"--{key}"), framework, notes, key, bases)
             return None if value is None else json.dumps(value)
         return _class_entry(text, framework, notes, key, bases)
+    if key in SECTION_KEYS:
+        if text.lstrip()[:1] == "{":
+            return json.dumps(_section_value(load_yaml(text, f"--{key}"), framework))
+        return _section_value(text, framework)
     if key == NET_KEY:
         if text.lstrip()[:1] == "{":
             return json.dumps(_net_value(load_yaml(text, f"--{key}"), framework))
@@ -378,7 +415,7 @@ def translate_args(args: list[str], framework: str, notes: list[str],
     """A trainer command line rewritten for ``framework``: ``--config FILE`` becomes the translated
     text (the path stays when nothing changed), class-path options are translated (and, with
     ``bases``, checked: ``check_class``), options only the other side has are dropped."""
-    handled = {*CLASS_KEYS, NET_KEY, *ONLY_ON[_other(framework)]}
+    handled = {*CLASS_KEYS, NET_KEY, *SECTION_KEYS, *ONLY_ON[_other(framework)]}
     optimizer_keys = OptimizerKeys()  # folded in order, given back as one option each at the end
     out, i = [], 0
     while i < len(args):

@@ -169,14 +169,15 @@ def untested_line(monitor: str | None, last: str | None) -> str:
     return f"warning: fit ends without its test: no best checkpoint was kept ({why}){then}"
 
 
-def finish_fit(trainer, test: Callable[[str], object]) -> bool:
+def finish_fit(trainer, test: Callable[[str], object], untestable: str | None = None) -> bool:
     """What ends a ``fit`` on both sides (Lightning's ``Trainer`` or the MLX mirror's), unless a
     signal stopped it: ``test(best)`` of the best checkpoint, stopped at once by a signal
     (``cnn.interrupts.final_test_stops``); or, having none, one ``warning:`` line saying so
     (not for ``fast_dev_run``, which saves nothing by design); or, when no step was trained,
     the run folder removed and one ``warning:`` line. Without a ModelCheckpoint
     (``trainer.enable_checkpointing`` false) ``test(None)`` tests the weights as trained, after a
-    ``note:`` line. Whether the test ran."""
+    ``note:`` line. ``untestable``: why there can be no test (a user's model without
+    ``test_step``), said in one ``note:`` line instead. Whether the test ran."""
     if trainer.interrupted:
         return False
     if trainer.global_step == 0:  # on every rank alike
@@ -187,6 +188,11 @@ def finish_fit(trainer, test: Callable[[str], object]) -> bool:
         return False
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "")
+    if untestable:
+        if trainer.is_global_zero and not trainer.fast_dev_run:
+            kept = f"; its checkpoints are in {checkpoint.dirpath}" if best else ""
+            print(f"note: fit ends without its test: {untestable}{kept}", file=sys.stderr)
+        return False
     if best:
         with final_test_stops(best):
             test(best)

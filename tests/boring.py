@@ -1,11 +1,13 @@
 """The suite's one toy model and data, per framework, after Lightning's ``BoringModel``
 (``lightning.pytorch.demos.boring_classes``): a linear regression of 3 features, with a step for
-every stage, on in-memory batches. Tests of a trainer's contract (hook order, logging, resume,
-the generic trainer) subclass these instead of writing their own."""
+every stage, on in-memory batches, and a DataModule of such batches. Tests of a trainer's contract
+(hook order, logging, resume, the generic trainer, a user's classes named on the command line)
+subclass or name these instead of writing their own."""
 
 from __future__ import annotations
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
+from cnn.mx.lightning import LightningDataModule as MlxLightningDataModule
 from cnn.mx.lightning import LightningModule as MlxLightningModule
 
 import lightning.pytorch as pl
@@ -108,3 +110,36 @@ class TorchBoringModel(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class MlxBoringData(MlxLightningDataModule):
+    """``boring_batches`` on the MLX mirror: 4 training batches, 2 for each other stage (numpy arrays,
+    which the trainer turns into ``mx.array``)."""
+
+    def train_dataloader(self):
+        return boring_batches(4, seed=0)
+
+    def val_dataloader(self):
+        return boring_batches(2, seed=1)
+
+    def test_dataloader(self):
+        return boring_batches(2, seed=2)
+
+    def predict_dataloader(self):
+        return boring_batches(2, seed=3)
+
+
+class TorchBoringData(pl.LightningDataModule):
+    """``MlxBoringData`` as a Lightning DataModule of torch tensors."""
+
+    def train_dataloader(self):
+        return boring_batches(4, seed=0, convert=torch.from_numpy)
+
+    def val_dataloader(self):
+        return boring_batches(2, seed=1, convert=torch.from_numpy)
+
+    def test_dataloader(self):
+        return boring_batches(2, seed=2, convert=torch.from_numpy)
+
+    def predict_dataloader(self):
+        return boring_batches(2, seed=3, convert=torch.from_numpy)

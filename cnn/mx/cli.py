@@ -11,6 +11,7 @@ from typing import Optional, Union
 from cnn.mx.checkpoint import CHECKPOINT_IO
 from cnn.mx.cli_optimizers import add_optimizer_arguments, replace_configure_optimizers
 from cnn.mx.datamodule import DataModule
+from cnn.mx.lightning import LightningDataModule, LightningModule
 from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
 from cnn.mx.lightning.loggers import TensorBoardLogger, VersionedLogger
@@ -30,6 +31,7 @@ from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.optimizers import override_note
+from cnn.own_classes import OURS, OwnClasses, SideClasses, as_our_sections, named_classes, untestable_reason
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
@@ -37,9 +39,21 @@ from cnn.subcommands import TRAINER_COMMANDS
 FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": VersionedLogger, "optimizer": optim.Optimizer}
+# What a user's model and data derive from (our DataModule is the mirror's only by its hooks), and ours.
+SIDE = SideClasses(LightningModule, (LightningDataModule, DataModule), Classifier, DataModule)
 
 
-def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+def add_section(parser: ArgumentParser, section: str, own: OwnClasses) -> None:
+    """``model`` or ``data``: our class's arguments, or, where ``own`` names a class, a class-path
+    section for any subclass of this side's base (LightningCLI's subclass mode)."""
+    if getattr(own, section):
+        parser.add_subclass_arguments(own.parser_class(section, SIDE), section, required=True,
+                                      fail_untyped=False)
+    else:
+        parser.add_class_arguments(own.parser_class(section, SIDE), section, instantiate=False)
+
+
+def build_parser(own: OwnClasses = OURS) -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
     """One jsonargparse parser with LightningCLI's layout: subcommand, then sections; and the
     parser of each subcommand (what ``config.yaml`` is written with)."""
     # exit_on_error=False: raise instead of printing usage; cnn.cli turns it into one line.
@@ -53,9 +67,9 @@ def build_parser() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
                          help="seed of weights, split, batch order and dropout")
         sub.add_class_arguments(Trainer, "trainer", instantiate=False, fail_untyped=False)
         sub.set_defaults({"trainer.default_root_dir": DEFAULT_ROOT_DIR})
-        sub.add_class_arguments(Classifier, "model", instantiate=False)
-        sub.add_class_arguments(DataModule, "data", instantiate=False)
-        add_shared_arguments(sub)
+        add_section(sub, "model", own)
+        add_section(sub, "data", own)
+        add_shared_arguments(sub, own)
         add_optimizer_arguments(sub)
         # last, as LightningCLI adds the subcommand's own arguments after the links
         sub.add_argument_group(name, name=name).add_argument(
@@ -88,30 +102,36 @@ class CLI:
     ``note:`` line on stderr for each setting this side ignores. ``--optimizer`` and
     ``--lr_scheduler`` replace the model's ``configure_optimizers`` as LightningCLI's do
     (``cnn.mx.cli_optimizers``), a torch name becoming its ``mlx.optimizers`` twin (``cnn.optimizers``).
+    ``--model CLASS`` / ``--data CLASS`` (or ``class_path`` in the config) train a user's mirror
+    ``LightningModule`` / ``LightningDataModule`` instead, as LightningCLI's subclass mode
+    (``cnn.own_classes``).
     """
 
     def __init__(self, args: list[str]):
         self.started = time.time()
-        parser, subs = build_parser()
         notes: list[str] = []
-        config = parser.parse_args(translate_args(args, FRAMEWORK, notes, CLASS_BASES))
+        args, self.own = named_classes(translate_args(args, FRAMEWORK, notes, CLASS_BASES), FRAMEWORK, SIDE, notes)
+        parser, subs = build_parser(self.own)
+        config = parser.parse_args(args)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         self.subcommand = config.subcommand
         section = config[self.subcommand]
-        check_config(section)
-        if note := override_note(section):
+        check_config(as_our_sections(section, self.own))
+        if note := override_note(section, self.own.model_name):
             print(f"note: {note}", file=sys.stderr)
         as_given = section.clone()
         check_optional_packages(section.trainer.callbacks, section.trainer.logger)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
                            "cnn.mx.lightning.callbacks.ModelCheckpoint",
-                           fit_callbacks=("cnn.mx.callbacks.MonitorCheck",), checkpoint_suffix=".safetensors")
+                           fit_callbacks=("cnn.mx.callbacks.MonitorCheck",), checkpoint_suffix=".safetensors",
+                           own=self.own)
         seed_everything(seed_value(section.seed_everything))
         init = parser.instantiate_classes(config)[self.subcommand]
-        self.datamodule = DataModule(**init.data)
-        self.model = Classifier(**init.model)
+        # a class-path section is instantiated by the parser; ours from its arguments
+        self.datamodule = init.data if self.own.data else DataModule(**init.data)
+        self.model = init.model if self.own.model else Classifier(**init.model)
         replace_configure_optimizers(self.model, section.optimizer, section.lr_scheduler)
         try:
             # the project's checkpoint files, which convert and the torch side read too
@@ -144,7 +164,8 @@ class CLI:
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
         if finish_fit(trainer, lambda best: trainer.test(self.model, datamodule=self.datamodule,
-                                                         ckpt_path=best)):
+                                                         ckpt_path=best),
+                      untestable_reason(self.model, self.datamodule, SIDE)):
             record_hparams(trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def run_validate(self, section) -> None:
@@ -159,6 +180,8 @@ class CLI:
         with evaluation_stops("predict"):
             batches = self.trainer.predict(self.model, datamodule=self.datamodule,
                                            ckpt_path=section.ckpt_path)
+            if self.own.model or self.own.data:  # a user's predictions are theirs, as in Lightning
+                return
             report_predictions(self.datamodule, batches or [],
                                predict_class_names(self.model.hparams, self.datamodule.dataset),
                                section.output)

@@ -111,7 +111,8 @@ class Classifier(LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and datamodule.norm is not None:
+        # a user's DataModule (--data CLASS) may have no statistics: images stay on [0, 1]
+        if getattr(datamodule, "norm", None) is not None:
             self.mean = mx.array(datamodule.norm.mean, dtype=mx.float32)
             self.std = mx.array(datamodule.norm.std, dtype=mx.float32)
 
@@ -127,13 +128,15 @@ class Classifier(LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        # Train accuracy with dropout off, on the same images every epoch.
-        if not self.hparams.train_accuracy:
+        # Train accuracy with dropout off, on the same images every epoch (our DataModule's
+        # sample; a user's DataModule without one gets no train/acc).
+        probe = getattr(self.trainer.datamodule, "train_probe_dataloader", None)
+        if not self.hparams.train_accuracy or probe is None:
             return
         was_training = self.training
         self.eval()
         correct = total = 0
-        for images, labels in self.trainer.datamodule.train_probe_dataloader():
+        for images, labels in probe():
             correct += (self(images).argmax(axis=1) == labels).sum().item()
             total += labels.size
         self.train(was_training)

@@ -13,6 +13,7 @@ import warnings
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
@@ -26,6 +27,7 @@ from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.optimizers import override_note
+from cnn.own_classes import OURS, SideClasses, as_our_sections, named_classes, untestable_reason
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.datamodule import DataModule
@@ -44,6 +46,8 @@ FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState", 
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": torch.optim.Optimizer,
                "lr_scheduler": torch.optim.lr_scheduler.LRScheduler}
+# What a user's model and data derive from, and ours (cnn.own_classes).
+SIDE = SideClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
 
 
 def quiet_lightning() -> None:
@@ -137,7 +141,9 @@ class CLI(LightningCLI):
     setting this side ignores), and the run folder's ``config.yaml`` holds the config as given
     (``SaveConfigAsGiven``), so it runs on either framework. LightningCLI's ``--optimizer`` and
     ``--lr_scheduler`` replace the model's ``configure_optimizers``, with a ``note:`` line in
-    place of Lightning's warning (``cnn.optimizers``).
+    place of Lightning's warning (``cnn.optimizers``). ``--model CLASS`` / ``--data CLASS``
+    (or ``class_path`` in the config) train a user's LightningModule / LightningDataModule instead,
+    as LightningCLI's subclass mode (``cnn.own_classes``).
     """
 
     def __init__(self, args=None, **kwargs):
@@ -169,6 +175,7 @@ class CLI(LightningCLI):
     def _build_and_run(self, args, **kwargs) -> None:
         notes: list[str] = []
         args = None if args is None else translate_args(list(args), FRAMEWORK, notes, CLASS_BASES)
+        args, self.own = named_classes(args, FRAMEWORK, SIDE, notes) if args is not None else (args, OURS)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         try:
@@ -181,8 +188,10 @@ class CLI(LightningCLI):
             raise
 
     def _lightning_cli(self, args, **kwargs) -> None:
-        super().__init__(Classifier, DataModule, args=args, subclass_mode_model=False,
-                         subclass_mode_data=False, auto_configure_optimizers=True,
+        own = self.own  # a section naming a class is parsed in subclass mode, as LightningCLI's
+        super().__init__(own.parser_class("model", SIDE), own.parser_class("data", SIDE), args=args,
+                         subclass_mode_model=bool(own.model), subclass_mode_data=bool(own.data),
+                         auto_configure_optimizers=True,
                          save_config_callback=SaveConfigAsGiven, save_config_kwargs={"overwrite": True},
                          trainer_defaults={"default_root_dir": DEFAULT_ROOT_DIR,
                                            "plugins": [{"class_path": SAFE_CHECKPOINT_IO}]},
@@ -210,25 +219,25 @@ class CLI(LightningCLI):
         return parser
 
     def add_arguments_to_parser(self, parser) -> None:
-        add_shared_arguments(parser)
+        add_shared_arguments(parser, self.own)
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         # before LightningCLI seeds anything or builds a class: one line for a value out of range
-        check_config(self.config[self.config["subcommand"]])
+        check_config(as_our_sections(self.config[self.config["subcommand"]], self.own))
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
             config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
         self.save_config_kwargs["as_given"] = config.clone()
-        if note := override_note(config):
+        if note := override_note(config, self.own.model_name):
             print(f"note: {note}", file=sys.stderr)
         check_optional_packages(config.trainer.callbacks, config.trainer.logger)
         check_device_stats_monitor(config.trainer.callbacks, config.trainer.accelerator)
         apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
                            "cnn.pt.run_files.TensorBoardLogger", "cnn.pt.run_files.ModelCheckpoint",
-                           fit_callbacks=FIT_CALLBACKS, checkpoint_suffix=".ckpt")
+                           fit_callbacks=FIT_CALLBACKS, checkpoint_suffix=".ckpt", own=self.own)
         if config.trainer.logger is False:  # no run folder (predict, --trainer.logger false): no config.yaml
             self.save_config_callback = None
 
@@ -263,10 +272,13 @@ class CLI(LightningCLI):
 
     def after_fit(self) -> None:
         if finish_fit(self.trainer, lambda best: self.trainer.test(
-                self.model, datamodule=self.datamodule, ckpt_path=best)):
+                self.model, datamodule=self.datamodule, ckpt_path=best),
+                untestable_reason(self.model, self.datamodule, SIDE)):
             record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def after_predict(self) -> None:
+        if self.own.model or self.own.data:  # a user's predictions are theirs, as in Lightning
+            return
         report_predictions(self.datamodule, self.trainer.predict_loop.predictions,
                            predict_class_names(self.model.hparams, self.datamodule.dataset),
                            self.config.predict.output)

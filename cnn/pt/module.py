@@ -143,7 +143,8 @@ class Classifier(L.LightningModule):
             # its flat bucket: the same values, one copy more.
             warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and datamodule.norm is not None:
+        # a user's DataModule (--data CLASS) may have no statistics: images stay on [0, 1]
+        if getattr(datamodule, "norm", None) is not None:
             self.mean.copy_(torch.tensor(datamodule.norm.mean))
             self.std.copy_(torch.tensor(datamodule.norm.std))
 
@@ -183,13 +184,15 @@ class Classifier(L.LightningModule):
             self.log(schema.TRAIN_LOSS, loss.cpu(), prog_bar=True)
 
     def on_train_epoch_end(self) -> None:
-        # Train accuracy with dropout off, on the same images every epoch.
-        if not self.hparams.train_accuracy:
+        # Train accuracy with dropout off, on the same images every epoch (our DataModule's
+        # sample; a user's DataModule without one gets no train/acc).
+        probe = getattr(self.trainer.datamodule, "train_probe_dataloader", None)
+        if not self.hparams.train_accuracy or probe is None:
             return
         was_training = self.training
         self.eval()
         with torch.no_grad():
-            for images, labels in self.trainer.datamodule.train_probe_dataloader():
+            for images, labels in probe():
                 images, labels = images.to(self.device), labels.to(self.device)
                 self.train_acc.update(self(images), labels)
         self.train(was_training)
