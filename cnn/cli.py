@@ -10,6 +10,7 @@ import sys
 from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
 from cnn.console import end_open_lines, track_line_ends
+from cnn.crossing import check_config_files
 from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError, PeerLostError
 from cnn.runs import release_runs
 from cnn.subcommands import TRAINER_COMMANDS
@@ -115,6 +116,7 @@ def _main(argv: list[str]) -> int:
             return 0 if command else 2
         if framework not in FRAMEWORKS:
             raise UsageError(f"unknown framework {framework!r}: choose torch or mlx")
+        check_config_files(argv)  # a mistyped path is told before the framework's import
         return run_trainer_command(framework, argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

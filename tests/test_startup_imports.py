@@ -1,5 +1,7 @@
 """What a command imports before it does its work: the tools that need no trainer never load
-Lightning (whose import alone takes seconds), however they are reached."""
+Lightning (whose import alone takes seconds), however they are reached; an MLX command never
+loads torch nor Lightning; a mistyped config path is told before any framework is loaded; a
+command that writes no log does not load tensorboard."""
 
 from __future__ import annotations
 
@@ -13,15 +15,16 @@ import torch
 
 from cnn.pt.checkpoint import SafeCheckpointIO
 from cnn.pt.module import Classifier
-from tests.cli_runs import ROOT
+from tests.cli_runs import ROOT, short_run
 
 HEAVY = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+FRAMEWORKS = ("torch", "mlx", "mlx.core", *HEAVY)
 
 
-def modules_loaded_by(code: str) -> set[str]:
+def modules_loaded_by(code: str, status: int = 0) -> set[str]:
     """The ``sys.modules`` of a fresh interpreter (the project first on its path) after ``code``,
-    which must leave ``rc`` set to 0."""
-    script = f"{code}\nimport json, sys\nassert rc == 0, rc\nprint(json.dumps(sorted(sys.modules)))"
+    which must leave ``rc`` set to ``status``."""
+    script = f"{code}\nimport json, sys\nassert rc == {status}, rc\nprint(json.dumps(sorted(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -78,6 +81,43 @@ def test_plotting_a_log_folder_loads_no_lightning_nor_torch(event_folder, tmp_pa
                                f"'--out', {str(png)!r}])")
     assert png.stat().st_size > 0
     assert not loaded & set(HEAVY + ("torch",))
+
+
+def main_call(*args: str) -> str:
+    """Code that runs ``python cli.py ARGS`` through ``cnn.cli.main`` and leaves its exit status
+    in ``rc`` (``--help`` ends in a ``SystemExit``)."""
+    return (f"from cnn.cli import main\ntry:\n    rc = main({list(args)!r})\n"
+            "except SystemExit as stop:\n    rc = stop.code")
+
+
+@pytest.mark.parametrize("command", ["fit", "validate"])
+def test_an_mlx_trainer_help_loads_neither_torch_nor_lightning(command):
+    loaded = modules_loaded_by(main_call("--framework", "mlx", command, "--help"))
+    assert {"cnn.mx.cli", "mlx.core"} <= loaded  # it did build the MLX parser
+    assert not loaded & {"torch", *HEAVY}
+
+
+def test_an_mlx_fit_loads_neither_torch_nor_lightning(shared_data, tmp_path):
+    loaded = modules_loaded_by(main_call(
+        "--framework", "mlx", "fit", *short_run(), "--data.data_dir", str(shared_data / "mnist"),
+        "--trainer.default_root_dir", str(tmp_path)))
+    assert list(tmp_path.rglob("last.safetensors"))  # it did train and checkpoint
+    assert not loaded & {"torch", *HEAVY}
+
+
+@pytest.mark.parametrize("framework", ["torch", "mlx"])
+@pytest.mark.parametrize("config", [("--config", "no/such.yaml"), ("--config=no/such.yaml",)])
+def test_a_missing_config_file_is_told_before_any_framework_is_loaded(framework, config):
+    loaded = modules_loaded_by(main_call("--framework", framework, "fit", *config), status=1)
+    assert "cnn.crossing" in loaded  # the command did look at its config
+    assert not loaded & set(FRAMEWORKS)
+
+
+@pytest.mark.parametrize("framework", ["torch", "mlx"])
+def test_a_trainer_help_loads_no_tensorboard(framework):
+    loaded = modules_loaded_by(main_call("--framework", framework, "fit", "--help"))
+    assert {"cnn.hparams", f"cnn.{'pt' if framework == 'torch' else 'mx'}.cli"} <= loaded
+    assert not {m for m in loaded if m.split(".")[0] == "tensorboard"}
 
 
 def test_the_fixture_checkpoint_is_torch_readable_as_written(lightning_checkpoint):
