@@ -1,11 +1,13 @@
 """What a command imports before it does its work: the tools that need no trainer never load
 Lightning (whose import alone takes seconds), however they are reached; an MLX command never
 loads torch nor Lightning; a mistyped config path is told before any framework is loaded; a
-command that writes no log does not load tensorboard."""
+command that writes no log does not load tensorboard; torch's OpenMP starts with the wait policy
+``cnn.pt`` sets."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -118,6 +120,34 @@ def test_a_trainer_help_loads_no_tensorboard(framework):
     loaded = modules_loaded_by(main_call("--framework", framework, "fit", "--help"))
     assert {"cnn.hparams", f"cnn.{'pt' if framework == 'torch' else 'mx'}.cli"} <= loaded
     assert not {m for m in loaded if m.split(".")[0] == "tensorboard"}
+
+
+def wait_policy_torch_loads_with(code: str, policy: str | None) -> str | None:
+    """``OMP_WAIT_POLICY`` as it was when ``import torch`` first ran in a fresh interpreter that
+    runs ``code``, started with the variable set to ``policy`` (``None``: not set)."""
+    spy = ("import os, sys\nseen = []\nclass TorchSpy:\n"
+           "    def find_spec(self, name, path=None, target=None):\n"
+           "        if name == 'torch' and not seen:\n"
+           "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
+           "sys.meta_path.insert(0, TorchSpy())\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # conftest sets it
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    script = f"{spy}{code}\nimport json\nassert seen, 'torch was not imported'\nprint(json.dumps(seen[0]))"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("code", [main_call("fit", "--help"), "import cnn.tools.bench_torch"],
+                         ids=["fit", "bench"])
+def test_torch_loads_openmp_with_threads_that_sleep_between_regions(code):
+    assert wait_policy_torch_loads_with(code, None) == "PASSIVE"
+
+
+def test_a_wait_policy_the_user_set_is_kept():
+    assert wait_policy_torch_loads_with(main_call("fit", "--help"), "ACTIVE") == "ACTIVE"
 
 
 def test_the_fixture_checkpoint_is_torch_readable_as_written(lightning_checkpoint):
