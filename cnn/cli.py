@@ -10,7 +10,6 @@ import sys
 from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
 from cnn.console import end_open_lines, track_line_ends
-from cnn.crossing import check_config_files
 from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError, PeerLostError
 from cnn.runs import release_runs
 from cnn.subcommands import TRAINER_COMMANDS
@@ -116,6 +115,8 @@ def _main(argv: list[str]) -> int:
             return 0 if command else 2
         if framework not in FRAMEWORKS:
             raise UsageError(f"unknown framework {framework!r}: choose torch or mlx")
+        from cnn.crossing import check_config_files  # with yaml: not for the tools
+
         check_config_files(argv)  # a mistyped path is told before the framework's import
         return run_trainer_command(framework, argv)
     except UsageError as error:
