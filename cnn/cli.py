@@ -115,6 +115,9 @@ def _main(argv: list[str]) -> int:
             return 0 if command else 2
         if framework not in FRAMEWORKS:
             raise UsageError(f"unknown framework {framework!r}: choose torch or mlx")
+        from cnn.crossing import check_config_files  # with yaml: not for the tools
+
+        check_config_files(argv)  # a mistyped path is told before the framework's import
         return run_trainer_command(framework, argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

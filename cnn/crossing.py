@@ -389,6 +389,34 @@ def read_config(path: str) -> dict:
     return config
 
 
+def config_files(args: list[str]) -> list[str]:
+    """The paths a command line gives to ``--config``/``-c`` (``--config=PATH`` too), in order;
+    YAML text given in place of a path is left out."""
+    paths, i = [], 0
+    while i < len(args):
+        name, eq, inline = args[i].partition("=")
+        if name in ("-c", "--config"):
+            if eq:
+                value, i = inline, i + 1
+            elif i + 1 < len(args):
+                value, i = args[i + 1], i + 2
+            else:  # no value: the parser says so
+                break
+            if "\n" not in value:
+                paths.append(value)
+            continue
+        i += 1
+    return paths
+
+
+def check_config_files(args: list[str]) -> None:
+    """Read each config file of a trainer command line as ``translate_args`` will, so that a
+    missing, unreadable or malformed one is the same ``ConfigError`` before a framework, whose
+    import takes seconds, is loaded."""
+    for path in config_files(args):
+        read_config(path)
+
+
 def _translated_value(key: str, text: str, framework: str, notes: list[str],
                       bases: dict[str, type] | None) -> str | None:
     """A command-line value of ``key`` for ``framework``; None: drop the option."""

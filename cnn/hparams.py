@@ -6,21 +6,21 @@ hyper-parameters its loggers got (the model's and the data's) and its framework 
 experiment (every setting, ``framework`` among them, and the metrics ``HPARAMS_METRICS``) and the
 run's session start and end. The plugin reads the metric values from the scalars the run logged
 under those names (the last value of each), so the tab compares runs of both frameworks, their
-settings and results side by side. Framework-free: tensorboard's protos only.
+settings and results side by side. Framework-free: tensorboard's protos only, imported when a
+file is written (a command that writes none, ``fit --help``, does not load tensorboard).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Mapping
-
-from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from typing import TYPE_CHECKING, Any, Mapping
 
 from cnn import schema
+
+if TYPE_CHECKING:
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import plugin_data_pb2
 
 HPARAMS_METRICS = (schema.VAL_ACC, schema.TEST_ACC, schema.TEST_LOSS)
 FRAMEWORK_KEY = "framework"
@@ -45,12 +45,17 @@ def session_values(hparams: Mapping[str, Any], framework: str) -> dict[str, bool
 
 
 def _data_type(value: bool | float | str) -> int:
+    from tensorboard.plugins.hparams import api_pb2
+
     if isinstance(value, bool):
         return api_pb2.DATA_TYPE_BOOL
     return api_pb2.DATA_TYPE_FLOAT64 if isinstance(value, (int, float)) else api_pb2.DATA_TYPE_STRING
 
 
 def _summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import metadata
+
     return Summary(value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(data),
                                         tensor=metadata.NULL_TENSOR)])
 
@@ -58,6 +63,8 @@ def _summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
 def hparams_summaries(values: Mapping[str, bool | float | str], start_time: float, end_time: float
                       ) -> list[Summary]:
     """The experiment, session start and session end summaries of one run with ``values``."""
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
     experiment = api_pb2.Experiment(
         time_created_secs=start_time,
         hparam_infos=[api_pb2.HParamInfo(name=k, type=_data_type(v)) for k, v in sorted(values.items())],
@@ -80,6 +87,9 @@ def write_hparams(log_dir: str, hparams: Mapping[str, Any], framework: str, star
     """Write the run's settings (``hparams`` and ``framework``) for the HPARAMS tab into
     ``log_dir`` (a TensorBoard run folder), as one event file of its own; ``start_time``: when
     the run started (seconds since the epoch)."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
     os.makedirs(log_dir, exist_ok=True)
     writer = EventFileWriter(log_dir, filename_suffix=".hparams")
     try:

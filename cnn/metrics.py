@@ -42,13 +42,6 @@ class ConfusionReport:
         figure.canvas.draw()
         return np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
 
-    def save_png(self, path: str | os.PathLike) -> Path:
-        """Write the picture to ``path`` atomically (``cnn.atomic``: temp file, then rename)."""
-        path = Path(path)
-        with atomic.atomic_path(path) as tmp:
-            self._figure().savefig(tmp, format="png")
-        return path
-
     def _figure(self):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -105,6 +98,17 @@ def confusion_png_path(ckpt_path: str | None, log_dir: str | None) -> Path | Non
     return None
 
 
+def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a uint8 ``H x W x 3`` image to ``path`` as a PNG, atomically (``cnn.atomic``: temp
+    file, then rename)."""
+    from matplotlib.image import imsave
+
+    path = Path(path)
+    with atomic.atomic_path(path) as tmp:
+        imsave(tmp, image, format="png")
+    return path
+
+
 def log_image(loggers: Sequence, tag: str, image: np.ndarray, step: int) -> None:
     """Give a uint8 ``H x W x 3`` image to each logger that can take one; the others (CSV) skip it.
 
@@ -137,12 +141,13 @@ def report_test_epoch(module, labels: np.ndarray, predictions: np.ndarray) -> Co
                               [str(i) for i in range(hparams.num_classes)])
     # every rank asks: Lightning's Trainer.log_dir is a broadcast from rank zero
     png = confusion_png_path(trainer.ckpt_path, trainer.log_dir)
-    if not trainer.is_global_zero:
+    if not trainer.is_global_zero or (png is None and not module.loggers):
         return report
+    image = report.image()  # drawn once, for the file and the loggers
     if png is not None:
-        report.save_png(png)
+        save_png(image, png)
     if module.loggers:  # every logger, each what it can take
         for logger in module.loggers:
             logger.log_metrics(report.scalars(), step=module.global_step)
-        log_image(module.loggers, schema.TEST_CONFUSION_IMAGE, report.image(), module.global_step)
+        log_image(module.loggers, schema.TEST_CONFUSION_IMAGE, image, module.global_step)
     return report

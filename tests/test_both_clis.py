@@ -151,3 +151,25 @@ def test_a_default_mlx_fit_and_test_print_no_warning(short_fits):
     logs, _ = short_fits
     stderr = (logs / "mlx.stderr").read_text()
     assert "Warning" not in stderr and "warn" not in stderr.lower(), stderr[-2000:]
+
+
+@pytest.mark.parametrize("framework", ["torch", "mlx"])
+def test_the_confusion_picture_beside_the_checkpoint_is_the_image_the_logger_got(short_fits, framework):
+    import io
+
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = short_fits[1][framework]
+    (png,) = (run / "checkpoints").glob("*.confusion.png")
+    logged = []
+    for path in sorted(run.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(path), size_guidance={"images": 0})
+        accumulator.Reload()
+        if schema.TEST_CONFUSION_IMAGE in accumulator.Tags()["images"]:
+            logged += accumulator.Images(schema.TEST_CONFUSION_IMAGE)
+    (event,) = logged
+    as_logged = np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB"))
+    on_disk = np.asarray(Image.open(png).convert("RGB"))
+    assert on_disk.shape == as_logged.shape and on_disk.shape[0] > 100
+    assert np.array_equal(on_disk, as_logged)

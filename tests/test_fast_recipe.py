@@ -1,5 +1,7 @@
 """The switches the one-epoch recipe (configs/mnist_fast.yaml) uses, on both frameworks: no
-train-accuracy pass when it is switched off, Adam's betas and the one-cycle rate as configured."""
+train-accuracy pass when it is switched off, Adam's betas and the one-cycle rate as configured;
+and what runs around a fit's training only once: the dataset is read once per fit, its test
+included; the fast config skips the sanity validation, the default keeps it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import yaml
 from cnn import schema
 from cnn.schedule import learning_rate_at
 from cnn.tools.events import read_scalars
-from tests.cli_runs import ROOT, fit_both
+from tests.cli_runs import ROOT, fit_both, run_cli
 
 STEPS = 4
 TINY_FIT = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", str(STEPS),
@@ -139,3 +141,30 @@ def test_only_the_one_epoch_recipe_smooths_its_labels_so_every_other_config_trai
                  for path in (ROOT / "configs").glob("*.yaml")}
     assert smoothing.pop("mnist_fast.yaml") == 0.1
     assert smoothing and set(smoothing.values()) == {0.0}
+
+
+@pytest.mark.parametrize("framework", ["torch", "mlx"])
+def test_a_fit_and_its_test_read_the_dataset_files_once(framework, shared_data, tmp_path, monkeypatch):
+    from cnn.data import fetch
+
+    reads = []
+
+    def locate(name, *args, **kwargs):  # where every read of the files starts: found, verified
+        reads.append(name)
+        return real_locate(name, *args, **kwargs)
+
+    real_locate = fetch.locate
+    monkeypatch.setattr(fetch, "locate", locate)  # counted, then found and read for real
+    result = run_cli("fit", "--framework", framework, *TINY_FIT, "--data.data_dir",
+                     str(shared_data / "mnist"), "--trainer.default_root_dir", str(tmp_path),
+                     "--trainer.enable_progress_bar", "false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert schema.TEST_ACC in read_scalars(next(tmp_path.rglob("version_0")))  # it did test
+    assert reads == ["mnist"]
+
+
+def test_only_the_fast_config_skips_the_sanity_validation():
+    sanity = {path.name: (yaml.safe_load(path.read_text()).get("trainer") or {}).get("num_sanity_val_steps")
+              for path in (ROOT / "configs").glob("*.yaml")}
+    assert sanity.pop("mnist_fast.yaml") == 0
+    assert sanity and set(sanity.values()) == {None}  # Lightning's default: two batches

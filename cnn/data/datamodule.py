@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn.data.batches import BatchPlan
-from cnn.data.datasets import DatasetSpec, ImageSet, get_spec, load_dataset
+from cnn.data.datasets import DatasetSpec, ImageSet, get_spec
 from cnn.data.images import load_image
 from cnn.data.pipeline import Normalization, NumpyBatches, PreparedData
 from cnn.errors import ConfigError, DataError
@@ -29,6 +29,9 @@ class DataModuleBase:
     (``ResidentBatches``: same batches, same order, same resume). Lifecycle, as in Lightning:
     ``prepare_data()`` makes sure the files are here (downloading if allowed), ``setup(stage)``
     loads and splits them once, then ``*_dataloader()`` hand out re-iterable batch streams.
+    Checking the files means reading them, so ``prepare_data`` keeps what it read for ``setup``
+    (on a rank that does not run it, ``setup`` reads them) and does nothing once the data is
+    loaded (the test that ends ``fit`` reads nothing again).
     ``predict_files`` are classified by ``predict``; a file that cannot be read is reported in
     ``predict_failures`` and skipped, so the others are still classified.
     """
@@ -77,19 +80,20 @@ class DataModuleBase:
         return self.data.norm if self.data is not None else None
 
     def prepare_data(self) -> None:
-        if self.predict_files and not self.data:
-            return  # predicting from a checkpoint needs no dataset
-        load_dataset(self.dataset, data_dir=self.data_dir, download=self.download,
-                     **self._folder_options())
+        if self.data is None and not self.predict_files:  # predicting needs no dataset
+            self._load()
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_files:
             return
         if self.data is None:
-            self.data = PreparedData(self.dataset, self.data_dir, self.val_fraction,
-                                     self.seed, download=self.download, **self._folder_options())
+            self._load()
         if stage in (None, "fit"):
             check_batch_fits_data(self.batch_size, len(self.data.splits["train"].labels), self.dataset)
+
+    def _load(self) -> None:
+        self.data = PreparedData(self.dataset, self.data_dir, self.val_fraction, self.seed,
+                                 download=self.download, **self._folder_options())
 
     def _folder_options(self) -> dict:
         return {"image_size": self.image_size, "channels": self.channels,

@@ -26,6 +26,7 @@ from typing import Callable
 # not be what `fit --framework torch` gets. `bench` imports this module first; this says if not.
 _LOADED_AFTER_MLX_BLAS = "torch" not in sys.modules and "cnn.mx" in sys.modules
 
+import cnn.pt  # noqa: E402, F401, I001  - before torch: OpenMP's wait policy, as fit has it
 import lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -1,7 +1,8 @@
 """Mirror of lightning.pytorch.loggers.tensorboard: ``TensorBoardLogger``, file-compatible with Lightning's.
 
 It writes with tensorboard's own ``EventFileWriter`` and summary protos (no torch), scalars stored exactly as
-``torch.utils.tensorboard.SummaryWriter.add_scalar`` does (``Summary.Value(tag, simple_value)``).
+``torch.utils.tensorboard.SummaryWriter.add_scalar`` does (``Summary.Value(tag, simple_value)``). Like Lightning's, it
+imports tensorboard only when it writes: a command that logs nothing (``fit --help``) does not load it.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ import struct
 import time
 import zlib
 from argparse import Namespace
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from cnn.mx.lightning.core.saving import yaml_safe
 from cnn.mx.lightning.loggers.logger import VersionedLogger
 
 import numpy as np
 import yaml
-from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from cnn.atomic import write_text
+
+if TYPE_CHECKING:
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -71,12 +73,17 @@ class TensorBoardLogger(VersionedLogger):
     def experiment(self) -> EventFileWriter:
         """The underlying event writer, created (with its directory) on first use like Lightning's SummaryWriter."""
         if self._writer is None:
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
             os.makedirs(self.log_dir, exist_ok=True)
             self._writer = EventFileWriter(self.log_dir)
         return self._writer
 
     # -- logging --------------------------------------------------------------------------------------------
     def _add(self, value: Summary.Value, step: Optional[int]) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
         event = Event(wall_time=time.time(), summary=Summary(value=[value]))
         if step is not None:
             event.step = int(step)
@@ -84,6 +91,8 @@ class TensorBoardLogger(VersionedLogger):
 
     def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
         """Write each ``name -> number`` (python/numpy/mx scalar) as a scalar summary at ``step``."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
         for k, v in metrics.items():
             k = f"{self._prefix}-{k}" if self._prefix else k
             if hasattr(v, "item"):
@@ -110,6 +119,8 @@ class TensorBoardLogger(VersionedLogger):
 
     def log_image(self, tag: str, image: Any, step: Optional[int] = None) -> None:
         """Log a uint8 ``H x W x C`` (or ``H x W``) image, e.g. a rendered confusion matrix."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
         img = np.asarray(image)
         if img.ndim == 2:
             img = img[:, :, None]
