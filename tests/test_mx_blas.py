@@ -7,9 +7,11 @@ import ctypes.util
 import subprocess
 import sys
 import textwrap
+import time
 
 from cnn.mx import blas
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's mlx-cpu only")
@@ -94,3 +96,41 @@ def test_the_blas_tool_reports_the_route_and_a_rate():
     assert result.returncode == 0, result.stderr
     route_line, rate_line = result.stdout.splitlines()
     assert route_line.startswith("BLAS: ") and "GFLOP/s" in rate_line
+
+
+def numpy_sgemm(extra):
+    """A correct Fortran ``sgemm_`` for ``check_sgemm``'s products (the same two matrices every call), that
+    calls ``extra()`` after each product: a stand-in for a library on a machine other processes keep busy.
+    The product is computed once and copied after (numpy's threads would spin on in the time ``extra`` takes,
+    as a busy BLAS's do not between back-to-back products)."""
+    products = {}
+
+    def sgemm_(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        size = n._obj.value
+
+        def matrix(pointer):
+            flat = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(size * size,))
+            return flat.reshape((size, size), order="F")
+
+        if "c" not in products:
+            products["c"] = matrix(a) @ matrix(b)
+        matrix(c)[...] = products["c"]
+        extra()
+
+    return type("NumpyBlas", (), {"sgemm_": staticmethod(sgemm_)})()
+
+
+def test_a_fast_library_passes_its_check_while_other_processes_take_the_cores():
+    # 50 ms of wall time a product in which this process gets no CPU: a 512x512 product then rates
+    # ~5 GFLOP/s by the wall clock alone, under the bar, though the library itself is fast
+    assert blas.check_sgemm(numpy_sgemm(lambda: time.sleep(0.05))) >= blas.MIN_GFLOPS
+
+
+def test_a_library_slow_by_the_cpu_time_it_takes_is_refused():
+    def spin():  # 50 ms of this process's own CPU a product: a slow library, by both clocks
+        end = time.process_time() + 0.05
+        while time.process_time() < end:
+            pass
+
+    with pytest.raises(ValueError, match="too slow"):
+        blas.check_sgemm(numpy_sgemm(spin))
