@@ -61,7 +61,8 @@ class AcceleratorConnector:
 
     def on_exception(self, exception: BaseException) -> None:
         """Lightning's ``strategy.on_exception``. A rank gone: ``mlx.launch`` sends SIGTERM to the others once
-        it sees one exit, which would end this one before it says why it stops; from here it ignores it."""
+        it sees one exit, which would end this one before it says why it stops; from here it ignores it (called
+        while the signal connector's handler, which only records a SIGTERM, is still installed: no gap)."""
         if self.lost_peer(exception):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
