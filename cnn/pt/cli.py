@@ -27,6 +27,7 @@ from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
+from cnn.pt.checkpoint import bound_checkpoint_reads
 from cnn.pt.datamodule import DataModule
 from cnn.pt.lightning_internals import exited_ranks, report_dead_ranks
 from cnn.pt.module import Classifier
@@ -192,6 +193,7 @@ class CLI(LightningCLI):
         pass
 
     def _run_subcommand(self, subcommand: str) -> None:
+        bound_checkpoint_reads(self.trainer, self.model)
         if subcommand == "fit":
             super()._run_subcommand(subcommand)
             return
