@@ -319,6 +319,34 @@ def test_other_ranks_loggers_write_nothing_and_share_rank_zeros_version(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("tracker", ["mlflow", "wandb"])
+def test_a_tracker_logger_on_a_rank_other_than_zero_starts_no_run(tracker, tmp_path, monkeypatch):
+    """Lightning's ``rank_zero_experiment``: on rank 1 (the mirror's ``rank_zero_only.rank``, which the Trainer
+    sets from its group) what the trainer and the CLI ask of a logger (name, version, writes, finalize) starts no
+    MLflow or W&B run; only rank zero's run exists."""
+    pytest.importorskip(tracker)
+    from cnn.mx.lightning.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    store = tmp_path / "store"
+    if tracker == "mlflow":
+        from cnn.mx.lightning.loggers import MLFlowLogger
+
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        logger = MLFlowLogger(experiment_name="mnist", tracking_uri=f"file:{store}")
+    else:
+        from cnn.mx.lightning.loggers import WandbLogger
+
+        monkeypatch.setenv("WANDB_SILENT", "true")
+        logger = WandbLogger(save_dir=str(store), offline=True)
+    assert logger.version is None
+    _ = logger.name, logger.log_dir
+    logger.log_hyperparams({"lr": 1.0})
+    logger.log_metrics({"val/acc": 0.5}, step=1)
+    logger.finalize("success")
+    assert sorted(store.rglob("*")) == []
+
+
 def test_mlx_datamodule_takes_its_shard_from_the_trainer():
     from types import SimpleNamespace
 

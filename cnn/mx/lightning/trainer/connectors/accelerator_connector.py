@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO
 from cnn.mx.lightning.utilities import distributed as dist
-from cnn.mx.lightning.utilities.rank_zero import RankZeroOnlyLogger
+from cnn.mx.lightning.utilities.rank_zero import RankZeroOnlyLogger, rank_zero_only
 
 import mlx.core as mx
 
@@ -51,6 +51,7 @@ class AcceleratorConnector:
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
         self.group = dist.world()
+        rank_zero_only.rank = self.group.rank()  # as Lightning's strategy sets it: loggers read it
 
     def barrier(self) -> None:
         dist.barrier(self.group)
