@@ -166,12 +166,17 @@ def padded(good: Path, framework: str, out: Path, extra: int = 40 << 20) -> Path
     return out
 
 
+@pytest.mark.parametrize("command", ["predict", "init_from"])
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_checkpoint_larger_than_its_model_can_need_is_refused_before_any_tensor_is_read(
-        runs, framework, tmp_path):
+        runs, framework, command, tmp_path):
     """Bounded by the model the command loads it into (its weights x 8 + 16 MiB), not by the file's own size."""
     big = padded(last(runs[framework], framework), framework, tmp_path / f"big{SUFFIX[framework]}")
-    result = predict(framework, big, tmp_path)
+    if command == "predict":
+        result = predict(framework, big, tmp_path)
+    else:
+        result = fit(framework, tmp_path / "logs", "--model.init_from", str(big))
+        assert not (tmp_path / "logs").exists()
     assert_one_line_error(result, str(big), "more than a checkpoint of this model can need")
 
 
