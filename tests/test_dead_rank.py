@@ -121,3 +121,20 @@ def test_lightnings_watcher_names_the_rank_it_saw_die_instead_of_killing_rank_ze
         for process in (main, alive):
             process.kill()
             process.wait()
+
+
+@pytest.mark.slow  # two MLX processes
+def test_a_sigterm_to_one_mlx_rank_stops_both_at_one_batch_said_once_by_rank_zero(tmp_path):
+    """Rank 1 alone gets SIGTERM at step 6: the ranks agree at the next step, both write nothing but rank zero's
+    ``last`` and end with 143, and the stop is said once, by rank zero, as what it is."""
+    config = tmp_path / "term.yaml"
+    config.write_text("trainer:\n  callbacks:\n    - class_path: tests.signal_at_step.MlxSignalAtStep\n"
+                      f"      init_args: {{step: {KILL_AT}, signum: {int(signal.SIGTERM)}, rank: 1}}\n")
+    root = tmp_path / "logs"
+    result = fit_two_ranks("mlx", root, "--config", str(config))
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    stops = [line for line in result.stderr.splitlines() if "stop after the current batch" in line]
+    assert stops == ["A rank received a signal: all 2 ranks stop after the current batch (saving a resumable "
+                     "'last' checkpoint)"], result.stderr[-3000:]
+    last = root / "mnist" / "mlx" / "version_0" / "checkpoints" / "last.safetensors"
+    assert read_weights(str(last)).global_step == KILL_AT + 1  # the step in which they agreed
