@@ -6,14 +6,16 @@ and ``tests/test_dead_rank.py``."""
 from __future__ import annotations
 
 import importlib
+import os
 import signal
+import subprocess
 import sys
 
 import pytest
 
 from cnn.tools.launch import CLI_SCRIPT, MLX_LAUNCH, launcher_argv
 from tests.cli_runs import run_cli
-from tests.test_distributed import mlx_launch
+from tests.test_distributed import free_port_run, mlx_launch
 
 pytest.importorskip("mlx.core")
 
@@ -40,6 +42,30 @@ def test_a_killed_rank_gives_128_plus_its_signal_though_the_others_were_then_sto
     result = mlx_launch(*rank_program("os.kill(os.getpid(), 9) if rank == 1 else time.sleep(60)"), timeout=120)
     assert result.returncode == 128 + signal.SIGKILL, result.stderr[-3000:]
     assert "Node with rank 0 exited with code -15" in result.stderr
+
+
+def test_a_ctrl_c_to_the_terminals_group_lets_the_ranks_finish_and_their_last_lines_and_status_come_through():
+    """Ctrl-C reaches the launcher and every rank (one process group); the ranks take their time to stop (a
+    checkpoint to write) and exit 130; the launcher relays what they print meanwhile and exits 130."""
+    command = [sys.executable, str(CLI_SCRIPT), "launch", "-n", "2", "--backend", "ring", "--starting-port",
+               str(free_port_run(2)), *rank_program(
+                   "print('ready', flush=True)\n"
+                   "try:\n    time.sleep(60)\n"
+                   "except KeyboardInterrupt:\n    time.sleep(1)\n    print('rank', rank, 'saved', flush=True)\n"
+                   "    sys.exit(130)")]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        ready = [process.stdout.readline() for _ in range(2)]  # both ranks are in their sleep
+        assert ready == ["ready\n", "ready\n"], process.stderr.read()
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err[-3000:]
+    assert sorted(out.split()) == sorted("rank 0 saved rank 1 saved".split()), out
+    assert "Traceback" not in err
 
 
 def test_a_launch_usage_error_is_one_error_line():

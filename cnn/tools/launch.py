@@ -6,7 +6,9 @@ their output, and once one has failed sends SIGTERM to the others; but its ``mai
 command exits 0 whatever its ranks did (it only prints ``[WARN] Node with rank R exited with code C``): a script or
 a CI job would take a run whose rank died for a success. This command runs the same code (same options, same
 output) and exits with the status of the first rank that failed (a rank killed by signal N: 128 + N, as a shell
-says it), 0 when every rank ended with 0.
+says it), 0 when every rank ended with 0. A Ctrl-C, which the terminal sends to the ranks too, lets them save
+and stop while their last lines and their status still come through (``mlx.launch`` stops relaying at once); a
+second one interrupts the launcher.
 
 Two forms: a trainer command (``fit``, ``validate``, ``test``, ``predict`` and their options) runs
 ``python cli.py --framework mlx <command> ...`` on every rank with this interpreter (``--python`` unless given);
@@ -28,6 +30,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -112,6 +115,25 @@ def parser_errors_raised() -> Iterator[None]:
         argparse.ArgumentParser.error = error
 
 
+@contextlib.contextmanager
+def ranks_take_the_first_ctrl_c() -> Iterator[None]:
+    """A Ctrl-C reaches every process of the terminal's group, the ranks included, which then save and stop
+    (exit 130): the launcher lets the first pass, so that it goes on relaying their last lines and their status,
+    where mlx.launch would stop relaying at once; a second Ctrl-C interrupts it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def launcher_argv(argv: list[str]) -> list[str]:
     """``mlx.launch``'s arguments for ``argv``: its options up to a trainer command or ``--``; a trainer command
     becomes ``<this python> cli.py --framework mlx <command> ...`` on every rank. Nothing after the command is
@@ -146,7 +168,7 @@ def main(argv: list[str], framework: str | None = None) -> int:
     saved, stdin_blocks = sys.argv, stdin_blocking()
     sys.argv = ["python cli.py launch", *arguments]
     try:
-        with parser_errors_raised(), recording_rank_exits() as exits:
+        with parser_errors_raised(), recording_rank_exits() as exits, ranks_take_the_first_ctrl_c():
             launch.main()
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
