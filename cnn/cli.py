@@ -15,12 +15,14 @@ from cnn.runs import release_runs
 from cnn.subcommands import TRAINER_COMMANDS
 
 FRAMEWORKS = ("torch", "mlx")
-TOOLS = {"convert": "cnn.tools.convert", "plot": "cnn.tools.plot", "bench": "cnn.tools.bench"}
+TOOLS = {"convert": "cnn.tools.convert", "plot": "cnn.tools.plot", "bench": "cnn.tools.bench",
+         "launch": "cnn.tools.launch"}
 
 USAGE = f"""usage: python cli.py [--framework torch|mlx] {{{','.join(TRAINER_COMMANDS)}}} [options]
        python cli.py convert CKPT --to mlx|torch --out FILE
        python cli.py plot LOGDIR --out FILE.png
        python cli.py bench --config CONFIG [--framework torch|mlx|both] [--out FILE.json]
+       python cli.py launch [mlx.launch options] fit|validate|test|predict [options]
 
 Trainer commands take the same YAML for both frameworks (--config configs/mnist.yaml);
 `python cli.py fit --help` lists every option, `--print_config` shows the merged config."""
@@ -106,6 +108,8 @@ def main(argv: list[str]) -> int:
 
 def _main(argv: list[str]) -> int:
     try:
+        if argv[:1] == ["launch"]:  # what follows is the ranks' command line, its own --framework included
+            return importlib.import_module(TOOLS["launch"]).main(argv[1:], "mlx")
         framework, argv = pop_framework(argv)
         command = argv[0] if argv else None
         if command in TOOLS:

@@ -302,38 +302,57 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
 
-def check_declared_sizes(path: str) -> None:
-    """ConfigError unless the zip archive ``torch.save`` wrote at ``path`` declares no more bytes
-    than the file holds. ``torch.save`` stores every record uncompressed, so a larger
-    declaration is a compressed record, which torch would inflate in full (a "zip bomb" of a
-    few megabytes asks for gigabytes) before any check of the tensors; only the archive's
-    directory is read here. A legacy (pickle) checkpoint is read as it comes, never more than
-    its size."""
-    if not zipfile.is_zipfile(path):
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            declared = sum(entry.file_size for entry in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise ConfigError(f"corrupt or unreadable checkpoint {path}: {first_line(error)}") from None
-    if declared > os.path.getsize(path):
-        raise ConfigError(f"refusing checkpoint {path}: it declares {_mib(declared)} of records but "
-                          f"holds {_mib(os.path.getsize(path))} (compressed records, which "
-                          "torch.save never writes: a zip bomb?)")
+# What a checkpoint of a model holds: its weights and buffers, an optimizer's state (Adam:
+# two moments), at times an averaged copy (SWA) or a second optimizer's: eight copies bound all of these; and the
+# rest (loop, callback and random states, hyper-parameters, class names) fits in a few MiB.
+STATE_COPIES, STATE_MARGIN = 8, 16 << 20
 
 
-def read_lightning_ckpt(path: str, map_location: Any = "cpu") -> dict[str, Any]:
+def checkpoint_size_bound(model_bytes: int) -> int:
+    """The most bytes a checkpoint of a model whose weights and buffers take ``model_bytes`` can need."""
+    return STATE_COPIES * model_bytes + STATE_MARGIN
+
+
+def check_declared_sizes(path: str, model_bytes: int | None = None, zip_archive: bool = True) -> None:
+    """ConfigError unless the checkpoint at ``path`` declares no more bytes than it holds and, given
+    ``model_bytes`` (what the weights and buffers of the model it is loaded into take), no more than
+    ``checkpoint_size_bound(model_bytes)``: checked from the file's size and, for the zip archive
+    ``torch.save`` writes (``zip_archive``), from its directory alone, before any tensor is read.
+    ``torch.save`` stores every record uncompressed, so a declaration above the file's size is a
+    compressed record, which torch would inflate in full (a "zip bomb" of a few megabytes asks for
+    gigabytes). A legacy (pickle) checkpoint, or a safetensors file, declares its file's size."""
+    held = os.path.getsize(path)
+    declared = held
+    if zip_archive and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                declared = sum(entry.file_size for entry in archive.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise ConfigError(f"corrupt or unreadable checkpoint {path}: {first_line(error)}") from None
+        if declared > held:
+            raise ConfigError(f"refusing checkpoint {path}: it declares {_mib(declared)} of records but "
+                              f"holds {_mib(held)} (compressed records, which torch.save never writes: "
+                              "a zip bomb?)")
+    if model_bytes is not None and declared > checkpoint_size_bound(model_bytes):
+        raise ConfigError(f"refusing checkpoint {path}: it declares {_mib(declared)}, more than a checkpoint "
+                          f"of this model can need (at most {_mib(checkpoint_size_bound(model_bytes))}: "
+                          f"{STATE_COPIES} times its {_mib(model_bytes)} of weights, and "
+                          f"{_mib(STATE_MARGIN)}): is it this model's?")
+
+
+def read_lightning_ckpt(path: str, map_location: Any = "cpu", model_bytes: int | None = None) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)``: plain tensors and containers, never code.
 
     Raises ConfigError (one line) for a corrupt file, one that declares more bytes than it holds
-    (``check_declared_sizes``), one that needs unpickling arbitrary objects (refused, not run), or
-    one that is not a Lightning checkpoint dict.
+    or than a checkpoint of a model of ``model_bytes`` can need (``check_declared_sizes``), one
+    that needs unpickling arbitrary objects (refused, not run), or one that is not a Lightning
+    checkpoint dict.
     """
     import pickle
 
     import torch  # only here: converting MLX -> torch must not need torch installed
 
-    check_declared_sizes(path)
+    check_declared_sizes(path, model_bytes)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -349,10 +368,13 @@ def read_lightning_ckpt(path: str, map_location: Any = "cpu") -> dict[str, Any]:
     return ckpt
 
 
-def read_safetensors(path: str) -> Weights:
-    """A ``--to torch`` weights file or an MLX checkpoint, without importing either framework."""
+def read_safetensors(path: str, model_bytes: int | None = None) -> Weights:
+    """A ``--to torch`` weights file or an MLX checkpoint, without importing either framework; given
+    ``model_bytes``, refused when larger than a checkpoint of that model can be (``check_declared_sizes``)."""
     from safetensors import safe_open
 
+    if model_bytes is not None:
+        check_declared_sizes(path, model_bytes, zip_archive=False)
     try:
         with safe_open(path, framework="numpy") as f:
             metadata = f.metadata() or {}
@@ -377,12 +399,13 @@ def read_safetensors(path: str) -> Weights:
                                    epoch=meta.get("epoch"), global_step=meta.get("global_step"))
 
 
-def read_weights(path: str) -> Weights:
-    """Any supported checkpoint (see the module docstring) as canonical ``Weights``."""
+def read_weights(path: str, model_bytes: int | None = None) -> Weights:
+    """Any supported checkpoint (see the module docstring) as canonical ``Weights``; ``model_bytes``: what the
+    weights of the model it is for take, which bounds the file (``check_declared_sizes``)."""
     path = os.fspath(path)
     if sniff(path) == "safetensors":
-        return read_safetensors(path)
-    ckpt = read_lightning_ckpt(path)
+        return read_safetensors(path, model_bytes)
+    ckpt = read_lightning_ckpt(path, model_bytes=model_bytes)
     return weights_from_state_dict(ckpt["state_dict"], ckpt.get("hyper_parameters") or {},
                                    "torch", path, source="torch", epoch=ckpt.get("epoch"),
                                    global_step=ckpt.get("global_step"))
@@ -397,7 +420,8 @@ def initial_weights(path: str, own: Mapping[str, tuple[int, ...]], num_classes: 
     (shaped by the class count) as they are; any other difference (another input shape, another
     network) is a ``ConfigError``. The data statistics are not taken: the new run computes its
     own."""
-    weights = read_weights(path)
+    # float32 (4 bytes) or narrower: the network's tensors bound the file
+    weights = read_weights(path, model_bytes=4 * sum(int(np.prod(shape)) for shape in own.values()))
     state = weights.torch_state_dict() if layout == "torch" else weights.mlx_state_dict()
     theirs = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
     if set(theirs) != set(own):

@@ -2,11 +2,14 @@
 naming the dead rank and how to resume, and a non-zero exit; ``--ckpt_path last`` then resumes.
 
 torch: Lightning's ``ddp`` on CPU (gloo); rank 0 is the command the user started, rank 1 its child.
-MLX: ``mlx.launch -n 2 --backend ring``, which itself exits 0 whatever its ranks did (it prints
-``[WARN] Node with rank R exited with code C``), so the survivor's own exit status is what is
-checked, in that line.
+MLX: ``python cli.py launch -n 2 --backend ring fit ...`` (``mlx.launch``'s code, whose own command
+would exit 0), which exits with the first failed rank's status: 137 for the rank killed; the
+survivor's own status is in ``mlx.launch``'s ``[WARN] Node with rank R exited with code C`` line.
 
-2 epochs of 4 batches; a checkpoint is written after epoch 0 (step 4), the kill comes at step 6.
+2 epochs of 4 batches; a checkpoint is written after epoch 0 (step 4), the kill comes at the end of
+step 6. The survivor's step 7 fails in its gradient average, so its weights are no step's and
+nothing more is saved: ``last`` is the step-4 checkpoint on both frameworks, always (on MLX it was
+once the survivor's half-done step 7 labelled step 6, when ``mlx.launch``'s SIGTERM came first).
 """
 
 from __future__ import annotations
@@ -40,11 +43,10 @@ def kill_config(path: Path, framework: str, rank: int) -> Path:
 
 
 def fit_two_ranks(framework: str, root: Path, *args: str) -> subprocess.CompletedProcess:
-    """``fit`` on two CPU processes as the README starts them; for MLX the returncode is 1 when
-    ``mlx.launch`` said that a rank failed (``tests.test_distributed.mlx_launch``)."""
+    """``fit`` on two CPU processes as the README starts them (for MLX ``python cli.py launch``)."""
     argv = ["fit", "--framework", framework, *RUN, "--trainer.default_root_dir", str(root), *args]
     if framework == "mlx":
-        return mlx_launch(str(ROOT / "cli.py"), *argv, timeout=300)
+        return mlx_launch(*argv, timeout=300)
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *argv, "--trainer.strategy", "ddp",
                            "--trainer.devices", "2"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
@@ -64,8 +66,6 @@ def survivor_status(framework: str, dead: int, result: subprocess.CompletedProce
 @pytest.mark.parametrize("framework, dead", [
     pytest.param("torch", 1, marks=pytest.mark.slow),  # two torch runs of two processes: 2-3 min
     pytest.param("torch", 0, marks=pytest.mark.slow),
-    # slow for the default suite's time; (mlx, 1) once found the survivor's last at step 6, not
-    # 4 (a race with mlx.launch's SIGTERM, open in issue 25)
     pytest.param("mlx", 1, marks=pytest.mark.slow), pytest.param("mlx", 0, marks=pytest.mark.slow)])
 def test_a_killed_rank_leaves_the_survivor_one_line_and_a_failure_then_last_resumes(framework, dead,
                                                                                     tmp_path):
@@ -78,11 +78,15 @@ def test_a_killed_rank_leaves_the_survivor_one_line_and_a_failure_then_last_resu
     assert errors == [f"error: rank {dead} of 2 stopped{how}, so rank {1 - dead} stopped too; "
                       "resume with --ckpt_path last"], killed.stderr[-3000:]
     assert "Traceback" not in killed.stderr
+    # a SIGTERM from mlx.launch after the death is no request to save, and is not said to be one
+    assert "Received SIGTERM" not in killed.stderr, killed.stderr[-3000:]
     status = survivor_status(framework, dead, killed)
     if status is not None:
         assert status == 1, killed.stderr[-3000:]
     if framework == "torch" and dead == 0:
         assert killed.returncode == -signal.SIGKILL  # the user's command was the rank killed
+    if framework == "mlx":
+        assert killed.returncode == 128 + signal.SIGKILL  # the launch's status: the killed rank's
     run = root / "mnist" / framework / "version_0"
     assert read_weights(str(run / "checkpoints" / f"last{SUFFIX[framework]}")).global_step == 4
 
@@ -117,3 +121,20 @@ def test_lightnings_watcher_names_the_rank_it_saw_die_instead_of_killing_rank_ze
         for process in (main, alive):
             process.kill()
             process.wait()
+
+
+@pytest.mark.slow  # two MLX processes
+def test_a_sigterm_to_one_mlx_rank_stops_both_at_one_batch_said_once_by_rank_zero(tmp_path):
+    """Rank 1 alone gets SIGTERM at step 6: the ranks agree at the next step, both write nothing but rank zero's
+    ``last`` and end with 143, and the stop is said once, by rank zero, as what it is."""
+    config = tmp_path / "term.yaml"
+    config.write_text("trainer:\n  callbacks:\n    - class_path: tests.signal_at_step.MlxSignalAtStep\n"
+                      f"      init_args: {{step: {KILL_AT}, signum: {int(signal.SIGTERM)}, rank: 1}}\n")
+    root = tmp_path / "logs"
+    result = fit_two_ranks("mlx", root, "--config", str(config))
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    stops = [line for line in result.stderr.splitlines() if "stop after the current batch" in line]
+    assert stops == ["A rank received a signal: all 2 ranks stop after the current batch (saving a resumable "
+                     "'last' checkpoint)"], result.stderr[-3000:]
+    last = root / "mnist" / "mlx" / "version_0" / "checkpoints" / "last.safetensors"
+    assert read_weights(str(last)).global_step == KILL_AT + 1  # the step in which they agreed

@@ -1,7 +1,8 @@
 """Data-parallel training on two local CPU processes, checked against one process.
 
 torch: Lightning's ``ddp`` strategy launches the second process itself (gloo on CPU).
-MLX: ``mlx.launch -n 2 --backend ring`` starts both over loopback (``MLX_RANK`` + a host file).
+MLX: ``python cli.py launch -n 2 --backend ring`` (``mlx.launch``'s code) starts both over loopback (``MLX_RANK`` +
+a host file).
 
 The reference is one process with twice the per-rank batch: rank r takes positions r, r + 2, ...
 of the same global order, so the two ranks' batches together are exactly its batch, and the mean
@@ -65,17 +66,13 @@ def free_port_run(n: int) -> int:
 
 
 def mlx_launch(*args: str, n: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``mlx.launch -n N --backend ring --python <this python> ARGS`` on localhost.
-
-    ``mlx.launch`` exits 0 even when a rank fails (it only prints ``[WARN] Node with rank R exited
-    with code C``), so that line makes the result's returncode 1. On a timeout the whole process
-    group (launcher and ranks) is killed, so no rank is left waiting on its peer.
+    """``python cli.py launch -n N --backend ring ARGS`` on localhost (ARGS: a trainer command, as the README
+    starts one, or ``-- PROGRAM ...``): ``mlx.launch``'s code, exiting with the first failed rank's status
+    (``cnn.tools.launch``). On a timeout the whole process group (launcher and ranks) is killed, so no rank is
+    left waiting on its peer.
     """
-    launcher = Path(sys.executable).with_name("mlx.launch")
-    command = [str(launcher)] if launcher.exists() else [
-        sys.executable, "-c", "import sys; from mlx._distributed_utils.launch import main; sys.exit(main())"]
-    command += ["-n", str(n), "--backend", "ring", "--starting-port", str(free_port_run(n)),
-                "--python", sys.executable, *args]
+    command = [sys.executable, str(ROOT / "cli.py"), "launch", "-n", str(n), "--backend", "ring",
+               "--starting-port", str(free_port_run(n)), *args]
     # A script's own folder, not the cwd, heads sys.path: name this tree, not an installed copy.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
@@ -87,9 +84,8 @@ def mlx_launch(*args: str, n: int = 2, timeout: int = 300) -> subprocess.Complet
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         out, err = process.communicate()
-        raise AssertionError(f"mlx.launch timed out after {timeout} s:\n{err[-4000:]}") from None
-    failed = process.returncode or "exited with code" in err or "was killed" in err
-    return subprocess.CompletedProcess(command, 1 if failed else 0, out, err)
+        raise AssertionError(f"launch timed out after {timeout} s:\n{err[-4000:]}") from None
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
 def torch_weights(path: Path) -> dict[str, np.ndarray]:
@@ -189,7 +185,7 @@ def test_torch_ddp_matches_one_process_with_twice_the_batch(torch_ddp, tmp_path)
 @pytest.fixture(scope="module")
 def mlx_ddp(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     logs = tmp_path_factory.mktemp("mlx-ddp")
-    result = mlx_launch(str(ROOT / "cli.py"), "fit", "--framework", "mlx", *TINY, *PER_RANK,
+    result = mlx_launch("fit", *TINY, *PER_RANK,
                         "--trainer.default_root_dir", str(logs), "--trainer.accelerator", "cpu")
     assert result.returncode == 0, result.stderr[-4000:]
     return logs, result
@@ -282,7 +278,7 @@ def test_mlx_trainer_averages_gradients_syncs_values_and_stops_all_ranks_on_one_
     forever)."""
     script = tmp_path / "toy.py"
     script.write_text(RANK_SCRIPT)
-    result = mlx_launch(str(script), case, timeout=120)
+    result = mlx_launch("--python", sys.executable, "--", str(script), case, timeout=120)
     assert result.returncode == 0, result.stderr[-4000:]
     rows = sorted(line.split(" ", 3)[1:] for line in result.stdout.splitlines()
                   if line.startswith("RESULT"))
@@ -333,6 +329,34 @@ def test_other_ranks_loggers_write_nothing_and_share_rank_zeros_version(tmp_path
     view.finalize("success")
     assert view.log_dir == str(tmp_path / "mnist/mlx/version_3") and view.version == 3
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("tracker", ["mlflow", "wandb"])
+def test_a_tracker_logger_on_a_rank_other_than_zero_starts_no_run(tracker, tmp_path, monkeypatch):
+    """Lightning's ``rank_zero_experiment``: on rank 1 (the mirror's ``rank_zero_only.rank``, which the Trainer
+    sets from its group) what the trainer and the CLI ask of a logger (name, version, writes, finalize) starts no
+    MLflow or W&B run; only rank zero's run exists."""
+    pytest.importorskip(tracker)
+    from cnn.mx.lightning.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    store = tmp_path / "store"
+    if tracker == "mlflow":
+        from cnn.mx.lightning.loggers import MLFlowLogger
+
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        logger = MLFlowLogger(experiment_name="mnist", tracking_uri=f"file:{store}")
+    else:
+        from cnn.mx.lightning.loggers import WandbLogger
+
+        monkeypatch.setenv("WANDB_SILENT", "true")
+        logger = WandbLogger(save_dir=str(store), offline=True)
+    assert logger.version is None
+    _ = logger.name, logger.log_dir
+    logger.log_hyperparams({"lr": 1.0})
+    logger.log_metrics({"val/acc": 0.5}, step=1)
+    logger.finalize("success")
+    assert sorted(store.rglob("*")) == []
 
 
 def test_mlx_datamodule_takes_its_shard_from_the_trainer():

@@ -147,6 +147,56 @@ def test_a_checkpoint_zip_bomb_is_refused_by_its_declared_sizes_before_any_tenso
     assert_one_line_error(result, str(bomb), "declares", "MiB of records but holds")
 
 
+def padded(good: Path, framework: str, out: Path, extra: int = 40 << 20) -> Path:
+    """``good`` with one more tensor of ``extra`` zero bytes: a whole file, nothing compressed, larger than a
+    checkpoint of the seed CNN (a few MiB of weights) can be."""
+    if framework == "torch":
+        import torch
+
+        checkpoint = torch.load(good, weights_only=True)
+        checkpoint["state_dict"]["padding"] = torch.zeros(extra // 4)
+        torch.save(checkpoint, out)
+    else:
+        import cnn.mx  # noqa: F401  (its BLAS before mlx)
+
+        import mlx.core as mx
+
+        arrays, metadata = mx.load(str(good), return_metadata=True)
+        mx.save_safetensors(str(out), {**arrays, "model.padding": mx.zeros(extra // 4)}, metadata=metadata)
+    return out
+
+
+@pytest.mark.parametrize("command", ["predict", "init_from"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_checkpoint_larger_than_its_model_can_need_is_refused_before_any_tensor_is_read(
+        runs, framework, command, tmp_path):
+    """Bounded by the model the command loads it into (its weights x 8 + 16 MiB), not by the file's own size."""
+    big = padded(last(runs[framework], framework), framework, tmp_path / f"big{SUFFIX[framework]}")
+    if command == "predict":
+        result = predict(framework, big, tmp_path)
+    else:
+        result = fit(framework, tmp_path / "logs", "--model.init_from", str(big))
+        assert not (tmp_path / "logs").exists()
+    assert_one_line_error(result, str(big), "more than a checkpoint of this model can need")
+
+
+def test_the_size_bound_is_the_loaded_models_so_a_larger_network_takes_a_larger_checkpoint(runs, tmp_path):
+    from cnn.errors import ConfigError
+    from cnn.pt.model import SeedCNN
+    from cnn.pt.resnet import ResNet
+    from cnn.weights import check_declared_sizes
+
+    def state_bytes(net) -> int:
+        return sum(t.numel() * t.element_size() for t in net.state_dict().values())
+
+    big = padded(last(runs["torch"], "torch"), "torch", tmp_path / "big.ckpt")
+    wide = state_bytes(ResNet(in_channels=1, num_classes=10, width=128))
+    assert wide * 8 > big.stat().st_size  # a checkpoint of the wide ResNet may be this large
+    check_declared_sizes(str(big), wide)
+    with pytest.raises(ConfigError, match="more than a checkpoint of this model can need"):
+        check_declared_sizes(str(big), state_bytes(SeedCNN(in_channels=1, image_size=28, num_classes=10)))
+
+
 # -- 10. weights that are not finite, or not floating point ----------------------------------------
 def damaged_copy(run: Path, framework: str, folder: Path, tensor: str, how: str) -> Path:
     """The run's ``last`` with ``tensor`` made NaN (``how="nan"``), or int64 (``"int"``)."""

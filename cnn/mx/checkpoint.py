@@ -15,6 +15,7 @@ from cnn.mx.lightning.plugins.io import SafetensorsCheckpointIO
 
 import mlx.core as mx
 import numpy as np
+from mlx.utils import tree_flatten
 
 from cnn.errors import CheckpointError
 from cnn.weights import (
@@ -24,6 +25,7 @@ from cnn.weights import (
     MLX_OPTIMIZER_PREFIX,
     MLX_PREFIX,
     MLX_RNG_KEY,
+    check_declared_sizes,
     check_fits,
     check_state_dict,
     checkpoint_kind,
@@ -35,20 +37,33 @@ class CheckpointIO(SafetensorsCheckpointIO):
     """The MLX trainer's checkpoint files in this project's format (``cnn.weights``).
 
     Contract: as ``SafetensorsCheckpointIO``; a torch checkpoint given to ``load_checkpoint`` is
-    a ``CheckpointError`` that says how to convert it.
+    a ``CheckpointError`` that says how to convert it. ``model_bytes``: what the arrays of the
+    model checkpoints are loaded into take (``bound_checkpoint_reads``); a file larger than a
+    checkpoint of it can be is refused before any tensor is read
+    (``cnn.weights.check_declared_sizes``). None: no such bound.
     """
 
     def __init__(self) -> None:
         super().__init__(metadata_key=META_KEY, model_prefix=MLX_PREFIX,
                          optimizer_prefix=MLX_OPTIMIZER_PREFIX, rng_key=MLX_RNG_KEY,
                          format_version=MLX_FORMAT_VERSION)
+        self.model_bytes: int | None = None
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
         path = os.fspath(path)
         if os.path.isfile(path) and not path.endswith(".safetensors") and _written_by_torch(path):
             raise CheckpointError(f"{path} is a torch checkpoint, not an MLX one: convert it with "
                                   f"`python cli.py convert {path} --to mlx --out FILE.safetensors`")
+        if self.model_bytes is not None and os.path.isfile(path):
+            check_declared_sizes(path, self.model_bytes, zip_archive=False)
         return super().load_checkpoint(path)
+
+
+def bound_checkpoint_reads(trainer: Any, model: Any) -> None:
+    """Bound the checkpoints ``trainer`` reads by what ``model``'s arrays take (when its checkpoint IO is a
+    ``CheckpointIO``)."""
+    if isinstance(trainer.checkpoint_io, CheckpointIO):
+        trainer.checkpoint_io.model_bytes = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
 
 
 def _written_by_torch(path: str) -> bool:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Optional, Union
 
-from cnn.mx.checkpoint import CHECKPOINT_IO
+from cnn.mx.checkpoint import CheckpointIO, bound_checkpoint_reads
 from cnn.mx.cli_optimizers import add_optimizer_arguments, replace_configure_optimizers
 from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning import LightningDataModule, LightningModule
@@ -140,10 +140,11 @@ class CLI:
             # nor does a fast_dev_run (LightningCLI leaves the callback out then too)
             save_config = [SaveConfigCallback(subs[self.subcommand], as_given, overwrite=True)] \
                 if section.trainer.logger is not False and not section.trainer.fast_dev_run else []
-            self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or CHECKPOINT_IO,
+            self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or CheckpointIO(),
                                       "callbacks": [*(init.trainer.get("callbacks") or []), *save_config]})
         except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
             raise ConfigError(str(error)) from None
+        bound_checkpoint_reads(self.trainer, self.model)
         try:
             getattr(self, f"run_{self.subcommand}")(section)
         except BaseException as error:

@@ -61,7 +61,12 @@ class SafeCheckpointIO(TorchCheckpointIO):
     file) for a missing, corrupt, refused or unrecognised file.
     ``save_checkpoint(checkpoint, path)``: ``torch.save`` bytes written to a temp file beside
     ``path``, fsync'ed and ``os.replace``'d over it; remote (fsspec) paths as the parent does.
+    ``model_bytes``: what the weights and buffers of the model checkpoints are loaded into take
+    (``bound_checkpoint_reads``); a local file larger than a checkpoint of it can be is refused
+    before any tensor is read (``cnn.weights.check_declared_sizes``). None: no such bound.
     """
+
+    model_bytes: Optional[int] = None
 
     def load_checkpoint(self, path, map_location: Optional[Callable] = lambda storage, loc: storage,
                         weights_only: Optional[bool] = None) -> dict[str, Any]:
@@ -70,8 +75,8 @@ class SafeCheckpointIO(TorchCheckpointIO):
         if not isinstance(get_filesystem(path), LocalFileSystem):
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
         if sniff(path) == "safetensors":
-            return lightning_checkpoint(read_safetensors(path))
-        checkpoint = read_lightning_ckpt(path, map_location=map_location)
+            return lightning_checkpoint(read_safetensors(path, self.model_bytes))
+        checkpoint = read_lightning_ckpt(path, map_location=map_location, model_bytes=self.model_bytes)
         # Lightning's migration reads the version; a bare dict with a state_dict still loads.
         checkpoint.setdefault("pytorch-lightning_version", lightning.__version__)
         return checkpoint
@@ -84,6 +89,14 @@ class SafeCheckpointIO(TorchCheckpointIO):
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic.write_bytes(path, buffer.getvalue())
+
+
+def bound_checkpoint_reads(trainer, model) -> None:
+    """Bound the checkpoints ``trainer`` reads by what ``model``'s weights and buffers take (when its checkpoint IO
+    is a ``SafeCheckpointIO``)."""
+    io = trainer.strategy.checkpoint_io
+    if isinstance(io, SafeCheckpointIO):
+        io.model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 def check_checkpoint_fits(checkpoint: dict[str, Any], model) -> None:

@@ -30,6 +30,7 @@ from cnn.optimizers import override_note
 from cnn.own_classes import OURS, SideClasses, as_our_sections, named_classes, untestable_reason
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
+from cnn.pt.checkpoint import bound_checkpoint_reads
 from cnn.pt.datamodule import DataModule
 from cnn.pt.lightning_internals import exited_ranks, report_dead_ranks
 from cnn.pt.module import Classifier
@@ -207,6 +208,7 @@ class CLI(LightningCLI):
         pass
 
     def _run_subcommand(self, subcommand: str) -> None:
+        bound_checkpoint_reads(self.trainer, self.model)
         if subcommand == "fit":
             super()._run_subcommand(subcommand)
             return

@@ -25,9 +25,10 @@ class ModelCheckpoint(Callback):
     ``best_model_score`` / ``last_model_path`` as in Lightning. Differences: ``last`` is rewritten after every
     epoch and validation, whether or not the monitored metric improved; on a ``TrainingInterrupted``
     (SIGINT/SIGTERM) or any other ``Exception`` after steps not yet saved, ``last`` is written so the run can resume;
-    on a ``NonFiniteLossError`` or a second Ctrl-C (``KeyboardInterrupt``) nothing is ever written (the last good
-    checkpoint stays untouched). A ``monitor`` not logged yet is a warning until validation has run, an error
-    (``MonitorError``, Lightning's ``MisconfigurationException``) after, as in Lightning.
+    on a ``NonFiniteLossError``, a second Ctrl-C (``KeyboardInterrupt``) or a collective that failed because another
+    rank is gone nothing is ever written (the last good checkpoint stays untouched: a step whose gradient average
+    never arrived leaves weights that are no step's). A ``monitor`` not logged yet is a warning until validation has
+    run, an error (``MonitorError``, Lightning's ``MisconfigurationException``) after, as in Lightning.
     """
 
     CHECKPOINT_JOIN_CHAR = "-"
@@ -132,7 +133,7 @@ class ModelCheckpoint(Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit" \
-                or getattr(trainer, "fast_dev_run", False):
+                or getattr(trainer, "fast_dev_run", False) or trainer.accelerator_connector.lost_peer(exception):
             return
         candidates = self._monitor_candidates(trainer)
         if isinstance(exception, TrainingInterrupted):

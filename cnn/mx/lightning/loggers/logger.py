@@ -1,12 +1,28 @@
-"""Mirror of lightning.pytorch.loggers.logger: the base every MLX logger shares (run directories) and the
-``DummyLogger`` that ``fast_dev_run`` puts in place of the loggers."""
+"""Mirror of lightning.pytorch.loggers.logger: the base every MLX logger shares (run directories), the
+``DummyLogger`` that ``fast_dev_run`` puts in place of the loggers, and ``rank_zero_experiment``."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Union
+from functools import wraps
+from typing import Any, Callable, Mapping, Optional, Union
+
+from cnn.mx.lightning.utilities.rank_zero import DummyExperiment, rank_zero_only
 
 from cnn.runs import claim_version
+
+
+def rank_zero_experiment(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Lightning's: a logger's ``experiment`` getter that, on ranks other than zero, returns an experiment whose
+    every call does nothing, so those ranks never start a run of their own (an MLflow run, a W&B run)."""
+
+    @wraps(fn)
+    def experiment(self: Any) -> Any:
+        if rank_zero_only.rank > 0:
+            return DummyExperiment()
+        return fn(self)
+
+    return experiment
 
 
 class VersionedLogger:

@@ -12,7 +12,7 @@ import time
 from argparse import Namespace
 from typing import Any, Literal, Mapping, Optional, Union
 
-from cnn.mx.lightning.loggers.logger import VersionedLogger
+from cnn.mx.lightning.loggers.logger import VersionedLogger, rank_zero_experiment
 from cnn.mx.lightning.loggers.utilities import (
     add_prefix,
     checkpoint_metadata,
@@ -23,6 +23,7 @@ from cnn.mx.lightning.loggers.utilities import (
     plain_number,
     uploads_each_checkpoint,
 )
+from cnn.mx.lightning.utilities.rank_zero import rank_zero_only
 
 import yaml
 
@@ -50,7 +51,8 @@ class MLFlowLogger(VersionedLogger):
         run_id: log into this existing run instead of starting one.
         synchronous: block on every logging call (``None``: MLflow's default).
 
-    Contract: the run starts on first use of ``experiment`` (an ``MlflowClient``); ``name`` is the
+    Contract: the run starts on first use of ``experiment`` (an ``MlflowClient``) on rank zero; on
+    other ranks ``experiment`` does nothing and no run starts (``name``/``version`` are None); ``name`` is the
     experiment id, ``version`` the run id, ``save_dir`` the local store's path (``None`` for a
     server). ``log_metrics`` logs one batch of metrics at ``step`` (names stripped of characters
     MLflow refuses); ``log_hyperparams`` logs the flattened params as strings; ``finalize``
@@ -87,6 +89,7 @@ class MLFlowLogger(VersionedLogger):
         self._mlflow_client: Any = None
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> Any:
         """The ``MlflowClient``; the experiment and run are created on first use, as in Lightning."""
         if self._initialized:
@@ -148,6 +151,7 @@ class MLFlowLogger(VersionedLogger):
         """``save_dir``: what Lightning's ``trainer.log_dir`` is for a logger other than TensorBoard and CSV."""
         return self.save_dir
 
+    @rank_zero_only
     def log_hyperparams(self, params: Union[Mapping[str, Any], Namespace, None] = None) -> None:
         from mlflow.entities import Param
 
@@ -157,6 +161,7 @@ class MLFlowLogger(VersionedLogger):
             self.experiment.log_batch(run_id=self.run_id, params=entries[start:start + PARAMS_PER_BATCH],
                                       **self._log_batch_kwargs)
 
+    @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
         from mlflow.entities import Metric
 
@@ -182,6 +187,7 @@ class MLFlowLogger(VersionedLogger):
         elif self._log_model is True:
             self._checkpoint_callback = checkpoint_callback
 
+    @rank_zero_only
     def finalize(self, status: str = "success") -> None:
         if not self._initialized:
             return

@@ -10,7 +10,7 @@ import os
 from argparse import Namespace
 from typing import Any, Literal, Mapping, Optional, Union
 
-from cnn.mx.lightning.loggers.logger import VersionedLogger
+from cnn.mx.lightning.loggers.logger import VersionedLogger, rank_zero_experiment
 from cnn.mx.lightning.loggers.utilities import (
     add_prefix,
     checkpoint_metadata,
@@ -20,6 +20,7 @@ from cnn.mx.lightning.loggers.utilities import (
     plain_number,
     uploads_each_checkpoint,
 )
+from cnn.mx.lightning.utilities.rank_zero import rank_zero_only
 
 from cnn.errors import ConfigError
 
@@ -62,7 +63,8 @@ class WandbLogger(VersionedLogger):
         add_file_policy: ``"mutable"`` or ``"immutable"``, how checkpoint files are added.
         **kwargs: passed on to ``wandb.init`` (``tags``, ``group``, ``entity``, ``mode``, ...).
 
-    Contract: the run starts on first use of ``experiment`` (``wandb.init``); ``name`` is the
+    Contract: the run starts on first use of ``experiment`` (``wandb.init``) on rank zero; on other
+    ranks ``experiment`` does nothing and no run starts; ``name`` is the
     project, ``version`` the run id, ``save_dir`` the local folder. ``log_metrics`` logs one
     history row with ``trainer/global_step`` set to ``step`` (every metric's step axis);
     ``log_hyperparams`` updates the run's config; ``finalize("success")`` uploads pending
@@ -102,6 +104,7 @@ class WandbLogger(VersionedLogger):
         self.add_file_policy = add_file_policy
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> Any:
         """The ``wandb`` run, started on first use (a run already in progress is reused)."""
         if self._experiment is None:
@@ -139,15 +142,18 @@ class WandbLogger(VersionedLogger):
         """``save_dir``: what Lightning's ``trainer.log_dir`` is for a logger other than TensorBoard and CSV."""
         return self.save_dir
 
+    @rank_zero_only
     def log_hyperparams(self, params: Union[Mapping[str, Any], Namespace, None] = None) -> None:
         self.experiment.config.update(_json_safe(convert_params(params)), allow_val_change=True)
 
+    @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
         row = {k: plain_number(v) for k, v in add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR).items()}
         if step is not None and not self._wandb_init.get("sync_tensorboard"):
             row[STEP_METRIC] = step
         self.experiment.log(row)
 
+    @rank_zero_only
     def log_image(self, key: str, images: list[Any], step: Optional[int] = None, **kwargs: Any) -> None:
         """Log ``images`` (arrays, files or PIL images) under ``key``; each keyword argument
         (``caption``, ...) is a list with one value per image, as in Lightning."""
@@ -173,6 +179,7 @@ class WandbLogger(VersionedLogger):
         elif self._log_model is True:
             self._checkpoint_callbacks[id(checkpoint_callback)] = checkpoint_callback
 
+    @rank_zero_only
     def finalize(self, status: str) -> None:
         if status != "success" or self._experiment is None:
             return

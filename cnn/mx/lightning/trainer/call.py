@@ -127,8 +127,8 @@ def call_and_handle_interrupt(trainer: Any, run_stage: Any, *args: Any) -> Any:
         return run_stage(*args)
     except BaseException as exception:
         trainer.state.status = "interrupted"
+        trainer.accelerator_connector.on_exception(exception)  # first: what it ignores, restore() leaves ignored
         trainer.signal_connector.restore()
-        trainer.accelerator_connector.on_exception(exception)
         call_exception_hooks(trainer, exception)
         trainer.state.stage = None
         raise

@@ -1,11 +1,34 @@
-"""Mirror of lightning.pytorch.utilities.rank_zero: a logger as ranks other than zero see it."""
+"""Mirror of lightning.pytorch.utilities.rank_zero: ``rank_zero_only`` (and its ``rank``), and a logger as ranks
+other than zero see it."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from functools import wraps
+from typing import Any, Callable
 
 
-class _DummyExperiment:
+def rank_zero_only(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Lightning's: ``fn`` runs on rank zero only (elsewhere the call returns None). ``rank_zero_only.rank`` is this
+    process's global rank: ``MLX_RANK`` (what ``mlx.launch`` sets) until a Trainer sets its group's, as Lightning
+    reads ``RANK`` until its strategy sets it."""
+
+    @wraps(fn)
+    def on_rank_zero(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs) if rank_zero_only.rank == 0 else None
+
+    return on_rank_zero
+
+
+def _launcher_rank() -> int:
+    rank = os.environ.get("MLX_RANK", "0")
+    return int(rank) if rank.isdigit() else 0
+
+
+rank_zero_only.rank = _launcher_rank()  # type: ignore[attr-defined]
+
+
+class DummyExperiment:
     """What a logger's ``experiment`` is on ranks other than zero: every call does nothing."""
 
     def _noop(self, *args: Any, **kwargs: Any) -> None:
@@ -14,7 +37,7 @@ class _DummyExperiment:
     def __getattr__(self, name: str) -> Any:
         return self._noop
 
-    def __getitem__(self, index: Any) -> "_DummyExperiment":
+    def __getitem__(self, index: Any) -> "DummyExperiment":
         return self
 
 
@@ -34,8 +57,8 @@ class RankZeroOnlyLogger:
         object.__setattr__(self, "logger", logger)
 
     @property
-    def experiment(self) -> _DummyExperiment:
-        return _DummyExperiment()
+    def experiment(self) -> DummyExperiment:
+        return DummyExperiment()
 
     def __getattr__(self, name: str) -> Any:
         if name in RankZeroOnlyLogger.WRITES:

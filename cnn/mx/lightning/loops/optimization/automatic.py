@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import signal
 import warnings
 from functools import partial
 from typing import Any, Callable
@@ -298,7 +297,7 @@ class AutomaticOptimization:
             bad, stop = trainer.accelerator_connector.all_sum([not finite, signals.received is not None])
             where = f" on rank {trainer.global_rank} (not finite on {int(bad)} of {trainer.world_size} ranks)"
             finite = finite and not bad
-            signals.agreed = (signals.received or signal.SIGTERM) if stop else None
+            signals.agree(bool(stop))
         if not finite:
             raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {trainer.current_epoch}, "
                                      f"batch {batch_idx} (global step {self.optim_progress.steps}); "

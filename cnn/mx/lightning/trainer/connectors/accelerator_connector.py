@@ -21,7 +21,7 @@ from cnn.mx.lightning.core.optimizer import configure_optimizers
 from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO
 from cnn.mx.lightning.plugins.precision.precision import Precision
 from cnn.mx.lightning.utilities import distributed as dist
-from cnn.mx.lightning.utilities.rank_zero import RankZeroOnlyLogger
+from cnn.mx.lightning.utilities.rank_zero import RankZeroOnlyLogger, rank_zero_only
 
 import mlx.core as mx
 
@@ -58,6 +58,7 @@ class AcceleratorConnector:
                  benchmark: Optional[bool] = None) -> None:
         self.trainer = trainer
         self.group = dist.world()
+        rank_zero_only.rank = self.group.rank()  # as Lightning's strategy sets it: loggers read it
         self.checkpoint_io = checkpoint_io_from(plugins)
         self.precision_plugin = Precision(precision)
         if benchmark and self.group.rank() == 0:
@@ -84,7 +85,8 @@ class AcceleratorConnector:
 
     def on_exception(self, exception: BaseException) -> None:
         """Lightning's ``strategy.on_exception``. A rank gone: ``mlx.launch`` sends SIGTERM to the others once
-        it sees one exit, which would end this one before it says why it stops; from here it ignores it."""
+        it sees one exit, which would end this one before it says why it stops; from here it ignores it (called
+        while the signal connector's handler, which only records a SIGTERM, is still installed: no gap)."""
         if self.lost_peer(exception):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -37,11 +37,23 @@ def hpc_save_path(folder: str, suffix: str = ".safetensors") -> str:
     return os.path.join(folder, f"hpc_ckpt_{max(numbers, default=0) + 1}{suffix}")
 
 
+def stopping_line(signum: Optional[int], world_size: int = 1) -> str:
+    """What a stop for ``signum`` will do; ``None``: a signal another of ``world_size`` ranks received."""
+    then = "saving an hpc checkpoint and requeueing the SLURM job" if signum == REQUEUE_SIGNAL \
+        else "saving a resumable 'last' checkpoint"
+    if world_size == 1:
+        return f"Received {signal.Signals(signum).name}: stopping after the current batch ({then})"
+    what = f"Received {signal.Signals(signum).name}" if signum is not None else "A rank received a signal"
+    return f"{what}: all {world_size} ranks stop after the current batch ({then})"
+
+
 class SignalConnector:
     """During ``fit`` SIGINT/SIGTERM stop training at the next batch boundary: ``ModelCheckpoint`` writes a
     resumable ``last`` checkpoint from ``on_exception``, loggers are finalized and ``TrainingInterrupted``
     (``SystemExit(128 + signum)``) is raised; a second Ctrl-C interrupts at once. With several ranks a signal any
-    rank received stops all of them at the same batch: ``agreed`` is the signal the ranks agreed on.
+    rank received stops all of them at the same batch: ``agreed`` is the signal the ranks agreed on, and rank zero
+    says the stop once they have agreed (a rank whose peer died meanwhile says that instead, from the failed
+    collective: the SIGTERM ``mlx.launch`` then sends is not a request to save).
 
     Under SLURM with auto-requeue (``slurm_auto_requeue``), SIGUSR1 (the signal ``#SBATCH --signal=USR1@T`` sends
     before the time limit) also stops at the next batch boundary, where, as Lightning's handler does,
@@ -62,25 +74,34 @@ class SignalConnector:
         self.received = self.agreed = self.hpc_path = None
         if threading.current_thread() is not threading.main_thread():
             return
-
-        def handler(signum: int, frame: Any) -> None:
-            if self.received is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt  # second Ctrl-C: stop immediately
-            self.received = signum
-            then = "saving an hpc checkpoint and requeueing the SLURM job" if signum == REQUEUE_SIGNAL \
-                else "saving a resumable 'last' checkpoint"
-            print(f"\nReceived {signal.Signals(signum).name}: stopping after the current batch ({then})",
-                  file=sys.stderr)
-
         signals = [signal.SIGINT, signal.SIGTERM] + ([REQUEUE_SIGNAL] if slurm_auto_requeue() else [])
         for sig in signals:
             self._orig_handlers[sig] = signal.getsignal(sig)
-            signal.signal(sig, handler)
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: stop immediately
+        self.received = signum
+        # With several ranks the stop is said once the ranks have agreed on it (``agree``): a SIGTERM that
+        # ``mlx.launch`` sends because another rank died is no request to save, and the next collective says so.
+        if self.trainer.world_size == 1:
+            print(f"\n{stopping_line(signum)}", file=sys.stderr)
+
+    def agree(self, stop: bool) -> None:
+        """Record whether the ranks agreed (a collective, now) to stop after this batch for a signal one of them
+        received: this rank's signal, else SIGTERM. Rank zero says so once."""
+        first = stop and self.agreed is None
+        self.agreed = (self.received or signal.SIGTERM) if stop else None
+        if first and self.trainer.is_global_zero:
+            print(f"\n{stopping_line(self.received, self.trainer.world_size)}", file=sys.stderr)
 
     def restore(self) -> None:
-        """The handlers from before :meth:`register`."""
+        """The handlers from before :meth:`register`, where the handler is still this connector's (a signal set
+        to be ignored since, e.g. by ``AcceleratorConnector.on_exception``, stays ignored)."""
         for sig, h in self._orig_handlers.items():
-            signal.signal(sig, h)
+            if signal.getsignal(sig) == self._handler:
+                signal.signal(sig, h)
         self._orig_handlers = {}
 
     def signal_to_stop(self, agree: bool) -> Optional[int]:
@@ -92,8 +113,7 @@ class SignalConnector:
             stop = self.received
         else:
             if agree:
-                stop = trainer.accelerator_connector.any_rank(self.received is not None)
-                self.agreed = (self.received or signal.SIGTERM) if stop else None
+                self.agree(trainer.accelerator_connector.any_rank(self.received is not None))
             stop = self.agreed
         if stop == REQUEUE_SIGNAL and self.hpc_path is None:
             self._save_and_requeue()
