@@ -19,11 +19,18 @@ import torch
 import yaml
 
 from cnn import schema
+from cnn.hparams import HPARAMS_METRICS
 from cnn.pt.datamodule import DataModule as PtDataModule
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools.convert import read_weights
 from cnn.tools.events import read_scalars
-from tests.cli_runs import SHORT_FIT_EPOCHS, SHORT_FIT_LOG_EVERY, SHORT_FIT_STEPS_PER_EPOCH, SHORT_FIT_VAL_IMAGES
+from tests.cli_runs import (
+    SHORT_FIT_EPOCHS,
+    SHORT_FIT_LOG_EVERY,
+    SHORT_FIT_STEPS_PER_EPOCH,
+    SHORT_FIT_VAL_FRACTION,
+    SHORT_FIT_VAL_IMAGES,
+)
 
 
 def steps_by_tag(run: Path) -> dict[str, list[int]]:
@@ -152,7 +159,7 @@ def test_validation_accuracies_differ_only_on_images_float32_cannot_decide(short
     _, runs = short_fits
     trained = {"torch": read_weights(runs["torch"] / "checkpoints" / "last.ckpt"),
                "mlx": read_weights(runs["mlx"] / "checkpoints" / "last.safetensors")}
-    data = PtDataModule(seed=42)
+    data = PtDataModule(seed=42, val_fraction=SHORT_FIT_VAL_FRACTION)
     data.setup("fit")
     val = data.data.splits["val"]
     images, labels = val.images[:SHORT_FIT_VAL_IMAGES], val.labels[:SHORT_FIT_VAL_IMAGES]
