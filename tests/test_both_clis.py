@@ -188,3 +188,57 @@ def test_a_default_mlx_fit_and_test_print_no_warning(short_fits):
     logs, _ = short_fits
     stderr = (logs / "mlx.stderr").read_text()
     assert "Warning" not in stderr and "warn" not in stderr.lower(), stderr[-2000:]
+
+
+# TensorBoard's HPARAMS tab compares the torch and the MLX run of one config: a real ``tensorboard``
+# server's hparams routes (what the web page reads) list both runs with their settings, framework
+# among them, and their final metrics.
+def post_json(url: str, body: dict):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+SESSION_GROUPS_REQUEST = {
+    "experimentName": "", "startIndex": 0, "sliceSize": 100,
+    "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+    "colParams": [{"hparam": "framework"}, *({"metric": {"tag": tag}} for tag in HPARAMS_METRICS)]}
+
+
+def test_tensorboards_hparams_routes_list_both_frameworks_with_settings_and_final_metrics(short_fits):
+    logs, runs = short_fits
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
+         "--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/data/plugin/hparams"
+    try:
+        deadline, groups = time.monotonic() + 60, []
+        while time.monotonic() < deadline and len(groups) < 2:
+            try:
+                groups = post_json(f"{base}/session_groups", SESSION_GROUPS_REQUEST).get("sessionGroups", [])
+            except OSError:
+                pass
+            time.sleep(0.5)
+        experiment = post_json(f"{base}/experiment", {"experimentName": ""})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert {info["name"] for info in experiment["hparamInfos"]} >= {"framework", "lr", "dropout", "num_classes",
+                                                                     "seed"}
+    assert [info["name"]["tag"] for info in experiment["metricInfos"]] == list(HPARAMS_METRICS)
+    by_framework = {group["hparams"]["framework"]: group for group in groups}
+    assert set(by_framework) == set(runs)
+    for framework, run in runs.items():
+        group = by_framework[framework]
+        assert group["hparams"]["lr"] == pytest.approx(1e-4) and group["hparams"]["dropout"] == 0
+        (session,) = group["sessions"]
+        assert session["name"] == run.relative_to(logs).as_posix()
+        assert session["status"] == "STATUS_SUCCESS"
+        logged = read_scalars(run)
+        values = {m["name"]["tag"]: m["value"] for m in session["metricValues"]}
+        assert set(values) == {schema.VAL_ACC, schema.TEST_ACC, schema.TEST_LOSS}
+        for tag, value in values.items():
+            assert value == pytest.approx(logged[tag][-1].value), (framework, tag)
