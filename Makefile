@@ -28,11 +28,12 @@ train: venv
 	$(BIN)/python cli.py fit --config configs/$(DATASET).yaml --framework $(FRAMEWORK)
 
 # Two workers, each test file on one (its module fixtures run once): most of the suite waits on
-# single-threaded CLI start-up, which a second worker overlaps.
+# single-threaded CLI start-up, which a second worker overlaps. Files go out in collection order,
+# the longest first (tests/conftest.py's LONG_FILES_FIRST), not xdist's most-tests-first.
 PYTEST_WORKERS ?= 2
 
 test: venv
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow

@@ -14,12 +14,19 @@ import torch
 import yaml
 
 from cnn import schema
+from cnn.hparams import HPARAMS_METRICS
 from cnn.pt.datamodule import DataModule as PtDataModule
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools.convert import read_weights
 from cnn.tools.events import read_scalars
-from tests.cli_runs import SHORT_FIT_EPOCHS, SHORT_FIT_LOG_EVERY, SHORT_FIT_STEPS_PER_EPOCH, SHORT_FIT_VAL_IMAGES
-from tests.servers import get_json, poll, tensorboard_server
+from tests.cli_runs import (
+    SHORT_FIT_EPOCHS,
+    SHORT_FIT_LOG_EVERY,
+    SHORT_FIT_STEPS_PER_EPOCH,
+    SHORT_FIT_VAL_FRACTION,
+    SHORT_FIT_VAL_IMAGES,
+)
+from tests.servers import get_json, poll, post_json, tensorboard_server
 
 
 def steps_by_tag(run: Path) -> dict[str, list[int]]:
@@ -122,7 +129,7 @@ def test_validation_accuracies_differ_only_on_images_float32_cannot_decide(short
     _, runs = short_fits
     trained = {"torch": read_weights(runs["torch"] / "checkpoints" / "last.ckpt"),
                "mlx": read_weights(runs["mlx"] / "checkpoints" / "last.safetensors")}
-    data = PtDataModule(seed=42)
+    data = PtDataModule(seed=42, val_fraction=SHORT_FIT_VAL_FRACTION)
     data.setup("fit")
     val = data.data.splits["val"]
     images, labels = val.images[:SHORT_FIT_VAL_IMAGES], val.labels[:SHORT_FIT_VAL_IMAGES]
@@ -173,3 +180,37 @@ def test_the_confusion_picture_beside_the_checkpoint_is_the_image_the_logger_got
     on_disk = np.asarray(Image.open(png).convert("RGB"))
     assert on_disk.shape == as_logged.shape and on_disk.shape[0] > 100
     assert np.array_equal(on_disk, as_logged)
+
+
+# TensorBoard's HPARAMS tab compares the torch and the MLX run of one config: a real ``tensorboard``
+# server's hparams routes (what the web page reads) list both runs with their settings, framework
+# among them, and their final metrics.
+SESSION_GROUPS_REQUEST = {
+    "experimentName": "", "startIndex": 0, "sliceSize": 100,
+    "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+    "colParams": [{"hparam": "framework"}, *({"metric": {"tag": tag}} for tag in HPARAMS_METRICS)]}
+
+
+def test_tensorboards_hparams_routes_list_both_frameworks_with_settings_and_final_metrics(short_fits):
+    logs, runs = short_fits
+    with tensorboard_server(logs) as server:
+        base = f"{server}/data/plugin/hparams"
+        groups = poll(lambda: post_json(f"{base}/session_groups", SESSION_GROUPS_REQUEST).get("sessionGroups", []),
+                      lambda got: len(got) >= 2, seconds=60, empty=[])
+        experiment = post_json(f"{base}/experiment", {"experimentName": ""})
+    assert {info["name"] for info in experiment["hparamInfos"]} >= {"framework", "lr", "dropout", "num_classes",
+                                                                     "seed"}
+    assert [info["name"]["tag"] for info in experiment["metricInfos"]] == list(HPARAMS_METRICS)
+    by_framework = {group["hparams"]["framework"]: group for group in groups}
+    assert set(by_framework) == set(runs)
+    for framework, run in runs.items():
+        group = by_framework[framework]
+        assert group["hparams"]["lr"] == pytest.approx(1e-4) and group["hparams"]["dropout"] == 0
+        (session,) = group["sessions"]
+        assert session["name"] == run.relative_to(logs).as_posix()
+        assert session["status"] == "STATUS_SUCCESS"
+        logged = read_scalars(run)
+        values = {m["name"]["tag"]: m["value"] for m in session["metricValues"]}
+        assert set(values) == {schema.VAL_ACC, schema.TEST_ACC, schema.TEST_LOSS}
+        for tag, value in values.items():
+            assert value == pytest.approx(logged[tag][-1].value), (framework, tag)

@@ -9,12 +9,10 @@ import pytest
 from PIL import Image
 
 from cnn.weights import read_weights
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, run_cli, short_run
 
 CONFIG = str(ROOT / "configs" / "mnist.yaml")
-TINY = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-        "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false", "--data.batch_size", "32", "--data.eval_batch_size", "100")
+TINY = (*short_run(config=None), "--trainer.enable_model_summary", "false")
 LAST = {"torch": "last.ckpt", "mlx": "last.safetensors"}
 # so small that two steps leave every weight as it started, to float32 rounding
 STILL_LR = ("--model.lr", "1e-12", "--model.lr_schedule", "constant")

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runs import run_cli, run_cli_process
+from tests.cli_runs import run_cli, run_cli_process, short_run
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
-TINY = ("--config", "configs/mnist.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
-        "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1", "--data.batch_size", "32",
-        "--data.eval_batch_size", "100", "--trainer.enable_progress_bar", "false")
+TINY = short_run(train_batches=3)
 
 
 def fit(framework: str, logs: Path, *args: str, process: bool = False):

@@ -17,17 +17,14 @@ from pathlib import Path
 import pytest
 
 from cnn.weights import read_weights
-from tests.cli_runs import ROOT, run_cli, run_cli_process
+from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run
 from tests.test_cli_errors import assert_one_line_error
 from tests.test_faults import wait_for
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
 PREFIX = {"torch": "Torch", "mlx": "Mlx"}
-TINY = ("--config", "configs/mnist.yaml", "--trainer.enable_progress_bar", "false",
-        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-        "--trainer.limit_test_batches", "1", "--data.batch_size", "32",
-        "--data.eval_batch_size", "200", "--trainer.max_epochs", "1")
+TINY = short_run(eval_batch_size=200)
 
 
 def fit(framework: str, root: Path, *args: str, **kwargs):
@@ -97,8 +94,8 @@ def test_fit_resume_last_with_no_run_is_one_error_line_not_a_fresh_start(framewo
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_evaluating_last_with_no_run_is_one_error_line_and_creates_nothing(framework, command,
                                                                            tmp_path):
-    result = run_cli(command, "--framework", framework, *TINY[:-2], "--trainer.default_root_dir",
-                     str(tmp_path), "--ckpt_path", "last")
+    result = run_cli(command, "--framework", framework, *short_run(epochs=None, eval_batch_size=200),
+                     "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last")
     assert_one_line_error(result, "--ckpt_path last", "no checkpoint")
     assert not any(tmp_path.iterdir())
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli_runs import ROOT, run_cli
+from tests.cli_runs import ROOT, run_cli, short_run
 
 FRAMEWORKS = ("torch", "mlx")
 CONFIG = str(ROOT / "configs" / "mnist.yaml")
-TINY = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-        "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false", "--data.batch_size", "32", "--data.eval_batch_size", "100")
+TINY = (*short_run(config=None), "--trainer.enable_model_summary", "false")
 CHECKPOINT_SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
 
 

@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli_runs import run_cli_process
+from tests.cli_runs import run_cli_process, short_run
 
-RUN = ("--config", "configs/mnist.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "6",
-       "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1", "--data.batch_size", "32",
-       "--data.eval_batch_size", "100", "--trainer.enable_progress_bar", "false")
+RUN = short_run(train_batches=6)
 STOP_AT_STEP_2 = f"""\
 trainer:
   callbacks:

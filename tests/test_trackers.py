@@ -28,7 +28,7 @@ MLFLOW_ENV = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
 TRACKER_FIT = ("--model.dropout", "0", "--model.lr", "1e-4", "--trainer.max_epochs", "2",
                "--trainer.limit_train_batches", "4", "--trainer.log_every_n_steps", "2",
                "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
-               "--data.batch_size", "32", "--data.eval_batch_size", "200")
+               "--data.batch_size", "32", "--data.eval_batch_size", "200", "--data.val_fraction", "0.01")
 needs_mlflow = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
                                   reason="mlflow is not installed (the project's optional [mlflow] extra)")
 needs_wandb = pytest.mark.skipif(importlib.util.find_spec("wandb") is None,
