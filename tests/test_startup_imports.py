@@ -125,15 +125,18 @@ def test_a_trainer_help_loads_no_tensorboard(framework):
 def wait_policy_torch_loads_with(code: str, policy: str | None) -> str | None:
     """``OMP_WAIT_POLICY`` as it was when ``import torch`` first ran in a fresh interpreter that
     runs ``code``, started with the variable set to ``policy`` (``None``: not set)."""
-    spy = ("import os, sys\nseen = []\nclass TorchSpy:\n"
+    # the spy prints the variable at torch's first import and ends the interpreter there: what
+    # follows (torch's own import, the command) cannot change what torch's OpenMP started with
+    spy = ("import json, os, sys\nclass TorchSpy:\n"
            "    def find_spec(self, name, path=None, target=None):\n"
-           "        if name == 'torch' and not seen:\n"
-           "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
+           "        if name == 'torch':\n"
+           "            print(json.dumps(os.environ.get('OMP_WAIT_POLICY')), flush=True)\n"
+           "            os._exit(0)\n"
            "sys.meta_path.insert(0, TorchSpy())\n")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # conftest sets it
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
-    script = f"{spy}{code}\nimport json\nassert seen, 'torch was not imported'\nprint(json.dumps(seen[0]))"
+    script = f"{spy}{code}\nraise SystemExit('torch was not imported')"
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
