@@ -1,10 +1,7 @@
-"""The PyTorch port. Importing this package first makes torch's OpenMP threads (its operators'
-thread pool and its MKL) sleep as soon as a parallel region ends, instead of spinning a few
-milliseconds for the next one: with other work on the same cores (another run, the ranks of a
-one-machine DDP run, test workers) spinning threads take the cores their siblings wait for.
-OpenMP reads the policy once, when torch loads it, so every module of the port imports torch only
-after this package has run; an ``OMP_WAIT_POLICY`` the user set is kept (``ACTIVE`` to spin)."""
-
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+"""The PyTorch port. It leaves torch's OpenMP wait policy to the user: by default its threads spin
+a few milliseconds after each parallel region for the next one, which is what makes a fit fast on
+cores of its own (a third faster than ``OMP_WAIT_POLICY=PASSIVE`` for the one-epoch fit,
+docs/performance.md "Start-up"); where other work shares the cores (the ranks of a one-machine DDP
+run, several runs), ``OMP_WAIT_POLICY=PASSIVE`` set before the command keeps spinning threads off
+the cores their siblings wait for. (``cnn.mx`` sets PASSIVE for the MKL it borrows from torch:
+MLX calls it from threads of its own.)"""
