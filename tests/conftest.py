@@ -11,6 +11,11 @@ import pytest
 # process may load first: the tests run CLI subprocesses and test workers side by side on few
 # cores, where OpenMP threads that spin after each parallel region steal each other's time.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One OpenMP thread a process (torch's operators, the MKL torch and MLX share): `make test` runs two
+# workers on two cores, and a worker's second thread only takes the other worker's core (the
+# suite's times with and without: docs/performance.md, "The test suite"). Runs the tests start
+# inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
