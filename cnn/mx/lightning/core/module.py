@@ -12,7 +12,6 @@ from typing import Any, Callable, Optional
 from cnn.mx.lightning.core import saving
 from cnn.mx.lightning.core.mixins.hparams_mixin import HyperparametersMixin
 from cnn.mx.lightning.core.optimizer import lightning_optimizers
-from cnn.mx.lightning.loops.optimization.manual import manual_backward
 from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import default_log_levels
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 from cnn.mx.lightning.utilities import distributed as dist
@@ -152,7 +151,7 @@ class LightningModule(HyperparametersMixin, nn.Module):
         if self.automatic_optimization:
             raise RuntimeError("to use manual_backward, please disable automatic optimization: set model property "
                                "`automatic_optimization` as False")
-        return manual_backward(self.trainer, self if module is None else module, loss_fn, *args, **kwargs)
+        return self.trainer.strategy.backward(self if module is None else module, loss_fn, *args, **kwargs)
 
     def lr_schedulers(self) -> Any:
         """The schedulers ``configure_optimizers`` returned (``None``, one, or a list): under manual optimization
@@ -169,9 +168,9 @@ class LightningModule(HyperparametersMixin, nn.Module):
         """Lightning's ``all_gather``: every ``mx.array``/numpy array of ``data`` stacked over the ranks, shape
         ``(world_size, *shape)``, or unchanged with one process. A collective: call it on every rank, with the same
         shapes. ``sync_grads`` is accepted for the signature (MLX has no autograd tape to keep)."""
-        if group is None:
-            group = self._trainer.group if self._trainer is not None else dist.world()
-        return dist.all_gather(data, group)
+        if self._trainer is not None:
+            return self._trainer.strategy.all_gather(data, group, sync_grads)
+        return dist.all_gather(data, group if group is not None else dist.world())
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str, map_location: Any = None, hparams_file: Optional[str] = None,

@@ -66,7 +66,7 @@ class EvaluationLoop:
                 progress.seen += 1
         lc.in_step = False
         call_hooks(trainer, f"on_{name}_epoch_end")
-        trainer.accelerator_connector.sync_epoch_results(results)
+        trainer.strategy.sync_epoch_results(results)
         lc.update_views(results.metrics(False))
         logged = {} if trainer.sanity_checking else dict(results.metrics(False)["log"])
         lc.log_metrics(logged)

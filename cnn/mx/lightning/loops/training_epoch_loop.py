@@ -117,7 +117,7 @@ class TrainingEpochLoop:
         lc = trainer.logger_connector
         in_step = lc.in_step
         trainer.evaluation_loop.run("validate")
-        trainer.accelerator_connector.agree_should_stop()
+        trainer.strategy.agree_should_stop()
         trainer.state.stage, lc.active, lc.in_step = "train", "train", in_step
 
     def update_lr_schedulers(self, interval: str) -> None:

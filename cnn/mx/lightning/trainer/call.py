@@ -78,11 +78,18 @@ def call_hooks(trainer: Any, hook: str, *args: Any) -> None:
     call_lightning_module_hook(trainer, hook, *args)
 
 
+def call_strategy_hook(trainer: Any, hook: str, *args: Any, **kwargs: Any) -> Any:
+    """Lightning's ``_call_strategy_hook``: ``trainer.strategy.<hook>(*args)``, profiled as
+    ``[Strategy]<class>.<hook>``, its result returned."""
+    strategy = trainer.strategy
+    with trainer.profiler.profile(f"[Strategy]{type(strategy).__name__}.{hook}"):
+        return getattr(strategy, hook)(*args, **kwargs)
+
+
 def call_evaluation_step(trainer: Any, hook: str, batch: Any, batch_idx: int) -> Any:
-    """Lightning's ``_call_strategy_hook`` for ``validation_step``/``test_step``/``predict_step``: the step's
-    output; its logged values go to the active results."""
-    with trainer.profiler.profile(f"[Strategy]SingleDeviceStrategy.{hook}"):
-        out, logs, metas = trainer.step_runner.evaluate(hook, batch, batch_idx)
+    """The strategy's ``validation_step``/``test_step``/``predict_step``: the step's output; its logged values
+    go to the active results."""
+    out, logs, metas = call_strategy_hook(trainer, hook, batch, batch_idx)
     trainer.logger_connector.feed(logs, metas)
     return out
 
@@ -127,7 +134,7 @@ def call_and_handle_interrupt(trainer: Any, run_stage: Any, *args: Any) -> Any:
         return run_stage(*args)
     except BaseException as exception:
         trainer.state.status = "interrupted"
-        trainer.accelerator_connector.on_exception(exception)  # first: what it ignores, restore() leaves ignored
+        trainer.strategy.on_exception(exception)  # first: what it ignores, restore() leaves ignored
         trainer.signal_connector.restore()
         call_exception_hooks(trainer, exception)
         trainer.state.stage = None
