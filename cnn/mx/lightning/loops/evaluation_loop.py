@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from cnn.mx.lightning.loops.progress import EvaluationProgress
-from cnn.mx.lightning.loops.utilities import to_mx
+from cnn.mx.lightning.loops.utilities import transfer_batch
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 from cnn.mx.lightning.trainer.connectors.data_connector import parse_num_batches
 
@@ -53,7 +53,8 @@ class EvaluationLoop:
         batches = iter(loader)
         for batch_idx in range(n):
             with trainer.profiler.profile(f"[_EvaluationLoop].{'val' if fn == 'validate' else fn}_next"):
-                batch = to_mx(next(batches))
+                batch = next(batches)
+            batch = transfer_batch(trainer, batch)
             progress.ready += 1
             results.batch, results.batch_size, lc.in_step = batch, None, True
             call_hooks(trainer, f"on_{name}_batch_start", batch, batch_idx)

@@ -26,14 +26,17 @@ under "16-mixed" the loss is scaled and a step whose gradients are not finite is
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Optional
 
+from cnn.mx.lightning.core.module import is_overridden
 from cnn.mx.lightning.core.optimizer import configure_optimizers
 from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO
 from cnn.mx.lightning.plugins.precision.amp import all_finite
 from cnn.mx.lightning.plugins.precision.precision import Precision
-from cnn.mx.lightning.trainer.call import call_hooks
+from cnn.mx.lightning.trainer.call import call_batch_hook, call_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.compile import CompiledSteps, signature
 from cnn.mx.lightning.utilities.seed import set_rng
 
@@ -41,6 +44,23 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
+
+# LightningModule hooks that run between backward and the optimizer update (see Strategy.setup_optimizers).
+EAGER_HOOKS = ("optimizer_step", "optimizer_zero_grad", "configure_gradient_clipping")
+
+
+@dataclass
+class StepOutput:
+    """One automatic training step: the loss, the ``self.log`` values and their metadata, the other outputs of a
+    dict returned by ``training_step``, per-parameter finite-gradient flags (``detect_anomaly``), and, eager, the
+    gradients of the batch not yet applied."""
+
+    loss: Any
+    logs: dict[str, Any]
+    extra: dict[str, Any]
+    metas: dict[str, Any]
+    finite_grads: Any
+    grads: Any = None
 
 
 class Strategy:
@@ -61,6 +81,7 @@ class Strategy:
         self.accumulated: dict[str, Any] = {}  # "grads": the gradient sum of the batches since the last step
         self._lightning_module: Any = None
         self._last_metas: dict[str, Any] = {}  # the log metadata of the last forward pass
+        self.eager_hooks: list[str] = []  # overridden hooks that keep the training step out of mx.compile
 
     # ------------------------------------------------------------------ the module, the device, the setup
     def connect(self, model: Any) -> None:
@@ -91,6 +112,15 @@ class Strategy:
         else:
             mx.set_default_device(mx.gpu if mx.is_available(mx.gpu) else mx.cpu)
 
+    def batch_to_device(self, batch: Any, device: Any = None, dataloader_idx: int = 0) -> Any:
+        """Lightning's ``batch_to_device``: ``transfer_batch_to_device(batch, device, dataloader_idx)``, then
+        ``on_after_batch_transfer(batch, dataloader_idx)``, of the datamodule where it overrides them, else of the
+        module; the batch they return."""
+        trainer = self.trainer
+        batch = call_batch_hook(trainer, "transfer_batch_to_device", batch, device or self.root_device,
+                                dataloader_idx)
+        return call_batch_hook(trainer, "on_after_batch_transfer", batch, dataloader_idx)
+
     def model_to_device(self) -> None:
         """Nothing to move: MLX arrays live in unified memory and compute on the default device."""
 
@@ -103,8 +133,17 @@ class Strategy:
             self.setup_optimizers(trainer)
 
     def setup_optimizers(self, trainer: Any) -> None:
-        """``configure_optimizers`` (``trainer.optimizers``, ``trainer.lr_scheduler_configs``)."""
+        """``configure_optimizers`` (``trainer.optimizers``, ``trainer.lr_scheduler_configs``). Under
+        ``Trainer(compile=True)`` an overridden ``optimizer_step``, ``optimizer_zero_grad`` or
+        ``configure_gradient_clipping`` (Python that runs between backward and the update) makes the training step
+        run eagerly for the whole fit, told in one warning here; the evaluation steps stay compiled."""
         self.optimizers, self.lr_scheduler_configs = configure_optimizers(trainer)
+        model = self.lightning_module
+        self.eager_hooks = [hook for hook in EAGER_HOOKS if model.automatic_optimization and is_overridden(hook, model)]
+        if trainer.compile and self.eager_hooks:
+            warnings.warn(f"Trainer(compile=True): training_step runs eagerly, as LightningModule."
+                          f"{self.eager_hooks[0]} is overridden (it runs between backward and the optimizer "
+                          "update, which mx.compile fuses)", RuntimeWarning, stacklevel=2)
 
     def reset(self) -> None:
         """Forget the compiled steps, their metadata and the gradient sum (a new run)."""
@@ -182,9 +221,9 @@ class Strategy:
             return tree_map(lambda g: mx.clip(g, -val, val), grads)
         return optim.clip_grad_norm(grads, val)[0]
 
-    def optimizer_step(self, optimizer: Any, grads: Any, step: bool = True) -> None:
-        """Add ``grads`` to the accumulated sum; on ``step``, update the weights with the sum (clipped; under
-        "16-mixed" only if it is finite, as ``GradScaler`` skips the step) and start a new sum."""
+    def _apply_gradients(self, optimizer: Any, grads: Any, step: bool = True) -> None:
+        """Inside the compiled step: add ``grads`` to the accumulated sum; on ``step``, update the weights with the
+        sum (clipped by the Trainer's flags) and start a new sum."""
         if "grads" in self.accumulated:
             grads = tree_map(mx.add, self.accumulated["grads"], grads)
         if not step:
@@ -192,17 +231,67 @@ class Strategy:
             return
         if "grads" in self.accumulated:
             self.accumulated["grads"] = tree_map(mx.zeros_like, grads)
+        self._update(optimizer, self._clip(grads), all_finite(grads) if self.precision_plugin.scaler else None)
+
+    def _update(self, optimizer: Any, grads: Any, finite: Any) -> None:
+        """MLX's update of the module; under "16-mixed" (``finite`` given) only if the gradients were finite, as
+        ``GradScaler`` skips the step."""
         model, scaler = self.lightning_module, self.precision_plugin.scaler
         if scaler is None:
-            optimizer.update(model, self._clip(grads))
+            optimizer.update(model, grads)
             return
-        finite = all_finite(grads)
         params, opt_state = model.trainable_parameters(), tree_map(lambda a: a, optimizer.state)  # update mutates
-        optimizer.update(model, self._clip(grads))
+        optimizer.update(model, grads)
         keep = lambda new, old: mx.where(finite, new, old)  # noqa: E731
         model.update(tree_map(keep, model.trainable_parameters(), params))
         optimizer.state.update(tree_map(keep, dict(optimizer.state), opt_state))  # in place: the graph holds it
         scaler.advance(finite)
+
+    def add_gradients(self, output: "StepOutput") -> None:
+        """Lightning's backward under automatic optimization: MLX computed the gradients with the loss (in
+        :meth:`training_step`); around adding them to the sum the next optimizer step applies,
+        ``on_before_backward(loss)`` and ``on_after_backward`` with ``trainer.gradients`` holding them."""
+        trainer = self.trainer
+        call_hooks(trainer, "on_before_backward", output.loss)
+        trainer.gradients = output.grads
+        call_hooks(trainer, "on_after_backward")
+        trainer.gradients = None
+        if "grads" in self.accumulated:
+            self.accumulated["grads"] = tree_map(mx.add, self.accumulated["grads"], output.grads)
+        else:
+            self.accumulated["grads"] = output.grads
+
+    def clip_gradients(self, clip_val: float, algorithm: str) -> None:
+        """Clip the gradients of the coming optimizer step (``trainer.gradients``) by norm or by value."""
+        trainer = self.trainer
+        if trainer.gradients is None:
+            raise RuntimeError("clip_gradients() clips the gradients of the coming optimizer step: call it from "
+                               "configure_gradient_clipping")
+        if clip_val:
+            trainer.gradients = tree_map(lambda g: mx.clip(g, -clip_val, clip_val), trainer.gradients) \
+                if algorithm == "value" else optim.clip_grad_norm(trainer.gradients, clip_val)[0]
+
+    def optimizer_step(self, optimizer: Any, closure: Callable[[], Any], model: Any = None, **kwargs: Any) -> Any:
+        """Lightning's ``Strategy.optimizer_step`` (what ``LightningOptimizer.step(closure)`` runs): the closure
+        (``training_step`` and its backward), then ``on_before_optimizer_step(optimizer)`` and
+        ``configure_gradient_clipping`` with ``trainer.gradients`` the summed gradients, then MLX's update with
+        them (as clipped). Returns the closure's loss."""
+        trainer = self.trainer
+        loss = closure()
+        grads = self.accumulated.pop("grads")
+        if trainer.accumulate_grad_batches > 1:  # the compiled step's state keeps the sum's shapes
+            self.accumulated["grads"] = tree_map(mx.zeros_like, grads)
+        finite = all_finite(grads) if self.precision_plugin.scaler else None
+        trainer.gradients = grads
+        try:
+            call_hooks(trainer, "on_before_optimizer_step", optimizer)
+            call_lightning_module_hook(trainer, "configure_gradient_clipping", optimizer,
+                                       gradient_clip_val=trainer.gradient_clip_val,
+                                       gradient_clip_algorithm=trainer.gradient_clip_algorithm)
+            self._update(optimizer, trainer.gradients, finite)
+        finally:
+            trainer.gradients = None
+        return loss
 
     # ------------------------------------------------------------------ the steps
     def _forward_backward(self, batch: Any, batch_idx: Any, accumulate: int) -> tuple:
@@ -247,7 +336,7 @@ class Strategy:
         loss, logs, extra, grads = self.compiled.traced(self._forward_backward, counters, batch, batch_idx,
                                                         accumulate)
         flags = self._finite_by_parameter(grads) if self.trainer.detect_anomaly else mx.array(True)
-        self.optimizer_step(self.optimizers[0], grads, step)
+        self._apply_gradients(self.optimizers[0], grads, step)
         self.compiled.meta[self.compiled.sig] = self._last_metas
         return loss, logs, extra, flags
 
@@ -291,46 +380,49 @@ class Strategy:
         finally:
             self.trainer.logger_connector.capture = None
 
+    @property
+    def compiles_training_step(self) -> bool:
+        """The training step runs as one compiled function: ``Trainer(compile=True)``, no trace failed, and no hook
+        that must run between backward and the update is overridden (:attr:`eager_hooks`)."""
+        return self.trainer.compile and not self.compiled.failed and not self.eager_hooks
+
     def training_step(self, batch: Any, batch_idx: int, accumulate: int = 1, step: bool = True) -> Any:
         """Under manual optimization the module's ``training_step`` and its output, as Lightning's. Under automatic
-        optimization forward and backward of one batch, adding its gradients to those of the ``accumulate - 1``
-        batches before; with ``step``, one optimizer step with the sum. Returns evaluated ``(loss, logged values,
-        extra outputs, per-parameter finite-gradient flags (with ``detect_anomaly``), log metadata)``."""
-        if not self.lightning_module.automatic_optimization:
-            return self.lightning_module.training_step(batch, batch_idx)
-        trainer = self.trainer
-        model, opt = self.lightning_module, self.optimizers[0]
+        optimization a :class:`StepOutput`: compiled (:attr:`compiles_training_step`), the whole step of the batch
+        (forward, backward, the gradients added to those of the ``accumulate - 1`` batches before, with ``step``
+        one optimizer update with the sum), or ``None`` when its trace failed; eager, forward and backward only
+        (the gradients of ``loss / accumulate`` in ``grads``, for :meth:`add_gradients`)."""
+        model = self.lightning_module
+        if not model.automatic_optimization:
+            return model.training_step(batch, batch_idx)
         kind = f"train/{accumulate}/{'step' if step else 'accumulate'}"
         self.compiled.sig = (kind,) + signature(batch)
         if accumulate > 1 and "grads" not in self.accumulated:  # the compiled step needs the sum's shapes upfront
             self.accumulated["grads"] = tree_map(mx.zeros_like, model.trainable_parameters())
-        if trainer.compile and not self.compiled.failed:
-            state = [model.state, opt.state, mx.random.state, self.accumulated]
-            scaler = self.precision_plugin.scaler
-            if scaler is not None:
-                state.append(scaler.state)
-            build = lambda: mx.compile(partial(self._train_graph, accumulate, step), inputs=state,  # noqa: E731
-                                       outputs=state)
-            result = self._run_compiled(kind, build, batch, mx.array(batch_idx), self._counters())
-            if result is not None:
-                mx.eval(result, state)
-                return (*result, self.compiled.meta[self.compiled.sig])
-        try:
-            loss, logs, extra, grads = self._forward_backward(batch, batch_idx, accumulate)
-        finally:
-            trainer.logger_connector.capture = None
-        trainer.gradients = grads
-        if batch_idx % accumulate == 0:  # Lightning zeroes the gradients on an accumulation's first batch
-            call_hooks(trainer, "on_before_zero_grad", opt)
-        call_hooks(trainer, "on_before_backward", loss)
-        call_hooks(trainer, "on_after_backward")
-        if step:
-            call_hooks(trainer, "on_before_optimizer_step", opt)
-        flags = self._finite_by_parameter(grads) if trainer.detect_anomaly else mx.array(True)
-        self.optimizer_step(opt, grads, step)
-        trainer.gradients = None
-        mx.eval(loss, logs, extra, flags, model.state, opt.state, self.accumulated)
-        return loss, logs, extra, flags, self._last_metas
+        if not self.compiles_training_step:
+            try:
+                loss, logs, extra, grads = self._forward_backward(batch, batch_idx, accumulate)
+            finally:
+                self.trainer.logger_connector.capture = None
+            flags = self._finite_by_parameter(grads) if self.trainer.detect_anomaly else mx.array(True)
+            return StepOutput(loss, logs, extra, self._last_metas, flags, grads)
+        opt = self.optimizers[0]
+        state = [model.state, opt.state, mx.random.state, self.accumulated]
+        scaler = self.precision_plugin.scaler
+        if scaler is not None:
+            state.append(scaler.state)
+        build = lambda: mx.compile(partial(self._train_graph, accumulate, step), inputs=state,  # noqa: E731
+                                   outputs=state)
+        result = self._run_compiled(kind, build, batch, mx.array(batch_idx), self._counters())
+        if result is None:
+            return None
+        mx.eval(result, state)
+        return StepOutput(*result[:3], self.compiled.meta[self.compiled.sig], result[3])
+
+    def post_training_step(self, output: "StepOutput") -> None:
+        """Lightning's ``post_training_step``: after an eager step, its outputs and the new state evaluated."""
+        mx.eval(output.loss, output.logs, output.extra, output.finite_grads, self.lightning_module.state,
+                [opt.state for opt in self.optimizers], self.accumulated)
 
     def _evaluation_step(self, hook: str, batch: Any, batch_idx: int) -> tuple:
         """Run ``hook`` (``validation_step``/``test_step``/``predict_step``); returns ``(output, logs, metadata)``."""

@@ -31,6 +31,7 @@ from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.model_summary import ModelSummary
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
+from cnn.mx.lightning.core.hooks import DataHooks
 
 # ModelCheckpoint hooks that may write or delete files: rank zero's alone (it computes the same paths).
 CHECKPOINT_WRITING_HOOKS = frozenset({"on_train_batch_end", "on_train_epoch_end", "on_validation_end",
@@ -70,6 +71,17 @@ def call_lightning_module_hook(trainer: Any, hook: str, *args: Any, **kwargs: An
             return getattr(model, hook)(*args, **kwargs)
     finally:
         model.current_fx_name = prev
+
+
+def call_batch_hook(trainer: Any, hook: str, *args: Any) -> Any:
+    """Lightning's ``LightningModule._call_batch_hook``: a batch-transfer hook of the datamodule when it overrides
+    it, else of the module; its result (the batch)."""
+    datamodule = trainer.datamodule
+    own = getattr(type(datamodule), hook, None) if datamodule is not None else None
+    if own is not None and own is not getattr(DataHooks, hook):
+        with trainer.profiler.profile(f"[LightningDataModule]{type(datamodule).__name__}.{hook}"):
+            return getattr(datamodule, hook)(*args)
+    return call_lightning_module_hook(trainer, hook, *args)
 
 
 def call_hooks(trainer: Any, hook: str, *args: Any) -> None:

@@ -88,7 +88,7 @@ class Trainer:
             optimizer step; the last batch of an epoch always steps. ``global_step``, the logger's step axis and
             ``"step"`` schedulers advance per optimizer step, as in Lightning.
         gradient_clip_val: clip gradients (``None``/0: off).
-        gradient_clip_algorithm: ``"norm"`` (global L2 norm, ``optim.clip_grad_norm``) or ``"value"``.
+        gradient_clip_algorithm: ``"norm"`` (global L2 norm, ``optim.clip_grad_norm``; also ``None``) or ``"value"``.
         deterministic: accepted; MLX's CPU kernels are deterministic, determinism across resumes comes from the
             checkpointed RNG key and ``set_epoch``-driven data order.
         benchmark: accepted; ``True`` prints a one-line note that MLX has no kernel autotuner.
@@ -186,7 +186,7 @@ class Trainer:
         self.max_steps, self.min_steps = max_steps, min_steps
         self.check_val_every_n_epoch = check_val_every_n_epoch
         self.gradient_clip_val = gradient_clip_val
-        self.gradient_clip_algorithm = gradient_clip_algorithm or "norm"
+        self.gradient_clip_algorithm = gradient_clip_algorithm  # None: "norm", as Lightning keeps it
         self.enable_autolog_hparams = enable_autolog_hparams
         self.compile = compile
         self.checkpoint_io = self.strategy.checkpoint_io
@@ -426,6 +426,8 @@ class Trainer:
         self.data_connector.prepare_data()
         strategy.share_rank_zero_loggers()
         call_setup_hook(self, fn)
+        if is_overridden("configure_model", model):  # Lightning's _call_configure_model
+            call_lightning_module_hook(self, "configure_model")
         ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
         if fn == "fit" and not model.automatic_optimization:
             verify_manual_optimization_support(self)

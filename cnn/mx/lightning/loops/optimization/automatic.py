@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 from cnn.mx.lightning.loops.progress import OptimizerProgress
-from cnn.mx.lightning.trainer.call import call_strategy_hook
+from cnn.mx.lightning.strategies.strategy import StepOutput
+from cnn.mx.lightning.trainer.call import call_hooks, call_lightning_module_hook, call_strategy_hook
 
 import numpy as np
 from mlx.utils import tree_flatten
@@ -16,9 +17,48 @@ from mlx.utils import tree_flatten
 from cnn.errors import NonFiniteGradientError, NonFiniteLossError
 
 
+class Closure:
+    """Lightning's ``Closure`` of one eager training step, called once (by ``optimizer.step(closure=...)`` inside
+    ``LightningModule.optimizer_step``, or directly for a batch that only accumulates): the strategy's
+    ``training_step`` (forward, with the gradients MLX computes with it), on an accumulation's first batch
+    ``on_before_zero_grad`` and ``optimizer_zero_grad``, then the backward hooks around the gradients joining
+    the sum the optimizer step applies. Returns the loss; ``result`` keeps the step's output."""
+
+    def __init__(self, trainer: Any, batch: Any, batch_idx: int, step: bool) -> None:
+        self.trainer, self.batch, self.batch_idx, self.step = trainer, batch, batch_idx, step
+        self.result: Optional[StepOutput] = None
+
+    def __call__(self) -> Any:
+        trainer = self.trainer
+        output = call_strategy_hook(trainer, "training_step", self.batch, self.batch_idx,
+                                    trainer.accumulate_grad_batches, step=self.step)
+        if self.batch_idx % trainer.accumulate_grad_batches == 0:  # Lightning zeroes on an accumulation's first
+            call_hooks(trainer, "on_before_zero_grad", trainer.optimizers[0])
+            # the wrapper, whose zero_grad() a Lightning override calls (MLX's optimizers have none)
+            call_lightning_module_hook(trainer, "optimizer_zero_grad", trainer.current_epoch, self.batch_idx,
+                                       trainer.lightning_module.optimizers())
+        trainer.strategy.add_gradients(output)
+        self.result = output
+        return output.loss
+
+    def consume_result(self) -> StepOutput:
+        if self.result is None:
+            raise ValueError("The closure hasn't been executed. HINT: did you call `optimizer_closure()` in your "
+                             "`optimizer_step` hook? It could also happen because the `optimizer.step(optimizer_"
+                             "closure)` call did not execute it internally.")
+        return self.result
+
+
 class AutomaticOptimization:
     """Lightning's ``_AutomaticOptimization``: one training step (forward, backward, optimizer update) through
     ``trainer.strategy``, its loss checked; owns :class:`OptimizerProgress` (``optim_progress``).
+
+    Eager, as Lightning's: a batch that steps calls ``LightningModule.optimizer_step(epoch, batch_idx, optimizer,
+    optimizer_closure)`` with the :class:`~cnn.mx.lightning.core.optimizer.LightningOptimizer` and a
+    :class:`Closure`, whose ``optimizer.step(closure=...)`` runs the closure and the update (counted in
+    ``global_step`` once the hook returns, as Lightning counts it); a batch that only accumulates runs the
+    closure. Compiled (``trainer.strategy.compiles_training_step``): the whole step is one call of the strategy,
+    and falls back to eager when its trace fails.
 
     A non-finite loss raises :class:`~cnn.errors.NonFiniteLossError` (on every rank at the same batch); with
     ``detect_anomaly`` the first non-finite gradient raises :class:`~cnn.errors.NonFiniteGradientError` naming its
@@ -32,11 +72,31 @@ class AutomaticOptimization:
     def reset(self) -> None:
         self.optim_progress = OptimizerProgress()
 
+    def _run_eager(self, batch: Any, batch_idx: int, accumulating: bool) -> StepOutput:
+        trainer = self.trainer
+        closure = Closure(trainer, batch, batch_idx, step=not accumulating)
+        if accumulating:
+            closure()
+        else:
+            wrapped = trainer.lightning_module.optimizers()  # one: automatic optimization has one optimizer
+            call_lightning_module_hook(trainer, "optimizer_step", trainer.current_epoch, batch_idx, wrapped, closure)
+            self.optim_progress.steps += 1  # as Lightning counts it: once the hook returned
+        output = closure.consume_result()
+        trainer.strategy.post_training_step(output)
+        return output
+
     def run(self, batch: Any, batch_idx: int, accumulating: bool) -> dict[str, Any]:
         """The step of ``batch``; ``accumulating``: only add its gradients (no optimizer step)."""
         trainer = self.trainer
-        loss, logs, extra, finite_grads, metas = call_strategy_hook(
-            trainer, "training_step", batch, batch_idx, trainer.accumulate_grad_batches, step=not accumulating)
+        steps, output = self.optim_progress.steps, None  # the messages below name the step before this one
+        if trainer.strategy.compiles_training_step:
+            output = call_strategy_hook(trainer, "training_step", batch, batch_idx, trainer.accumulate_grad_batches,
+                                        step=not accumulating)
+            if output is not None and not accumulating:
+                self.optim_progress.steps += 1
+        if output is None:  # eager, or the trace failed
+            output = self._run_eager(batch, batch_idx, accumulating)
+        loss, finite_grads = output.loss, output.finite_grads
         loss_value = loss.item()
         finite, where = math.isfinite(loss_value), ""
         if trainer.world_size > 1:  # one small all-reduce: every rank stops at the same batch, for a NaN or a signal
@@ -47,15 +107,13 @@ class AutomaticOptimization:
             signals.agree(bool(stop))
         if not finite:
             raise NonFiniteLossError(f"training loss is {loss_value}{where} at epoch {trainer.current_epoch}, "
-                                     f"batch {batch_idx} (global step {self.optim_progress.steps}); "
+                                     f"batch {batch_idx} (global step {steps}); "
                                      "stopped without writing a checkpoint")
         if trainer.detect_anomaly and not bool(finite_grads.all().item()):
             names = [name for name, _ in tree_flatten(trainer.lightning_module.trainable_parameters())]
             name = names[int(np.argmin(np.array(finite_grads)))]
             raise NonFiniteGradientError(f"detect_anomaly: the gradient of {name} is not finite at epoch "
                                          f"{trainer.current_epoch}, batch {batch_idx} (global step "
-                                         f"{self.optim_progress.steps}); stopped without writing a checkpoint")
-        if not accumulating:
-            self.optim_progress.steps += 1
-        trainer.logger_connector.feed(logs, metas)
-        return {"loss": loss, **extra}
+                                         f"{steps}); stopped without writing a checkpoint")
+        trainer.logger_connector.feed(output.logs, output.metas)
+        return {"loss": loss, **output.extra}
