@@ -4,22 +4,28 @@ a trainer, as package-level functions (so loops, connectors and callbacks never 
 While a hook runs, the module's ``current_fx_name`` names it: ``self.log`` reads it for its defaults.
 
 Hook order (module hook after the callbacks' unless noted), as in Lightning 2.6:
-``fit``: prepare_data, setup(stage), [on_load_checkpoint, load_state_dict], configure_optimizers, on_fit_start,
-on_sanity_check_start, <validation loop>, on_sanity_check_end, on_train_start, per epoch: on_train_epoch_start,
-per batch: on_train_batch_start, training_step, [on_before_zero_grad, on_before_backward, on_after_backward,
-on_before_optimizer_step -- eager mode only], on_train_batch_end, [after the last batch:
+``fit``: prepare_data, setup(stage), [configure_model], [on_load_checkpoint, load_state_dict],
+configure_optimizers, on_fit_start, on_sanity_check_start, <validation loop>, on_sanity_check_end,
+on_train_start, per epoch: on_train_epoch_start, per batch: on_before_batch_transfer, transfer_batch_to_device,
+on_after_batch_transfer, on_train_batch_start (-1: the epoch ends here), [optimizer_step (module) around:]
+training_step, [on_before_zero_grad, optimizer_zero_grad (module), on_before_backward, on_after_backward,
+on_before_optimizer_step, configure_gradient_clipping (module) -- eager mode only], [lr_scheduler_step
+(module)], on_train_batch_end, [after the last batch:
 on_validation_model_zero_grad (module), <validation loop>], on_train_epoch_end (callbacks, module, then
 checkpoint/early-stopping callbacks); on_train_end, on_fit_end, teardown(stage). Validation loop:
 on_validation_model_eval (module), on_validation_start, on_validation_epoch_start, per batch:
 on_validation_batch_start, validation_step, on_validation_batch_end; on_validation_epoch_end,
-on_validation_end, on_validation_model_train (module). ``test``/``predict`` alike with their names. Checkpoint
+on_validation_end, on_validation_model_train (module); each batch after the three transfer hooks.
+``test``/``predict`` alike with their names. Checkpoint
 saving calls every callback's ``state_dict``, then ``on_save_checkpoint`` (callbacks, module). Any exception
 calls ``on_exception`` on the callbacks and finalizes loggers with "failed".
 
 **Compiled mode**: backward and the optimizer step happen inside one compiled graph, so ``on_before_zero_grad``,
 ``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` are *not called* (they are, in
-Lightning's order, with ``compile=False``). ``training_step`` is traced once per batch shape (see
-:class:`~cnn.mx.lightning.core.module.LightningModule`). ``on_train_batch_start`` returning -1 is not supported.
+Lightning's order, with ``compile=False``), nor are ``optimizer_step``, ``optimizer_zero_grad`` and
+``configure_gradient_clipping`` unless overridden, which runs the training step eagerly (one warning when fit
+starts). ``training_step`` is traced once per batch shape (see
+:class:`~cnn.mx.lightning.core.module.LightningModule`).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class AutomaticOptimization:
     Eager, as Lightning's: a batch that steps calls ``LightningModule.optimizer_step(epoch, batch_idx, optimizer,
     optimizer_closure)`` with the :class:`~cnn.mx.lightning.core.optimizer.LightningOptimizer` and a
     :class:`Closure`, whose ``optimizer.step(closure=...)`` runs the closure and the update (counted in
-    ``global_step`` once the hook returns, as Lightning counts it); a batch that only accumulates runs the
+    ``global_step`` after the hook returns, as Lightning counts it); a batch that only accumulates runs the
     closure. Compiled (``trainer.strategy.compiles_training_step``): the whole step is one call of the strategy,
     and falls back to eager when its trace fails.
 
@@ -80,7 +80,6 @@ class AutomaticOptimization:
         else:
             wrapped = trainer.lightning_module.optimizers()  # one: automatic optimization has one optimizer
             call_lightning_module_hook(trainer, "optimizer_step", trainer.current_epoch, batch_idx, wrapped, closure)
-            self.optim_progress.steps += 1  # as Lightning counts it: once the hook returned
         output = closure.consume_result()
         trainer.strategy.post_training_step(output)
         return output
@@ -88,12 +87,10 @@ class AutomaticOptimization:
     def run(self, batch: Any, batch_idx: int, accumulating: bool) -> dict[str, Any]:
         """The step of ``batch``; ``accumulating``: only add its gradients (no optimizer step)."""
         trainer = self.trainer
-        steps, output = self.optim_progress.steps, None  # the messages below name the step before this one
+        steps, output = self.optim_progress.steps, None
         if trainer.strategy.compiles_training_step:
             output = call_strategy_hook(trainer, "training_step", batch, batch_idx, trainer.accumulate_grad_batches,
                                         step=not accumulating)
-            if output is not None and not accumulating:
-                self.optim_progress.steps += 1
         if output is None:  # eager, or the trace failed
             output = self._run_eager(batch, batch_idx, accumulating)
         loss, finite_grads = output.loss, output.finite_grads
@@ -115,5 +112,7 @@ class AutomaticOptimization:
             raise NonFiniteGradientError(f"detect_anomaly: the gradient of {name} is not finite at epoch "
                                          f"{trainer.current_epoch}, batch {batch_idx} (global step "
                                          f"{steps}); stopped without writing a checkpoint")
+        if not accumulating:  # as Lightning counts it: once optimizer_step returned (and here, its loss checked)
+            self.optim_progress.steps += 1
         trainer.logger_connector.feed(output.logs, output.metas)
         return {"loss": loss, **output.extra}
