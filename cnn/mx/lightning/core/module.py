@@ -274,6 +274,9 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         from ``configure_gradient_clipping``): by norm (``optim.clip_grad_norm``) or by value; ``None`` takes the
         Trainer's flag, and a value that contradicts a Trainer flag is refused, as Lightning refuses it."""
         trainer = self.trainer
+        if not self.automatic_optimization:
+            raise ValueError("clip_gradients() clips the gradients of the automatic optimizer step; under manual "
+                             "optimization clip those manual_backward returned: optim.clip_grad_norm(grads, max_norm)")
         if gradient_clip_val is None:
             gradient_clip_val = trainer.gradient_clip_val or 0.0
         elif trainer.gradient_clip_val is not None and trainer.gradient_clip_val != gradient_clip_val:

@@ -74,7 +74,7 @@ class Strategy:
                  precision_plugin: Optional[Precision] = None) -> None:
         self.accelerator = accelerator
         self.checkpoint_io = checkpoint_io if checkpoint_io is not None else SafetensorsCheckpointIO()
-        self.precision_plugin = precision_plugin if precision_plugin is not None else Precision()
+        self.precision_plugin = precision_plugin if precision_plugin is not None else Precision("32-true")
         self.optimizers: list[Any] = []
         self.lr_scheduler_configs: list[Any] = []
         self.compiled = CompiledSteps()
