@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import mlx.core as mx
@@ -11,6 +12,26 @@ import numpy as np
 def is_limit_reached(current: int, maximum: Optional[int]) -> bool:
     """Lightning's ``_is_max_limit_reached``: ``maximum`` (``None`` or -1: none) is reached."""
     return maximum is not None and maximum != -1 and current >= maximum
+
+
+def parse_loop_limits(min_steps: Optional[int], max_steps: int, min_epochs: Optional[int],
+                      max_epochs: Optional[int], trainer: Any) -> tuple[int, int]:
+    """Lightning's ``_parse_loop_limits`` (at the start of a fit): no ``max_epochs`` means 1000 (with a warning)
+    unless ``max_steps`` or a ``Timer`` bounds the fit (then -1, unlimited); ``min_epochs`` 1 with ``min_steps``,
+    else 0."""
+    from cnn.mx.lightning.callbacks.timer import Timer
+
+    if max_epochs is None:
+        if max_steps == -1 and not any(isinstance(cb, Timer) for cb in trainer.callbacks):
+            if trainer.is_global_zero:
+                warnings.warn("`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch "
+                              "limit, set `max_epochs=-1`.", UserWarning, stacklevel=2)
+            max_epochs = 1000
+        else:
+            max_epochs = -1
+    if min_epochs is None:
+        min_epochs = 1 if min_steps is not None else 0
+    return min_epochs, max_epochs
 
 
 def to_mx(batch: Any) -> Any:
