@@ -16,6 +16,7 @@ from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
 from cnn.mx.lightning.loggers import TensorBoardLogger, VersionedLogger
 from cnn.mx.lightning.trainer import Trainer
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 from cnn.mx.module import Classifier
 
 import mlx.core as mx
@@ -142,7 +143,7 @@ class CLI:
                 if section.trainer.logger is not False and not section.trainer.fast_dev_run else []
             self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or CheckpointIO(),
                                       "callbacks": [*(init.trainer.get("callbacks") or []), *save_config]})
-        except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
+        except (ValueError, MisconfigurationException) as error:  # an option Lightning refuses, or the MLX trainer
             raise ConfigError(str(error)) from None
         bound_checkpoint_reads(self.trainer, self.model)
         try:

@@ -145,6 +145,9 @@ def _mirror() -> types.SimpleNamespace:
         tensor=lambda value, dtype=None: mx.array(value, dtype=dtype) if dtype is not None else mx.array(value),
         to_numpy=lambda value: np.array(value),
         checkpoint_suffix=".safetensors",
+        MisconfigurationException=_mirror_exceptions().MisconfigurationException,
+        TrainerState=_mirror_states().TrainerState,
+        DummyLogger=loggers.logger.DummyLogger,
         **_common())
 
 
@@ -165,7 +168,34 @@ def _lightning() -> types.SimpleNamespace:
         tensor=lambda value, dtype=None: torch.tensor(value, dtype=dtype),
         to_numpy=lambda value: value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.array(value),
         checkpoint_suffix=".ckpt",
+        MisconfigurationException=_lightning_exceptions().MisconfigurationException,
+        TrainerState=_lightning_states().TrainerState,
+        DummyLogger=loggers.logger.DummyLogger,
         **_common())
+
+
+def _mirror_exceptions() -> types.ModuleType:
+    import cnn.mx.lightning.utilities.exceptions as exceptions
+
+    return exceptions
+
+
+def _mirror_states() -> types.ModuleType:
+    import cnn.mx.lightning.trainer.states as states
+
+    return states
+
+
+def _lightning_exceptions() -> types.ModuleType:
+    import lightning.pytorch.utilities.exceptions as exceptions
+
+    return exceptions
+
+
+def _lightning_states() -> types.ModuleType:
+    import lightning.pytorch.trainer.states as states
+
+    return states
 
 
 FRAMEWORKS = {"mirror": _mirror, "lightning": _lightning}

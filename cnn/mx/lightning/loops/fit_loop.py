@@ -43,6 +43,14 @@ class FitLoop:
             config.last_epoch = 0
 
     @property
+    def total_batch_idx(self) -> int:
+        return self.epoch_loop.total_batch_idx
+
+    @property
+    def batch_idx(self) -> int:
+        return self.epoch_loop.batch_idx
+
+    @property
     def done(self) -> bool:
         trainer = self.trainer
         if trainer.num_training_batches == 0 or is_limit_reached(self.epoch_loop.global_step, trainer.max_steps):

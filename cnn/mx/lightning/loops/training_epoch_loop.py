@@ -41,6 +41,17 @@ class TrainingEpochLoop:
         return self.automatic_optimization.optim_progress.steps
 
     @property
+    def total_batch_idx(self) -> int:
+        """Index of the current training batch over all epochs (Lightning's)."""
+        return self.batch_progress.total_batch_idx
+
+    @property
+    def batch_idx(self) -> int:
+        """Index of the current training batch in its epoch (Lightning's)."""
+        progress = self.batch_progress
+        return progress.batch_in_epoch - (0 if progress.phase == "batch" else 1)
+
+    @property
     def batches_that_stepped(self) -> int:
         """The logger's step axis (Lightning's ``_batches_that_stepped``)."""
         return self.batch_progress.batches_that_stepped
