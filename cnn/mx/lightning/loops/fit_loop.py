@@ -68,7 +68,6 @@ class FitLoop:
     def run(self) -> None:
         trainer = self.trainer
         lc = trainer.logger_connector
-        trainer.data_connector.setup_train_data()
         if trainer.enable_validation and trainer.num_sanity_val_steps > 0 and not self.restarting:
             key = mx.random.state[0]  # Lightning runs the sanity check under isolate_rng()
             trainer.sanity_checking, trainer.state.stage = True, "sanity_check"
@@ -79,6 +78,7 @@ class FitLoop:
             lc.reset_metrics()
             trainer.sanity_checking = False
             set_rng(key)
+        trainer.data_connector.setup_train_data()  # after the sanity check, as Lightning asks for the loaders
         trainer.state.stage = "train"
         if self.done or trainer.limit_train_batches == 0:
             return

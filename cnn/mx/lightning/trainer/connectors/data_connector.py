@@ -11,6 +11,7 @@ A source is Lightning's ``_DataLoaderSource``: the loaders given to the entry po
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, Optional, Union
 
 from cnn.mx.lightning.core.datamodule import loader_hook
@@ -177,6 +178,8 @@ class DataConnector:
         loader = self.dataloaders("train")
         length = loader_length(loader)
         trainer.num_training_batches = parse_num_batches(length, trainer.limit_train_batches, "train")
+        if trainer.num_training_batches == 0:
+            return
         vci = trainer.val_check_interval
         if isinstance(vci, int) and not isinstance(vci, bool):
             if vci > trainer.num_training_batches and trainer.check_val_every_n_epoch is not None \
@@ -190,6 +193,12 @@ class DataConnector:
             raise MisconfigurationException(
                 "When using an IterableDataset for `train_dataloader`, `Trainer(val_check_interval)` must be time "
                 "based, `1.0` or an int. An int k specifies checking validation every k training batches.")
+        n = trainer.num_training_batches
+        if trainer.loggers and n < trainer.log_every_n_steps and not trainer.fast_dev_run and trainer.is_global_zero:
+            warnings.warn(
+                f"The number of training batches ({n}) is smaller than the logging interval "
+                f"Trainer(log_every_n_steps={trainer.log_every_n_steps}). Set a lower value for log_every_n_steps if"
+                " you want to see logs for the training epoch.", UserWarning, stacklevel=2)
 
     @property
     def train_loader(self) -> Any:
