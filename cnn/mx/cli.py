@@ -152,6 +152,8 @@ class CLI:
             discard_unstarted_run(self.trainer)  # a failed start leaves no version_N behind
             if self.trainer.accelerator_connector.lost_peer(error):
                 raise peer_lost(self.trainer, ".safetensors") from None
+            if isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None  # Lightning's exit(1) after a Ctrl-C: "interrupted", as on torch
             raise
 
     def run_fit(self, section) -> None:

@@ -24,6 +24,10 @@ Lightning's order, with ``compile=False``). ``training_step`` is traced once per
 
 from __future__ import annotations
 
+import logging
+import signal
+import sys
+import threading
 from typing import Any, Optional
 
 from cnn.mx.lightning.callbacks.callback import Callback
@@ -31,6 +35,8 @@ from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.model_summary import ModelSummary
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
+
+log = logging.getLogger(__name__)
 
 # ModelCheckpoint hooks that may write or delete files: rank zero's alone (it computes the same paths).
 CHECKPOINT_WRITING_HOOKS = frozenset({"on_train_batch_end", "on_train_epoch_end", "on_validation_end",
@@ -145,15 +151,29 @@ def call_exception_hooks(trainer: Any, exception: BaseException) -> None:
 def call_and_handle_interrupt(trainer: Any, run_stage: Any, *args: Any) -> Any:
     """Lightning's ``_call_and_handle_interrupt``: ``run_stage(*args)``; on any exception (a signal's
     ``TrainingInterrupted`` too) the trainer is "interrupted", the signal handlers restored, ``on_exception``
-    called and the loggers finalized with "failed" (``_interrupt``), then it propagates."""
+    called and the loggers finalized with "failed" (``_interrupt``), then it propagates; a ``KeyboardInterrupt``
+    ends in ``sys.exit(1)`` instead, as Lightning's graceful shutdown does."""
     try:
         return run_stage(*args)
     except BaseException as exception:
         trainer.state.status = "interrupted"
         trainer.accelerator_connector.on_exception(exception)  # first: what it ignores, restore() leaves ignored
         trainer.signal_connector.restore()
-        call_exception_hooks(trainer, exception)
+        if not isinstance(exception, KeyboardInterrupt):
+            call_exception_hooks(trainer, exception)
+            trainer.state.stage = None
+            raise
+        # Lightning's graceful shutdown: more Ctrl-C are ignored while on_exception runs, then exit(1) (a
+        # SystemExit whose context is the KeyboardInterrupt, which the CLI reports as an interruption).
+        log.info("\nDetected KeyboardInterrupt, attempting graceful shutdown ...")
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            call_exception_hooks(trainer, exception)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         trainer.state.stage = None
-        raise
+        sys.exit(1)
     finally:
         trainer.logger_connector.active, trainer.logger_connector.in_step = None, False
