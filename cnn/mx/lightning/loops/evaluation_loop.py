@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional, Union
 
 from cnn.mx.lightning.core.module import is_overridden
 from cnn.mx.lightning.loops.progress import EvaluationProgress
-from cnn.mx.lightning.loops.utilities import to_mx
+from cnn.mx.lightning.loops.utilities import set_sampler_epoch, to_mx
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 
 
@@ -43,11 +43,9 @@ class EvaluationLoop:
             return []
         several = len(loaders) > 1
         verify_dataloader_idx_requirement(trainer.lightning_module, name, prefix, several)
-        if trainer.state.fn == "fit":
-            for loader in loaders:
-                if hasattr(loader, "set_epoch"):
-                    loader.set_epoch(trainer.current_epoch)
-        else:
+        for loader in loaders:  # some users want validation shuffling based on the training progress
+            set_sampler_epoch(loader, trainer.current_epoch)
+        if trainer.state.fn != "fit":
             progress.seen, self.seen_per_dataloader = 0, {}
         if not trainer.sanity_checking:
             trainer.state.stage = fn

@@ -11,7 +11,7 @@ from typing import Any
 
 from cnn.mx.lightning.loops.progress import EpochProgress
 from cnn.mx.lightning.loops.training_epoch_loop import TrainingEpochLoop
-from cnn.mx.lightning.loops.utilities import is_limit_reached
+from cnn.mx.lightning.loops.utilities import is_limit_reached, set_sampler_epoch
 from cnn.mx.lightning.trainer.call import call_callback_hooks, call_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.seed import set_rng
 
@@ -93,8 +93,7 @@ class FitLoop:
         trainer = self.trainer
         lc, loader = trainer.logger_connector, trainer.train_dataloader
         results = lc.results["train"]
-        if hasattr(loader, "set_epoch"):  # batch order depends only on (seed, epoch) -> exact mid-epoch resume
-            loader.set_epoch(self.epoch_progress.current)
+        set_sampler_epoch(loader, self.epoch_progress.current)  # the project's loaders: exact mid-epoch resume
         start = self.epoch_loop.batch_progress.batch_in_epoch  # > 0 only when resuming inside this epoch
         if start == 0:
             results.reset()

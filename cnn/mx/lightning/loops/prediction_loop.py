@@ -6,7 +6,7 @@ import math
 from itertools import islice
 from typing import Any, Optional
 
-from cnn.mx.lightning.loops.utilities import to_mx
+from cnn.mx.lightning.loops.utilities import set_sampler_epoch, to_mx
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 
 
@@ -33,6 +33,7 @@ class PredictionLoop:
         call_hooks(trainer, "on_predict_epoch_start")
         predictions: list[list] = []
         for dl_idx, (loader, n) in enumerate(zip(loaders, counts)):
+            set_sampler_epoch(loader, trainer.current_epoch)
             extra = (dl_idx,) if several else ()
             outputs: list = []
             for batch_idx, batch in enumerate(islice(iter(loader), None if n == math.inf else n)):

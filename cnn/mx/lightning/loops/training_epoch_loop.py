@@ -31,6 +31,7 @@ class TrainingEpochLoop:
         self.automatic_optimization = AutomaticOptimization(trainer)
         self.manual_optimization = ManualOptimization(trainer)
         self.accumulating = False  # the current training batch only adds its gradients
+        self.batch_idx = -1  # the current (after the epoch: the last) training batch of the epoch (Lightning's)
 
     @property
     def global_step(self) -> int:
@@ -45,11 +46,6 @@ class TrainingEpochLoop:
         """Index of the current training batch over all epochs (Lightning's)."""
         return self.batch_progress.total_batch_idx
 
-    @property
-    def batch_idx(self) -> int:
-        """Index of the current training batch in its epoch (Lightning's)."""
-        progress = self.batch_progress
-        return progress.batch_in_epoch - (0 if progress.phase == "batch" else 1)
 
     @property
     def batches_that_stepped(self) -> int:
@@ -66,6 +62,7 @@ class TrainingEpochLoop:
         """The batches ``start..`` of the epoch (``start`` > 0 only when resuming inside it)."""
         trainer, progress, n = self.trainer, self.batch_progress, self.trainer.num_training_batches
         batches = fetch(loader, start, n)
+        self.batch_idx = start - 1
         if progress.pending_val:  # resumed from a checkpoint written at on_train_batch_end before validation ran
             progress.pending_val, progress.phase, progress.is_last_batch = False, "validation", start == n
             progress.batches_that_stepped -= 1  # the checkpoint counted the batch already (see FitLoop.state_dict)
@@ -98,7 +95,7 @@ class TrainingEpochLoop:
         trainer, progress = self.trainer, self.batch_progress
         lc = trainer.logger_connector
         results = lc.results["train"]
-        progress.is_last_batch, progress.phase = is_last, "batch"
+        progress.is_last_batch, progress.phase, self.batch_idx = is_last, "batch", batch_idx
         accumulating = self.should_accumulate(batch_idx)
         progress.total_batch_idx += 1
         results.batch, results.batch_size, lc.in_step = batch, None, True

@@ -34,6 +34,24 @@ def parse_loop_limits(min_steps: Optional[int], max_steps: int, min_epochs: Opti
     return min_epochs, max_epochs
 
 
+def set_sampler_epoch(loader: Any, epoch: int) -> None:
+    """Lightning's ``_set_sampler_epoch``: ``set_epoch(epoch)`` of the loader's sampler and its batch sampler's
+    sampler (each once), or of the loader itself when it has one (the project's loaders: their order depends only
+    on seed and epoch)."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+        return
+    samplers: dict[int, Any] = {}
+    if (sampler := getattr(loader, "sampler", None)) is not None:
+        samplers[id(sampler)] = sampler
+    if (batch_sampler := getattr(loader, "batch_sampler", None)) is not None \
+            and (sampler := getattr(batch_sampler, "sampler", None)) is not None:
+        samplers[id(sampler)] = sampler
+    for sampler in samplers.values():
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+
+
 def to_mx(batch: Any) -> Any:
     """``batch`` with every numpy array and torch tensor an ``mx.array`` (lists, tuples and dicts kept): Lightning's
     ``batch_to_device``. A torch tensor is recognised without importing torch (a batch from a torch ``DataLoader``

@@ -24,6 +24,7 @@ Lightning's order, with ``compile=False``). ``training_step`` is traced once per
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import sys
@@ -93,18 +94,20 @@ def call_hooks(trainer: Any, hook: str, *args: Any) -> None:
 def call_evaluation_step(trainer: Any, hook: str, batch: Any, batch_idx: int,
                          dataloader_idx: Optional[int] = None) -> Any:
     """Lightning's ``_call_strategy_hook`` for ``validation_step``/``test_step``/``predict_step``: the step's
-    output; its logged values go to the active results. ``dataloader_idx`` (several loaders) is the step's third
-    argument, as Lightning's ``_build_kwargs`` passes it."""
+    output; its logged values go to the active results. The step gets ``batch``, ``batch_idx`` when its signature
+    takes it, and ``dataloader_idx`` when there are several loaders (Lightning's ``_build_step_args``)."""
     model = trainer.lightning_module
+    step = getattr(model, hook)
+    extra = () if dataloader_idx is None else (dataloader_idx,)
+    takes_batch_idx = takes_param(step, "batch_idx", min_args=2)
     with trainer.profiler.profile(f"[Strategy]SingleDeviceStrategy.{hook}"):
-        if dataloader_idx is None:
+        if takes_batch_idx and not extra:
             out, logs, metas = trainer.step_runner.evaluate(hook, batch, batch_idx)
         else:
-            # The step runner calls ``step(batch, batch_idx)``: the index rides on a per-call binding of the step,
-            # which the instance attribute shadows for this one call.
+            # The step runner calls ``step(batch, batch_idx)``: other arguments ride on a per-call binding of the
+            # step, which the instance attribute shadows for this one call.
             own = vars(model).get(hook)  # a step set on the instance, put back after the call
-            step = getattr(model, hook)
-            object.__setattr__(model, hook, lambda b, i: step(b, i, dataloader_idx))
+            object.__setattr__(model, hook, lambda b, i: step(b, i, *extra) if takes_batch_idx else step(b, *extra))
             try:
                 out, logs, metas = trainer.step_runner.evaluate(hook, batch, batch_idx)
             finally:
@@ -114,6 +117,19 @@ def call_evaluation_step(trainer: Any, hook: str, batch: Any, batch_idx: int,
                     object.__setattr__(model, hook, own)
     trainer.logger_connector.feed(logs, metas)
     return out
+
+
+def takes_param(fn: Any, name: str, min_args: Optional[int] = None) -> bool:
+    """Lightning's ``is_param_in_hook_signature``: ``fn`` takes ``name``, or ``*args``, or at least ``min_args``
+    positional arguments."""
+    fn = getattr(fn, "__wrapped__", fn)
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return any(p.name == name for p in params) or any(p.kind is p.VAR_POSITIONAL for p in params) \
+        or (min_args is not None and len(positional) >= min_args)
 
 
 def call_setup_hook(trainer: Any, stage: str) -> None:

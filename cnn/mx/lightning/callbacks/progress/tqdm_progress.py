@@ -16,6 +16,7 @@ class TQDMProgressBar(Callback):
         self.refresh_rate, self.leave = refresh_rate, leave
         self._train = self._eval = None
         self._trainer: Any = None
+        self._last_train: Any = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._trainer = trainer
@@ -26,8 +27,19 @@ class TQDMProgressBar(Callback):
 
     @property
     def total_train_batches(self) -> Any:
-        """Lightning's ``ProgressBar.total_train_batches``: the training batches of an epoch."""
-        return self.trainer.num_training_batches
+        """Lightning's ``ProgressBar.total_train_batches``: the training batches of an epoch, or the steps left when
+        only ``max_steps`` bounds the fit."""
+        trainer = self.trainer
+        if trainer.max_epochs == -1 and trainer.max_steps is not None and trainer.max_steps > 0:
+            return min(trainer.num_training_batches, trainer.max_steps - trainer.global_step)
+        return trainer.num_training_batches
+
+    @property
+    def train_progress_bar(self) -> Any:
+        """The training bar of the last epoch (Lightning's; it stays after the fit, closed)."""
+        if self._last_train is None:
+            raise TypeError(f"The `{type(self).__name__}._train_progress_bar` reference has not been set yet.")
+        return self._last_train
 
     @property
     def total_val_batches(self) -> Any:
@@ -80,7 +92,7 @@ class TQDMProgressBar(Callback):
         if self._train is not None:
             self._train.close()
         # Lightning 2.x counts training batches only; validation has its own bar
-        self._train = self._bar(f"Epoch {trainer.current_epoch}", trainer.num_training_batches, True)
+        self._train = self._last_train = self._bar(f"Epoch {trainer.current_epoch}", self.total_train_batches, True)
         self._train.n = trainer.fit_loop.epoch_loop.batch_progress.batch_in_epoch
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
