@@ -235,8 +235,10 @@ class LightningModule(HyperparametersMixin, nn.Module):
     def test_step(self, batch: Any, batch_idx: Any) -> Any:
         """Not overridden -> ``trainer.test`` raises."""
 
-    def predict_step(self, batch: Any, batch_idx: Any) -> Any:
-        """Default: ``self(batch)`` (``self(batch[0])`` for tuple batches)."""
+    def predict_step(self, *args: Any, **kwargs: Any) -> Any:
+        """Default: ``self(batch)`` (``self(batch[0])`` for tuple batches); takes ``batch_idx`` and
+        ``dataloader_idx`` too, as Lightning's."""
+        batch = kwargs.get("batch", args[0] if args else None)
         return self(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
     def configure_optimizers(self) -> Any:

@@ -6,6 +6,7 @@ import math
 from itertools import islice
 from typing import Any, Optional
 
+from cnn.mx.lightning.loops.evaluation_loop import verify_dataloader_idx_requirement
 from cnn.mx.lightning.loops.utilities import set_sampler_epoch, to_mx
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 
@@ -17,6 +18,7 @@ class PredictionLoop:
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
         self.return_predictions = True
+        self.predictions: list = []  # the last run's outputs (Lightning's), empty without return_predictions
 
     def run(self) -> Optional[list]:
         """Each predict loader in turn (the step and batch hooks get ``dataloader_idx`` when there are several); the
@@ -26,6 +28,7 @@ class PredictionLoop:
         loaders = trainer.data_connector.loader_list("predict")
         counts = trainer.num_predict_batches
         several = len(loaders) > 1
+        verify_dataloader_idx_requirement(model, "predict", "predict", several)
         trainer.state.stage = "predict"
         was_training = model.training
         call_lightning_module_hook(trainer, "on_predict_model_eval")
@@ -48,5 +51,7 @@ class PredictionLoop:
         call_hooks(trainer, "on_predict_end")
         model.train(was_training)
         if not self.return_predictions:
+            self.predictions = []
             return None
-        return predictions if several else (predictions[0] if predictions else [])
+        self.predictions = predictions if several else (predictions[0] if predictions else [])
+        return self.predictions
