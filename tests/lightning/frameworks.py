@@ -38,6 +38,7 @@ from lightning.pytorch.demos.boring_classes import (
     RandomIterableDataset,
     RandomIterableDatasetWithLen,
 )
+from mlx.utils import tree_flatten
 from torch.utils.data import DataLoader, Subset
 
 
@@ -148,6 +149,7 @@ def _mirror() -> types.SimpleNamespace:
         MisconfigurationException=_mirror_exceptions().MisconfigurationException,
         TrainerState=_mirror_states().TrainerState,
         DummyLogger=loggers.logger.DummyLogger,
+        params=lambda module: {k: np.array(v) for k, v in tree_flatten(module.parameters())},
         **_common())
 
 
@@ -171,6 +173,7 @@ def _lightning() -> types.SimpleNamespace:
         MisconfigurationException=_lightning_exceptions().MisconfigurationException,
         TrainerState=_lightning_states().TrainerState,
         DummyLogger=loggers.logger.DummyLogger,
+        params=lambda module: {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()},
         **_common())
 
 

@@ -34,9 +34,10 @@ def check_flags(unsupported: Mapping[str, tuple], given: Mapping[str, Any]) -> N
                              f"(supported: {', '.join(map(repr, allowed))}){hint}")
     max_epochs, max_steps = given["max_epochs"], given["max_steps"]
     if max_epochs is not None and max_epochs < -1:
-        raise ValueError(f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}.")
+        raise MisconfigurationException(
+            f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}.")
     if max_steps < -1:
-        raise ValueError(f"`max_steps` must be a non-negative integer or -1. You passed in {max_steps}.")
+        raise MisconfigurationException(f"`max_steps` must be a non-negative integer or -1. You passed in {max_steps}.")
     accumulate = given["accumulate_grad_batches"]
     if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
         raise ValueError(f"`accumulate_grad_batches` must be a positive integer, got {accumulate!r}")

@@ -16,7 +16,7 @@ from cnn.mx.lightning.callbacks.callback import Callback
 from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
-from cnn.mx.lightning.core.module import is_overridden
+from cnn.mx.lightning.core.module import LightningModule, is_overridden
 from cnn.mx.lightning.core.optimizer import LRSchedulerConfig
 from cnn.mx.lightning.loggers.logger import VersionedLogger
 from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
@@ -208,7 +208,7 @@ class Trainer:
         self.datamodule: Any = None
         self.optimizers: list[Any] = []
         self.lr_scheduler_configs: list[LRSchedulerConfig] = []
-        self.num_training_batches = 0
+        self.num_training_batches: Union[int, float] = math.inf  # Lightning's, until a fit counts its loader
         self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
         self.data_connector = DataConnector(self)
         self.signal_connector = SignalConnector(self)
@@ -314,6 +314,8 @@ class Trainer:
         if self.max_epochs == -1:
             return float("inf") if self.max_steps == -1 else self.max_steps
         self.data_connector.setup_train_data()
+        if self.num_training_batches == math.inf:  # a loader without len()
+            return self.max_steps
         steps = math.ceil(self.num_training_batches / self.accumulate_grad_batches) * max(self.max_epochs, 1)
         return min(steps, self.max_steps) if self.max_steps != -1 else steps
 
@@ -368,6 +370,7 @@ class Trainer:
             ckpt_path: Optional[str] = None) -> None:
         """Train ``model``; ``ckpt_path`` (path, ``"last"`` or ``"best"``) resumes weights, optimizer, RNG,
         epoch/step and the position inside the epoch exactly."""
+        check_module(model)
         self.data_connector.attach_fit_data(model, train_dataloaders, val_dataloaders, datamodule)
         self.evaluation_loop.progress.seen = 0
         self._run("fit", model, ckpt_path)
@@ -390,11 +393,13 @@ class Trainer:
 
     def _evaluate(self, fn: str, model: Any, dataloaders: Any, ckpt_path: Optional[str], verbose: bool,
                   datamodule: Any) -> Any:
+        if model is not None:
+            check_module(model)
         ckpt_path = checkpoint_connector.select_ckpt_path(self, fn, model, ckpt_path)
         model = model if model is not None else self.lightning_module
         if model is None:
-            raise ValueError(f"`Trainer.{fn}()` requires a `LightningModule` when it hasn't been passed in a "
-                             "previous run")
+            raise TypeError(f"`Trainer.{fn}()` requires a `LightningModule` when it hasn't been passed in a "
+                            "previous run")
         self.data_connector.attach_eval_data(fn, model, dataloaders, datamodule)
         self.evaluation_loop.verbose = verbose
         verify_loop_configurations(fn, model)
@@ -463,3 +468,9 @@ class Trainer:
             raise AttributeError("Saving a checkpoint is only possible if a model is attached to the Trainer.")
         if self.is_global_zero:
             self.checkpoint_io.save_checkpoint(checkpoint_connector.dump_checkpoint(self, weights_only), filepath)
+
+
+def check_module(model: Any) -> None:
+    """Lightning's ``_maybe_unwrap_optimized``: the entry points take a ``LightningModule``."""
+    if not isinstance(model, LightningModule):
+        raise TypeError(f"`model` must be a `LightningModule`, got `{type(model).__qualname__}`")
