@@ -26,7 +26,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
 from cnn.crossing import check_optional_packages, translate_args
-from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.errors import ConfigError, TrainingInterrupted, trainer_setting_error
 from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
@@ -36,6 +36,7 @@ from cnn.own_classes import OURS, OwnClasses, SideClasses, as_our_sections, name
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
+from cnn.weights import first_line
 
 FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
@@ -154,6 +155,8 @@ class CLI:
                 raise peer_lost(self.trainer, ".safetensors") from None
             if isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt):
                 raise KeyboardInterrupt from None  # Lightning's exit(1) after a Ctrl-C: "interrupted", as on torch
+            if trainer_setting_error(error):  # a trainer value the run cannot honour, as on the torch side
+                raise ConfigError(f"trainer: {first_line(error)}") from None
             raise
 
     def run_fit(self, section) -> None:
