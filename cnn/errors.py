@@ -13,6 +13,19 @@ class ConfigError(Exception):
     """A config key, value, framework or checkpoint that does not fit this run."""
 
 
+# Lightning's words for a ``val_check_interval`` longer than the training epoch: a ``ValueError`` its fit raises once
+# it has counted the batches (the MLX mirror raises the same words).
+_TRAINER_VALUE_ERRORS = ("must be less than or equal to the number of the training batches",)
+
+
+def trainer_setting_error(error: BaseException) -> bool:
+    """Whether ``error`` is Lightning's (or the MLX mirror's) refusal of a trainer setting, raised once a run has
+    started: its ``MisconfigurationException``, or one of the ``ValueError``\\ s it raises for a flag. Both CLIs end
+    it in one ``error:`` line."""
+    return type(error).__name__ == "MisconfigurationException" \
+        or (isinstance(error, ValueError) and any(words in str(error) for words in _TRAINER_VALUE_ERRORS))
+
+
 class DataError(Exception):
     """A dataset or image file is missing, damaged or unusable.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli_runs import run_cli
+from tests.cli_runs import run_cli, short_run
 
 UNHONOURED_TRAINER_OPTION = """\
 trainer:
@@ -69,3 +69,14 @@ def test_what_the_mlx_trainer_cannot_honour_is_named_not_ignored(config_text, wo
     config.write_text(config_text)
     result = run_cli("fit", "--framework", "mlx", "--config", str(config))
     assert_one_line_error(result, *words)
+
+
+@pytest.mark.parametrize("framework", ["torch", "mlx"])
+def test_a_validation_interval_beyond_the_epoch_is_named_in_one_line(framework, tmp_path):
+    """Lightning refuses ``val_check_interval`` above the epoch's batches once fit has counted them (the MLX trainer
+    with the same words): one line on both sides, no traceback, no run folder kept."""
+    result = run_cli("fit", "--framework", framework, *short_run(), "--trainer.val_check_interval", "5",
+                     "--trainer.default_root_dir", str(tmp_path))
+    assert_one_line_error(result, "val_check_interval", "(5)", "(2)")
+    assert not [path for path in tmp_path.rglob("version_*")], "a failed start keeps no run folder"
+

@@ -16,6 +16,7 @@ from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
 from cnn.mx.lightning.loggers import TensorBoardLogger, VersionedLogger
 from cnn.mx.lightning.trainer import Trainer
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 from cnn.mx.module import Classifier
 
 import mlx.core as mx
@@ -25,7 +26,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
 from cnn.crossing import check_optional_packages, translate_args
-from cnn.errors import ConfigError, TrainingInterrupted
+from cnn.errors import ConfigError, TrainingInterrupted, trainer_setting_error
 from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
@@ -35,6 +36,7 @@ from cnn.own_classes import OURS, OwnClasses, SideClasses, as_our_sections, name
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
+from cnn.weights import first_line
 
 FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
@@ -142,7 +144,7 @@ class CLI:
                 if section.trainer.logger is not False and not section.trainer.fast_dev_run else []
             self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or CheckpointIO(),
                                       "callbacks": [*(init.trainer.get("callbacks") or []), *save_config]})
-        except ValueError as error:  # an option Lightning has and the MLX trainer cannot honour
+        except (ValueError, MisconfigurationException) as error:  # an option Lightning refuses, or the MLX trainer
             raise ConfigError(str(error)) from None
         bound_checkpoint_reads(self.trainer, self.model)
         try:
@@ -151,6 +153,10 @@ class CLI:
             discard_unstarted_run(self.trainer)  # a failed start leaves no version_N behind
             if self.trainer.accelerator_connector.lost_peer(error):
                 raise peer_lost(self.trainer, ".safetensors") from None
+            if isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None  # Lightning's exit(1) after a Ctrl-C: "interrupted", as on torch
+            if trainer_setting_error(error):  # a trainer value the run cannot honour, as on the torch side
+                raise ConfigError(f"trainer: {first_line(error)}") from None
             raise
 
     def run_fit(self, section) -> None:

@@ -12,7 +12,6 @@ import time
 import warnings
 
 import torch
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -21,7 +20,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
-from cnn.errors import ConfigError, NonFiniteGradientError, TrainingInterrupted, exit_description
+from cnn.errors import (
+    ConfigError,
+    NonFiniteGradientError,
+    TrainingInterrupted,
+    exit_description,
+    trainer_setting_error,
+)
 from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
@@ -181,11 +186,10 @@ class CLI(LightningCLI):
             print(f"note: {note}", file=sys.stderr)
         try:
             self._lightning_cli(args, **kwargs)
-        except MisconfigurationException as error:  # a trainer value Lightning cannot honour here
-            discard_unstarted_run(getattr(self, "trainer", None))
-            raise ConfigError(f"trainer: {first_line(error)}") from None
-        except BaseException:
+        except BaseException as error:
             discard_unstarted_run(getattr(self, "trainer", None))  # a failed start leaves no version_N
+            if trainer_setting_error(error):  # a trainer value Lightning cannot honour here
+                raise ConfigError(f"trainer: {first_line(error)}") from None
             raise
 
     def _lightning_cli(self, args, **kwargs) -> None:

@@ -38,6 +38,7 @@ from lightning.pytorch.demos.boring_classes import (
     RandomIterableDataset,
     RandomIterableDatasetWithLen,
 )
+from mlx.utils import tree_flatten
 from torch.utils.data import DataLoader, Subset
 
 
@@ -145,6 +146,10 @@ def _mirror() -> types.SimpleNamespace:
         tensor=lambda value, dtype=None: mx.array(value, dtype=dtype) if dtype is not None else mx.array(value),
         to_numpy=lambda value: np.array(value),
         checkpoint_suffix=".safetensors",
+        MisconfigurationException=_mirror_exceptions().MisconfigurationException,
+        TrainerState=_mirror_states().TrainerState,
+        DummyLogger=loggers.logger.DummyLogger,
+        params=lambda module: {k: np.array(v) for k, v in tree_flatten(module.parameters())},
         **_common())
 
 
@@ -165,7 +170,35 @@ def _lightning() -> types.SimpleNamespace:
         tensor=lambda value, dtype=None: torch.tensor(value, dtype=dtype),
         to_numpy=lambda value: value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.array(value),
         checkpoint_suffix=".ckpt",
+        MisconfigurationException=_lightning_exceptions().MisconfigurationException,
+        TrainerState=_lightning_states().TrainerState,
+        DummyLogger=loggers.logger.DummyLogger,
+        params=lambda module: {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()},
         **_common())
+
+
+def _mirror_exceptions() -> types.ModuleType:
+    import cnn.mx.lightning.utilities.exceptions as exceptions
+
+    return exceptions
+
+
+def _mirror_states() -> types.ModuleType:
+    import cnn.mx.lightning.trainer.states as states
+
+    return states
+
+
+def _lightning_exceptions() -> types.ModuleType:
+    import lightning.pytorch.utilities.exceptions as exceptions
+
+    return exceptions
+
+
+def _lightning_states() -> types.ModuleType:
+    import lightning.pytorch.trainer.states as states
+
+    return states
 
 
 FRAMEWORKS = {"mirror": _mirror, "lightning": _lightning}

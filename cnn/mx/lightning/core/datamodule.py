@@ -33,18 +33,6 @@ class LightningDataModule(DataHooks, HyperparametersMixin):
     def setup(self, stage: str) -> None: ...
     def teardown(self, stage: str) -> None: ...
 
-    def train_dataloader(self) -> Any:
-        raise NotImplementedError("`train_dataloader` must be implemented to be used with the Trainer")
-
-    def val_dataloader(self) -> Any:
-        raise NotImplementedError("`val_dataloader` must be implemented to be used with the Trainer")
-
-    def test_dataloader(self) -> Any:
-        raise NotImplementedError("`test_dataloader` must be implemented to be used with the Trainer")
-
-    def predict_dataloader(self) -> Any:
-        raise NotImplementedError("`predict_dataloader` must be implemented to be used with the Trainer")
-
     def state_dict(self) -> dict[str, Any]:
         return {}
 

@@ -77,6 +77,20 @@ class DataHooks:
 
     def prepare_data(self) -> None: ...
 
+    def train_dataloader(self) -> Any:
+        """The loaders of a stage when ``fit``/``validate``/``test``/``predict`` get none (and, on a module, no
+        datamodule); only an overridden one is used."""
+        raise NotImplementedError("`train_dataloader` must be implemented to be used with the Lightning Trainer")
+
+    def val_dataloader(self) -> Any:
+        raise NotImplementedError("`val_dataloader` must be implemented to be used with the Lightning Trainer")
+
+    def test_dataloader(self) -> Any:
+        raise NotImplementedError("`test_dataloader` must be implemented to be used with the Lightning Trainer")
+
+    def predict_dataloader(self) -> Any:
+        raise NotImplementedError("`predict_dataloader` must be implemented to be used with the Lightning Trainer")
+
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         return batch
 

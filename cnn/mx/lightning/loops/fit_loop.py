@@ -11,7 +11,7 @@ from typing import Any
 
 from cnn.mx.lightning.loops.progress import EpochProgress
 from cnn.mx.lightning.loops.training_epoch_loop import TrainingEpochLoop
-from cnn.mx.lightning.loops.utilities import is_limit_reached
+from cnn.mx.lightning.loops.utilities import is_limit_reached, set_sampler_epoch
 from cnn.mx.lightning.trainer.call import call_callback_hooks, call_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.seed import set_rng
 
@@ -35,11 +35,20 @@ class FitLoop:
         self.restarting = False  # resumed inside an epoch, or iteration-based: no sanity check
 
     def reset(self) -> None:
-        """Counters of a new fit."""
-        self.epoch_progress, self.restarting = EpochProgress(), False
-        self.epoch_loop.reset()
+        """At the start of every fit: the counters are kept (a second ``fit()`` on the same trainer goes on from
+        where the first stopped, as in Lightning), the schedulers just configured start at their first epoch."""
+        self.restarting = False
+        self.epoch_loop.accumulating = False
         for config in self.trainer.lr_scheduler_configs:
             config.last_epoch = 0
+
+    @property
+    def total_batch_idx(self) -> int:
+        return self.epoch_loop.total_batch_idx
+
+    @property
+    def batch_idx(self) -> int:
+        return self.epoch_loop.batch_idx
 
     @property
     def done(self) -> bool:
@@ -59,7 +68,6 @@ class FitLoop:
     def run(self) -> None:
         trainer = self.trainer
         lc = trainer.logger_connector
-        trainer.data_connector.setup_train_data()
         if trainer.enable_validation and trainer.num_sanity_val_steps > 0 and not self.restarting:
             key = mx.random.state[0]  # Lightning runs the sanity check under isolate_rng()
             trainer.sanity_checking, trainer.state.stage = True, "sanity_check"
@@ -70,6 +78,7 @@ class FitLoop:
             lc.reset_metrics()
             trainer.sanity_checking = False
             set_rng(key)
+        trainer.data_connector.setup_train_data()  # after the sanity check, as Lightning asks for the loaders
         trainer.state.stage = "train"
         if self.done or trainer.limit_train_batches == 0:
             return
@@ -84,8 +93,7 @@ class FitLoop:
         trainer = self.trainer
         lc, loader = trainer.logger_connector, trainer.train_dataloader
         results = lc.results["train"]
-        if hasattr(loader, "set_epoch"):  # batch order depends only on (seed, epoch) -> exact mid-epoch resume
-            loader.set_epoch(self.epoch_progress.current)
+        set_sampler_epoch(loader, self.epoch_progress.current)  # the project's loaders: exact mid-epoch resume
         start = self.epoch_loop.batch_progress.batch_in_epoch  # > 0 only when resuming inside this epoch
         if start == 0:
             results.reset()

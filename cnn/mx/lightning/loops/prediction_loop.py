@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from itertools import islice
 from typing import Any, Optional
 
-from cnn.mx.lightning.loops.utilities import transfer_batch
+from cnn.mx.lightning.loops.evaluation_loop import verify_dataloader_idx_requirement
+from cnn.mx.lightning.loops.utilities import set_sampler_epoch, transfer_batch
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 
 
@@ -16,26 +18,40 @@ class PredictionLoop:
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
         self.return_predictions = True
+        self.predictions: list = []  # the last run's outputs (Lightning's), empty without return_predictions
 
     def run(self) -> Optional[list]:
+        """Each predict loader in turn (the step and batch hooks get ``dataloader_idx`` when there are several); the
+        outputs, a list per loader when there are several (Lightning's return value)."""
         trainer = self.trainer
         model = trainer.lightning_module
-        loader = trainer.data_connector.eval_loader_for("predict")
-        n = trainer.num_predict_batches
+        loaders = trainer.data_connector.loader_list("predict")
+        counts = trainer.num_predict_batches
+        several = len(loaders) > 1
+        verify_dataloader_idx_requirement(model, "predict", "predict", several)
         trainer.state.stage = "predict"
         was_training = model.training
         call_lightning_module_hook(trainer, "on_predict_model_eval")
         call_hooks(trainer, "on_predict_start")
         call_hooks(trainer, "on_predict_epoch_start")
-        predictions = []
-        for batch_idx, batch in enumerate(islice(iter(loader), n)):
-            batch = transfer_batch(trainer, batch)
-            call_hooks(trainer, "on_predict_batch_start", batch, batch_idx)
-            out = call_evaluation_step(trainer, "predict_step", batch, batch_idx)
-            call_hooks(trainer, "on_predict_batch_end", out, batch, batch_idx)
-            if self.return_predictions:
-                predictions.append(out)
+        predictions: list[list] = []
+        for dl_idx, (loader, n) in enumerate(zip(loaders, counts)):
+            set_sampler_epoch(loader, trainer.current_epoch)
+            extra = (dl_idx,) if several else ()
+            outputs: list = []
+            for batch_idx, batch in enumerate(islice(iter(loader), None if n == math.inf else n)):
+                batch = transfer_batch(trainer, batch, dl_idx)
+                call_hooks(trainer, "on_predict_batch_start", batch, batch_idx, *extra)
+                out = call_evaluation_step(trainer, "predict_step", batch, batch_idx, dl_idx if several else None)
+                call_hooks(trainer, "on_predict_batch_end", out, batch, batch_idx, *extra)
+                if self.return_predictions:
+                    outputs.append(out)
+            predictions.append(outputs)
         call_hooks(trainer, "on_predict_epoch_end")
         call_hooks(trainer, "on_predict_end")
         model.train(was_training)
-        return predictions if self.return_predictions else None
+        if not self.return_predictions:
+            self.predictions = []
+            return None
+        self.predictions = predictions if several else (predictions[0] if predictions else [])
+        return self.predictions

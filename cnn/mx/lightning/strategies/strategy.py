@@ -327,15 +327,14 @@ class Strategy:
         self.compiled.meta[self.compiled.sig] = self._last_metas
         return loss, logs, extra, flags
 
-    def _eval_graph(self, hook: str, batch: Any, batch_idx: Any, counters: Any = None) -> tuple:
+    def _eval_graph(self, hook: str, batch: Any, args: tuple, counters: Any = None) -> tuple:
         model, lc, precision = self.lightning_module, self.trainer.logger_connector, self.precision_plugin
         lc.capture = {}
         model.current_fx_name = hook
         try:
             with precision.autocast(model):
                 step_fn = getattr(model, hook)
-                out = self.compiled.traced(step_fn, counters, batch, batch_idx) if counters \
-                    else step_fn(batch, batch_idx)
+                out = self.compiled.traced(step_fn, counters, batch, *args) if counters else step_fn(batch, *args)
         finally:
             model.current_fx_name = None
         self.compiled.meta[self.compiled.sig] = {k: m for k, (m, _) in lc.capture.items()}
@@ -411,28 +410,30 @@ class Strategy:
         mx.eval(output.loss, output.logs, output.extra, output.finite_grads, self.lightning_module.state,
                 [opt.state for opt in self.optimizers], self.accumulated)
 
-    def _evaluation_step(self, hook: str, batch: Any, batch_idx: int) -> tuple:
-        """Run ``hook`` (``validation_step``/``test_step``/``predict_step``); returns ``(output, logs, metadata)``."""
+    def _evaluation_step(self, hook: str, batch: Any, *args: Any) -> tuple:
+        """Run ``hook`` (``validation_step``/``test_step``/``predict_step``) on ``batch`` and ``args`` (``batch_idx``
+        and ``dataloader_idx`` as the step takes them); returns ``(output, logs, metadata)``. Compiled only in the
+        common form ``step(batch, batch_idx)``: a ``dataloader_idx`` would be frozen into the trace."""
         model = self.lightning_module
         self.compiled.sig = (hook,) + signature(batch)
         result = None
-        if self.trainer.compile and not self.compiled.failed and hook != "predict_step":
-            build = lambda: mx.compile(partial(self._eval_graph, hook), inputs=[model.state, mx.random.state],  # noqa
-                                       outputs=[mx.random.state])
-            result = self._run_compiled(hook, build, batch, mx.array(batch_idx), self._counters())
+        if self.trainer.compile and not self.compiled.failed and hook != "predict_step" and len(args) == 1:
+            graph = lambda batch, batch_idx, counters: self._eval_graph(hook, batch, (batch_idx,), counters)  # noqa
+            build = lambda: mx.compile(graph, inputs=[model.state, mx.random.state], outputs=[mx.random.state])  # noqa
+            result = self._run_compiled(hook, build, batch, mx.array(args[0]), self._counters())
         if result is None:
             try:
-                result = self._eval_graph(hook, batch, batch_idx)
+                result = self._eval_graph(hook, batch, args)
             finally:
                 self.trainer.logger_connector.capture = None
         mx.eval(result)
         return (*result, self.compiled.meta[self.compiled.sig])
 
-    def validation_step(self, batch: Any, batch_idx: int) -> tuple:
-        return self._evaluation_step("validation_step", batch, batch_idx)
+    def validation_step(self, batch: Any, *args: Any) -> tuple:
+        return self._evaluation_step("validation_step", batch, *args)
 
-    def test_step(self, batch: Any, batch_idx: int) -> tuple:
-        return self._evaluation_step("test_step", batch, batch_idx)
+    def test_step(self, batch: Any, *args: Any) -> tuple:
+        return self._evaluation_step("test_step", batch, *args)
 
-    def predict_step(self, batch: Any, batch_idx: int) -> tuple:
-        return self._evaluation_step("predict_step", batch, batch_idx)
+    def predict_step(self, batch: Any, *args: Any) -> tuple:
+        return self._evaluation_step("predict_step", batch, *args)

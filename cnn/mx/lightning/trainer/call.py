@@ -30,6 +30,11 @@ starts). ``training_step`` is traced once per batch shape (see
 
 from __future__ import annotations
 
+import inspect
+import logging
+import signal
+import sys
+import threading
 from typing import Any, Optional
 
 from cnn.mx.lightning.callbacks.callback import Callback
@@ -38,6 +43,8 @@ from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.model_summary import ModelSummary
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
 from cnn.mx.lightning.core.hooks import DataHooks, ModelHooks
+
+log = logging.getLogger(__name__)
 
 # ModelCheckpoint hooks that may write or delete files: rank zero's alone (it computes the same paths).
 CHECKPOINT_WRITING_HOOKS = frozenset({"on_train_batch_end", "on_train_epoch_end", "on_validation_end",
@@ -63,18 +70,24 @@ def call_callback_hooks(trainer: Any, hook: str, *args: Any, monitoring: Optiona
     for cb in trainer.callbacks:
         is_monitor = isinstance(cb, (EarlyStopping, ModelCheckpoint))
         if (monitoring is None or monitoring == is_monitor) and runs_on_this_rank(trainer, cb, hook):
-            with trainer.profiler.profile(f"[Callback]{cb.state_key}.{hook}"):
-                getattr(cb, hook)(trainer, model, *args, **kwargs)
+            fn = getattr(cb, hook, None)
+            if callable(fn):  # a hook set to None is off, as in Lightning
+                with trainer.profiler.profile(f"[Callback]{cb.state_key}.{hook}"):
+                    fn(trainer, model, *args, **kwargs)
     model.current_fx_name = prev
 
 
 def call_lightning_module_hook(trainer: Any, hook: str, *args: Any, **kwargs: Any) -> Any:
-    """Lightning's ``_call_lightning_module_hook``: ``module.<hook>(*args)``, its result returned."""
+    """Lightning's ``_call_lightning_module_hook``: ``module.<hook>(*args)``, its result returned (``None`` when the
+    hook was set to ``None``)."""
     model = trainer.lightning_module
+    fn = getattr(model, hook, None)
+    if not callable(fn):
+        return None
     prev, model.current_fx_name = model.current_fx_name, hook
     try:
         with trainer.profiler.profile(f"[LightningModule]{type(model).__name__}.{hook}"):
-            return getattr(model, hook)(*args, **kwargs)
+            return fn(*args, **kwargs)
     finally:
         model.current_fx_name = prev
 
@@ -104,12 +117,31 @@ def call_strategy_hook(trainer: Any, hook: str, *args: Any, **kwargs: Any) -> An
         return getattr(strategy, hook)(*args, **kwargs)
 
 
-def call_evaluation_step(trainer: Any, hook: str, batch: Any, batch_idx: int) -> Any:
-    """The strategy's ``validation_step``/``test_step``/``predict_step``: the step's output; its logged values
-    go to the active results."""
-    out, logs, metas = call_strategy_hook(trainer, hook, batch, batch_idx)
+def call_evaluation_step(trainer: Any, hook: str, batch: Any, batch_idx: int,
+                         dataloader_idx: Optional[int] = None) -> Any:
+    """The strategy's ``validation_step``/``test_step``/``predict_step``: the step's output; its logged values go
+    to the active results. The step gets ``batch``, ``batch_idx`` when its signature takes it, and
+    ``dataloader_idx`` when there are several loaders (Lightning's ``_build_step_args``)."""
+    step = getattr(trainer.lightning_module, hook)
+    args = (batch_idx,) if takes_param(step, "batch_idx", min_args=2) else ()
+    if dataloader_idx is not None:
+        args += (dataloader_idx,)
+    out, logs, metas = call_strategy_hook(trainer, hook, batch, *args)
     trainer.logger_connector.feed(logs, metas)
     return out
+
+
+def takes_param(fn: Any, name: str, min_args: Optional[int] = None) -> bool:
+    """Lightning's ``is_param_in_hook_signature``: ``fn`` takes ``name``, or ``*args``, or at least ``min_args``
+    positional arguments."""
+    fn = getattr(fn, "__wrapped__", fn)
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return any(p.name == name for p in params) or any(p.kind is p.VAR_POSITIONAL for p in params) \
+        or (min_args is not None and len(positional) >= min_args)
 
 
 def call_setup_hook(trainer: Any, stage: str) -> None:
@@ -154,15 +186,29 @@ def call_exception_hooks(trainer: Any, exception: BaseException) -> None:
 def call_and_handle_interrupt(trainer: Any, run_stage: Any, *args: Any) -> Any:
     """Lightning's ``_call_and_handle_interrupt``: ``run_stage(*args)``; on any exception (a signal's
     ``TrainingInterrupted`` too) the trainer is "interrupted", the signal handlers restored, ``on_exception``
-    called and the loggers finalized with "failed" (``_interrupt``), then it propagates."""
+    called and the loggers finalized with "failed" (``_interrupt``), then it propagates; a ``KeyboardInterrupt``
+    ends in ``sys.exit(1)`` instead, as Lightning's graceful shutdown does."""
     try:
         return run_stage(*args)
     except BaseException as exception:
         trainer.state.status = "interrupted"
         trainer.strategy.on_exception(exception)  # first: what it ignores, restore() leaves ignored
         trainer.signal_connector.restore()
-        call_exception_hooks(trainer, exception)
+        if not isinstance(exception, KeyboardInterrupt):
+            call_exception_hooks(trainer, exception)
+            trainer.state.stage = None
+            raise
+        # Lightning's graceful shutdown: more Ctrl-C are ignored while on_exception runs, then exit(1) (a
+        # SystemExit whose context is the KeyboardInterrupt, which the CLI reports as an interruption).
+        log.info("\nDetected KeyboardInterrupt, attempting graceful shutdown ...")
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            call_exception_hooks(trainer, exception)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         trainer.state.stage = None
-        raise
+        sys.exit(1)
     finally:
         trainer.logger_connector.active, trainer.logger_connector.in_step = None, False

@@ -3,11 +3,15 @@ flags (``fast_dev_run``, ``overfit_batches``; ``_init_debugging_flags``) and the
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Mapping, Optional, Union
 
 from cnn.mx.lightning.loggers.logger import DummyLogger
 from cnn.mx.lightning.profilers import PassThroughProfiler, SimpleProfiler
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+
+log = logging.getLogger(__name__)
 
 # Per ``Trainer`` argument the MLX trainer restricts: the values it accepts.
 UNSUPPORTED: dict[str, tuple] = {
@@ -30,21 +34,35 @@ def check_flags(unsupported: Mapping[str, tuple], given: Mapping[str, Any]) -> N
                              f"(supported: {', '.join(map(repr, allowed))}){hint}")
     max_epochs, max_steps = given["max_epochs"], given["max_steps"]
     if max_epochs is not None and max_epochs < -1:
-        raise ValueError(f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}.")
+        raise MisconfigurationException(
+            f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}.")
     if max_steps < -1:
-        raise ValueError(f"`max_steps` must be a non-negative integer or -1. You passed in {max_steps}.")
+        raise MisconfigurationException(f"`max_steps` must be a non-negative integer or -1. You passed in {max_steps}.")
     accumulate = given["accumulate_grad_batches"]
     if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
         raise ValueError(f"`accumulate_grad_batches` must be a positive integer, got {accumulate!r}")
 
 
-def _batch_limit(value: Union[int, float], name: str) -> Union[int, float]:
-    # Lightning's _determine_batch_limits: a fraction in [0, 1] or a whole number of batches
+def _batch_limit(value: Optional[Union[int, float]], name: str) -> Union[int, float]:
+    """Lightning's ``_determine_batch_limits``: ``None`` is 1.0; a fraction in [0, 1] or a whole number of batches;
+    an explicit 1 or 1.0 says in an info line which it is (a count or all)."""
+    if value is None:
+        return 1.0
+    if isinstance(value, int) and not isinstance(value, bool) and value == 1:
+        message = {"limit_train_batches": "1 batch per epoch will be used.",
+                   "val_check_interval": "validation will run after every batch."}.get(name, "1 batch will be used.")
+        log.info(f"`Trainer({name}=1)` was configured so {message}")
+    elif isinstance(value, float) and value == 1.0:
+        message = {"limit_train_batches": "100% of the batches per epoch will be used.",
+                   "val_check_interval": "validation will run at the end of the training epoch."
+                   }.get(name, "100% of the batches will be used.")
+        log.info(f"`Trainer({name}=1.0)` was configured so {message}.")
     if 0 <= value <= 1:
         return value
     if value > 1 and value % 1.0 == 0:
         return int(value)
-    raise ValueError(f"You have passed invalid value {value} for {name}, it has to be in [0.0, 1.0] or an int.")
+    raise MisconfigurationException(
+        f"You have passed invalid value {value} for {name}, it has to be in [0.0, 1.0] or an int.")
 
 
 def init_debugging_flags(trainer: Any, limit_train_batches: Optional[Union[int, float]],
@@ -63,20 +81,24 @@ def init_debugging_flags(trainer: Any, limit_train_batches: Optional[Union[int, 
     ``on_train_end``. ``overfit_batches=N`` (or a fraction): the first N training batches, unshuffled (the
     DataModule reads the flag), every epoch, and N validation batches.
     """
-    trainer.limit_train_batches = 1.0 if limit_train_batches is None else limit_train_batches
-    trainer.limit_val_batches = 1.0 if limit_val_batches is None else limit_val_batches
-    trainer.limit_test_batches = 1.0 if limit_test_batches is None else limit_test_batches
-    trainer.limit_predict_batches = 1.0 if limit_predict_batches is None else limit_predict_batches
-    trainer.val_check_interval = 1.0 if val_check_interval is None else val_check_interval
-    sanity = 2 if num_sanity_val_steps is None else num_sanity_val_steps
-    trainer.num_sanity_val_steps = math.inf if sanity == -1 else sanity
     if isinstance(fast_dev_run, bool) or fast_dev_run is None:
         fast_dev_run = bool(fast_dev_run)
     elif not isinstance(fast_dev_run, int) or fast_dev_run < 0:
-        raise ValueError(f"fast_dev_run={fast_dev_run!r} is not a valid configuration. It should be >= 0.")
+        raise MisconfigurationException(
+            f"fast_dev_run={fast_dev_run!r} is not a valid configuration. It should be >= 0.")
+    check_every = trainer.check_val_every_n_epoch
+    if check_every is not None and not isinstance(check_every, int):
+        raise MisconfigurationException(f"`check_val_every_n_epoch` should be an integer, found {check_every!r}.")
+    if check_every is None and isinstance(val_check_interval, float):
+        raise MisconfigurationException(
+            "`val_check_interval` should be an integer or a time-based duration (str 'DD:HH:MM:SS', "
+            "datetime.timedelta, or dict kwargs for timedelta) when `check_val_every_n_epoch=None`.")
     trainer.fast_dev_run = True if fast_dev_run == 1 else fast_dev_run
     trainer.overfit_batches = _batch_limit(overfit_batches, "overfit_batches")
     overfitting = overfit_batches > 0
+    trainer.limit_train_batches = trainer.limit_val_batches = 1.0
+    sanity = 2 if num_sanity_val_steps is None else num_sanity_val_steps
+    trainer.num_sanity_val_steps = math.inf if sanity == -1 else sanity
     if fast_dev_run:
         n = int(fast_dev_run)
         if not overfitting:
@@ -85,6 +107,15 @@ def init_debugging_flags(trainer: Any, limit_train_batches: Optional[Union[int, 
         trainer.max_steps, trainer.max_epochs, trainer.num_sanity_val_steps = n, 1, 0
         trainer.val_check_interval, trainer.check_val_every_n_epoch = 1.0, 1
         trainer.loggers = [DummyLogger()] if trainer.loggers else []
+        log.info(f"Running in `fast_dev_run` mode: will run the requested loop using {n} batch(es). Logging and "
+                 "checkpointing is suppressed.")
+    else:
+        if not overfitting:
+            trainer.limit_train_batches = _batch_limit(limit_train_batches, "limit_train_batches")
+            trainer.limit_val_batches = _batch_limit(limit_val_batches, "limit_val_batches")
+        trainer.limit_test_batches = _batch_limit(limit_test_batches, "limit_test_batches")
+        trainer.limit_predict_batches = _batch_limit(limit_predict_batches, "limit_predict_batches")
+        trainer.val_check_interval = _batch_limit(val_check_interval, "val_check_interval")
     if overfitting:
         trainer.limit_train_batches = trainer.limit_val_batches = trainer.overfit_batches
 

@@ -15,10 +15,52 @@ class TQDMProgressBar(Callback):
     def __init__(self, refresh_rate: int = 1, leave: bool = False) -> None:
         self.refresh_rate, self.leave = refresh_rate, leave
         self._train = self._eval = None
+        self._trainer: Any = None
+        self._last_train: Any = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer
+
+    @property
+    def trainer(self) -> Any:
+        return self._trainer
+
+    @property
+    def total_train_batches(self) -> Any:
+        """Lightning's ``ProgressBar.total_train_batches``: the training batches of an epoch, or the steps left when
+        only ``max_steps`` bounds the fit."""
+        trainer = self.trainer
+        if trainer.max_epochs == -1 and trainer.max_steps is not None and trainer.max_steps > 0:
+            return min(trainer.num_training_batches, trainer.max_steps - trainer.global_step)
+        return trainer.num_training_batches
+
+    @property
+    def train_progress_bar(self) -> Any:
+        """The training bar of the last epoch (Lightning's; it stays after the fit, closed)."""
+        if self._last_train is None:
+            raise TypeError(f"The `{type(self).__name__}._train_progress_bar` reference has not been set yet.")
+        return self._last_train
+
+    @property
+    def total_val_batches(self) -> Any:
+        """Lightning's: the validation batches of this epoch, over every loader (0 in an epoch that does not
+        validate)."""
+        if not self.trainer.fit_loop.epoch_loop.should_check_val_epoch():
+            return 0
+        return sum(self.trainer.num_val_batches)
+
+    @property
+    def total_test_batches(self) -> Any:
+        return sum(self.trainer.num_test_batches)
+
+    @property
+    def total_predict_batches(self) -> Any:
+        return sum(self.trainer.num_predict_batches)
 
     def _bar(self, desc: str, total: Any, leave: bool, position: int = 0):
         from tqdm.auto import tqdm
 
+        total = None if total == float("inf") else total
         return tqdm(desc=desc, total=total, leave=leave, position=position, dynamic_ncols=True, file=sys.stdout,
                     smoothing=0)
 
@@ -50,7 +92,7 @@ class TQDMProgressBar(Callback):
         if self._train is not None:
             self._train.close()
         # Lightning 2.x counts training batches only; validation has its own bar
-        self._train = self._bar(f"Epoch {trainer.current_epoch}", trainer.num_training_batches, True)
+        self._train = self._last_train = self._bar(f"Epoch {trainer.current_epoch}", self.total_train_batches, True)
         self._train.n = trainer.fit_loop.epoch_loop.batch_progress.batch_in_epoch
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -67,7 +109,7 @@ class TQDMProgressBar(Callback):
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
-            self._eval = self._bar("Validation", trainer.num_val_batches, self.leave and trainer.state.fn != "fit",
+            self._eval = self._bar("Validation", sum(trainer.num_val_batches), self.leave and trainer.state.fn != "fit",
                                    position=1 if self._train is not None else 0)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int,
@@ -82,7 +124,7 @@ class TQDMProgressBar(Callback):
             self._train.set_postfix(self._metrics(trainer))
 
     def on_test_start(self, trainer, pl_module) -> None:
-        self._eval = self._bar("Testing", trainer.num_test_batches, True)
+        self._eval = self._bar("Testing", sum(trainer.num_test_batches), True)
 
     def on_test_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
@@ -94,7 +136,7 @@ class TQDMProgressBar(Callback):
             self._eval = None
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        self._eval = self._bar("Predicting", trainer.num_predict_batches, True)
+        self._eval = self._bar("Predicting", sum(trainer.num_predict_batches), True)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int,
                              dataloader_idx: int = 0) -> None:
