@@ -28,6 +28,9 @@ from cnn.weights import check_resume
 # trainer.default_root_dir on both sides: the runs' folder, and where a run without a logger
 # keeps its checkpoints (Lightning's ModelCheckpoint: <default_root_dir>/checkpoints).
 DEFAULT_ROOT_DIR = "logs"
+# ``validate``/``test``/``predict --ckpt_path untrained``: the seeded, untrained weights, asked
+# for by name (without a --ckpt_path those commands refuse to run).
+UNTRAINED = "untrained"
 # data.dataset -> model argument, by DatasetSpec attribute.
 DATA_TO_MODEL = (("model.in_channels", "channels"), ("model.image_size", "image_size"),
                  ("model.num_classes", "num_classes"), ("model.classes", "classes"))
@@ -88,6 +91,7 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
     names (see ``resume_in_place``), so logs, checkpoints and best-model tracking continue there,
     and is refused when a model value differs from the checkpoint's (``cnn.weights.check_resume``).
     """
+    check_evaluated_weights(config, subcommand)
     trainer = config.trainer
     default_logger = trainer.logger in (None, True)
     if subcommand == "predict":
@@ -125,6 +129,21 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
     if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
         # before any file of the run is written: a refused resume leaves its records as they were
         check_resume(config.ckpt_path, init_args(config.model))
+
+
+def check_evaluated_weights(config, subcommand: str) -> None:
+    """``validate``, ``test`` and ``predict`` evaluate a checkpoint: without ``--ckpt_path`` they
+    would evaluate the seeded, untrained weights and report them as a result, so they refuse in
+    one line (``ConfigError``) unless asked for those by name (``--ckpt_path untrained``, which
+    then becomes Lightning's ``None``)."""
+    if subcommand == "fit":
+        return
+    if config.get("ckpt_path") == UNTRAINED:
+        config.ckpt_path = None
+    elif not config.get("ckpt_path"):
+        raise ConfigError(f"{subcommand} needs the checkpoint to evaluate: --ckpt_path FILE (or "
+                          f"last: the newest of your runs); --ckpt_path {UNTRAINED} evaluates the "
+                          "seeded, untrained weights")
 
 
 # Experiment trackers whose runs of both frameworks share one store: class name -> how the

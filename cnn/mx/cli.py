@@ -74,7 +74,8 @@ def build_parser(own: OwnClasses = OURS) -> tuple[ArgumentParser, dict[str, Argu
         # last, as LightningCLI adds the subcommand's own arguments after the links
         sub.add_argument_group(name, name=name).add_argument(
             "--ckpt_path", type=Optional[str], default=None,
-            help="checkpoint to resume (fit) or evaluate: a path, 'last' or 'best'")
+            help="checkpoint to resume (fit) or evaluate: a path, 'last' or 'best'; 'untrained' "
+                 "evaluates the seeded, untrained weights")
         title_sections(sub, name)
         subcommands.add_subcommand(name, sub, help=f"{name} with the MLX trainer")
         subs[name] = sub
