@@ -182,7 +182,9 @@ class CLI:
         with evaluation_stops("predict"):
             batches = self.trainer.predict(self.model, datamodule=self.datamodule,
                                            ckpt_path=section.ckpt_path)
-            if self.own.model or self.own.data:  # a user's predictions are theirs, as in Lightning
+            # a user's predictions are theirs, as in Lightning; under launch each rank predicts every
+            # file, and rank zero alone reports them
+            if self.own.model or self.own.data or not self.trainer.is_global_zero:
                 return
             report_predictions(self.datamodule, batches or [],
                                predict_class_names(self.model.hparams, self.datamodule.dataset),
