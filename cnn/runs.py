@@ -18,6 +18,7 @@ import json
 import os
 import pickle
 import re
+import shlex
 import shutil
 import struct
 import sys
@@ -265,7 +266,7 @@ def untested_line(monitor: str | None, last: str | None) -> str:
     """The one line for a ``fit`` that ends without its test, having no best checkpoint."""
     why = (f"no validation logged {monitor}" if monitor
            else "no ModelCheckpoint with a monitor")
-    then = f"; test the last one with --ckpt_path {last}" if last else ""
+    then = f"; test the last one with --ckpt_path {shlex.quote(last)}" if last else ""
     return f"warning: fit ends without its test: no best checkpoint was kept ({why}){then}"
 
 
