@@ -13,10 +13,9 @@ run of a killed one is free at once.
 from __future__ import annotations
 
 import fcntl
-import io
 import json
 import os
-import pickle
+import pickletools
 import re
 import shlex
 import shutil
@@ -128,38 +127,26 @@ def newest_checkpoint(runs: str | os.PathLike[str], suffix: str,
 
 
 # What ``saved_step`` reads at most: a checkpoint's header (safetensors) or pickled dictionary
-# without its tensors (torch's zip); a larger one is not ours to judge.
+# without its tensors (torch's zip); a larger one is not told apart.
 _HEADER_BOUND = 16 << 20
 
 
-class _Blank:
-    """What every class of an unpickled checkpoint becomes in ``saved_step``: takes anything."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __setitem__(self, key, value) -> None:
-        pass
-
-    def __setstate__(self, state) -> None:
-        pass
-
-    def append(self, item) -> None:
-        pass
-
-    def extend(self, items) -> None:
-        pass
+_MEMO_OPS = {"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"}
+_INT_OPS = {"BININT", "BININT1", "BININT2", "LONG1", "INT", "LONG"}
 
 
-class _StepOnly(pickle.Unpickler):
-    """Unpickles a torch checkpoint's ``data.pkl`` without torch: each class is a ``_Blank``, each
-    tensor (a persistent id) None, so only plain values (the step) come out, and no code runs."""
-
-    def find_class(self, module, name):
-        return _Blank
-
-    def persistent_load(self, pid):
-        return None
+def _pickled_step(data: bytes) -> int | None:
+    """The int stored under the first ``"global_step"`` key of a pickle (a Lightning checkpoint's
+    ``data.pkl``: its second top-level key), read from the opcodes by ``pickletools`` without
+    unpickling anything, so nothing in it is built or run."""
+    key_seen = False
+    for opcode, argument, _position in pickletools.genops(data):
+        if opcode.name in _MEMO_OPS:  # between a key and its value
+            continue
+        if key_seen:
+            return argument if opcode.name in _INT_OPS and isinstance(argument, int) else None
+        key_seen = argument == "global_step" and "UNICODE" in opcode.name
+    return None
 
 
 def saved_step(path: str | os.PathLike[str]) -> int | None:
@@ -176,7 +163,7 @@ def saved_step(path: str | os.PathLike[str]) -> int | None:
                 with zipfile.ZipFile(path) as archive:
                     (name,) = [i.filename for i in archive.infolist()
                                if i.filename.endswith("/data.pkl") and i.file_size <= _HEADER_BOUND]
-                    step = _StepOnly(io.BytesIO(archive.read(name))).load().get("global_step")
+                    step = _pickled_step(archive.read(name))
     except Exception:  # noqa: BLE001 - any file this cannot read is simply not told apart
         return None
     return step if isinstance(step, int) and not isinstance(step, bool) else None
