@@ -254,6 +254,21 @@ def test_a_sigterm_mid_epoch_leaves_last_alone_and_no_stray_checkpoint(tmp_path)
     assert read_weights(str(checkpoints / "last.ckpt")).global_step == 1
 
 
+@pytest.mark.slow
+def test_a_launched_predict_prints_its_table_once(trained, tmp_path):
+    pytest.importorskip("mlx.core")
+    from PIL import Image
+
+    from tests.test_distributed import mlx_launch
+
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    last = next(trained["mlx"].rglob("last.safetensors"))
+    result = mlx_launch("predict", *EVAL, "--ckpt_path", str(last), "--data.predict_files", f"[{image}]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count(str(image)) == 1, result.stdout
+
+
 def test_a_printed_hint_quotes_a_path_with_spaces_for_the_shell():
     from cnn.errors import TrainingInterrupted
 
