@@ -19,6 +19,10 @@ API:
   name (``mx.save_safetensors``, ``safetensors.save_file``, matplotlib's ``savefig``, PIL).
 * :func:`write_bytes` / :func:`write_text` -- the whole content at once.
 * :func:`remove_temp_files` -- the temp files a killed writer left in a directory.
+* :func:`check_output` / :func:`output_target` -- the rule for a file a user names to be
+  written (``--out``, ``--output``): an existing one is replaced only with ``--force`` (where the
+  command has it), and a symbolic link is written through (the link stays, its target is
+  replaced), as a shell's ``>`` would.
 
 Standard library only (no numpy, torch or mlx), so both framework halves and the core use it.
 """
@@ -31,7 +35,9 @@ import re
 import secrets
 from typing import Iterator
 
-__all__ = ["atomic_path", "remove_temp_files", "write_bytes", "write_text"]
+from cnn.errors import ConfigError
+
+__all__ = ["atomic_path", "check_output", "output_target", "remove_temp_files", "write_bytes", "write_text"]
 
 _ATTEMPTS = 100  # name collisions among 2**32 random names: never in practice
 _TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]*)?$")  # what _temp_name makes
@@ -156,3 +162,20 @@ def remove_temp_files(directory: str | os.PathLike[str]) -> list[str]:
                     os.unlink(entry.path)
                     removed.append(entry.path)
     return removed
+
+
+def check_output(out: str | os.PathLike[str], force: bool, what: str = "file",
+                 option: str = "--out") -> None:
+    """``ConfigError`` unless ``out`` (a file a user named with ``option``) may be written: not a
+    directory (``what`` is what to name instead), and not an existing file, or a link, unless
+    ``force``. Commands that write a file a user names share this rule and these words."""
+    if os.path.isdir(out):
+        raise ConfigError(f"{option} {out} is a directory; name {what} to write")
+    if os.path.lexists(out) and not force:
+        raise ConfigError(f"{option} {out} exists; pass --force to replace it, or choose another file")
+
+
+def output_target(path: str | os.PathLike[str]) -> str:
+    """The file to write for a user's output ``path``: a symbolic link's final target (written
+    atomically there, the link stays and shows the new file), else ``path`` itself."""
+    return os.path.realpath(path) if os.path.islink(path) else os.fspath(path)

@@ -15,14 +15,19 @@ from __future__ import annotations
 import os
 import sys
 import typing
-from pathlib import Path
 
 from cnn import schema
+from cnn.ckpt_path import (
+    best_in_new_process,
+    check_evaluated_weights,
+    checkpoint_home,
+    last_checkpoint,
+    resume_in_place,
+)
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError
 from cnn.jsonargparse_internals import option_type, ordered_union, parser_actions, set_option_type
 from cnn.own_classes import OURS, OwnClasses, init_args, section_name
-from cnn.runs import newest_checkpoint
 from cnn.weights import check_resume
 
 # trainer.default_root_dir on both sides: the runs' folder, and where a run without a logger
@@ -85,17 +90,23 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
     Lightning ``ModelCheckpoint`` the config names becomes ``checkpoint_class`` too), named
     ``epoch=E-step=S``, and the ``fit_callbacks``
     (class paths) not already listed. ``fit --ckpt_path`` resumes inside the run directory it
-    names (see ``resume_in_place``), so logs, checkpoints and best-model tracking continue there,
+    names (``cnn.ckpt_path``: ``last`` is found where the run's logger or checkpoint callback
+    put it, with any logger), so logs, checkpoints and best-model tracking continue there,
     and is refused when a model value differs from the checkpoint's (``cnn.weights.check_resume``).
     """
+    check_evaluated_weights(config, subcommand)
     trainer = config.trainer
     default_logger = trainer.logger in (None, True)
+    run_name = f"{dataset_name(config.data)}/{framework}"
+    # where --ckpt_path last/best looks: the run's own logger and callbacks, before predict drops them
+    home = checkpoint_home(config, DEFAULT_ROOT_DIR, run_name) \
+        if config.get("ckpt_path") in ("last", "best") else None
     if subcommand == "predict":
         trainer.logger = False
     elif default_logger:
         trainer.logger = {"class_path": logger_class,
                           "init_args": {"save_dir": trainer.default_root_dir or DEFAULT_ROOT_DIR,
-                                        "name": f"{dataset_name(config.data)}/{framework}",
+                                        "name": run_name,
                                         "default_hp_metric": False}}
     tag_framework(trainer.logger, framework)
     callbacks = [_our_checkpoint(c, checkpoint_class) for c in trainer.callbacks or []]
@@ -117,11 +128,11 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
                       if path.rsplit(".", 1)[-1] not in listed]
     trainer.callbacks = callbacks
     if config.get("ckpt_path") == "best":
-        raise ConfigError(best_in_new_process(config, framework))
-    if config.get("ckpt_path") == "last" and (default_logger or subcommand != "fit"):
-        config.ckpt_path = str(last_of_runs(config, framework, checkpoint_suffix))
-    if subcommand == "fit" and default_logger and config.get("ckpt_path"):
-        resume_in_place(config, checkpoint_suffix)
+        raise ConfigError(best_in_new_process(home))
+    if config.get("ckpt_path") == "last":
+        config.ckpt_path = str(last_checkpoint(home, checkpoint_suffix))
+    if subcommand == "fit" and config.get("ckpt_path"):
+        resume_in_place(config)
     if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
         # before any file of the run is written: a refused resume leaves its records as they were
         check_resume(config.ckpt_path, init_args(config.model))
@@ -163,49 +174,6 @@ def _class_path(callback) -> str:
     if isinstance(callback, dict):
         return str(callback.get("class_path", ""))
     return str(getattr(callback, "class_path", callback))
-
-
-def best_in_new_process(config, framework: str) -> str:
-    """The line refusing ``--ckpt_path best``: as in Lightning, ``best`` is the best checkpoint
-    of a ``fit`` in the same process, and each command is a new one."""
-    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / dataset_name(config.data) / framework
-    return (f"--ckpt_path best: only the fit that kept a best checkpoint knows which it is (fit tests it "
-            f"when it ends); give its file (under {runs}/version_N/checkpoints, beside last), or "
-            "--ckpt_path last")
-
-
-def last_of_runs(config, framework: str, suffix: str) -> Path:
-    """What ``--ckpt_path last`` names: the newest whole checkpoint of the runs under
-    ``<default_root_dir>/<dataset>/<framework>`` (``cnn.runs.newest_checkpoint``), normally a
-    ``last`` one; a ``note:`` line says so when it is not (a kill during the first ``last``
-    write). ``ConfigError`` when there is none, before anything is created: neither a fit from
-    scratch nor an evaluation of untrained weights is what ``last`` asked for."""
-    runs = Path(config.trainer.default_root_dir or DEFAULT_ROOT_DIR) / dataset_name(config.data) / framework
-    found = newest_checkpoint(runs, suffix)
-    if found is None:
-        raise ConfigError(f"--ckpt_path last: there is no checkpoint under {runs}; give a checkpoint "
-                          "file, or train one with fit (without --ckpt_path)")
-    if not found.name.startswith("last"):
-        print(f"note: --ckpt_path last: {found.parent} has no whole last{suffix}; using its newest "
-              f"checkpoint {found}", file=sys.stderr)
-    return found
-
-
-def resume_in_place(config, suffix: str) -> None:
-    """Point ``fit --ckpt_path`` and the default logger at the run directory being resumed.
-
-    Lightning (and our MLX mirror) would log a resumed run to a new ``version_N+1``, where
-    ModelCheckpoint forgets its best models (it only restores them into the same directory).
-    Here a checkpoint inside ``<save_dir>/<dataset>/<framework>/version_N/checkpoints`` makes
-    the logger reuse its ``version_N`` (``last`` was made a path by ``last_of_runs``).
-    """
-    logger = config.trainer.logger["init_args"]
-    runs = Path(logger["save_dir"]) / logger["name"]
-    checkpoint = Path(config.ckpt_path).resolve()
-    version = checkpoint.parent.parent
-    if (checkpoint.parent.name == "checkpoints" and version.parent == runs.resolve()
-            and version.name.startswith("version_") and version.name[8:].isdigit()):
-        logger["version"] = int(version.name[8:])
 
 
 # Trainer options where an int counts batches and a float is a share of them (Lightning's rule).

@@ -6,6 +6,7 @@ after ``error:`` without a traceback. Programming errors stay ``ValueError``/``T
 
 from __future__ import annotations
 
+import shlex
 import signal
 
 
@@ -82,7 +83,7 @@ class TrainingInterrupted(Interrupted):
 
     @property
     def hint(self) -> str:
-        return (f"resume with --ckpt_path {self.checkpoint}" if self.checkpoint
+        return (f"resume with --ckpt_path {shlex.quote(self.checkpoint)}" if self.checkpoint
                 else "no checkpoint was written for this run")
 
 

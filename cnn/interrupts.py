@@ -11,6 +11,7 @@ Standard library only; both sides' CLIs use it.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import threading
 from typing import Iterator
@@ -52,4 +53,4 @@ def final_test_stops(best: str) -> contextlib.AbstractContextManager:
     """``stop_on_signals`` for the test that ends ``fit``, when training has finished."""
     return stop_on_signals("the test that ends fit",
                            f"training had finished and its checkpoints are kept: test the best "
-                           f"with --ckpt_path {best}")
+                           f"with --ckpt_path {shlex.quote(best)}")

@@ -2,7 +2,8 @@
 
 ``check_config(section)`` takes a trainer subcommand's parsed section (``seed_everything``,
 ``trainer``, ``model``, ``data``) and raises ``ConfigError`` for the first value out of its
-range, in one line naming the key, the value and what is allowed. Types are jsonargparse's
+range, in one line naming the key, the value and what is allowed (``--optimizer.*`` and
+``--lr_scheduler.*`` included, by argument name: ``check_optimizer_args``). Types are jsonargparse's
 business; ranges are ours, so that ``--data.batch_size 0`` or ``--model.lr -1`` stops before
 anything is built or written instead of failing deep inside either framework (or, on MLX,
 training happily on a negative rate).
@@ -15,6 +16,8 @@ check, once the data is loaded: ``cnn.data.datamodule.check_batch_fits_data``.)
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
 import os
 from numbers import Real
@@ -91,6 +94,62 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def _in(low: float, high: float, closed_high: bool = False) -> tuple[Callable[[Any], bool], str]:
+    return ((lambda v: _number(v) and low <= v and (v <= high if closed_high else v < high)),
+            f"a number in [{low:g}, {high:g}{']' if closed_high else ')'}")
+
+
+_AT_LEAST_0 = ((lambda v: _number(v) and v >= 0), "a finite number >= 0")
+_ABOVE_0 = ((lambda v: _number(v) and v > 0), "a finite number > 0")
+# ``--optimizer.*`` and ``--lr_scheduler.*`` arguments, by name on either side (torch's, and the
+# MLX twin's it becomes: ``cnn.optimizers``), with the ranges the model's own values get: a
+# negative or NaN rate would train uphill or fail deep inside the framework after a step.
+OPTIMIZER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": _AT_LEAST_0, "learning_rate": _AT_LEAST_0, "weight_decay": _AT_LEAST_0, "eps": _AT_LEAST_0,
+    "lr_decay": _AT_LEAST_0, "initial_accumulator_value": _AT_LEAST_0,
+    "momentum": _in(0, 1), "dampening": _in(0, 1, closed_high=True), "alpha": _in(0, 1, closed_high=True),
+    "rho": _in(0, 1, closed_high=True),
+    "betas": ((lambda v: isinstance(v, (list, tuple)) and len(v) == 2
+               and all(_number(b) and 0 <= b < 1 for b in v)), "two numbers in [0, 1)"),
+}
+SCHEDULER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "step_size": _int_at_least(1), "T_max": _int_at_least(1), "decay_steps": _int_at_least(1),
+    "total_iters": _int_at_least(1), "steps": _int_at_least(1),
+    "gamma": _ABOVE_0, "decay_rate": _ABOVE_0, "eta_min": _AT_LEAST_0, "end": _AT_LEAST_0,
+    "start_factor": ((lambda v: _number(v) and 0 < v <= 1), "a number in (0, 1]"),
+    "end_factor": _in(0, 1, closed_high=True),
+    "milestones": ((lambda v: isinstance(v, (list, tuple)) and all(_is_int(m) and m >= 1 for m in v)),
+                   "a list of integers >= 1"),
+}
+
+
+def _as_dict(values) -> dict:
+    if values is None or values is _ABSENT:
+        return {}
+    return values.as_dict() if hasattr(values, "as_dict") else dict(values)
+
+
+def check_optimizer_args(section) -> None:
+    """``ConfigError`` for an ``optimizer`` or ``lr_scheduler`` argument outside its rule, or an
+    optimizer whose ``step`` needs a closure (torch's ``LBFGS``): a training step gives none."""
+    for key, rules in (("optimizer", OPTIMIZER_RULES), ("lr_scheduler", SCHEDULER_RULES)):
+        spec = _as_dict(_get(section, key))
+        for name, value in _as_dict(spec.get("init_args")).items():
+            accepts, allowed = rules.get(name, (None, ""))
+            if accepts is not None and not accepts(value):
+                raise ConfigError(f"{key}.{name} is {value!r}; it must be {allowed}")
+    path = str(_as_dict(_get(section, "optimizer")).get("class_path") or "")
+    module, _, name = path.rpartition(".")
+    try:
+        step = getattr(importlib.import_module(module), name).step
+        closure = inspect.signature(step).parameters.get("closure")
+    except (ImportError, AttributeError, TypeError, ValueError):  # not ours to judge here
+        return
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise ConfigError(f"optimizer: {path} needs a closure that re-evaluates the loss at each step, "
+                          "which a training step does not give; choose another optimizer")
+
+
 def _get(section, key: str):
     node = section
     for part in key.split("."):
@@ -112,6 +171,7 @@ def check_config(section) -> None:
         value = _get(section, key)
         if value is not _ABSENT and not accepts(value):
             raise ConfigError(f"{key} is {value!r}; it must be {allowed}")
+    check_optimizer_args(section)
     check_batch_fits_memory(section)
 
 

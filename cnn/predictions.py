@@ -44,7 +44,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
-    """Write rows as CSV or JSON, chosen by the file's suffix; atomically (``cnn.atomic``)."""
+    """Write rows as CSV or JSON, chosen by the file's suffix; atomically and through a symbolic
+    link (``cnn.atomic``)."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         text = json.dumps(rows, indent=2) + "\n"
@@ -56,7 +57,7 @@ def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
         text = buffer.getvalue()
     else:
         raise ConfigError(f"--output must end in .csv or .json, not {path.name!r}")
-    atomic.write_text(path, text)
+    atomic.write_text(atomic.output_target(path), text)  # a link stays a link
 
 
 def predict_class_names(hparams: Mapping, dataset: str) -> tuple[str, ...]:

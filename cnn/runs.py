@@ -13,10 +13,15 @@ run of a killed one is free at once.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import pickletools
 import re
+import shlex
 import shutil
+import struct
 import sys
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -95,18 +100,101 @@ def discard_unstarted_run(trainer) -> None:
             discard_unstarted(logger.log_dir, keep=getattr(logger, "save_dir", None))
 
 
-def newest_checkpoint(runs: str | os.PathLike[str], suffix: str) -> Path | None:
-    """The newest whole checkpoint under ``runs/version_*/checkpoints``: the latest written
-    ``*<suffix>`` file (a ``last`` one on a tie), never a hidden temp file (a write that did not
-    finish), an empty file or a link; None when there is none."""
+def newest_checkpoint(runs: str | os.PathLike[str], suffix: str,
+                      folders: str = "version_*/checkpoints") -> Path | None:
+    """The newest whole checkpoint in the ``folders`` (a glob; ``""``: ``runs`` itself) under
+    ``runs``: never a hidden temp file (a write that did not finish), an empty file or a link;
+    None when there is none. Newest is the latest written ``*<suffix>`` file, except that the
+    whole ``last`` beside it wins unless it holds an older step (``saved_step``): a copy
+    without its times (``cp -r``) leaves the write order to chance, while a kill during a
+    ``last`` write leaves the older ``last`` beside the newer top-k file it followed."""
     found = []
-    for path in Path(runs).glob(f"version_*/checkpoints/*{suffix}"):
+    for path in Path(runs).glob(f"{folders}/*{suffix}" if folders else f"*{suffix}"):
         if path.name.startswith(".") or path.is_symlink() or not path.is_file():
             continue
         stat = path.stat()
         if stat.st_size:
             found.append((stat.st_mtime_ns, path.name.startswith("last"), path))
-    return max(found)[2] if found else None
+    if not found:
+        return None
+    newest = max(found)[2]
+    lasts = [entry for entry in found if entry[1] and entry[2].parent == newest.parent]
+    if newest.name.startswith("last") or not lasts:
+        return newest
+    last = max(lasts)[2]
+    steps = saved_step(last), saved_step(newest)
+    return last if None not in steps and steps[0] >= steps[1] else newest
+
+
+# What ``saved_step`` reads at most: a checkpoint's header (safetensors) or pickled dictionary
+# without its tensors (torch's zip); a larger one is not told apart.
+_HEADER_BOUND = 16 << 20
+
+
+_MEMO_OPS = {"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"}
+_INT_OPS = {"BININT", "BININT1", "BININT2", "LONG1", "INT", "LONG"}
+
+
+def _pickled_step(data: bytes) -> int | None:
+    """The int stored under the first ``"global_step"`` key of a pickle (a Lightning checkpoint's
+    ``data.pkl``: its second top-level key), read from the opcodes by ``pickletools`` without
+    unpickling anything, so nothing in it is built or run."""
+    key_seen = False
+    for opcode, argument, _position in pickletools.genops(data):
+        if opcode.name in _MEMO_OPS:  # between a key and its value
+            continue
+        if key_seen:
+            return argument if opcode.name in _INT_OPS and isinstance(argument, int) else None
+        key_seen = argument == "global_step" and "UNICODE" in opcode.name
+    return None
+
+
+def saved_step(path: str | os.PathLike[str]) -> int | None:
+    """The ``global_step`` a checkpoint of either side records (an MLX or torch ``.safetensors``
+    header, a Lightning ``.ckpt``'s pickled dictionary), read without any framework and without
+    its tensors; None when it cannot be told."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) == 8 and 0 < (size := struct.unpack("<Q", head)[0]) <= _HEADER_BOUND:
+                meta = json.loads(f.read(size)).get("__metadata__") or {}
+                step = json.loads(meta.get("cnn", "{}")).get("global_step")
+            else:
+                with zipfile.ZipFile(path) as archive:
+                    (name,) = [i.filename for i in archive.infolist()
+                               if i.filename.endswith("/data.pkl") and i.file_size <= _HEADER_BOUND]
+                    step = _pickled_step(archive.read(name))
+    except Exception:  # noqa: BLE001 - any file this cannot read is simply not told apart
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def relocated_state(state: dict, dirpath: str | None) -> dict:
+    """A ``ModelCheckpoint``'s saved state (Lightning's keys: ``dirpath``, ``best_model_path``,
+    ``last_model_path``, ``kth_best_model_path``, ``best_k_models``) resumed from ``dirpath``, a
+    moved or copied run folder: when ``state["dirpath"]`` is another folder and the ``last`` it
+    names is in ``dirpath`` under the same name, every path it names points into ``dirpath``, so
+    the run goes on as it would have in place (``last`` rewritten, not a new ``last-v1`` beside a
+    stale one; its best models kept). Any other state comes back unchanged, for Lightning's rule
+    (a changed folder forgets all but the best path)."""
+    old, last = state.get("dirpath"), state.get("last_model_path")
+    if not (dirpath and old and last) or os.path.abspath(old) == os.path.abspath(dirpath):
+        return state
+
+    def moved(path):
+        if path and os.path.dirname(os.path.abspath(path)) == os.path.abspath(old):
+            return os.path.join(dirpath, os.path.basename(path))
+        return path
+
+    if not os.path.isfile(moved(last)):
+        return state
+    state = {**state, "dirpath": dirpath}
+    for key in ("best_model_path", "last_model_path", "kth_best_model_path"):
+        if key in state:
+            state[key] = moved(state[key])
+    if isinstance(state.get("best_k_models"), dict):
+        state["best_k_models"] = {moved(path): score for path, score in state["best_k_models"].items()}
+    return state
 
 
 def peer_lost(trainer, suffix: str, dead: int | None = None, how: str | None = None) -> PeerLostError:
@@ -165,7 +253,7 @@ def untested_line(monitor: str | None, last: str | None) -> str:
     """The one line for a ``fit`` that ends without its test, having no best checkpoint."""
     why = (f"no validation logged {monitor}" if monitor
            else "no ModelCheckpoint with a monitor")
-    then = f"; test the last one with --ckpt_path {last}" if last else ""
+    then = f"; test the last one with --ckpt_path {shlex.quote(last)}" if last else ""
     return f"warning: fit ends without its test: no best checkpoint was kept ({why}){then}"
 
 

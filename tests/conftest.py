@@ -59,7 +59,7 @@ LONG_FILES_FIRST = ("test_reliability_runs.py", "test_distributed.py", "test_fau
                     "test_own_classes.py", "test_bench.py", "test_init_from.py", "test_trainer_flags.py",
                     "test_optimizer_flags.py", "test_reliability.py", "test_run_options.py", "test_launch.py",
                     "test_fast_recipe.py", "test_cli_runs.py", "test_config_crossing.py", "test_convert.py",
-                    "test_resume.py", "test_startup_imports.py")
+                    "test_resume.py", "test_startup_imports.py", "test_nothing_lost.py")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest orders items by fixture parameters

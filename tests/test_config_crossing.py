@@ -84,7 +84,8 @@ def test_mlx_writes_config_yaml_in_its_run_folder_like_lightning(chain):
 
 
 def test_a_run_without_a_logger_has_no_run_folder_and_writes_no_config_yaml(tmp_path):
-    result = run_cli("--framework", "mlx", "test", "--config", str(ROOT / "configs/mnist.yaml"),
+    result = run_cli("--framework", "mlx", "test", "--ckpt_path", "untrained",
+                     "--config", str(ROOT / "configs/mnist.yaml"),
                      "--trainer.logger", "false", "--trainer.limit_test_batches", "1",
                      "--data.eval_batch_size", "100", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -76,7 +76,8 @@ def build_parser(own: OwnClasses = OURS) -> tuple[ArgumentParser, dict[str, Argu
         # last, as LightningCLI adds the subcommand's own arguments after the links
         sub.add_argument_group(name, name=name).add_argument(
             "--ckpt_path", type=Optional[str], default=None,
-            help="checkpoint to resume (fit) or evaluate: a path, 'last' or 'best'")
+            help="checkpoint to resume (fit) or evaluate: a path, 'last' or 'best'; 'untrained' "
+                 "evaluates the seeded, untrained weights")
         title_sections(sub, name)
         subcommands.add_subcommand(name, sub, help=f"{name} with the MLX trainer")
         subs[name] = sub
@@ -187,7 +188,9 @@ class CLI:
         with evaluation_stops("predict"):
             batches = self.trainer.predict(self.model, datamodule=self.datamodule,
                                            ckpt_path=section.ckpt_path)
-            if self.own.model or self.own.data:  # a user's predictions are theirs, as in Lightning
+            # a user's predictions are theirs, as in Lightning; under launch each rank predicts every
+            # file, and rank zero alone reports them
+            if self.own.model or self.own.data or not self.trainer.is_global_zero:
                 return
             report_predictions(self.datamodule, batches or [],
                                predict_class_names(self.model.hparams, self.datamodule.dataset),

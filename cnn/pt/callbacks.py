@@ -33,6 +33,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from cnn.ckpt_path import OPTIMIZERS_KEY, check_same_optimizers, optimizer_names
 from cnn.errors import NonFiniteLossError, TrainingInterrupted
 from cnn.monitors import FirstValidationMonitorCheck
 
@@ -167,12 +168,15 @@ class ResumeState(L.Callback):
       Lightning saves the stream's own state with the fit loop but restores it only if the
       train data is loaded after the loops, and ``configure_optimizers`` reading
       ``estimated_stepping_batches`` (to size the lr schedule) loads it before: the resumed
-      epoch would start from its first batch again.
+      epoch would start from its first batch again;
+    * the optimizers' class names (``cnn.ckpt_path.OPTIMIZERS_KEY``): a resume with another
+      optimizer is refused before its state is restored (``check_same_optimizers``).
     """
 
     def __init__(self) -> None:
         self._position = (0, 0)  # (epoch, batches trained in it)
         self._loaded: dict[str, Any] | None = None
+        self._saved_optimizers: list[str] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"torch_rng": torch.get_rng_state(),
@@ -184,6 +188,17 @@ class ResumeState(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._loaded = state_dict
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[OPTIMIZERS_KEY] = optimizer_names(trainer.optimizers)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        self._saved_optimizers = checkpoint.get(OPTIMIZERS_KEY)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # the optimizers exist, their state is not restored yet (torch would fail at a step)
+        saved, self._saved_optimizers = self._saved_optimizers, None
+        check_same_optimizers(saved, trainer.optimizers, trainer.ckpt_path)
 
     def on_train_start(self, trainer, pl_module) -> None:
         state, self._loaded = self._loaded, None

@@ -5,7 +5,9 @@
 share one. ``ModelCheckpoint`` is Lightning's, except that ``save_last`` writes ``last`` at every
 epoch's end and every validation, whether or not the monitored metric improved: Lightning
 refreshes it only together with a top-k checkpoint, so a crash after epochs that did not improve
-would resume from an older state. The MLX mirrors (``cnn.mx.lightning``) behave the same.
+would resume from an older state; and a moved or copied run folder, resumed, rewrites its own
+``last`` (Lightning forgets the paths of a changed folder and writes ``last-v1``). The MLX
+mirrors (``cnn.mx.lightning``) behave the same.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 
 from cnn.pt.lightning_internals import chosen_version, save_last_checkpoint, saves_on_train_epoch_end
-from cnn.runs import claim_version
+from cnn.runs import claim_version, relocated_state
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
@@ -35,7 +37,21 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
 class ModelCheckpoint(LightningModelCheckpoint):
     """Lightning's ``ModelCheckpoint``; with ``save_last``, ``last`` also holds the newest state
-    after every epoch and validation that wrote no top-k checkpoint."""
+    after every epoch and validation that wrote no top-k checkpoint (and is the only file a stop
+    by an exception or a signal writes), and a run folder that was
+    moved or copied is resumed as in place (``cnn.runs.relocated_state``): ``last`` is rewritten,
+    not left stale beside a new ``last-v1``."""
+
+    def load_state_dict(self, state_dict) -> None:
+        super().load_state_dict(relocated_state(state_dict, self.dirpath))
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # With save_last, a stop's state goes to `last` alone, as on MLX: Lightning also writes it
+        # under a top-k name (epoch=E-step=S) that no metric ranked and nothing ever removes.
+        if self.save_last is True and self.save_on_exception:
+            save_last_checkpoint(self, trainer)
+            return
+        super().on_exception(trainer, pl_module, exception)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)

@@ -422,6 +422,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test-images", type=int, default=None,
                    help="images of the test pass (default: the whole test split)")
     p.add_argument("--out", type=Path, help="write every figure as JSON here")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--logdir", type=Path, default=Path("logs/bench"),
                    help="TensorBoard scalars go to LOGDIR/version_N")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -626,7 +627,7 @@ def table(report: dict) -> str:
 
 def write_json(path: Path, report: dict) -> None:
     """Atomically (``cnn.atomic``): a reader never sees half a file."""
-    atomic.write_text(path, json.dumps(report, indent=2) + "\n")
+    atomic.write_text(atomic.output_target(path), json.dumps(report, indent=2) + "\n")
 
 
 def write_scalars(logdir: Path, report: dict) -> Path:
@@ -723,6 +724,8 @@ def main(argv: list[str], framework: str | None = "torch") -> int:
             raise BenchError(f"{args.config} is not valid YAML ({error.problem})") from None
         if not isinstance(config, dict):
             raise BenchError(f"{args.config} is not a mapping of sections")
+        if args.out:  # before minutes of measuring, and never over a checkpoint or the config
+            atomic.check_output(args.out, args.force, "the .json file")
         settings = read_settings(args, config)
         command = shlex.join(["python", "cli.py", "bench", "--framework", framework, *argv])
         modules = load_frameworks(frameworks, args.device)

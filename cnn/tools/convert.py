@@ -65,17 +65,12 @@ def convert(source: str, to: str, out: str) -> Weights:
 
 def check_output(source: str, out: str, force: bool) -> None:
     """ConfigError unless ``out`` may be written: never the file being converted (a resumable
-    checkpoint would become bare weights), nor a directory, nor an existing file without
-    ``force``."""
-    if os.path.isdir(out):
-        raise ConfigError(f"--out {out} is a directory; name the .safetensors file to write")
-    if not os.path.lexists(out):
-        return
+    checkpoint would become bare weights), then the rule every output a user names follows
+    (``cnn.atomic.check_output``)."""
     if os.path.exists(source) and os.path.exists(out) and os.path.samefile(source, out):
         raise ConfigError(f"--out {out} is the checkpoint being converted; writing it would "
                           "destroy it: choose another file")
-    if not force:
-        raise ConfigError(f"--out {out} exists; pass --force to replace it, or choose another file")
+    atomic.check_output(out, force, "the .safetensors file")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,7 +101,7 @@ def main(argv: list[str], framework: str | None = None) -> int:
         return int(exit_.code or 0)
     try:
         check_output(args.ckpt, args.out, args.force)
-        weights = convert(args.ckpt, args.to, args.out)
+        weights = convert(args.ckpt, args.to, atomic.output_target(args.out))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -12,7 +12,9 @@ second one interrupts the launcher.
 
 Two forms: a trainer command (``fit``, ``validate``, ``test``, ``predict`` and their options) runs
 ``python cli.py --framework mlx <command> ...`` on every rank with this interpreter (``--python`` unless given);
-after ``--`` any program runs as ``mlx.launch`` would run it.
+after ``--`` any program runs as ``mlx.launch`` would run it. A ``--backend`` this machine cannot start is one
+line before any rank starts (``check_backend``); a rank whose backend did not start says so and exits non-zero
+instead of training alone.
 
 What is read of mlx's private module, each checked by ``tests/test_launch.py`` against the installed mlx: the
 ``ring``, ``nccl`` and ``jaccl`` backends start each rank as a ``RemoteProcess(rank, ...)``, looked up as a module
@@ -157,6 +159,37 @@ def launcher_argv(argv: list[str]) -> list[str]:
     return [*options, *python, "--", str(CLI_SCRIPT), "--framework", "mlx", *command]
 
 
+def option_value(options: list[str], name: str) -> str | None:
+    """The value of ``name`` (``--name X`` or ``--name=X``) among mlx.launch's ``options``, None if absent."""
+    for i, option in enumerate(options):
+        if option == name and i + 1 < len(options):
+            return options[i + 1]
+        if option.startswith(f"{name}="):
+            return option.split("=", 1)[1]
+    return None
+
+
+def check_backend(options: list[str]) -> None:
+    """``ConfigError`` (one line) for a ``--backend`` this machine's MLX cannot start, when every rank runs here
+    (no ``--hostfile``, no remote ``--hosts``): each rank would get a group of one and train alone. Ranks on other
+    hosts check theirs when they start (``cnn.mx.lightning.utilities.distributed.world``)."""
+    backend = option_value(options, "--backend")
+    hosts = option_value(options, "--hosts")
+    if backend is None or option_value(options, "--hostfile") is not None \
+            or (hosts is not None and set(hosts.split(",")) - {"127.0.0.1", "localhost"}):
+        return
+    import mlx.core as mx
+
+    name = "jaccl" if backend == "jaccl-ring" else backend
+    try:
+        available = mx.distributed.is_available(name)
+    except (TypeError, ValueError, RuntimeError):
+        return  # a name mlx.launch itself refuses, in its own words
+    if not available:
+        raise ConfigError(f"launch: the {backend} backend is not available on this machine (this MLX build cannot "
+                          "start it); use --backend ring, or leave --backend out")
+
+
 def main(argv: list[str], framework: str | None = None) -> int:
     """Entry point of ``cli.py launch``: run ``mlx.launch`` on ``argv`` and return its ranks' status.
     ``framework`` is ignored: the ranks run MLX (``--framework mlx`` is added to a trainer command)."""
@@ -165,6 +198,7 @@ def main(argv: list[str], framework: str | None = None) -> int:
     except ImportError as error:
         raise ConfigError(f"launch needs mlx installed ({error})") from None
     arguments = launcher_argv(argv)
+    check_backend(arguments[:arguments.index("--")] if "--" in arguments else arguments)
     saved, stdin_blocks = sys.argv, stdin_blocking()
     sys.argv = ["python cli.py launch", *arguments]
     try:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import os
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 from cnn import atomic, schema
 from cnn.crossing import FRAMEWORKS
+from cnn.errors import ConfigError
 from cnn.tools.events import Scalar, read_scalars, read_settings, run_dirs, truncated_files
 
 Series = list[tuple[int, float]]
@@ -194,20 +194,17 @@ def plot_runs(runs: dict[str, dict[str, list[Scalar]]], out: Path, title: str | 
         table.auto_set_column_width(list(range(len(TABLE_COLUMNS))))
     if title:
         fig.suptitle(title)
-    with atomic.atomic_path(out) as tmp:
+    with atomic.atomic_path(atomic.output_target(out)) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return drawn
 
 
 def check_output(out: Path, force: bool) -> None:
-    """ValueError unless ``out`` may be written: a ``.png`` name, not a directory, and not an
-    existing file unless ``force``."""
+    """ConfigError unless ``out`` may be written: a ``.png`` name, then the rule every output
+    a user names follows (``cnn.atomic.check_output``)."""
     if out.suffix.lower() != ".png":
-        raise ValueError(f"--out must end in .png, got {str(out)!r}")
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a directory; name the .png file to write")
-    if os.path.lexists(out) and not force:
-        raise ValueError(f"--out {out} exists; pass --force to replace it, or choose another file")
+        raise ConfigError(f"--out must end in .png, got {str(out)!r}")
+    atomic.check_output(out, force, "the .png file")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -248,7 +245,7 @@ def main(argv: list[str], framework: str | None = None) -> int:
             raise ValueError(f"no per-epoch scalars to plot under {args.logdir}")
         settings = {name: read_settings(d) for d, name in names.items()}
         plot_runs(runs, args.out, args.title or str(args.logdir), settings)
-    except (ValueError, OSError) as error:
+    except (ValueError, ConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}")

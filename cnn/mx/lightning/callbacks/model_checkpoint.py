@@ -15,6 +15,7 @@ from typing import Any, Optional
 from cnn.mx.lightning.callbacks.callback import Callback
 
 from cnn.errors import MonitorError, NonFiniteLossError, TrainingInterrupted
+from cnn.runs import relocated_state
 
 
 class ModelCheckpoint(Callback):
@@ -28,7 +29,9 @@ class ModelCheckpoint(Callback):
     on a ``NonFiniteLossError``, a second Ctrl-C (``KeyboardInterrupt``) or a collective that failed because another
     rank is gone nothing is ever written (the last good checkpoint stays untouched: a step whose gradient average
     never arrived leaves weights that are no step's). A ``monitor`` not logged yet is a warning until validation has
-    run, an error (``MonitorError``, Lightning's ``MisconfigurationException``) after, as in Lightning.
+    run, an error (``MonitorError``, Lightning's ``MisconfigurationException``) after, as in Lightning. A moved or
+    copied run folder resumes as in place (``cnn.runs.relocated_state``): its ``last`` is rewritten, never left
+    stale beside a new ``last-v1``.
     """
 
     CHECKPOINT_JOIN_CHAR = "-"
@@ -162,6 +165,8 @@ class ModelCheckpoint(Callback):
                 "last_model_path": self.last_model_path}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # a moved or copied run folder resumes as in place (Lightning would write last-v1)
+        state_dict = relocated_state(state_dict, self.dirpath)
         if self.dirpath == state_dict.get("dirpath", self.dirpath):
             self.best_model_score = state_dict["best_model_score"]
             self.kth_best_model_path = state_dict.get("kth_best_model_path", self.kth_best_model_path)

@@ -18,12 +18,15 @@ same shape, or the ranks wait for each other forever.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Sequence
 
 import mlx.core as mx
 import numpy as np
 
-__all__ = ["world", "all_sum", "all_max", "all_min", "any_rank", "barrier", "broadcast_object",
+from cnn.errors import ConfigError
+
+__all__ = ["world", "launched_size", "all_sum", "all_max", "all_min", "any_rank", "barrier", "broadcast_object",
            "broadcast_tree", "all_gather", "lost_peer"]
 
 # How MLX's backends fail a collective whose peer process is gone (the ring backend's sockets
@@ -31,9 +34,34 @@ __all__ = ["world", "all_sum", "all_max", "all_min", "any_rank", "barrier", "bro
 _LOST_PEER = ("connection to a peer was lost", "closed by the peer", "Too many send/recv errors")
 
 
+def launched_size() -> int:
+    """How many ranks ``mlx.launch`` started this process among (read from what it hands each rank: the
+    nccl backend's ``MLX_WORLD_SIZE``, the ring backend's ``MLX_HOSTFILE`` or jaccl's ``MLX_IBV_DEVICES``, one
+    entry per rank); 1 when it did not start this one."""
+    if os.environ.get("MLX_RANK") is None:
+        return 1
+    if os.environ.get("MLX_WORLD_SIZE", "").isdigit():
+        return int(os.environ["MLX_WORLD_SIZE"])
+    for variable in ("MLX_HOSTFILE", "MLX_IBV_DEVICES"):
+        try:
+            with open(os.environ[variable]) as f:
+                listed = json.load(f)
+            return max(len(listed), 1) if isinstance(listed, list) else 1
+        except (KeyError, OSError, ValueError):
+            continue
+    return 1
+
+
 def world() -> mx.distributed.Group:
-    """The global group: every process ``mlx.launch`` started, or a group of one."""
-    return mx.distributed.init()
+    """The global group: every process ``mlx.launch`` started, or a group of one. ``ConfigError`` (one line)
+    for a rank of a launch whose backend did not start (MLX's ``init`` then hands each rank a group of one, and
+    each would train on its own)."""
+    group, expected = mx.distributed.init(), launched_size()
+    if group.size() != expected:
+        raise ConfigError(f"rank {os.environ.get('MLX_RANK')}: the distributed backend did not start ({expected} "
+                          f"ranks launched, a group of {group.size()} formed); launch with a backend this "
+                          "machine has (--backend ring)")
+    return group
 
 
 def _reduce(op, values: Sequence[float], group: mx.distributed.Group) -> list[float]:

@@ -19,6 +19,7 @@ from cnn.mx.lightning.utilities.seed import set_rng
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
+from cnn.ckpt_path import OPTIMIZERS_KEY, check_same_optimizers, optimizer_names
 from cnn.errors import CheckpointError
 
 
@@ -73,6 +74,7 @@ def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
             opts = trainer.optimizers
             ckpt["optimizer_state"] = _storable(tree_flatten(opts[0].state if len(opts) == 1
                                                              else [opt.state for opt in opts]))
+            ckpt[OPTIMIZERS_KEY] = optimizer_names(opts)  # a resume with others is refused
         ckpt["lr_schedulers"] = [{"last_epoch": c.last_epoch} for c in trainer.lr_scheduler_configs]
         ckpt["rng_state"] = mx.random.state[0]
         scaler = trainer.precision_plugin.scaler
@@ -119,7 +121,10 @@ def restore_modules_and_callbacks(trainer: Any, fn: str, ckpt_path: Optional[str
 
 
 def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
-    """Loop position, optimizer state, scheduler counters and RNG key (fit only, after ``on_fit_start``)."""
+    """Loop position, optimizer state, scheduler counters and RNG key (fit only, after ``on_fit_start``); refused
+    first when the checkpoint holds another optimizer's state (``opt.init`` would drop it silently), before the
+    loop position is in, so that no ``last`` is written on the way out."""
+    check_same_optimizers(ckpt.get(OPTIMIZERS_KEY), trainer.optimizers, trainer.ckpt_path)
     trainer.fit_loop.load_state_dict(ckpt["loops"]["fit_loop"])
     if not ckpt.get("optimizer_state"):
         raise CheckpointError(f"{trainer.ckpt_path} holds only model weights (save_weights_only); cannot resume")
