@@ -122,7 +122,7 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         config.ckpt_path = str(last_of_runs(config, framework, checkpoint_suffix))
     if subcommand == "fit" and default_logger and config.get("ckpt_path"):
         resume_in_place(config, checkpoint_suffix)
-    if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
+    if subcommand == "fit" and config.get("ckpt_path") and os.path.lexists(config.ckpt_path):
         # before any file of the run is written: a refused resume leaves its records as they were
         check_resume(config.ckpt_path, init_args(config.model))
 

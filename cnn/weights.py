@@ -28,6 +28,7 @@ import numpy as np
 from cnn import schema
 from cnn.data.datasets import DATASETS, FOLDER
 from cnn.errors import ConfigError
+from cnn.user_files import open_regular
 
 # The MLX checkpoint file (``cnn.mx.checkpoint``) and the ``--to torch`` weights file share
 # these: the safetensors metadata key holding the JSON, and the MLX file's tensor prefixes.
@@ -286,7 +287,7 @@ def sniff(path: str) -> str:
     """``checkpoint_kind`` of the file at ``path``; ConfigError (one line) when it is neither or
     cannot be read."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a FIFO or a device would block here
             head = f.read(HEAD_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {path} not found") from None
