@@ -86,9 +86,11 @@ def tracker_error(error: BaseException) -> BaseException | None:
 
 
 def run_trainer_command(framework: str, argv: list[str]) -> int:
+    from cnn.bounded_yaml import bound_parser_yaml
     from cnn.data.folder import forget_reported
 
     forget_reported()  # what an earlier command in this process reported is news to this one
+    bound_parser_yaml()  # each value and config the parser reads as YAML
     if framework == "torch":
         from cnn.pt.cli import CLI
     else:
@@ -121,7 +123,8 @@ def _main(argv: list[str]) -> int:
             raise UsageError(f"unknown framework {framework!r}: choose torch or mlx")
         from cnn.crossing import check_config_files  # with yaml: not for the tools
 
-        check_config_files(argv)  # a mistyped path is told before the framework's import
+        # a mistyped path is told before the framework's import; a piped config is read once
+        argv = check_config_files(argv)
         return run_trainer_command(framework, argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
