@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+from cnn.bounded_yaml import load_yaml
+from cnn.user_files import read_regular_text
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def read_settings(run_dir: str | Path) -> dict[str, bool | float | str]:
             return {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items() if v.WhichOneof("kind")}
     hparams = Path(run_dir) / "hparams.yaml"
     if hparams.is_file():
-        return dict(yaml.safe_load(hparams.read_text()) or {})
+        return dict(load_yaml(read_regular_text(hparams), f"{hparams}") or {})
     return {}
 
 
