@@ -26,7 +26,8 @@ MAX_CONFIG_DEPTH = 64
 MAX_CONFIG_CHARS = 64 << 20
 
 
-def check_expansion(value: Any, source: str) -> None:
+def check_expansion(value: Any, source: str, follows: str = "its YAML aliases",
+                    advice: str = "write it out plainly") -> None:
     """ConfigError unless ``value`` (as ``yaml.safe_load`` built it, aliases shared) has at most
     ``MAX_CONFIG_NODES`` values, ``MAX_CONFIG_DEPTH`` levels and ``MAX_CONFIG_CHARS`` characters of
     keys and strings once every alias is expanded, as a parser walking it would see it. The walk
@@ -39,11 +40,10 @@ def check_expansion(value: Any, source: str) -> None:
             chars += len(node)
         if count > MAX_CONFIG_NODES or chars > MAX_CONFIG_CHARS:
             raise ConfigError(f"{source} expands to more than {MAX_CONFIG_NODES:,} values or "
-                              f"{MAX_CONFIG_CHARS >> 20} MiB of text once its YAML aliases are followed; "
-                              "write it out plainly")
+                              f"{MAX_CONFIG_CHARS >> 20} MiB of text once {follows} are followed; {advice}")
         if depth > MAX_CONFIG_DEPTH:
             raise ConfigError(f"{source} is nested deeper than {MAX_CONFIG_DEPTH} levels "
-                              "(an alias that contains itself?)")
+                              f"(one of {follows} that contains itself?); {advice}")
         if isinstance(node, dict):
             stack.extend((child, depth + 1) for item in node.items() for child in item)
         elif isinstance(node, (list, tuple, set)):
