@@ -179,6 +179,7 @@ def checkpoint_hyper_parameters(path: str) -> dict[str, Any]:
     return dict(meta.get("hyper_parameters") or {}) if isinstance(meta, dict) else {}
 
 
+SHORT_REPR_CHARS = 120
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
@@ -187,7 +188,8 @@ _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
 def short_repr(value: Any) -> str:
     """``repr(value)`` cut to a few levels and items (``reprlib``): a line for a message, whatever
     a checkpoint holds."""
-    return _SHORT.repr(value)
+    text = _SHORT.repr(value)  # bounded by the limits above; a line is shorter still
+    return text if len(text) <= SHORT_REPR_CHARS else text[:SHORT_REPR_CHARS - 3] + "..."
 
 
 def _same(a: Any, b: Any) -> bool:
