@@ -23,6 +23,7 @@ from cnn.errors import ConfigError
 from cnn.jsonargparse_internals import option_type, ordered_union, parser_actions, set_option_type
 from cnn.own_classes import OURS, OwnClasses, init_args, section_name
 from cnn.runs import newest_checkpoint
+from cnn.trackers import check_trackers
 from cnn.weights import check_resume
 
 # trainer.default_root_dir on both sides: the runs' folder, and where a run without a logger
@@ -98,6 +99,7 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
                                         "name": f"{dataset_name(config.data)}/{framework}",
                                         "default_hp_metric": False}}
     tag_framework(trainer.logger, framework)
+    check_trackers(trainer.logger)  # one short look at each store, before anything is built
     callbacks = [_our_checkpoint(c, checkpoint_class) for c in trainer.callbacks or []]
     has_checkpoint = any("ModelCheckpoint" in _class_path(c) for c in callbacks)
     if subcommand == "fit" and not has_checkpoint and trainer.enable_checkpointing is not False:

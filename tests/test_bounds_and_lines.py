@@ -264,3 +264,38 @@ def test_plot_of_a_record_claiming_a_terabyte_reads_only_whole_records(tmp_path)
     assert_one_line_error(result, "no per-epoch scalars")
     assert "truncated" in result.stderr
 
+
+
+# --- 13, 15: trackers that cannot be reached ------------------------------------------------------
+
+def closed_port() -> int:
+    from tests.servers import answers, free_port
+
+    port = free_port()
+    assert not answers(port)
+    return port
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_an_mlflow_server_that_refuses_is_one_line_before_training(framework, tmp_path):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    result = run_cli("fit", "--framework", framework, *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"),
+                     "--trainer.logger", "MLFlowLogger", "--trainer.logger.tracking_uri", uri)
+    assert_one_line_error(result, "MLflow", uri, "Connection refused")
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_an_mlflow_store_that_cannot_be_made_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli("fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"),
+                     "--trainer.logger", "MLFlowLogger", "--trainer.logger.tracking_uri", f"file:{blocker}/mlruns")
+    assert_one_line_error(result, "MLflow: cannot make the store")
+
+
+def test_wandb_online_without_a_server_is_one_line_naming_offline(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = run_cli("fit", "--framework", "mlx", *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"),
+                     "--trainer.logger", "WandbLogger",
+                     env={"WANDB_BASE_URL": url, "WANDB_API_KEY": "0" * 40, "WANDB_MODE": "online"})
+    assert_one_line_error(result, "W&B", url, "offline true")
