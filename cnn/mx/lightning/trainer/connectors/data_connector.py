@@ -8,6 +8,8 @@ from typing import Any, Callable, Optional, Union
 from cnn.mx.lightning.core.datamodule import loader_hook
 from cnn.mx.lightning.trainer.call import call_lightning_module_hook
 
+from cnn.errors import ConfigError
+
 
 def parse_num_batches(length: int, limit: Union[int, float], what: str) -> int:
     """Lightning's ``_parse_num_batches`` for sized loaders: ``limit`` batches (an int) or that fraction (a float) of
@@ -18,7 +20,10 @@ def parse_num_batches(length: int, limit: Union[int, float], what: str) -> int:
         return 0
     n = min(length, limit) if isinstance(limit, int) else int(length * limit)
     if n == 0 and isinstance(limit, float) and limit > 0.0:
-        raise ValueError(f"limit_{what}_batches={limit} * {length} < 1; increase limit_{what}_batches")
+        # Lightning's MisconfigurationException, in its words: the user's value, one line
+        raise ConfigError(f"You requested to check {limit} of the {what} batches but {limit} * {length} < 1. "
+                          f"Please increase the `limit_{what}_batches` argument. Try at least "
+                          f"`limit_{what}_batches={1 / length}`")
     return n
 
 
