@@ -299,3 +299,43 @@ def test_wandb_online_without_a_server_is_one_line_naming_offline(tmp_path):
                      "--trainer.logger", "WandbLogger",
                      env={"WANDB_BASE_URL": url, "WANDB_API_KEY": "0" * 40, "WANDB_MODE": "online"})
     assert_one_line_error(result, "W&B", url, "offline true")
+
+
+# --- 15: one line for each traceback ----------------------------------------------------------
+
+@pytest.fixture
+def breaking_nets(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))
+
+
+@pytest.mark.parametrize("framework, net, words", [
+    ("torch", "Seven", ["returned shape", ", 7) for", "10 classes"]),
+    ("torch", "NoParams", ["has no parameters to train"]),
+    ("torch", "Pair", ["returned a tuple"]),
+    ("mlx", "MlxSeven", ["returned shape", ", 7) for"]),
+    ("mlx", "MlxNoParams", ["has no parameters to train"])])
+def test_a_network_that_breaks_the_contract_is_one_line_naming_the_rule(framework, net, words, breaking_nets,
+                                                                        tmp_path):
+    result = run_cli("fit", "--framework", framework, *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"),
+                     "--model.net", f"contract_breaking_nets.{net}")
+    assert_one_line_error(result, f"model.net contract_breaking_nets.{net}", "docs/models.md", *words)
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--trainer.strategy", "fsdp", ["trainer:", "fsdp"]),
+    ("--trainer.precision", "transformer-engine", ["trainer:", "transformer_engine"])])
+def test_a_trainer_value_lightning_cannot_honour_here_is_one_line(flag, value, words, tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if flag == "--trainer.strategy" and torch.cuda.is_available():
+        pytest.skip("fsdp runs on this machine's GPU")
+    result = run_cli("fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"),
+                     "--trainer.accelerator", "cpu", flag, value)
+    assert_one_line_error(result, *words)
+
+
+def test_an_mlx_batch_fraction_that_rounds_to_zero_is_one_line(tmp_path):
+    result = run_cli("fit", "--framework", "mlx", *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"),
+                     "--trainer.limit_train_batches", "0.00001")
+    assert_one_line_error(result, "limit_train_batches", "Try at least")
