@@ -11,6 +11,7 @@ from argparse import ArgumentError  # what jsonargparse raises for a bad option 
 
 from cnn.console import end_open_lines, track_line_ends
 from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError, PeerLostError
+from cnn.interrupts import hold_signals
 from cnn.runs import release_runs
 from cnn.subcommands import TRAINER_COMMANDS
 
@@ -104,6 +105,11 @@ def main(argv: list[str]) -> int:
     with track_line_ends():
         try:
             return _main(argv)
+        except KeyboardInterrupt:  # a Ctrl-C that landed while an earlier one was being unwound
+            hold_signals()
+            end_open_lines()
+            print("interrupted", file=sys.stderr)
+            return 130
         finally:
             release_runs()  # a command run inside a longer process (a test) leaves no run locked
 
@@ -130,10 +136,12 @@ def _main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        hold_signals()  # a second Ctrl-C must not interrupt the line that reports the first
         end_open_lines()
         print("interrupted", file=sys.stderr)
         return 130
     except Interrupted as stop:  # a SystemExit, which ``except Exception`` would miss
+        hold_signals()
         end_open_lines()  # not glued to a progress bar's line
         print(f"error: {interruption_line(stop)}", file=sys.stderr)
         return stop.code

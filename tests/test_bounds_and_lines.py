@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from cnn import bounded_yaml
 from cnn.crossing import check_config_files
 from cnn.errors import ConfigError
 from cnn.user_files import NotRegularFile, open_regular
-from tests.cli_runs import run_cli, run_cli_process, short_run
+from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run
 from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
@@ -339,3 +342,68 @@ def test_an_mlx_batch_fraction_that_rounds_to_zero_is_one_line(tmp_path):
     result = run_cli("fit", "--framework", "mlx", *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"),
                      "--trainer.limit_train_batches", "0.00001")
     assert_one_line_error(result, "limit_train_batches", "Try at least")
+
+
+# --- 8, 15: signals that land where an exception is swallowed, or twice ---------------------------
+
+class SignalsInFinalizer:
+    """Sends SIGINT to this process from ``__del__``: the handler runs there, where python only
+    prints an exception ("Exception ignored in") and goes on."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))  # bytecode, where the pending signal's handler runs
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
+def test_a_signal_whose_exception_a_finalizer_swallowed_still_stops_the_evaluation():
+    from cnn.errors import Interrupted
+    from cnn.interrupts import evaluation_stops
+
+    with pytest.raises(Interrupted) as stop:
+        with evaluation_stops("test"):
+            SignalsInFinalizer()  # freed at once
+            sum(range(1000))
+    assert stop.value.code == 128 + signal.SIGINT
+
+
+def test_a_second_ctrl_c_while_the_first_is_reported_changes_nothing(monkeypatch, capsys):
+    from cnn import cli
+    from cnn.errors import Interrupted
+
+    def interrupted(framework, argv):
+        raise Interrupted(signal.SIGINT, "fit", "resume with --ckpt_path last")
+
+    def second_ctrl_c():  # lands while the first one's line is being printed
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))
+
+    monkeypatch.setattr(cli, "run_trainer_command", interrupted)
+    monkeypatch.setattr(cli, "end_open_lines", second_ctrl_c)
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # python's own: a KeyboardInterrupt
+    try:
+        status = cli.main(["fit"])
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert status == 128 + signal.SIGINT
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: fit interrupted by SIGINT")
+
+
+@pytest.mark.slow
+def test_mlx_stops_at_a_ctrl_c_that_lands_as_the_final_test_starts(tmp_path):
+    command = [sys.executable, str(ROOT / "cli.py"), "fit", "--framework", "mlx", *TINY[:-2],
+               "--trainer.default_root_dir", str(tmp_path / "logs")]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = b""
+    while b"Testing" not in seen:  # tqdm's bar: the marker, written without a newline
+        chunk = os.read(process.stdout.fileno(), 4096)
+        assert chunk, seen.decode(errors="replace")[-2000:]
+        seen += chunk
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=300)
+    output = (seen + rest).decode(errors="replace")
+    assert process.returncode == 128 + signal.SIGINT, output[-2000:]
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("error: the test that ends fit interrupted by SIGINT")
