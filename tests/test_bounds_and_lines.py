@@ -182,6 +182,19 @@ def test_an_unchanged_folder_has_its_classes_checked_once_per_command(tmp_path, 
     assert len(checked) == 3
 
 
+def test_a_long_listing_says_how_far_it_is_by_folders_listed(tmp_path, monkeypatch, capsys):
+    from cnn.data import folder
+
+    root = class_folders(tmp_path / "tree", 5)
+    for name in os.listdir(root):
+        (root / name / "a.png").write_bytes(b"")
+    monkeypatch.setattr(folder, "PROGRESS_EVERY", 2)
+    listing = folder.list_folder(root)
+    assert listing.labels.tolist() == [0, 1, 2, 3, 4]
+    assert capsys.readouterr().err.splitlines() == [f"listing {root}: 2 of 5 class folders",
+                                                   f"listing {root}: 4 of 5 class folders"]
+
+
 # --- 14, 16: a FIFO where a file is read ----------------------------------------------------------
 
 def test_the_shared_opener_refuses_a_fifo_at_once(fifo):

@@ -44,6 +44,7 @@ TRAIN, TEST = "train", "test"
 CACHE_FORMAT = 1  # bump when the cache file or the conversion in load_image changes
 PARALLEL_FROM = 512  # files: below this, starting worker processes costs more than it saves
 REPORT_FIRST = 3  # bad files named in the summary line
+PROGRESS_EVERY = 2000  # class folders listed between two progress lines (a few seconds' work)
 _reported: set[str] = set()  # cache keys whose skipped files this command has reported
 _checked: set[tuple[str, int]] = set()  # (folder, its mtime) whose class folders this command checked
 
@@ -159,13 +160,16 @@ def list_folder(root: str | os.PathLike) -> FolderListing:
     root = Path(root).expanduser()
     split = is_split(root)
     files, labels, parts, stamps = [], [], [], []
+    index = {name: i for i, name in enumerate(classes)}
     for part, top in enumerate((root / TRAIN, root / TEST) if split else (root,)):
         names = _class_dirs(top)
-        strangers = [n for n in names if n not in classes]
+        strangers = [n for n in names if n not in index]
         if strangers:
             raise DataError(f"{top} has class folders the train set lacks: "
                             f"{', '.join(strangers)}; add them to {root / TRAIN} or remove them")
-        for name in names:
+        for done, name in enumerate(names):
+            if done and done % PROGRESS_EVERY == 0:  # by work done, so a long listing says how far it is
+                print(f"listing {top}: {done:,} of {len(names):,} class folders", file=sys.stderr)
             paths = _files_under(top / name)
             if not paths:
                 raise DataError(f"class folder {top / name} holds no files; add images or "
@@ -174,7 +178,7 @@ def list_folder(root: str | os.PathLike) -> FolderListing:
                 stat = path.stat()
                 files.append(path.relative_to(root).as_posix())
                 stamps.append((stat.st_size, stat.st_mtime_ns))
-            labels += [classes.index(name)] * len(paths)
+            labels += [index[name]] * len(paths)
             parts += [part] * len(paths)
     return FolderListing(root, classes, split, tuple(files), np.array(labels, np.int64),
                          np.array(parts, np.uint8), tuple(stamps))
