@@ -153,7 +153,7 @@ def _main(argv: list[str]) -> int:
         if not error.filename:
             raise
         end_open_lines()
-        print(f"error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        print(f"error: {os.fsdecode(error.filename)}: {error.strerror or error}", file=sys.stderr)
         return 1
     except Exception as error:
         tracker = tracker_error(error)

@@ -420,3 +420,26 @@ def test_mlx_stops_at_a_ctrl_c_that_lands_as_the_final_test_starts(tmp_path):
     assert process.returncode == 128 + signal.SIGINT, output[-2000:]
     assert "Traceback" not in output
     assert output.strip().splitlines()[-1].startswith("error: the test that ends fit interrupted by SIGINT")
+
+
+def test_a_run_folder_that_cannot_be_written_is_refused_before_any_writer_starts(tmp_path, monkeypatch):
+    from cnn import runs
+
+    real_access = os.access
+    monkeypatch.setattr(runs.os, "access", lambda path, mode: False if mode == os.W_OK else real_access(path, mode))
+    with pytest.raises(ConfigError, match="cannot be written"):
+        runs.own_run(str(tmp_path))
+    assert str(tmp_path) not in runs._OWNED  # not left locked
+
+
+def test_a_path_an_os_error_names_in_bytes_is_printed_as_text(monkeypatch):
+    import errno
+
+    from cnn import cli
+
+    def read_only(framework, argv):
+        raise OSError(errno.EROFS, "Read-only file system", os.fsencode("/runs/version_0/events.out"))
+
+    monkeypatch.setattr(cli, "run_trainer_command", read_only)
+    result = run_cli("fit")
+    assert_one_line_error(result, "error: /runs/version_0/events.out: Read-only file system")
