@@ -30,6 +30,7 @@ Standard library only (no numpy, torch or mlx), so both framework halves and the
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -93,6 +94,20 @@ def _fsync_directory(directory: str) -> None:
             os.close(fd)
 
 
+def make_parents(directory: str) -> None:
+    """``os.makedirs(directory, exist_ok=True)``; where one of its folders is a file, the
+    ``NotADirectoryError`` names that file (``os.makedirs`` says ``File exists`` of it)."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = directory
+        while blocking and not os.path.exists(blocking):
+            blocking = os.path.dirname(blocking)
+        if blocking and not os.path.isdir(blocking):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", blocking) from None
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temp file path to write; on success it replaces ``path`` atomically.
@@ -115,7 +130,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     # temp file in /tmp may be on another one (rename would fail or degrade to copy+delete).
     target = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(target)
-    os.makedirs(directory, exist_ok=True)
+    make_parents(directory)
     tmp = _create_temp(target)
     try:
         yield tmp

@@ -11,6 +11,7 @@ from argparse import ArgumentError  # what jsonargparse raises for a bad option 
 
 from cnn.console import end_open_lines, track_line_ends
 from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError, PeerLostError
+from cnn.interrupts import hold_signals
 from cnn.runs import release_runs
 from cnn.subcommands import TRAINER_COMMANDS
 
@@ -86,9 +87,11 @@ def tracker_error(error: BaseException) -> BaseException | None:
 
 
 def run_trainer_command(framework: str, argv: list[str]) -> int:
+    from cnn.bounded_yaml import bound_parser_yaml
     from cnn.data.folder import forget_reported
 
     forget_reported()  # what an earlier command in this process reported is news to this one
+    bound_parser_yaml()  # each value and config the parser reads as YAML
     if framework == "torch":
         from cnn.pt.cli import CLI
     else:
@@ -102,6 +105,11 @@ def main(argv: list[str]) -> int:
     with track_line_ends():
         try:
             return _main(argv)
+        except KeyboardInterrupt:  # a Ctrl-C that landed while an earlier one was being unwound
+            hold_signals()
+            end_open_lines()
+            print("interrupted", file=sys.stderr)
+            return 130
         finally:
             release_runs()  # a command run inside a longer process (a test) leaves no run locked
 
@@ -121,16 +129,19 @@ def _main(argv: list[str]) -> int:
             raise UsageError(f"unknown framework {framework!r}: choose torch or mlx")
         from cnn.crossing import check_config_files  # with yaml: not for the tools
 
-        check_config_files(argv)  # a mistyped path is told before the framework's import
+        # a mistyped path is told before the framework's import; a piped config is read once
+        argv = check_config_files(argv)
         return run_trainer_command(framework, argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        hold_signals()  # a second Ctrl-C must not interrupt the line that reports the first
         end_open_lines()
         print("interrupted", file=sys.stderr)
         return 130
     except Interrupted as stop:  # a SystemExit, which ``except Exception`` would miss
+        hold_signals()
         end_open_lines()  # not glued to a progress bar's line
         print(f"error: {interruption_line(stop)}", file=sys.stderr)
         return stop.code
@@ -142,7 +153,7 @@ def _main(argv: list[str]) -> int:
         if not error.filename:
             raise
         end_open_lines()
-        print(f"error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        print(f"error: {os.fsdecode(error.filename)}: {error.strerror or error}", file=sys.stderr)
         return 1
     except Exception as error:
         tracker = tracker_error(error)

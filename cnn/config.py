@@ -28,6 +28,7 @@ from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError
 from cnn.jsonargparse_internals import option_type, ordered_union, parser_actions, set_option_type
 from cnn.own_classes import OURS, OwnClasses, init_args, section_name
+from cnn.trackers import check_trackers
 from cnn.weights import check_resume
 
 # trainer.default_root_dir on both sides: the runs' folder, and where a run without a logger
@@ -109,6 +110,7 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
                                         "name": run_name,
                                         "default_hp_metric": False}}
     tag_framework(trainer.logger, framework)
+    check_trackers(trainer.logger)  # one short look at each store, before anything is built
     callbacks = [_our_checkpoint(c, checkpoint_class) for c in trainer.callbacks or []]
     has_checkpoint = any("ModelCheckpoint" in _class_path(c) for c in callbacks)
     if subcommand == "fit" and not has_checkpoint and trainer.enable_checkpointing is not False:
@@ -133,7 +135,7 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         config.ckpt_path = str(last_checkpoint(home, checkpoint_suffix))
     if subcommand == "fit" and config.get("ckpt_path"):
         resume_in_place(config)
-    if subcommand == "fit" and config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
+    if subcommand == "fit" and config.get("ckpt_path") and os.path.lexists(config.ckpt_path):
         # before any file of the run is written: a refused resume leaves its records as they were
         check_resume(config.ckpt_path, init_args(config.model))
 

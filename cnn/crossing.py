@@ -33,11 +33,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cnn.bounded_yaml import load_yaml
 from cnn.errors import ConfigError
 from cnn.optimizers import OptimizerKeys, bare_name_candidates
 
@@ -338,83 +340,59 @@ def translate_config(config: dict, framework: str, notes: list[str],
     return config
 
 
-# What a config may expand to once YAML's aliases are followed: far above any real config (a
-# predict_files list of a hundred thousand files), far below what makes jsonargparse's type
-# checks run for minutes ("billion laughs": nine levels of ten aliases each are 10^9 nodes).
-MAX_CONFIG_NODES = 1_000_000
-MAX_CONFIG_DEPTH = 64
-
-
-def check_expansion(config: Any, source: str) -> None:
-    """ConfigError unless ``config`` (as ``yaml.safe_load`` built it, aliases shared) has at
-    most ``MAX_CONFIG_NODES`` values and ``MAX_CONFIG_DEPTH`` levels once every alias is
-    expanded, as the parser would see it. Counting stops at the bound, so this is cheap."""
-    count, stack = 0, [(config, 1)]
-    while stack:
-        value, depth = stack.pop()
-        count += 1
-        if count > MAX_CONFIG_NODES:
-            raise ConfigError(f"config {source} expands to more than {MAX_CONFIG_NODES:,} values "
-                              "once its YAML aliases are followed; write it out plainly")
-        if depth > MAX_CONFIG_DEPTH:
-            raise ConfigError(f"config {source} is nested deeper than {MAX_CONFIG_DEPTH} levels "
-                              "(an alias that contains itself?)")
-        children = value.values() if isinstance(value, dict) else value if isinstance(
-            value, list) else ()
-        stack.extend((child, depth + 1) for child in children)
-
-
-def load_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load(text)``, refused (``check_expansion``) when its aliases expand too far."""
-    value = yaml.safe_load(text)
-    check_expansion(value, source)
-    return value
-
-
-def read_config(path: str) -> dict:
-    """A YAML config file as a dict; a missing or unreadable file, or one that expands too far
-    (``check_expansion``), is a ``ConfigError``."""
+def read_config(path: str, text: str | None = None) -> dict:
+    """A YAML config file (its ``text`` when already read) as a dict; a missing or unreadable
+    file, an empty one (nothing but comments, or ``null``), one that is not a mapping, or one
+    that expands too far (``cnn.bounded_yaml``) is a ``ConfigError``."""
+    source = f"config file {path}"
     try:
-        config = load_yaml(Path(path).read_text(), path)
+        config = load_yaml(Path(path).read_text() if text is None else text, source)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
+        raise ConfigError(f"{source} not found") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} cannot be read: {error}") from None
+        raise ConfigError(f"{source} cannot be read: {error}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}".splitlines()[0]) from None
+        raise ConfigError(f"{source} is not valid YAML: {error}".splitlines()[0]) from None
     if config is None:
-        return {}
+        raise ConfigError(f"{source} is empty (nothing but comments, or null): give it sections "
+                          "(trainer, model, data, ...) or leave --config out")
     if not isinstance(config, dict):
-        raise ConfigError(f"config file {path} is not a mapping of sections (trainer, model, data, ...)")
+        raise ConfigError(f"{source} is not a mapping of sections (trainer, model, data, ...)")
     return config
 
 
-def config_files(args: list[str]) -> list[str]:
-    """The paths a command line gives to ``--config``/``-c`` (``--config=PATH`` too), in order;
-    YAML text given in place of a path is left out."""
-    paths, i = [], 0
+def check_config_files(args: list[str]) -> list[str]:
+    """Read each config file of a trainer command line as ``translate_args`` will, so that a
+    missing, unreadable, empty or malformed one is the same ``ConfigError`` before a framework,
+    whose import takes seconds, is loaded; ``args`` given back with each config that is not a
+    regular file (``--config /dev/stdin``, a shell's ``<(...)``: a pipe, which reads once)
+    replaced by the text read from it, which the parser takes in place of a path."""
+    out, i = [], 0
     while i < len(args):
         name, eq, inline = args[i].partition("=")
-        if name in ("-c", "--config"):
-            if eq:
-                value, i = inline, i + 1
-            elif i + 1 < len(args):
-                value, i = args[i + 1], i + 2
-            else:  # no value: the parser says so
-                break
-            if "\n" not in value:
-                paths.append(value)
+        if name not in ("-c", "--config") or (not eq and i + 1 >= len(args)):
+            out.append(args[i])
+            i += 1
             continue
-        i += 1
-    return paths
+        value, i = (inline, i + 1) if eq else (args[i + 1], i + 2)
+        if "\n" in value:  # YAML text in place of a path
+            out += [name, value]
+            continue
+        text = None if os.path.isfile(value) or not os.path.exists(value) else _read_pipe(value)
+        read_config(value, text)
+        out += [name, value if text is None else text if "\n" in text else text + "\n"]
+    return out
 
 
-def check_config_files(args: list[str]) -> None:
-    """Read each config file of a trainer command line as ``translate_args`` will, so that a
-    missing, unreadable or malformed one is the same ``ConfigError`` before a framework, whose
-    import takes seconds, is loaded."""
-    for path in config_files(args):
-        read_config(path)
+def _read_pipe(path: str) -> str:
+    """The text of the config at ``path``, a pipe or a device: read once (it cannot be read again)."""
+    if os.path.isdir(path):
+        raise ConfigError(f"config file {path} is a directory; name a YAML file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
 
 
 def _translated_value(key: str, text: str, framework: str, notes: list[str],

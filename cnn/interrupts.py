@@ -24,14 +24,18 @@ def stop_on_signals(what: str, hint: str) -> Iterator[None]:
     """Within the block, SIGINT or SIGTERM raises ``Interrupted(signum, what, hint)``.
 
     Handlers a trainer installs inside the block take over while they are installed (Lightning
-    calls the handler found here after its own SIGTERM notice). Only the main thread can install
-    handlers; elsewhere the block runs unguarded.
+    calls the handler found here after its own SIGTERM notice). A signal whose exception was
+    swallowed where it landed (a finalizer) is raised again when the block ends. Only the main
+    thread can install handlers; elsewhere the block runs unguarded.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    received: list[int] = []
+
     def handler(signum: int, frame) -> None:
+        received.append(signum)
         raise Interrupted(signum, what, hint)
 
     previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -40,6 +44,19 @@ def stop_on_signals(what: str, hint: str) -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+    # the handler's exception can be swallowed where it lands: a finalizer (``__del__`` of a
+    # progress bar or an iterator the collector frees then) only prints it; the signal still
+    # ends the command
+    if received:
+        raise Interrupted(received[0], what, hint)
+
+
+def hold_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on: the command is ending, and a second Ctrl-C while
+    its last line is printed would only turn that line into a traceback. Main thread only."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def evaluation_stops(command: str) -> contextlib.AbstractContextManager:

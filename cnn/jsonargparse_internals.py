@@ -15,6 +15,8 @@ what a command line means.
   ``set_option_type``).
 * ``typing._UnionGenericAlias`` (the standard library's): a ``Union`` built with its members in
   the order given, which ``typing.Union[...]`` does not promise (``ordered_union``).
+* ``_loaders_dumpers.yaml_load``: the YAML loader ``json_or_yaml_load`` calls by name, past
+  ``jsonargparse.set_loader`` (``replace_yaml_load``).
 """
 
 from __future__ import annotations
@@ -46,3 +48,20 @@ def ordered_union(members: tuple[Any, ...]) -> Any:
     """``Union[members]`` with its members in this order (``typing.Union[...]`` may return an equal
     one, cached, in another order)."""
     return typing._UnionGenericAlias(typing.Union, members)
+
+
+def replace_yaml_load(wrap: Any, marker: str) -> None:
+    """Make jsonargparse load every YAML text through ``wrap(its own loader)``: the loader of its
+    ``yaml`` parser mode (``jsonargparse.set_loader``, public) and the module function
+    ``_loaders_dumpers.yaml_load``, which ``json_or_yaml_load`` calls by name for a value given
+    to an option typed int, float, bool or str (``_typehints.adapt_typehints``). ``marker``: an
+    attribute set on the wrapped loader, so that a second call wraps nothing twice."""
+    import yaml
+    from jsonargparse import _loaders_dumpers, get_loader, set_loader
+
+    if getattr(get_loader("yaml"), marker, False):
+        return
+    wrapped = wrap(_loaders_dumpers.yaml_load)
+    setattr(wrapped, marker, True)
+    set_loader("yaml", wrapped, exceptions=(yaml.YAMLError,))
+    _loaders_dumpers.yaml_load = wrapped

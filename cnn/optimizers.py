@@ -24,8 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from cnn.bounded_yaml import load_yaml
 from cnn.errors import ConfigError
 
 KEYS = ("optimizer", "lr_scheduler")
@@ -295,7 +294,7 @@ class OptimizerKeys:
         section, _, leaf = key.partition(".")
         leaf = leaf.removeprefix("init_args.")
         if not leaf or leaf == "class_path":
-            value = yaml.safe_load(text) if text.lstrip()[:1] == "{" else _scalar(text) \
+            value = load_yaml(text, f"--{key}") if text.lstrip()[:1] == "{" else _scalar(text) \
                 if text.lower() in ("null", "none") else text
             self._set_class(section, value)
         else:

@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from cnn.crossing import KIND, SECTION_KEYS, check_class, load_yaml, read_config
+from cnn.bounded_yaml import load_yaml
+from cnn.crossing import KIND, SECTION_KEYS, check_class, read_config
 from cnn.errors import ConfigError
 
 SECTIONS = ("model", "data")

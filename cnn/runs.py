@@ -213,7 +213,8 @@ def peer_lost(trainer, suffix: str, dead: int | None = None, how: str | None = N
 
 def own_run(log_dir: str | None) -> list[str]:
     """Make ``log_dir`` this process's until it ends (or ``release_runs``): an exclusive
-    ``flock`` on the directory. Raise ``ConfigError`` when another live process holds it. Then
+    ``flock`` on the directory. Raise ``ConfigError`` when another live process holds it, or when
+    it cannot be written (before a logger's writer thread fails on it with a traceback). Then
     remove the temp files dead writers left in its ``checkpoints`` folder (none can be live now)
     and return their paths. ``None`` (a logger with no local folder, e.g. an MLflow server):
     nothing to own."""
@@ -230,6 +231,10 @@ def own_run(log_dir: str | None) -> list[str]:
         os.close(fd)
         raise ConfigError(f"{log_dir} is in use by another fit that is still running; wait for it "
                           "to end, or start a new run without --ckpt_path") from None
+    if not os.access(path, os.W_OK):  # EROFS answers here for root too
+        os.close(fd)
+        raise ConfigError(f"run folder {log_dir} cannot be written (a read-only file system or folder): "
+                          "copy the run somewhere writable and resume from there")
     _OWNED[path] = fd
     return remove_temp_files(os.path.join(path, "checkpoints"))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 import zipfile
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -26,8 +27,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from cnn import schema
+from cnn.bounded_yaml import check_expansion
 from cnn.data.datasets import DATASETS, FOLDER
 from cnn.errors import ConfigError
+from cnn.user_files import open_regular
 
 # The MLX checkpoint file (``cnn.mx.checkpoint``) and the ``--to torch`` weights file share
 # these: the safetensors metadata key holding the JSON, and the MLX file's tensor prefixes.
@@ -176,6 +179,19 @@ def checkpoint_hyper_parameters(path: str) -> dict[str, Any]:
     return dict(meta.get("hyper_parameters") or {}) if isinstance(meta, dict) else {}
 
 
+SHORT_REPR_CHARS = 120
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to a few levels and items (``reprlib``): a line for a message, whatever
+    a checkpoint holds."""
+    text = _SHORT.repr(value)  # bounded by the limits above; a line is shorter still
+    return text if len(text) <= SHORT_REPR_CHARS else text[:SHORT_REPR_CHARS - 3] + "..."
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return list(a) == list(b)
@@ -191,7 +207,7 @@ def check_resume(path: str, model_args: Mapping[str, Any]) -> None:
     may change; trainer values (more epochs) may too.
     """
     trained = checkpoint_hyper_parameters(path)
-    changed = [f"model.{k} {trained[k]!r} -> {v!r}" for k, v in model_args.items()
+    changed = [f"model.{k} {short_repr(trained[k])} -> {short_repr(v)}" for k, v in model_args.items()
                if k in trained and k not in RESUME_FREE_KEYS and not str(k).startswith("_")
                and not _same(trained[k], v)]
     if changed:
@@ -286,7 +302,7 @@ def sniff(path: str) -> str:
     """``checkpoint_kind`` of the file at ``path``; ConfigError (one line) when it is neither or
     cannot be read."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a FIFO or a device would block here
             head = f.read(HEAD_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {path} not found") from None
@@ -365,6 +381,10 @@ def read_lightning_ckpt(path: str, map_location: Any = "cpu", model_bytes: int |
         raise ConfigError(f"corrupt or unreadable checkpoint {path}: {first_line(error)}") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise ConfigError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    # pickle shares values: a few MiB of references can stand for gigabytes once anything (a
+    # comparison, a repr, json.dumps) walks them
+    check_expansion({k: v for k, v in ckpt.items() if k != "state_dict"}, f"refusing checkpoint {path}: it",
+                    follows="its shared references", advice="is it this project's?")
     return ckpt
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from cnn.crossing import read_config
 from cnn.data.datasets import ImageSet
 from cnn.tools import bench
 
@@ -67,7 +68,7 @@ def both(config, tmp_path_factory):
 @pytest.fixture(scope="module")
 def settings(config):
     args = bench._parser().parse_args(["--config", str(config), *TINY])
-    return bench.read_settings(args, bench.yaml.safe_load(config.read_text()))
+    return bench.read_settings(args, read_config(str(config)))  # as bench.main reads it
 
 
 def check_figure(figure: dict, repeats: int = 2) -> None:

@@ -189,7 +189,9 @@ def test_bench_reads_a_folder_config(fitted, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     config = yaml.safe_load((ROOT / "configs" / "folder.yaml").read_text())
     config["data"].update(image_size=16, channels=1, eval_batch_size=2)
-    args = bench._parser().parse_args(["--config", "configs/folder.yaml", "--data-dir", str(root)])
+    # a batch the folder's training images can fill: bench holds fit's bound (issue 32)
+    args = bench._parser().parse_args(["--config", "configs/folder.yaml", "--data-dir", str(root),
+                                       "--batch-sizes", "8"])
     settings = bench.read_settings(args, config)
     assert settings.spec.classes == tuple(CLASSES) and settings.spec.image_shape == (16, 16, 1)
     datamodule = DataModuleBase(**settings.datamodule_args(8))  # what each side's bench builds

@@ -44,7 +44,9 @@ TRAIN, TEST = "train", "test"
 CACHE_FORMAT = 1  # bump when the cache file or the conversion in load_image changes
 PARALLEL_FROM = 512  # files: below this, starting worker processes costs more than it saves
 REPORT_FIRST = 3  # bad files named in the summary line
+PROGRESS_EVERY = 2000  # class folders listed between two progress lines (a few seconds' work)
 _reported: set[str] = set()  # cache keys whose skipped files this command has reported
+_checked: set[tuple[str, int]] = set()  # (folder, its mtime) whose class folders this command checked
 
 
 @dataclass(frozen=True)
@@ -110,28 +112,38 @@ def folder_classes(root: str | os.PathLike | None) -> tuple[str, ...]:
         raise DataError(f"{where} needs at least two class subfolders (PATH/<class>/<image>), "
                         f"found {found}")
     for top in (root / TRAIN, root / TEST) if is_split(root) else (root,):
-        check_distinct_classes(top, _class_dirs(top))
+        # the config's links ask for the classes many times: a folder whose entries did not
+        # change since (its modification time) was checked already
+        key = (str(top.resolve()), top.stat().st_mtime_ns)
+        if key not in _checked:
+            check_distinct_classes(top, _class_dirs(top))
+            _checked.add(key)
     return tuple(classes)
 
 
 def check_distinct_classes(top: Path, names: list[str]) -> None:
     """DataError unless the class folders ``names`` under ``top``, links resolved, are distinct
     and none lies inside another: a link back into the dataset would make a class of other
-    classes' images (or the same images twice, under two labels)."""
+    classes' images (or the same images twice, under two labels). Linear in the folders (times
+    their depth): each resolved folder is looked up among the others and among their parents."""
     # links first: the line should name the link, the likelier mistake
-    resolved = {name: (top / name).resolve()
-                for name in sorted(names, key=lambda n: not (top / n).is_symlink())}
+    order = sorted(names, key=lambda n: not (top / n).is_symlink())
+    resolved = {name: (top / name).resolve() for name in order}
+    at: dict[Path, list[str]] = {}  # a resolved folder -> the class folders there, in order
+    first_under: dict[Path, str] = {}  # a folder -> the first class folder inside it
+    for name, where in resolved.items():
+        at.setdefault(where, []).append(name)
+        for parent in where.parents:
+            first_under.setdefault(parent, name)
     for name, where in resolved.items():
         link = f" (a link to {where})" if (top / name).is_symlink() else ""
-        for other, there in resolved.items():
-            if other == name:
-                continue
-            if where == there:
-                raise DataError(f"class folder {top / name}{link} is the class folder {top / other}; "
-                                "each class needs a folder of its own")
-            if there.is_relative_to(where):
-                raise DataError(f"class folder {top / name}{link} holds the class folder "
-                                f"{top / other}; a class folder must not hold another")
+        same = [other for other in at[where] if other != name]
+        if same:
+            raise DataError(f"class folder {top / name}{link} is the class folder {top / same[0]}; "
+                            "each class needs a folder of its own")
+        if where in first_under:
+            raise DataError(f"class folder {top / name}{link} holds the class folder "
+                            f"{top / first_under[where]}; a class folder must not hold another")
 
 
 def _files_under(directory: Path) -> list[Path]:
@@ -148,13 +160,16 @@ def list_folder(root: str | os.PathLike) -> FolderListing:
     root = Path(root).expanduser()
     split = is_split(root)
     files, labels, parts, stamps = [], [], [], []
+    index = {name: i for i, name in enumerate(classes)}
     for part, top in enumerate((root / TRAIN, root / TEST) if split else (root,)):
         names = _class_dirs(top)
-        strangers = [n for n in names if n not in classes]
+        strangers = [n for n in names if n not in index]
         if strangers:
             raise DataError(f"{top} has class folders the train set lacks: "
                             f"{', '.join(strangers)}; add them to {root / TRAIN} or remove them")
-        for name in names:
+        for done, name in enumerate(names):
+            if done and done % PROGRESS_EVERY == 0:  # by work done, so a long listing says how far it is
+                print(f"listing {top}: {done:,} of {len(names):,} class folders", file=sys.stderr)
             paths = _files_under(top / name)
             if not paths:
                 raise DataError(f"class folder {top / name} holds no files; add images or "
@@ -163,7 +178,7 @@ def list_folder(root: str | os.PathLike) -> FolderListing:
                 stat = path.stat()
                 files.append(path.relative_to(root).as_posix())
                 stamps.append((stat.st_size, stat.st_mtime_ns))
-            labels += [classes.index(name)] * len(paths)
+            labels += [index[name]] * len(paths)
             parts += [part] * len(paths)
     return FolderListing(root, classes, split, tuple(files), np.array(labels, np.int64),
                          np.array(parts, np.uint8), tuple(stamps))
@@ -276,8 +291,9 @@ def _write_cache(path: Path, decoded: DecodedFolder) -> None:
 def forget_reported() -> None:
     """Start a new command: each folder's skipped files are reported again, once (a command loads
     its folder more than once; ``cnn.cli`` calls this first, so that commands run one after another
-    in one process each report them, as separate processes would)."""
+    in one process each report them, as separate processes would), and checks its folders anew."""
     _reported.clear()
+    _checked.clear()
 
 
 def _report(listing: FolderListing, decoded: DecodedFolder, key: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import warnings
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnn.errors import DataError
+from cnn.user_files import NotRegularFile, open_regular
 
 # Errors Pillow raises for files that are not images, are cut short or are malformed.
 _READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
@@ -33,24 +33,13 @@ def _flatten(img: Image.Image) -> Image.Image:
 
 
 def _open_regular(path: Path):
-    """``path`` opened for reading if it is a regular file (or a link to one); else DataError.
-
-    ``O_NONBLOCK`` so that opening a FIFO returns at once instead of waiting, uninterruptibly,
-    for a writer; the kind of file is then read from the open descriptor, not from a ``stat``
-    of the name that could change in between.
-    """
+    """``path`` opened for reading (``cnn.user_files.open_regular``); DataError naming it otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        return open_regular(path)
+    except NotRegularFile as error:
+        raise DataError(f"cannot read {path} as an image ({error.strerror}); use a PNG or JPEG file") from None
     except OSError as error:
         raise DataError(f"cannot read {path}: {error.strerror or error}") from None
-    kind = os.fstat(fd).st_mode
-    if not stat.S_ISREG(kind):
-        os.close(fd)
-        what = "a directory" if stat.S_ISDIR(kind) else "not a regular file"
-        raise DataError(f"cannot read {path} as an image ({what}); use a PNG or JPEG file")
-    if hasattr(os, "set_blocking"):
-        os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
 
 
 def load_image(path: str | os.PathLike, image_shape: tuple[int, int, int]) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from cnn.errors import CheckpointError
+from cnn.user_files import open_regular
 from cnn.weights import (
     HEAD_BYTES,
     META_KEY,
@@ -68,7 +69,7 @@ def bound_checkpoint_reads(trainer: Any, model: Any) -> None:
 
 def _written_by_torch(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             return checkpoint_kind(f.read(HEAD_BYTES)) == "torch"
     except OSError:
         return False

@@ -16,6 +16,7 @@ from mlx.utils import tree_flatten
 
 from cnn import schema
 from cnn.metrics import report_test_epoch
+from cnn.net_contract import check_output, check_parameters
 from cnn.schedule import learning_rate_at
 from cnn.weights import initial_weights
 
@@ -95,8 +96,9 @@ class Classifier(LightningModule):
         """
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
-        self.net = net or SeedCNN(in_channels, image_size, num_classes, dropout, seed,
-                                  conv_backward_chunk=conv_backward_chunk)
+        # an mlx Module is a dict: one without parameters is falsy, and still the user's network
+        self.net = net if net is not None else SeedCNN(in_channels, image_size, num_classes, dropout, seed,
+                                                       conv_backward_chunk=conv_backward_chunk)
         # data statistics, saved with the weights but not trained (torch's buffers)
         self.register_buffer("mean", mx.zeros((in_channels,)))
         self.register_buffer("std", mx.ones((in_channels,)))
@@ -110,6 +112,8 @@ class Classifier(LightningModule):
         return note
 
     def setup(self, stage: str) -> None:
+        if stage == "fit":
+            check_parameters(sum(v.size for _, v in tree_flatten(self.net.trainable_parameters())), self.net)
         datamodule = getattr(self.trainer, "datamodule", None)
         # a user's DataModule (--data CLASS) may have no statistics: images stay on [0, 1]
         if getattr(datamodule, "norm", None) is not None:
@@ -119,7 +123,10 @@ class Classifier(LightningModule):
     def __call__(self, images: mx.array) -> mx.array:
         # in the dtype of the weights: float32, or what Trainer(precision=...) casts them to for a step
         x = images.astype(self.mean.dtype) / 255.0
-        return self.net((x - self.mean) / self.std)
+        out = self.net((x - self.mean) / self.std)
+        # a user's network: its contract, before any loss (shapes are known while tracing too)
+        check_output(out, images.shape[0], self.hparams.num_classes, self.net)
+        return out
 
     def training_step(self, batch, batch_idx):
         images, labels = batch

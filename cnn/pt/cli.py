@@ -206,6 +206,15 @@ class CLI(LightningCLI):
                              for name in TRAINER_COMMANDS}},
                          **kwargs)
 
+    def instantiate_trainer(self, **kwargs):
+        # Lightning's Trainer refuses the flags it cannot honour on this machine or install
+        # (strategy fsdp on a CPU, precision transformer-engine without its package) with a
+        # ValueError or an ImportError: the user's trainer values, so one line
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, ImportError) as error:
+            raise ConfigError(f"trainer: {first_line(error)}") from None
+
     def _parse_ckpt_path(self) -> None:  # a Lightning internal: cnn.pt.lightning_internals
         # LightningCLI would torch.load the checkpoint (no .safetensors, tracebacks on bad files)
         # and let its hparams override the config; the config decides, on_load_checkpoint checks.

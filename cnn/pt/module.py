@@ -12,6 +12,7 @@ from torch import nn
 
 from cnn import schema
 from cnn.metrics import report_test_epoch
+from cnn.net_contract import check_output, check_parameters
 from cnn.pt.checkpoint import check_checkpoint_fits
 from cnn.pt.lightning_internals import logging_as, train_step_is_written
 from cnn.pt.model import SeedCNN
@@ -115,6 +116,7 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net or SeedCNN(in_channels, image_size, num_classes, dropout, seed)
+        self._net_checked = False
         self._channels_last = bool(channels_last)
         if self._channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -142,6 +144,8 @@ class Classifier(L.LightningModule):
             # channels_last every conv weight's gradient is NHWC-strided and DDP copies it into
             # its flat bucket: the same values, one copy more.
             warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        if stage == "fit":
+            check_parameters(sum(p.numel() for p in self.net.parameters() if p.requires_grad), self.net)
         datamodule = getattr(self.trainer, "datamodule", None)
         # a user's DataModule (--data CLASS) may have no statistics: images stay on [0, 1]
         if getattr(datamodule, "norm", None) is not None:
@@ -153,7 +157,11 @@ class Classifier(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         x = images.float().div_(255.0)  # both keep the memory format
         x = (x - self.mean[:, None, None]) / self.std[:, None, None]
-        return self.net(x)
+        out = self.net(x)
+        if not self._net_checked:  # a user's network: its contract, once, before any loss
+            check_output(out, len(images), self.hparams.num_classes, self.net)
+            self._net_checked = True
+        return out
 
     def training_step(self, batch, batch_idx):
         images, labels = batch

@@ -46,7 +46,6 @@ from statistics import median
 from typing import Callable, Iterator
 
 import numpy as np
-import yaml
 
 from cnn import atomic
 from cnn.data.pipeline import NumpyBatches, PreparedData
@@ -454,6 +453,22 @@ def _batch_sizes(text: str) -> list[int]:
     return sizes
 
 
+def check_batch_sizes(sizes: list[int], data_cfg: dict, train_images: int, dataset: str) -> None:
+    """The bounds ``fit`` puts on ``data.batch_size`` (``cnn.limits.check_batch_fits_memory``,
+    ``cnn.data.datamodule.check_batch_fits_data``) on each batch size bench is asked to time:
+    ConfigError naming the first that does not fit."""
+    from cnn.data.datamodule import check_batch_fits_data
+    from cnn.errors import ConfigError
+    from cnn.limits import check_batch_fits_memory
+
+    for size in sizes:
+        try:
+            check_batch_fits_memory({"data": {**data_cfg, "dataset": dataset, "batch_size": size}})
+            check_batch_fits_data(size, train_images, dataset)
+        except ConfigError as error:  # told in fit's words, of bench's option
+            raise BenchError(str(error).replace("data.batch_size is", "--batch-sizes has", 1)) from None
+
+
 def read_settings(args, config: dict) -> Settings:
     """The config's ``data``, ``model`` and ``seed_everything`` plus the command line."""
     from cnn.config import seed_value
@@ -470,6 +485,7 @@ def read_settings(args, config: dict) -> Settings:
     data = PreparedData(dataset, val_fraction=data_cfg.get("val_fraction", 0.1), seed=seed,
                         download=data_cfg.get("download", True),
                         test_fraction=data_cfg.get("test_fraction", 0.1), **options)
+    check_batch_sizes(sizes, data_cfg, len(data.splits["train"].labels), dataset)
     test_total = len(data.splits["test"].labels)
     test_images = test_total if args.test_images is None else args.test_images
     if not 1 <= test_images <= test_total:
@@ -716,14 +732,9 @@ def main(argv: list[str], framework: str | None = "torch") -> int:
         if framework not in (*FRAMEWORKS, "both"):
             raise BenchError(f"unknown framework {framework!r}: choose torch, mlx or both")
         frameworks = list(FRAMEWORKS) if framework == "both" else [framework]
-        if not Path(args.config).is_file():
-            raise BenchError(f"config file {args.config} not found")
-        try:
-            config = yaml.safe_load(Path(args.config).read_text()) or {}
-        except yaml.YAMLError as error:
-            raise BenchError(f"{args.config} is not valid YAML ({error.problem})") from None
-        if not isinstance(config, dict):
-            raise BenchError(f"{args.config} is not a mapping of sections")
+        from cnn.crossing import read_config  # as fit reads it: bounded, one line when wrong
+
+        config = read_config(args.config)
         if args.out:  # before minutes of measuring, and never over a checkpoint or the config
             atomic.check_output(args.out, args.force, "the .json file")
         settings = read_settings(args, config)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+from cnn.bounded_yaml import load_yaml
+from cnn.user_files import open_regular, read_regular_text
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,7 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[Scalar]]:
     """
     series: dict[str, list[Scalar]] = {}
     for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0})
-        accumulator.Reload()
+        accumulator = _loaded(path, size_guidance={"scalars": 0, "images": 0})
         for tag in accumulator.Tags()["scalars"]:
             series.setdefault(tag, []).extend(
                 Scalar(e.step, e.value, e.wall_time) for e in accumulator.Scalars(tag))
@@ -40,8 +42,7 @@ def read_settings(run_dir: str | Path) -> dict[str, bool | float | str]:
     """The run's settings as TensorBoard's HPARAMS tab shows them (``cnn.hparams``: framework
     included), else its ``hparams.yaml`` (a run from before that was written); ``{}`` if neither."""
     for path in sorted(Path(run_dir).glob("events.out.tfevents.*.hparams")):  # cnn.hparams's own files
-        accumulator = EventAccumulator(str(path), size_guidance={"tensors": 0})
-        accumulator.Reload()
+        accumulator = _loaded(path, size_guidance={"tensors": 0})
         content = accumulator.PluginTagToContent(hparams_metadata.PLUGIN_NAME).get(
             hparams_metadata.SESSION_START_INFO_TAG)
         if content is not None:
@@ -49,7 +50,7 @@ def read_settings(run_dir: str | Path) -> dict[str, bool | float | str]:
             return {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items() if v.WhichOneof("kind")}
     hparams = Path(run_dir) / "hparams.yaml"
     if hparams.is_file():
-        return dict(yaml.safe_load(hparams.read_text()) or {})
+        return dict(load_yaml(read_regular_text(hparams), f"{hparams}") or {})
     return {}
 
 
@@ -62,11 +63,30 @@ def run_dirs(root: str | Path) -> list[Path]:
 _RECORD_HEADER, _RECORD_FOOTER = 12, 4
 
 
+def _loaded(path: Path, size_guidance: dict) -> EventAccumulator:
+    """TensorBoard's accumulator of the events file at ``path``, loaded from its whole records
+    only: the reader allocates what a record's length field claims before it reads, so a file
+    cut inside a record (or one whose length field claims terabytes) is read from a copy of the
+    records before that point."""
+    end = whole_records_end(path)
+    if end == path.stat().st_size:
+        accumulator = EventAccumulator(str(path), size_guidance=size_guidance)
+        accumulator.Reload()
+        return accumulator
+    with tempfile.TemporaryDirectory() as scratch:
+        whole = Path(scratch) / path.name
+        with open_regular(path) as source:
+            whole.write_bytes(source.read(end))
+        accumulator = EventAccumulator(str(whole), size_guidance=size_guidance)
+        accumulator.Reload()
+        return accumulator
+
+
 def whole_records_end(path: str | Path) -> int:
     """Where the last whole record of the events file at ``path`` ends, in bytes (its size when
     the file is whole); only the length fields are read."""
     size, end = Path(path).stat().st_size, 0
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while end + _RECORD_HEADER <= size:
             f.seek(end)
             (length,) = struct.unpack("<Q", f.read(8))

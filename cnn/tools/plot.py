@@ -225,6 +225,9 @@ def main(argv: list[str], framework: str | None = None) -> int:
         return int(exit_.code or 0)
     try:
         check_output(args.out, args.force)
+        if args.logdir.exists() and not args.logdir.is_dir():
+            raise ValueError(f"{args.logdir} is a file, not a log folder: give the folder a run "
+                             "logged into (--trainer.default_root_dir), which holds its events.out.tfevents.* files")
         if not args.logdir.is_dir():
             raise ValueError(f"log folder {args.logdir} does not exist")
         dirs = run_dirs(args.logdir)

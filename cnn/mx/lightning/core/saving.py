@@ -12,7 +12,9 @@ import mlx.core as mx
 import yaml
 from mlx.utils import tree_flatten
 
+from cnn.bounded_yaml import load_yaml
 from cnn.errors import CheckpointError
+from cnn.user_files import open_regular
 
 
 def yaml_safe(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,8 +54,8 @@ def load_from_checkpoint(cls: type, checkpoint_path: str, hparams_file: Optional
     checkpoint = io.load_checkpoint(checkpoint_path)
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     if hparams_file is not None:
-        with open(hparams_file) as f:
-            hparams.update(yaml.safe_load(f) or {})
+        with open_regular(hparams_file) as f:
+            hparams.update(load_yaml(f.read().decode(), f"hparams file {hparams_file}") or {})
     hparams.update(kwargs)
     signature = inspect.signature(cls.__init__)
     if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):

@@ -34,6 +34,7 @@ import numpy as np
 
 from cnn.atomic import write_bytes
 from cnn.errors import CheckpointError
+from cnn.user_files import check_regular
 
 # Array dtypes a safetensors file from MLX holds as they are; others (float64) travel as raw bytes.
 _NATIVE_DTYPES = {"float32", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
@@ -203,8 +204,12 @@ class SafetensorsCheckpointIO:
             CheckpointError: the file is missing, unreadable, truncated or lacks the metadata.
         """
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise CheckpointError(f"checkpoint not found: {path}")
+        try:
+            check_regular(path)  # a FIFO would block mx.load for good
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint not found: {path}") from None
+        except OSError as error:
+            raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
         if not path.endswith(".safetensors"):
             raise CheckpointError(f"not an MLX checkpoint (expected a .safetensors file): {path}")
         try:
