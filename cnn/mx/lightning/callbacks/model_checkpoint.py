@@ -101,7 +101,7 @@ class ModelCheckpoint(Callback):
             self._defer_save_until_validation = True
             return
         if self.monitor is not None and not self._should_save_on_train_epoch_end(trainer) and trainer.is_last_batch \
-                and trainer.num_val_batches and trainer.fit_loop.epoch_loop.should_check_val_epoch():
+                and sum(trainer.num_val_batches) and trainer.fit_loop.epoch_loop.should_check_val_epoch():
             self._defer_save_until_validation = True
             return
         if self._should_skip_saving_checkpoint(trainer):
@@ -180,7 +180,7 @@ class ModelCheckpoint(Callback):
             return self._save_on_train_epoch_end
         if trainer.check_val_every_n_epoch != 1:
             return False
-        if not trainer.num_val_batches:
+        if not sum(trainer.num_val_batches):
             return True
         return trainer.val_check_interval in (None, 1.0)
 

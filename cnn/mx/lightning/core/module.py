@@ -48,6 +48,13 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         object.__setattr__(self, "_automatic_optimization", True)
         object.__setattr__(self, "_lightning_optimizers", [])
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``self(x)`` runs ``forward`` (torch's ``Module.__call__``); a module may define ``__call__`` itself."""
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+
     def register_buffer(self, name: str, array: mx.array) -> None:
         """torch's buffer: an array saved and loaded with the weights but never trained. MLX has no
         buffers, so it is a frozen parameter; :class:`ModelSummary` leaves it out of the parameter
@@ -203,7 +210,8 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
             raise ValueError(f"Only `self.log(..., reduce_fx={{min,max,mean,sum}})` are supported, got {reduce_fx}")
         meta = LogMeta(fx=fx, name=name, prog_bar=prog_bar, logger=True if logger is None else logger,
                        on_step=on_step, on_epoch=on_epoch, reduce_fx=reduce_fx,
-                       batch_size=None if batch_size is None else int(batch_size))
+                       batch_size=None if batch_size is None else int(batch_size),
+                       add_dataloader_idx=add_dataloader_idx)
         self._trainer.logger_connector.log(meta, value)
 
     def log_dict(self, dictionary: dict, prog_bar: bool = False, logger: Optional[bool] = None,
@@ -214,7 +222,8 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         """``self.log`` for every item of ``dictionary``."""
         for k, v in dictionary.items():
             self.log(k, v, prog_bar=prog_bar, logger=logger, on_step=on_step, on_epoch=on_epoch,
-                     reduce_fx=reduce_fx, sync_dist=sync_dist, batch_size=batch_size)
+                     reduce_fx=reduce_fx, sync_dist=sync_dist, batch_size=batch_size,
+                     add_dataloader_idx=add_dataloader_idx)
 
     # -- steps ----------------------------------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: Any) -> Any:
@@ -250,6 +259,20 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         :class:`~cnn.mx.lightning.core.optimizer.LightningOptimizer`: nothing to zero in MLX, whose gradients are
         values, never accumulated in place."""
         optimizer.zero_grad()
+
+    def train_dataloader(self) -> Any:
+        """Lightning's DataHooks: the loaders of a stage when ``fit``/``validate``/``test``/``predict`` get none and
+        no datamodule; only an overridden one is used."""
+        raise NotImplementedError("`train_dataloader` must be implemented to be used with the Lightning Trainer")
+
+    def val_dataloader(self) -> Any:
+        raise NotImplementedError("`val_dataloader` must be implemented to be used with the Lightning Trainer")
+
+    def test_dataloader(self) -> Any:
+        raise NotImplementedError("`test_dataloader` must be implemented to be used with the Lightning Trainer")
+
+    def predict_dataloader(self) -> Any:
+        raise NotImplementedError("`predict_dataloader` must be implemented to be used with the Lightning Trainer")
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         """Lightning's ``lr_scheduler_step``: one step of ``scheduler`` (the
@@ -293,6 +316,13 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         trainer.strategy.clip_gradients(gradient_clip_val, gradient_clip_algorithm)
 
 
-def is_overridden(name: str, module: Any) -> bool:
-    """True when ``module``'s class overrides ``LightningModule.<name>`` (Lightning's ``is_overridden``)."""
-    return getattr(type(module), name, None) is not getattr(LightningModule, name, None)
+def is_overridden(name: str, instance: Any, parent: Any = None) -> bool:
+    """Lightning's ``is_overridden``: ``instance.<name>`` is not ``parent``'s (default ``LightningModule``); a method
+    set on the instance counts, one set to ``None`` (Lightning's way to switch a step or hook off) does not."""
+    attr = getattr(instance, name, None) if instance is not None else None
+    if attr is None:
+        return False
+    attr = getattr(attr, "__wrapped__", attr)
+    base = getattr(parent or LightningModule, name, None)
+    code = getattr(getattr(attr, "__func__", attr), "__code__", None)
+    return code is None or base is None or code is not getattr(base, "__code__", None)

@@ -35,9 +35,10 @@ class FitLoop:
         self.restarting = False  # resumed inside an epoch, or iteration-based: no sanity check
 
     def reset(self) -> None:
-        """Counters of a new fit."""
-        self.epoch_progress, self.restarting = EpochProgress(), False
-        self.epoch_loop.reset()
+        """At the start of every fit: the counters are kept (a second ``fit()`` on the same trainer goes on from
+        where the first stopped, as in Lightning), the schedulers just configured start at their first epoch."""
+        self.restarting = False
+        self.epoch_loop.accumulating = False
         for config in self.trainer.lr_scheduler_configs:
             config.last_epoch = 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import islice
 from typing import Any, Optional
 
@@ -18,24 +19,33 @@ class PredictionLoop:
         self.return_predictions = True
 
     def run(self) -> Optional[list]:
+        """Each predict loader in turn (the step and batch hooks get ``dataloader_idx`` when there are several); the
+        outputs, a list per loader when there are several (Lightning's return value)."""
         trainer = self.trainer
         model = trainer.lightning_module
-        loader = trainer.data_connector.eval_loader_for("predict")
-        n = trainer.num_predict_batches
+        loaders = trainer.data_connector.loader_list("predict")
+        counts = trainer.num_predict_batches
+        several = len(loaders) > 1
         trainer.state.stage = "predict"
         was_training = model.training
         call_lightning_module_hook(trainer, "on_predict_model_eval")
         call_hooks(trainer, "on_predict_start")
         call_hooks(trainer, "on_predict_epoch_start")
-        predictions = []
-        for batch_idx, batch in enumerate(islice(iter(loader), n)):
-            batch = transfer_batch(trainer, batch)
-            call_hooks(trainer, "on_predict_batch_start", batch, batch_idx)
-            out = call_evaluation_step(trainer, "predict_step", batch, batch_idx)
-            call_hooks(trainer, "on_predict_batch_end", out, batch, batch_idx)
-            if self.return_predictions:
-                predictions.append(out)
+        predictions: list[list] = []
+        for dl_idx, (loader, n) in enumerate(zip(loaders, counts)):
+            extra = (dl_idx,) if several else ()
+            outputs: list = []
+            for batch_idx, batch in enumerate(islice(iter(loader), None if n == math.inf else n)):
+                batch = transfer_batch(trainer, batch, dl_idx)
+                call_hooks(trainer, "on_predict_batch_start", batch, batch_idx, *extra)
+                out = call_evaluation_step(trainer, "predict_step", batch, batch_idx, dl_idx if several else None)
+                call_hooks(trainer, "on_predict_batch_end", out, batch, batch_idx, *extra)
+                if self.return_predictions:
+                    outputs.append(out)
+            predictions.append(outputs)
         call_hooks(trainer, "on_predict_epoch_end")
         call_hooks(trainer, "on_predict_end")
         model.train(was_training)
-        return predictions if self.return_predictions else None
+        if not self.return_predictions:
+            return None
+        return predictions if several else (predictions[0] if predictions else [])

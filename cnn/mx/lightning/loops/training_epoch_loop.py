@@ -7,8 +7,9 @@ Lightning. Train step metrics are written when ``(batches_that_stepped + 1) % lo
 
 from __future__ import annotations
 
+import math
 from itertools import islice
-from typing import Any
+from typing import Any, Iterator, Union
 
 from cnn.mx.lightning.loops.optimization.automatic import AutomaticOptimization
 from cnn.mx.lightning.loops.optimization.manual import ManualOptimization
@@ -53,22 +54,27 @@ class TrainingEpochLoop:
     def run(self, loader: Any, start: int) -> None:
         """The batches ``start..`` of the epoch (``start`` > 0 only when resuming inside it)."""
         trainer, progress, n = self.trainer, self.batch_progress, self.trainer.num_training_batches
-        batches = islice(iter(loader), start, n)
+        batches = fetch(loader, start, n)
         if progress.pending_val:  # resumed from a checkpoint written at on_train_batch_end before validation ran
             progress.pending_val, progress.phase, progress.is_last_batch = False, "validation", start == n
             progress.batches_that_stepped -= 1  # the checkpoint counted the batch already (see FitLoop.state_dict)
             call_lightning_module_hook(trainer, "on_validation_model_zero_grad")
             self.run_validation()
             progress.batches_that_stepped += 1
-        for batch_idx in range(start, n):
+        batch_idx = start
+        while batch_idx < n:
             if is_limit_reached(self.global_step, trainer.max_steps) \
                     or (trainer.should_stop and trainer.fit_loop.can_stop_early()):
                 break
             with trainer.profiler.profile("[_TrainingEpochLoop].train_dataloader_next"):
-                batch = next(batches)
+                fetched = next(batches, None)
+            if fetched is None:  # a loader without len() is exhausted: the epoch ends
+                break
+            batch, is_last = fetched
             batch = transfer_batch(trainer, batch)
-            if not self.run_batch(batch, batch_idx):
+            if not self.run_batch(batch, batch_idx, is_last):
                 break  # on_train_batch_start returned -1: the rest of the epoch is skipped
+            batch_idx += 1
             if trainer.should_stop:
                 for logger in trainer.loggers:
                     logger.save()
@@ -77,15 +83,15 @@ class TrainingEpochLoop:
             if not training_done and signals.signal_to_stop(agree=False) is not None:
                 raise TrainingInterrupted(signals.signal_to_stop(agree=False))
 
-    def run_batch(self, batch: Any, batch_idx: int) -> bool:
-        """One batch (Lightning's ``advance`` and ``on_advance_end``); ``False`` when ``on_train_batch_start``
-        returned -1, which ends the epoch as Lightning's does: no step, no ``on_train_batch_end``, no validation
-        (the schedulers step as after a batch)."""
+    def run_batch(self, batch: Any, batch_idx: int, is_last: bool) -> bool:
+        """One batch (Lightning's ``advance`` and ``on_advance_end``); ``is_last``: the epoch's last. ``False`` when
+        ``on_train_batch_start`` returned -1, which ends the epoch as Lightning's does: no step, no
+        ``on_train_batch_end``, no validation (the schedulers step as after a batch)."""
         trainer, progress = self.trainer, self.batch_progress
         lc = trainer.logger_connector
         results = lc.results["train"]
+        progress.is_last_batch, progress.phase = is_last, "batch"
         accumulating = self.should_accumulate(batch_idx)
-        progress.is_last_batch, progress.phase = batch_idx + 1 == trainer.num_training_batches, "batch"
         progress.total_batch_idx += 1
         results.batch, results.batch_size, lc.in_step = batch, None, True
         call_callback_hooks(trainer, "on_train_batch_start", batch, batch_idx)
@@ -147,7 +153,8 @@ class TrainingEpochLoop:
         """Lightning's ``_should_accumulate``: this batch only adds its gradients; the step comes later (the last
         batch of an epoch always steps)."""
         trainer = self.trainer
-        return (batch_idx + 1) % trainer.accumulate_grad_batches != 0 and batch_idx + 1 != trainer.num_training_batches
+        return (batch_idx + 1) % trainer.accumulate_grad_batches != 0 and not self.batch_progress.is_last_batch \
+            and batch_idx + 1 != trainer.num_training_batches
 
     def should_check_val_epoch(self) -> bool:
         """Validation runs in this epoch (``check_val_every_n_epoch``)."""
@@ -160,9 +167,30 @@ class TrainingEpochLoop:
         trainer = self.trainer
         if not self.should_check_val_epoch():
             return False
+        vci, n = trainer.val_check_interval, trainer.num_training_batches
+        interval = isinstance(vci, int) and not isinstance(vci, bool)
+        if n == math.inf and not interval:  # a loader without len(): at its end (Lightning's val_check_batch inf)
+            return self.batch_progress.is_last_batch
         if trainer.should_stop and trainer.fit_loop.can_stop_early():
             return True
-        vci, n = trainer.val_check_interval, trainer.num_training_batches
-        every = vci if isinstance(vci, int) and not isinstance(vci, bool) else max(1, int(n * vci))
+        every = vci if interval else max(1, int(n * vci))
         current = self.batch_progress.total_batch_idx if trainer.check_val_every_n_epoch is None else batch_idx
         return (current + 1) % every == 0
+
+
+def fetch(loader: Any, start: int, n: Union[int, float]) -> Iterator[tuple[Any, bool]]:
+    """``(batch, is_last)`` for the batches ``start..n`` of ``loader``. When ``n`` is ``inf`` (no ``len()``) one
+    batch is fetched ahead to know the last, as Lightning's prefetching fetcher does."""
+    batches = islice(iter(loader), start, None if n == math.inf else n)
+    if n != math.inf:
+        for idx, batch in enumerate(batches, start):
+            yield batch, idx + 1 == n
+        return
+    current = next(batches, _END)
+    while current is not _END:
+        following = next(batches, _END)
+        yield current, following is _END
+        current = following
+
+
+_END = object()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 from cnn.mx.lightning.trainer.call import call_batch_hook, call_strategy_hook
@@ -18,3 +19,23 @@ def transfer_batch(trainer: Any, batch: Any, dataloader_idx: int = 0) -> Any:
     ``on_after_batch_transfer``), each hook the datamodule's where it overrides it, else the module's."""
     batch = call_batch_hook(trainer, "on_before_batch_transfer", batch, dataloader_idx)
     return call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=dataloader_idx)
+
+
+def parse_loop_limits(min_steps: Optional[int], max_steps: int, min_epochs: Optional[int],
+                      max_epochs: Optional[int], trainer: Any) -> tuple[int, int]:
+    """Lightning's ``_parse_loop_limits`` (at the start of a fit): no ``max_epochs`` means 1000 (with a warning)
+    unless ``max_steps`` or a ``Timer`` bounds the fit (then -1, unlimited); ``min_epochs`` 1 with ``min_steps``,
+    else 0."""
+    from cnn.mx.lightning.callbacks.timer import Timer
+
+    if max_epochs is None:
+        if max_steps == -1 and not any(isinstance(cb, Timer) for cb in trainer.callbacks):
+            if trainer.is_global_zero:
+                warnings.warn("`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch "
+                              "limit, set `max_epochs=-1`.", UserWarning, stacklevel=2)
+            max_epochs = 1000
+        else:
+            max_epochs = -1
+    if min_epochs is None:
+        min_epochs = 1 if min_steps is not None else 0
+    return min_epochs, max_epochs

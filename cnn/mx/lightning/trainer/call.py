@@ -63,18 +63,24 @@ def call_callback_hooks(trainer: Any, hook: str, *args: Any, monitoring: Optiona
     for cb in trainer.callbacks:
         is_monitor = isinstance(cb, (EarlyStopping, ModelCheckpoint))
         if (monitoring is None or monitoring == is_monitor) and runs_on_this_rank(trainer, cb, hook):
-            with trainer.profiler.profile(f"[Callback]{cb.state_key}.{hook}"):
-                getattr(cb, hook)(trainer, model, *args, **kwargs)
+            fn = getattr(cb, hook, None)
+            if callable(fn):  # a hook set to None is off, as in Lightning
+                with trainer.profiler.profile(f"[Callback]{cb.state_key}.{hook}"):
+                    fn(trainer, model, *args, **kwargs)
     model.current_fx_name = prev
 
 
 def call_lightning_module_hook(trainer: Any, hook: str, *args: Any, **kwargs: Any) -> Any:
-    """Lightning's ``_call_lightning_module_hook``: ``module.<hook>(*args)``, its result returned."""
+    """Lightning's ``_call_lightning_module_hook``: ``module.<hook>(*args)``, its result returned (``None`` when the
+    hook was set to ``None``)."""
     model = trainer.lightning_module
+    fn = getattr(model, hook, None)
+    if not callable(fn):
+        return None
     prev, model.current_fx_name = model.current_fx_name, hook
     try:
         with trainer.profiler.profile(f"[LightningModule]{type(model).__name__}.{hook}"):
-            return getattr(model, hook)(*args, **kwargs)
+            return fn(*args, **kwargs)
     finally:
         model.current_fx_name = prev
 
@@ -104,10 +110,27 @@ def call_strategy_hook(trainer: Any, hook: str, *args: Any, **kwargs: Any) -> An
         return getattr(strategy, hook)(*args, **kwargs)
 
 
-def call_evaluation_step(trainer: Any, hook: str, batch: Any, batch_idx: int) -> Any:
+def call_evaluation_step(trainer: Any, hook: str, batch: Any, batch_idx: int,
+                         dataloader_idx: Optional[int] = None) -> Any:
     """The strategy's ``validation_step``/``test_step``/``predict_step``: the step's output; its logged values
-    go to the active results."""
-    out, logs, metas = call_strategy_hook(trainer, hook, batch, batch_idx)
+    go to the active results. ``dataloader_idx`` (several loaders) is the step's third argument, as Lightning's
+    ``_build_kwargs`` passes it."""
+    if dataloader_idx is None:
+        out, logs, metas = call_strategy_hook(trainer, hook, batch, batch_idx)
+    else:
+        # The strategy calls ``step(batch, batch_idx)``: the index rides on a per-call binding of the step,
+        # which the instance attribute shadows for this one call.
+        model = trainer.lightning_module
+        own = vars(model).get(hook)  # a step set on the instance, put back after the call
+        step = getattr(model, hook)
+        object.__setattr__(model, hook, lambda b, i: step(b, i, dataloader_idx))
+        try:
+            out, logs, metas = call_strategy_hook(trainer, hook, batch, batch_idx)
+        finally:
+            if own is None:
+                object.__delattr__(model, hook)
+            else:
+                object.__setattr__(model, hook, own)
     trainer.logger_connector.feed(logs, metas)
     return out
 

@@ -15,3 +15,11 @@ class TrainerState:
     fn: Optional[str] = None
     stage: Optional[str] = None
     status: str = "initializing"
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+    @property
+    def stopped(self) -> bool:
+        return self.status in ("finished", "interrupted")

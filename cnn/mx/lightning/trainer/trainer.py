@@ -26,6 +26,7 @@ from cnn.mx.lightning.loops.evaluation_loop import EvaluationLoop
 from cnn.mx.lightning.loops.fit_loop import FitLoop
 from cnn.mx.lightning.loops.optimization.manual import verify_manual_optimization_support
 from cnn.mx.lightning.loops.prediction_loop import PredictionLoop
+from cnn.mx.lightning.loops.utilities import parse_loop_limits
 from cnn.mx.lightning.trainer import setup
 from cnn.mx.lightning.trainer.call import (
     call_and_handle_interrupt,
@@ -182,8 +183,7 @@ class Trainer:
         self.global_rank = getattr(self.strategy, "global_rank", 0)
         self.local_rank, self.node_rank, self.num_nodes = 0, 0, 1  # MLX gives no per-host numbering
         self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
-        self.max_epochs = (1000 if max_steps == -1 else -1) if max_epochs is None else max_epochs
-        self.min_epochs = (1 if min_steps else 0) if min_epochs is None else min_epochs
+        self.max_epochs, self.min_epochs = max_epochs, min_epochs  # parsed at each fit (parse_loop_limits)
         self.max_steps, self.min_steps = max_steps, min_steps
         self.check_val_every_n_epoch = check_val_every_n_epoch
         self.gradient_clip_val = gradient_clip_val
@@ -358,26 +358,39 @@ class Trainer:
 
     @property
     def val_dataloaders(self) -> Any:
-        return self.data_connector.val_dataloaders
+        return self.data_connector.dataloaders("val")
 
     @property
-    def num_val_batches(self) -> int:
-        return self.data_connector.num_val_batches()
+    def test_dataloaders(self) -> Any:
+        return self.data_connector.loaders.get("test")
 
     @property
-    def num_test_batches(self) -> int:
-        return self.data_connector.num_eval_batches(self.limit_test_batches, "test")
+    def predict_dataloaders(self) -> Any:
+        return self.data_connector.loaders.get("predict")
 
     @property
-    def num_predict_batches(self) -> int:
-        return self.data_connector.num_eval_batches(self.limit_predict_batches, "predict")
+    def num_val_batches(self) -> list[Union[int, float]]:
+        """Batches per validation loader (``[]`` when fit does not validate)."""
+        return self.data_connector.num_batches("val")
+
+    @property
+    def num_sanity_val_batches(self) -> list[Union[int, float]]:
+        return [min(n, self.num_sanity_val_steps) for n in self.num_val_batches]
+
+    @property
+    def num_test_batches(self) -> list[Union[int, float]]:
+        return self.data_connector.num_batches("test") if "test" in self.data_connector.loaders else []
+
+    @property
+    def num_predict_batches(self) -> list[Union[int, float]]:
+        return self.data_connector.num_batches("predict") if "predict" in self.data_connector.loaders else []
 
     # ------------------------------------------------------------------ public entry points
     def fit(self, model: Any, train_dataloaders: Any = None, val_dataloaders: Any = None, datamodule: Any = None,
             ckpt_path: Optional[str] = None) -> None:
         """Train ``model``; ``ckpt_path`` (path, ``"last"`` or ``"best"``) resumes weights, optimizer, RNG,
         epoch/step and the position inside the epoch exactly."""
-        self.data_connector.attach_fit_data(train_dataloaders, val_dataloaders, datamodule)
+        self.data_connector.attach_fit_data(model, train_dataloaders, val_dataloaders, datamodule)
         self.evaluation_loop.progress.seen = 0
         self._run("fit", model, ckpt_path)
 
@@ -404,13 +417,16 @@ class Trainer:
         if model is None:
             raise ValueError(f"`Trainer.{fn}()` requires a `LightningModule` when it hasn't been passed in a "
                              "previous run")
-        self.data_connector.attach_eval_data(fn, dataloaders, datamodule)
+        self.data_connector.attach_eval_data(fn, model, dataloaders, datamodule)
         self.evaluation_loop.verbose = verbose
         verify_loop_configurations(fn, model)
         return self._run(fn, model, ckpt_path)
 
     # ------------------------------------------------------------------ the run (Lightning's Trainer._run)
     def _run(self, fn: str, model: Any, ckpt_path: Optional[str]) -> Any:
+        if fn == "fit":
+            self.min_epochs, self.max_epochs = parse_loop_limits(self.min_steps, self.max_steps, self.min_epochs,
+                                                                 self.max_epochs, self)
         self.state = TrainerState(fn=fn, status="running")
         self.lightning_module = model
         model.trainer = self

@@ -15,10 +15,40 @@ class TQDMProgressBar(Callback):
     def __init__(self, refresh_rate: int = 1, leave: bool = False) -> None:
         self.refresh_rate, self.leave = refresh_rate, leave
         self._train = self._eval = None
+        self._trainer: Any = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer
+
+    @property
+    def trainer(self) -> Any:
+        return self._trainer
+
+    @property
+    def total_train_batches(self) -> Any:
+        """Lightning's ``ProgressBar.total_train_batches``: the training batches of an epoch."""
+        return self.trainer.num_training_batches
+
+    @property
+    def total_val_batches(self) -> Any:
+        """Lightning's: the validation batches of this epoch, over every loader (0 in an epoch that does not
+        validate)."""
+        if not self.trainer.fit_loop.epoch_loop.should_check_val_epoch():
+            return 0
+        return sum(self.trainer.num_val_batches)
+
+    @property
+    def total_test_batches(self) -> Any:
+        return sum(self.trainer.num_test_batches)
+
+    @property
+    def total_predict_batches(self) -> Any:
+        return sum(self.trainer.num_predict_batches)
 
     def _bar(self, desc: str, total: Any, leave: bool, position: int = 0):
         from tqdm.auto import tqdm
 
+        total = None if total == float("inf") else total
         return tqdm(desc=desc, total=total, leave=leave, position=position, dynamic_ncols=True, file=sys.stdout,
                     smoothing=0)
 
@@ -67,7 +97,7 @@ class TQDMProgressBar(Callback):
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
-            self._eval = self._bar("Validation", trainer.num_val_batches, self.leave and trainer.state.fn != "fit",
+            self._eval = self._bar("Validation", sum(trainer.num_val_batches), self.leave and trainer.state.fn != "fit",
                                    position=1 if self._train is not None else 0)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int,
@@ -82,7 +112,7 @@ class TQDMProgressBar(Callback):
             self._train.set_postfix(self._metrics(trainer))
 
     def on_test_start(self, trainer, pl_module) -> None:
-        self._eval = self._bar("Testing", trainer.num_test_batches, True)
+        self._eval = self._bar("Testing", sum(trainer.num_test_batches), True)
 
     def on_test_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
@@ -94,7 +124,7 @@ class TQDMProgressBar(Callback):
             self._eval = None
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        self._eval = self._bar("Predicting", trainer.num_predict_batches, True)
+        self._eval = self._bar("Predicting", sum(trainer.num_predict_batches), True)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int,
                              dataloader_idx: int = 0) -> None:

@@ -40,11 +40,22 @@ class LogMeta:
     on_epoch: bool = True
     reduce_fx: str = "mean"
     batch_size: Optional[int] = None
+    add_dataloader_idx: bool = True
+    dataloader_idx: Optional[int] = None  # the loader it was logged for, when an evaluation has several
 
     def forked_name(self, on_step: bool) -> str:
         if self.on_step and self.on_epoch:
             return f"{self.name}_{'step' if on_step else 'epoch'}"
         return self.name
+
+    def names(self, on_step: bool) -> tuple[str, str]:
+        """Lightning's ``_forked_name``: the name and the forked name, ``/dataloader_idx_N`` added for a value
+        logged for one of several loaders."""
+        name, forked = self.name, self.forked_name(on_step)
+        if self.add_dataloader_idx and self.dataloader_idx is not None:
+            suffix = f"/dataloader_idx_{self.dataloader_idx}"
+            name, forked = name + suffix, forked + suffix
+        return name, forked
 
 
 _INIT = {"max": float("-inf"), "min": float("inf")}
@@ -97,9 +108,13 @@ class ResultCollection(dict):
         self.training = training
         self.batch: Any = None
         self.batch_size: Optional[int] = None
+        self.dataloader_idx: Optional[int] = None  # the loader of an evaluation with several
 
     def log(self, meta: LogMeta, value: float) -> None:
         key = f"{meta.fx}.{meta.name}"
+        meta.dataloader_idx = self.dataloader_idx
+        if meta.add_dataloader_idx and self.dataloader_idx is not None:
+            key += f".{self.dataloader_idx}"
         if key not in self:
             self[key] = _Metric(meta)
         elif asdict(self[key].meta) | {"batch_size": None} != asdict(meta) | {"batch_size": None}:
@@ -119,9 +134,9 @@ class ResultCollection(dict):
         """The ``log`` / ``callback`` / ``pbar`` views of the current step (``on_step``) or epoch aggregate."""
         out: dict[str, dict[str, float]] = {"log": {}, "callback": {}, "pbar": {}}
         for metric in self.values():
-            if metric.has_reset:
-                continue
             meta = metric.meta
+            if metric.has_reset or meta.dataloader_idx != self.dataloader_idx:
+                continue
             if on_step and meta.on_step:
                 value = metric.step_value
             elif not on_step and meta.on_epoch:
@@ -130,11 +145,11 @@ class ResultCollection(dict):
                 value = None
             if value is None:
                 continue
-            forked = meta.forked_name(on_step)
+            name, forked = meta.names(on_step)
             if meta.logger:
                 out["log"][forked] = value
             if self.training or (meta.on_epoch and not on_step):
-                out["callback"][meta.name] = value
+                out["callback"][name] = value
                 out["callback"][forked] = value
             if meta.prog_bar:
                 out["pbar"][forked] = value
