@@ -13,9 +13,9 @@ every step sees its own; any other python value the step reads is frozen at its 
 control flow on array values, ``.item()``, ...) restores the state snapshot taken before it, warns once and
 switches to eager mode for the rest of the run (:class:`~cnn.mx.lightning.utilities.compile.CompiledSteps`).
 
-Eager training calls ``on_before_zero_grad``, ``on_before_backward(loss)``, ``on_after_backward`` and
-``on_before_optimizer_step`` (callbacks, then module) between backward and update, Lightning's closure order;
-``trainer.gradients`` holds the gradient tree meanwhile. In compiled mode these four hooks are not called.
+Eager, the loop's closure runs :meth:`training_step` (forward and backward: one MLX call) and :meth:`add_gradients`
+(the backward hooks), inside ``LightningModule.optimizer_step`` whose ``optimizer.step`` runs :meth:`optimizer_step`
+(``on_before_optimizer_step``, ``configure_gradient_clipping``, the update). Compiled, those hooks are not called.
 
 Gradient accumulation (``accumulate > 1``): each batch's gradients of ``loss / accumulate`` are added to a sum
 kept in the compiled state (``accumulated``); the stepping batch updates the weights with the sum and zeroes it.
@@ -151,30 +151,17 @@ class Strategy:
         self.accumulated = {}
 
     # ------------------------------------------------------------------ the collectives (one process: identities)
-    def reduce(self, value: Any, group: Any = None, reduce_op: Optional[str] = "mean") -> Any:
-        return value
-
-    def barrier(self, name: Optional[str] = None) -> None:
-        """Return once every process has called it."""
-
-    def broadcast(self, obj: Any, src: int = 0) -> Any:
-        return obj
-
-    def all_gather(self, data: Any, group: Any = None, sync_grads: bool = False) -> Any:
-        return data
-
-    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
-        return decision
+    def reduce(self, value: Any, group: Any = None, reduce_op: Optional[str] = "mean") -> Any: return value
+    def barrier(self, name: Optional[str] = None) -> None: ...
+    def broadcast(self, obj: Any, src: int = 0) -> Any: return obj
+    def all_gather(self, data: Any, group: Any = None, sync_grads: bool = False) -> Any: return data
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool: return decision
+    def all_sum(self, values: Any) -> list[float]: return [float(v) for v in values]
+    def any_rank(self, flag: bool) -> bool: return bool(flag)
 
     def reduce_gradients(self, grads: Any) -> Any:
         """The gradients every process applies (DDP: the mean over the ranks)."""
         return grads
-
-    def all_sum(self, values: Any) -> list[float]:
-        return [float(v) for v in values]
-
-    def any_rank(self, flag: bool) -> bool:
-        return bool(flag)
 
     def lost_peer(self, error: BaseException) -> bool:
         """Whether ``error`` is a collective failing because another rank is gone (killed, crashed)."""

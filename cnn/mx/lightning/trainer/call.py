@@ -37,7 +37,7 @@ from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.model_summary import ModelSummary
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
-from cnn.mx.lightning.core.hooks import DataHooks
+from cnn.mx.lightning.core.hooks import DataHooks, ModelHooks
 
 # ModelCheckpoint hooks that may write or delete files: rank zero's alone (it computes the same paths).
 CHECKPOINT_WRITING_HOOKS = frozenset({"on_train_batch_end", "on_train_epoch_end", "on_validation_end",
@@ -144,6 +144,13 @@ def call_setup_hook(trainer: Any, stage: str) -> None:
         trainer.datamodule.setup(stage=stage)
     call_callback_hooks(trainer, "setup", stage=stage)
     call_lightning_module_hook(trainer, "setup", stage=stage)
+
+
+def call_configure_model(trainer: Any) -> None:
+    """Lightning's ``_call_configure_model``: the module's ``configure_model``, when it overrides it."""
+    model = trainer.lightning_module
+    if type(model).configure_model is not ModelHooks.configure_model:
+        call_lightning_module_hook(trainer, "configure_model")
 
 
 def call_teardown_hook(trainer: Any, stage: str) -> None:

@@ -1,11 +1,9 @@
 """Mirror of lightning.pytorch.trainer.trainer: the ``Trainer`` facade, a Lightning-2.6-compatible trainer for MLX.
 
 The work is done by the loops (:mod:`cnn.mx.lightning.loops`: fit, training epoch, evaluation, prediction,
-automatic optimization), the strategy (:mod:`cnn.mx.lightning.strategies`: the steps, backward, the optimizer step
-and the collectives over the ranks) and the connectors (:mod:`cnn.mx.lightning.trainer.connectors`: data, callbacks,
-logging, checkpoints, signals, the choice of accelerator, precision and strategy); hooks are called through
-:mod:`cnn.mx.lightning.trainer.call`. The trainer holds the flags, the state, the entry points and Lightning's
-``_run``.
+automatic optimization), the strategy (:mod:`cnn.mx.lightning.strategies`: steps, backward, optimizer step,
+collectives) and the connectors (:mod:`cnn.mx.lightning.trainer.connectors`); hooks are called through
+:mod:`cnn.mx.lightning.trainer.call`. The trainer holds the flags, the state, the entry points and ``_run``.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from cnn.mx.lightning.trainer import setup
 from cnn.mx.lightning.trainer.call import (
     call_and_handle_interrupt,
     call_callback_hooks,
+    call_configure_model,
     call_lightning_module_hook,
     call_setup_hook,
     call_teardown_hook,
@@ -221,16 +220,10 @@ class Trainer:
     # ------------------------------------------------------------------ properties (Lightning names)
     @property
     def lightning_module(self) -> Any:
-        """The module of the current (or last) run, as its strategy holds it."""
         return self.strategy.lightning_module
-
-    @lightning_module.setter
-    def lightning_module(self, model: Any) -> None:
-        self.strategy.connect(model)
 
     @property
     def optimizers(self) -> list[Any]:
-        """What ``configure_optimizers`` returned, as the strategy holds them."""
         return self.strategy.optimizers
 
     @optimizers.setter
@@ -240,10 +233,6 @@ class Trainer:
     @property
     def lr_scheduler_configs(self) -> list[LRSchedulerConfig]:
         return self.strategy.lr_scheduler_configs
-
-    @lr_scheduler_configs.setter
-    def lr_scheduler_configs(self, configs: list[LRSchedulerConfig]) -> None:
-        self.strategy.lr_scheduler_configs = configs
 
     @property
     def current_epoch(self) -> int:
@@ -428,7 +417,7 @@ class Trainer:
             self.min_epochs, self.max_epochs = parse_loop_limits(self.min_steps, self.max_steps, self.min_epochs,
                                                                  self.max_epochs, self)
         self.state = TrainerState(fn=fn, status="running")
-        self.lightning_module = model
+        self.strategy.connect(model)
         model.trainer = self
         self.data_connector.attach_trainer_to_datamodule()
         self.strategy.reset()
@@ -443,8 +432,7 @@ class Trainer:
         self.data_connector.prepare_data()
         strategy.share_rank_zero_loggers()
         call_setup_hook(self, fn)
-        if is_overridden("configure_model", model):  # Lightning's _call_configure_model
-            call_lightning_module_hook(self, "configure_model")
+        call_configure_model(self)
         ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
         if fn == "fit" and not model.automatic_optimization:
             verify_manual_optimization_support(self)
