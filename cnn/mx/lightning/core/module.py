@@ -48,6 +48,17 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         object.__setattr__(self, "_automatic_optimization", True)
         object.__setattr__(self, "_lightning_optimizers", [])
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``nn.Module``'s, except that a list, tuple or dict holding no ``mx.array`` and no module (an empty list
+        for epoch-end outputs, Lightning's idiom; a config dict) is a plain attribute, as in torch: MLX would make
+        it a sub-tree of the parameters, and the arrays appended to it later parameters. A container that holds
+        a module or an array when assigned is a sub-tree, as in MLX (``self.layers = [nn.Linear(...), ...]``)."""
+        if isinstance(value, (list, tuple, dict)) and not _holds_module_or_array(value):
+            object.__setattr__(self, name, value)
+            self.pop(name, None)
+        else:
+            super().__setattr__(name, value)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """``self(x)`` runs ``forward`` (torch's ``Module.__call__``); a module may define ``__call__`` itself."""
         return self.forward(*args, **kwargs)
@@ -159,6 +170,11 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         if self.automatic_optimization:
             raise RuntimeError("to use manual_backward, please disable automatic optimization: set model property "
                                "`automatic_optimization` as False")
+        if not callable(loss_fn):
+            raise TypeError("manual_backward(loss) with a computed loss cannot work in MLX, which keeps no autograd "
+                            "tape to run backward on: pass the function that computes it, `loss, grads = "
+                            "self.manual_backward(loss_fn, *args)`, then `opt.update(self, grads)` (see "
+                            "docs/mlx-lightning.md, manual optimization)")
         return self.trainer.strategy.backward(self if module is None else module, loss_fn, *args, **kwargs)
 
     def lr_schedulers(self) -> Any:
@@ -326,3 +342,11 @@ def is_overridden(name: str, instance: Any, parent: Any = None) -> bool:
     base = getattr(parent or LightningModule, name, None)
     code = getattr(getattr(attr, "__func__", attr), "__code__", None)
     return code is None or base is None or code is not getattr(base, "__code__", None)
+
+
+def _holds_module_or_array(value: Any) -> bool:
+    """``value`` (a list, tuple or dict, at any depth) holds an ``nn.Module`` or an ``mx.array``."""
+    if isinstance(value, (nn.Module, mx.array)):
+        return True
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return any(_holds_module_or_array(v) for v in items)

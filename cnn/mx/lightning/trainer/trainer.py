@@ -380,6 +380,7 @@ class Trainer:
         """Train ``model``; ``ckpt_path`` (path, ``"last"`` or ``"best"``) resumes weights, optimizer, RNG,
         epoch/step and the position inside the epoch exactly."""
         self.data_connector.attach_fit_data(model, train_dataloaders, val_dataloaders, datamodule)
+        verify_loop_configurations("fit", model)
         self.evaluation_loop.progress.seen = 0
         self._run("fit", model, ckpt_path)
 
