@@ -145,6 +145,8 @@ def _mirror() -> types.SimpleNamespace:
         tensor=lambda value, dtype=None: mx.array(value, dtype=dtype) if dtype is not None else mx.array(value),
         to_numpy=lambda value: np.array(value),
         checkpoint_suffix=".safetensors",
+        MisconfigurationException=mirror.utilities.exceptions.MisconfigurationException,
+        lr_of=lambda optimizer: float(optimizer.learning_rate),
         **_common())
 
 
@@ -165,6 +167,8 @@ def _lightning() -> types.SimpleNamespace:
         tensor=lambda value, dtype=None: torch.tensor(value, dtype=dtype),
         to_numpy=lambda value: value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.array(value),
         checkpoint_suffix=".ckpt",
+        MisconfigurationException=lightning.utilities.exceptions.MisconfigurationException,
+        lr_of=lambda optimizer: optimizer.param_groups[0]["lr"],
         **_common())
 
 

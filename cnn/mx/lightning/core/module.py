@@ -16,9 +16,11 @@ from cnn.mx.lightning.core.optimizer import lightning_optimizers
 from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import default_log_levels
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 from cnn.mx.lightning.utilities import distributed as dist
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
 
 class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMixin, nn.Module):
@@ -97,6 +99,10 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
 
     @trainer.setter
     def trainer(self, trainer: Any) -> None:
+        """As Lightning's: the child LightningModules (an ensemble's members) get the same trainer."""
+        for _, child in tree_flatten(self.children(), is_leaf=nn.Module.is_module):
+            if isinstance(child, LightningModule):
+                child.trainer = trainer
         object.__setattr__(self, "_trainer", trainer)
 
     @property
@@ -316,19 +322,19 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         if gradient_clip_val is None:
             gradient_clip_val = trainer.gradient_clip_val or 0.0
         elif trainer.gradient_clip_val is not None and trainer.gradient_clip_val != gradient_clip_val:
-            raise ValueError(f"You have set `Trainer(gradient_clip_val={trainer.gradient_clip_val!r})` and have "
-                             f"passed `clip_gradients(gradient_clip_val={gradient_clip_val!r})`. Please use only "
-                             "one of them.")
+            raise MisconfigurationException(
+                f"You have set `Trainer(gradient_clip_val={trainer.gradient_clip_val!r})` and have passed "
+                f"`clip_gradients(gradient_clip_val={gradient_clip_val!r})`. Please use only one of them.")
         flag = trainer.gradient_clip_algorithm
         if gradient_clip_algorithm is None:
             gradient_clip_algorithm = flag or "norm"
         elif flag is not None and flag != gradient_clip_algorithm:
-            raise ValueError(f"You have set `Trainer(gradient_clip_algorithm={flag!r})` and have passed "
-                             f"`clip_gradients(gradient_clip_algorithm={gradient_clip_algorithm!r}) Please use only "
-                             "one of them.")
+            raise MisconfigurationException(
+                f"You have set `Trainer(gradient_clip_algorithm={flag!r})` and have passed "
+                f"`clip_gradients(gradient_clip_algorithm={gradient_clip_algorithm!r}) Please use only one of them.")
         if gradient_clip_algorithm not in ("norm", "value"):
-            raise ValueError(f"`gradient_clip_algorithm` {gradient_clip_algorithm!r} is invalid. Allowed algorithms: "
-                             "'value', 'norm'.")
+            raise MisconfigurationException(f"`gradient_clip_algorithm` {gradient_clip_algorithm!r} is invalid. "
+                                            "Allowed algorithms: 'value', 'norm'.")
         trainer.strategy.clip_gradients(gradient_clip_val, gradient_clip_algorithm)
 
 
