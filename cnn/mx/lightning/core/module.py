@@ -55,11 +55,21 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         for epoch-end outputs, Lightning's idiom; a config dict) is a plain attribute, as in torch: MLX would make
         it a sub-tree of the parameters, and the arrays appended to it later parameters. A container that holds
         a module or an array when assigned is a sub-tree, as in MLX (``self.layers = [nn.Linear(...), ...]``)."""
-        if isinstance(value, (list, tuple, dict)) and not _holds_module_or_array(value):
+        if isinstance(value, (list, tuple, dict)) and not _holds_module_or_array(value) \
+                or self._keeps_as_state(name, value):
             object.__setattr__(self, name, value)
             self.pop(name, None)
         else:
             super().__setattr__(name, value)
+
+    def _keeps_as_state(self, name: str, value: Any) -> bool:
+        """An array (or container of arrays, no module) newly assigned while a step or hook of the run runs
+        (``self.out = loss`` in ``training_step``) is state, as a tensor attribute is in torch: the parameters are
+        what ``__init__``, ``setup`` and ``configure_model`` made; an existing parameter reassigned stays one."""
+        fx = vars(self).get("_current_fx_name")
+        return fx is not None and fx not in ("setup", "configure_model") and name not in self \
+            and isinstance(value, (mx.array, list, tuple, dict)) and not isinstance(value, nn.Module) \
+            and not _holds_module(value)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """``self(x)`` runs ``forward`` (torch's ``Module.__call__``); a module may define ``__call__`` itself."""
@@ -348,6 +358,14 @@ def is_overridden(name: str, instance: Any, parent: Any = None) -> bool:
     base = getattr(parent or LightningModule, name, None)
     code = getattr(getattr(attr, "__func__", attr), "__code__", None)
     return code is None or base is None or code is not getattr(base, "__code__", None)
+
+
+def _holds_module(value: Any) -> bool:
+    """``value`` is, or holds (in lists, tuples, dicts, at any depth), an ``nn.Module``."""
+    if isinstance(value, nn.Module):
+        return True
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return any(_holds_module(v) for v in items)
 
 
 def _holds_module_or_array(value: Any) -> bool:

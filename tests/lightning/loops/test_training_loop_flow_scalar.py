@@ -1,0 +1,129 @@
+"""Ported from Lightning's tests/tests_pytorch/loops/test_training_loop_flow_scalar.py: the training loop with a
+scalar (or ``None``) from ``training_step``."""
+
+import warnings
+
+import pytest
+
+
+def _fit(pl, model, tmp_path):
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        limit_train_batches=2,
+        limit_val_batches=2,
+        max_epochs=2,
+        log_every_n_steps=1,
+        enable_model_summary=False,
+    )
+    trainer.fit(model)
+    return trainer
+
+
+def test__training_step__flow_scalar(pl, tmp_path):
+    """test_training_loop_flow_scalar.py::test__training_step__flow_scalar: only training_step can be used."""
+
+    class TestModel(pl.DeterministicModel):
+        def training_step(self, batch, batch_idx):
+            acc = self.step(batch, batch_idx)
+            acc = acc + batch_idx
+            self.training_step_called = True
+            return acc
+
+        def backward(self, loss):
+            return pl.LightningModule.backward(self, loss)
+
+    model = TestModel()
+    model.val_dataloader = None
+    _fit(pl, model, tmp_path)
+
+    # make sure correct steps were called
+    assert model.training_step_called
+
+
+def test__training_step__tr_batch_end__flow_scalar(pl, tmp_path):
+    """test_training_loop_flow_scalar.py::test__training_step__tr_batch_end__flow_scalar."""
+
+    class TestModel(pl.DeterministicModel):
+        def training_step(self, batch, batch_idx):
+            acc = self.step(batch, batch_idx)
+            acc = acc + batch_idx
+            self.training_step_called = True
+            self.out = acc
+            return acc
+
+        def on_train_batch_end(self, tr_step_output, *_):
+            assert self.count_num_graphs({"loss": tr_step_output}) == 0
+
+        def backward(self, loss):
+            return pl.LightningModule.backward(self, loss)
+
+    model = TestModel()
+    model.val_dataloader = None
+    _fit(pl, model, tmp_path)
+
+    # make sure correct steps were called
+    assert model.training_step_called
+
+
+def test_train_step_no_return(pl, tmp_path):
+    """test_training_loop_flow_scalar.py::test_train_step_no_return: Lightning's warning when training_step returns
+    nothing under automatic optimization, none under manual optimization."""
+
+    class TestModel(pl.BoringModel):
+        def training_step(self, batch):
+            self.training_step_called = True
+            loss = self.step(batch[0])
+            self.log("a", loss, on_step=True, on_epoch=True)
+
+        def validation_step(self, batch, batch_idx):
+            self.validation_step_called = True
+
+    model = TestModel()
+    trainer_args = {"default_root_dir": tmp_path, "fast_dev_run": 2}
+    trainer = pl.Trainer(**trainer_args)
+
+    pl.Closure.warning_cache.clear()
+
+    with pytest.warns(UserWarning, match=r"training_step` returned `None"):
+        trainer.fit(model)
+
+    assert model.training_step_called
+    assert model.validation_step_called
+
+    model = TestModel()
+    model.automatic_optimization = False
+    trainer = pl.Trainer(**trainer_args)
+
+    pl.Closure.warning_cache.clear()
+
+    with warnings.catch_warnings():  # lightning_utilities' no_warning_call
+        warnings.filterwarnings("error", message=r".*training_step` returned `None", category=UserWarning)
+        trainer.fit(model)
+
+
+def test_training_step_no_return_when_even(pl, tmp_path):
+    """test_training_loop_flow_scalar.py::test_training_step_no_return_when_even (its fit; the second half calls
+    `_AutomaticOptimization.run` with Lightning's internal arguments): some training steps skipped."""
+
+    class TestModel(pl.BoringModel):
+        def training_step(self, batch, batch_idx):
+            self.training_step_called = True
+            loss = self.step(batch[0])
+            self.log("a", loss, on_step=True, on_epoch=True)
+            return loss if batch_idx % 2 else None
+
+    model = TestModel()
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        limit_train_batches=4,
+        limit_val_batches=1,
+        max_epochs=4,
+        enable_model_summary=False,
+        logger=False,
+        enable_checkpointing=False,
+    )
+
+    pl.Closure.warning_cache.clear()
+
+    with pytest.warns(UserWarning, match=r".*training_step` returned `None.*"):
+        trainer.fit(model)
