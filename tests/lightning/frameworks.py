@@ -210,6 +210,7 @@ def _mirror() -> types.SimpleNamespace:
                                                 lambda v: mx.array(v, dtype=mx.float32),
                                                 lambda module, lr: moptim.Adam(learning_rate=lr)),
         Closure=mirror.loops.optimization.automatic.Closure,
+        RunningStage=mirror.trainer.states.RunningStage,
         **_common())
 
 
@@ -236,6 +237,7 @@ def _lightning() -> types.SimpleNamespace:
                                                 lambda v: torch.tensor(v).float(),
                                                 lambda module, lr: torch.optim.Adam(module.parameters(), lr=lr)),
         Closure=lightning.loops.optimization.automatic.Closure,
+        RunningStage=lightning.trainer.states.RunningStage,
         **_common())
 
 

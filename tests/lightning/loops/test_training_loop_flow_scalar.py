@@ -101,9 +101,12 @@ def test_train_step_no_return(pl, tmp_path):
         trainer.fit(model)
 
 
+@pytest.mark.mirror_differs("the test's second half feeds `_AutomaticOptimization.run` the torch tensors of a "
+                            "DataLoader directly, which MLX cannot compute with (the loop's batch_to_device makes "
+                            "them mx.array)")
 def test_training_step_no_return_when_even(pl, tmp_path):
-    """test_training_loop_flow_scalar.py::test_training_step_no_return_when_even (its fit; the second half calls
-    `_AutomaticOptimization.run` with Lightning's internal arguments): some training steps skipped."""
+    """test_training_loop_flow_scalar.py::test_training_step_no_return_when_even: correctness when some training
+    steps are skipped."""
 
     class TestModel(pl.BoringModel):
         def training_step(self, batch, batch_idx):
@@ -127,3 +130,12 @@ def test_training_step_no_return_when_even(pl, tmp_path):
 
     with pytest.warns(UserWarning, match=r".*training_step` returned `None.*"):
         trainer.fit(model)
+
+    trainer.state.stage = pl.RunningStage.TRAINING
+
+    # manually check a few batches
+    for batch_idx, batch in enumerate(model.train_dataloader()):
+        kwargs = {"batch": batch, "batch_idx": batch_idx}
+        out = trainer.fit_loop.epoch_loop.automatic_optimization.run(trainer.optimizers[0], batch_idx, kwargs)
+        if not batch_idx % 2:
+            assert out == {}

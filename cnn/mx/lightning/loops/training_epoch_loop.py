@@ -105,7 +105,8 @@ class TrainingEpochLoop:
             return False
         with trainer.profiler.profile("run_training_batch"):
             if trainer.lightning_module.automatic_optimization:
-                outputs = self.automatic_optimization.run(batch, batch_idx, accumulating)
+                outputs = self.automatic_optimization.run(trainer.optimizers[0], batch_idx,
+                                                          {"batch": batch, "batch_idx": batch_idx})
             else:
                 outputs = self.manual_optimization.run(batch, batch_idx)
         progress.batch_in_epoch, progress.phase = batch_idx + 1, "batch_end"

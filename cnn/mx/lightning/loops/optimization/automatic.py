@@ -134,9 +134,12 @@ class AutomaticOptimization:
         trainer.strategy.post_training_step(output)
         return output
 
-    def run(self, batch: Any, batch_idx: int, accumulating: bool) -> dict[str, Any]:
-        """The step of ``batch``; ``accumulating``: only add its gradients (no optimizer step)."""
+    def run(self, optimizer: Any, batch_idx: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Lightning's ``run``: the step of ``kwargs["batch"]`` (``optimizer``: the one optimizer, stepped through
+        ``trainer.strategy``); a batch the epoch loop accumulates only adds its gradients (no optimizer step).
+        Returns the step's outputs, ``{}`` for a skipped batch."""
         trainer = self.trainer
+        batch, accumulating = kwargs["batch"], trainer.fit_loop.epoch_loop.should_accumulate(batch_idx)
         steps, output = self.optim_progress.steps, None
         if trainer.strategy.compiles_training_step:
             output = call_strategy_hook(trainer, "training_step", batch, batch_idx, trainer.accumulate_grad_batches,
