@@ -211,6 +211,7 @@ def _mirror() -> types.SimpleNamespace:
                                                 lambda module, lr: moptim.Adam(learning_rate=lr)),
         Closure=mirror.loops.optimization.automatic.Closure,
         RunningStage=mirror.trainer.states.RunningStage,
+        Tensor=mx.array,
         **_common())
 
 
@@ -238,6 +239,7 @@ def _lightning() -> types.SimpleNamespace:
                                                 lambda module, lr: torch.optim.Adam(module.parameters(), lr=lr)),
         Closure=lightning.loops.optimization.automatic.Closure,
         RunningStage=lightning.trainer.states.RunningStage,
+        Tensor=torch.Tensor,
         **_common())
 
 

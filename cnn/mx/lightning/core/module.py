@@ -267,8 +267,10 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
     def test_step(self, batch: Any, batch_idx: Any) -> Any:
         """Not overridden -> ``trainer.test`` raises."""
 
-    def predict_step(self, batch: Any, batch_idx: Any) -> Any:
-        """Default: ``self(batch)`` (``self(batch[0])`` for tuple batches)."""
+    def predict_step(self, *args: Any, **kwargs: Any) -> Any:
+        """Default: ``self(batch)`` (``self(batch[0])`` for tuple batches); any other argument (``batch_idx``,
+        ``dataloader_idx``) taken and unused, as Lightning's."""
+        batch = kwargs.get("batch", args[0] if args else None)
         return self(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
     def configure_optimizers(self) -> Any:

@@ -105,6 +105,12 @@ class LightningOptimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Nothing: MLX's gradients are values returned by ``nn.value_and_grad``, never accumulated in place."""
 
+    def __repr__(self) -> str:
+        """``"Lightning"`` and the wrapped optimizer's, as Lightning's wrapper prints."""
+        return "Lightning" + str(self._optimizer)
+
+    __str__ = __repr__
+
     def __getattr__(self, name: str) -> Any:
         return getattr(object.__getattribute__(self, "_optimizer"), name)
 
