@@ -194,7 +194,8 @@ def _scheduler_config(sched: Any, opt: Any) -> LRSchedulerConfig:
         raise ValueError("lr_scheduler: only interval 'epoch'/'step' callables are supported (no plateau)")
     config = LRSchedulerConfig(cfg["scheduler"], opt, cfg.get("interval", "epoch"), cfg.get("frequency", 1),
                                cfg.get("name"))
-    opt.learning_rate = float(config.scheduler(0))
+    if callable(config.scheduler):  # else a scheduler of the user's own, which their lr_scheduler_step steps
+        opt.learning_rate = float(config.scheduler(0))
     return config
 
 
@@ -258,6 +259,15 @@ def configure_optimizers(trainer: Any) -> tuple[list[Any], list[LRSchedulerConfi
         raise RuntimeError("Training with multiple optimizers is only supported with manual optimization. Remove the "
                            "`optimizer_idx` argument from `training_step`, set `self.automatic_optimization = False` "
                            "and access your optimizers in `training_step` with `opt1, opt2, ... = self.optimizers()`.")
+    from cnn.mx.lightning.core.module import is_overridden  # the module imports this file
+
+    for config in configs:  # Lightning's _validate_scheduler_api
+        if not callable(config.scheduler) and model.automatic_optimization \
+                and not is_overridden("lr_scheduler_step", model):
+            raise MisconfigurationException(
+                f"The provided lr scheduler `{type(config.scheduler).__name__}` doesn't follow PyTorch's LRScheduler "
+                "API. You should override the `LightningModule.lr_scheduler_step` hook with your own logic if you "
+                "are using a custom LR scheduler.")
     if model.automatic_optimization:
         if len(opts) > 1:
             raise RuntimeError("Training with multiple optimizers is only supported with manual optimization. Set "
