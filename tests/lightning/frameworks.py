@@ -212,6 +212,7 @@ def _mirror() -> types.SimpleNamespace:
         Closure=mirror.loops.optimization.automatic.Closure,
         RunningStage=mirror.trainer.states.RunningStage,
         Tensor=mx.array,
+        is_overridden=mirror.core.module.is_overridden,
         **_common())
 
 
@@ -240,6 +241,7 @@ def _lightning() -> types.SimpleNamespace:
         Closure=lightning.loops.optimization.automatic.Closure,
         RunningStage=lightning.trainer.states.RunningStage,
         Tensor=torch.Tensor,
+        is_overridden=lightning.utilities.model_helpers.is_overridden,
         **_common())
 
 

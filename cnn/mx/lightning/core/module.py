@@ -78,6 +78,10 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's ``Module.zero_grad``, which the trainer calls before its loops as Lightning does: nothing, MLX's
+        gradients are values returned by ``nn.value_and_grad``, never kept on the parameters."""
+
     def register_buffer(self, name: str, array: mx.array) -> None:
         """torch's buffer: an array saved and loaded with the weights but never trained. MLX has no
         buffers, so it is a frozen parameter; :class:`ModelSummary` leaves it out of the parameter

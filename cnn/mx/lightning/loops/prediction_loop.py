@@ -6,7 +6,7 @@ import math
 from itertools import islice
 from typing import Any, Optional
 
-from cnn.mx.lightning.loops.utilities import transfer_batch
+from cnn.mx.lightning.loops.utilities import ModuleMode, transfer_batch
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 
 
@@ -27,7 +27,8 @@ class PredictionLoop:
         counts = trainer.num_predict_batches
         several = len(loaders) > 1
         trainer.state.stage = "predict"
-        was_training = model.training
+        module_mode = ModuleMode()
+        module_mode.capture(model)
         call_lightning_module_hook(trainer, "on_predict_model_eval")
         call_hooks(trainer, "on_predict_start")
         call_hooks(trainer, "on_predict_epoch_start")
@@ -45,7 +46,7 @@ class PredictionLoop:
             predictions.append(outputs)
         call_hooks(trainer, "on_predict_epoch_end")
         call_hooks(trainer, "on_predict_end")
-        model.train(was_training)
+        module_mode.restore(model)  # Lightning's _on_predict_model_train (no hook: Lightning calls none)
         if not self.return_predictions:
             return None
         return predictions if several else (predictions[0] if predictions else [])

@@ -39,3 +39,22 @@ def parse_loop_limits(min_steps: Optional[int], max_steps: int, min_epochs: Opti
     if min_epochs is None:
         min_epochs = 1 if min_steps is not None else 0
     return min_epochs, max_epochs
+
+
+class ModuleMode:
+    """Lightning's ``_ModuleMode``: the train/eval mode of every sub-module, captured and put back as it was
+    (without the module's own ``train()`` being called, as Lightning sets each ``training`` flag)."""
+
+    def __init__(self) -> None:
+        self.mode: dict[str, bool] = {}
+
+    def capture(self, module: Any) -> None:
+        self.mode = {name: mod.training for name, mod in module.named_modules()}
+
+    def restore(self, module: Any) -> None:
+        import mlx.nn as nn
+
+        # parents first: MLX's train() sets a module and everything below it, which each child then corrects
+        for name, mod in sorted(module.named_modules(), key=lambda item: item[0].count(".") + bool(item[0])):
+            if name in self.mode:
+                nn.Module.train(mod, self.mode[name])

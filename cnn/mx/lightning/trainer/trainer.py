@@ -450,6 +450,8 @@ class Trainer:
             if ckpt is not None:
                 checkpoint_connector.restore_training_state(self, ckpt)
             self.signal_connector.register()
+        model.zero_grad()  # Lightning's _run_stage does, before any loop (nothing to zero in MLX)
+        if fn == "fit":
             self.fit_loop.run()
             strategy.share_checkpoint_paths()
             result = None
