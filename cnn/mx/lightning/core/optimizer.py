@@ -164,6 +164,21 @@ class OptimizerStep:
         return repr(self._counter)
 
 
+class MockOptimizer(optim.Optimizer):
+    """Lightning's ``_MockOptimizer``: what a ``configure_optimizers`` returning ``None`` trains with, an optimizer
+    whose update leaves every parameter as it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.learning_rate = 0.0
+
+    def init_single(self, parameter: Any, state: dict) -> None:
+        pass
+
+    def apply_single(self, gradient: Any, parameter: Any, state: dict) -> Any:
+        return parameter
+
+
 def lightning_optimizers(trainer: Any, cached: list[LightningOptimizer]) -> list[LightningOptimizer]:
     """``trainer.optimizers`` wrapped (Lightning's ``strategy._lightning_optimizers``): the ``cached`` wrappers
     while they wrap exactly those optimizers for this trainer, new ones otherwise."""
@@ -253,7 +268,12 @@ def configure_optimizers(trainer: Any) -> tuple[list[Any], list[LRSchedulerConfi
     automatic optimization there must be one optimizer (Lightning 2.x's rule), its state initialized now (the
     compiled step captures that exact dict object); under manual optimization each optimizer initializes its state
     at its first ``update``, for the parameters it is given."""
-    opts, configs = parse_optimizers(call_lightning_module_hook(trainer, "configure_optimizers"))
+    optim_conf = call_lightning_module_hook(trainer, "configure_optimizers")
+    if optim_conf is None:
+        warnings.warn("`LightningModule.configure_optimizers` returned `None`, this fit will run with no optimizer",
+                      UserWarning, stacklevel=2)
+        optim_conf = MockOptimizer()
+    opts, configs = parse_optimizers(optim_conf)
     model = trainer.lightning_module
     if is_param_in_hook_signature(model.training_step, "optimizer_idx", explicit=True):
         raise RuntimeError("Training with multiple optimizers is only supported with manual optimization. Remove the "

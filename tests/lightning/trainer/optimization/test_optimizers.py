@@ -168,3 +168,13 @@ def test_lr_scheduler_epoch_step_frequency(pl, check_val_every_n_epoch, tmp_path
     )
     trainer.fit(model)
     assert pl.lr_of(trainer.optimizers[0]) == pytest.approx(0.1 * 0.1**epochs)
+
+
+def test_none_optimizer(pl, tmp_path):
+    """test_optimizers.py::test_none_optimizer: `configure_optimizers` returning None trains with no optimizer, with
+    Lightning's warning."""
+    model = pl.BoringModel()
+    model.configure_optimizers = lambda: None
+    trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=1, limit_val_batches=0.1, limit_train_batches=0.2)
+    with pytest.warns(UserWarning, match="will run with no optimizer"):
+        trainer.fit(model)
