@@ -4,6 +4,7 @@ scalar (or ``None``) from ``training_step``."""
 import warnings
 
 import pytest
+from torch.utils.data._utils.collate import default_collate
 
 
 def _fit(pl, model, tmp_path):
@@ -139,3 +140,40 @@ def test_training_step_no_return_when_even(pl, tmp_path):
         out = trainer.fit_loop.epoch_loop.automatic_optimization.run(trainer.optimizers[0], batch_idx, kwargs)
         if not batch_idx % 2:
             assert out == {}
+
+
+def test_training_step_none_batches(pl, tmp_path):
+    """test_training_loop_flow_scalar.py::test_training_step_none_batches: the train dataloader gives None for some
+    steps."""
+
+    class TestModel(pl.BoringModel):
+        def __init__(self):
+            super().__init__()
+            self.counter = 0
+
+        def collate_none_when_even(self, batch):
+            result = None if self.counter % 2 == 0 else default_collate(batch)
+            self.counter += 1
+            return result
+
+        def train_dataloader(self):
+            return pl.DataLoader(pl.RandomDataset(32, 4), collate_fn=self.collate_none_when_even)
+
+        def on_train_batch_end(self, outputs, batch, batch_idx):
+            if batch_idx % 2 == 0:
+                assert outputs is None
+            else:
+                assert outputs
+
+    model = TestModel()
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        limit_val_batches=1,
+        max_epochs=4,
+        enable_model_summary=False,
+        logger=False,
+        enable_checkpointing=False,
+    )
+
+    with pytest.warns(UserWarning, match=r".*train_dataloader yielded None.*"):
+        trainer.fit(model)
