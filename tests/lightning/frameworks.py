@@ -122,6 +122,65 @@ class MirrorBoringDataModule(mirror.LightningDataModule):
         return DataLoader(self.random_predict)
 
 
+class DummyDataset(torch.utils.data.Dataset):
+    """Lightning's ``tests_pytorch.helpers.deterministic_model.DummyDataset``: 12 rows of ``[0.5, 1.0, 2.0]``."""
+
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        return torch.tensor([0.5, 1.0, 2.0])
+
+
+def _deterministic_model(base: Any, linear: Any, tensor: Any, adam: Any) -> type:
+    """Lightning's ``tests_pytorch.helpers.deterministic_model.DeterministicModel`` on ``base``: one bias-free
+    layer whose weights make every row's outputs 15 and 42, so ``step`` is ``57 * batch_size`` (171 for 3)."""
+
+    class DeterministicModel(base):
+        def __init__(self, weights: Any = None) -> None:
+            super().__init__()
+            self.training_step_called = False
+            self.validation_step_called = False
+            self.assert_backward = True
+            self.l1 = linear(2, 3, bias=False)
+            if weights is None:
+                weights = tensor([[4, 3, 5], [10, 11, 13]])
+                self.l1.weight = weights if not isinstance(weights, torch.Tensor) else torch.nn.Parameter(weights)
+
+        def forward(self, x: Any) -> Any:
+            return self.l1(x)
+
+        def step(self, batch: Any, batch_idx: int) -> Any:
+            x = batch
+            bs = x.shape[0]
+            y_hat = self.l1(x)
+            test_hat = np.array(y_hat.detach().cpu() if isinstance(y_hat, torch.Tensor) else y_hat)
+            assert np.all(test_hat[:, 0] == 15.0)
+            assert np.all(test_hat[:, 1] == 42.0)
+            out = y_hat.sum()
+            assert out.item() == (42.0 * bs) + (15.0 * bs)
+            return out
+
+        def count_num_graphs(self, result: dict, num_graphs: int = 0) -> int:
+            for v in result.values():
+                if isinstance(v, torch.Tensor) and v.grad_fn is not None:
+                    num_graphs += 1
+                if isinstance(v, dict):
+                    num_graphs += self.count_num_graphs(v)
+            return num_graphs
+
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader(DummyDataset(), batch_size=3, shuffle=False)
+
+        def val_dataloader(self) -> DataLoader:
+            return DataLoader(DummyDataset(), batch_size=3, shuffle=False)
+
+        def configure_optimizers(self) -> Any:
+            return adam(self, lr=0)
+
+    return DeterministicModel
+
+
 def _common() -> dict[str, Any]:
     """Names that are the same object on both sides: torch's data pipeline and Lightning's random datasets."""
     return dict(DataLoader=DataLoader, Subset=Subset, RandomDataset=RandomDataset,
@@ -150,6 +209,14 @@ def _mirror() -> types.SimpleNamespace:
         TrainerState=_mirror_states().TrainerState,
         DummyLogger=loggers.logger.DummyLogger,
         params=lambda module: {k: np.array(v) for k, v in tree_flatten(module.parameters())},
+        lr_of=lambda optimizer: float(optimizer.learning_rate),
+        DeterministicModel=_deterministic_model(mirror.LightningModule, mnn.Linear,
+                                                lambda v: mx.array(v, dtype=mx.float32),
+                                                lambda module, lr: moptim.Adam(learning_rate=lr)),
+        Closure=mirror.loops.optimization.automatic.Closure,
+        RunningStage=mirror.trainer.states.RunningStage,
+        Tensor=mx.array,
+        is_overridden=mirror.core.module.is_overridden,
         **_common())
 
 
@@ -174,6 +241,14 @@ def _lightning() -> types.SimpleNamespace:
         TrainerState=_lightning_states().TrainerState,
         DummyLogger=loggers.logger.DummyLogger,
         params=lambda module: {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()},
+        lr_of=lambda optimizer: optimizer.param_groups[0]["lr"],
+        DeterministicModel=_deterministic_model(lightning.LightningModule, torch.nn.Linear,
+                                                lambda v: torch.tensor(v).float(),
+                                                lambda module, lr: torch.optim.Adam(module.parameters(), lr=lr)),
+        Closure=lightning.loops.optimization.automatic.Closure,
+        RunningStage=lightning.trainer.states.RunningStage,
+        Tensor=torch.Tensor,
+        is_overridden=lightning.utilities.model_helpers.is_overridden,
         **_common())
 
 

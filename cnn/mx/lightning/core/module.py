@@ -16,9 +16,11 @@ from cnn.mx.lightning.core.optimizer import lightning_optimizers
 from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import default_log_levels
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 from cnn.mx.lightning.utilities import distributed as dist
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
 
 class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMixin, nn.Module):
@@ -48,12 +50,37 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         object.__setattr__(self, "_automatic_optimization", True)
         object.__setattr__(self, "_lightning_optimizers", [])
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``nn.Module``'s, except that a list, tuple or dict holding no ``mx.array`` and no module (an empty list
+        for epoch-end outputs, Lightning's idiom; a config dict) is a plain attribute, as in torch: MLX would make
+        it a sub-tree of the parameters, and the arrays appended to it later parameters. A container that holds
+        a module or an array when assigned is a sub-tree, as in MLX (``self.layers = [nn.Linear(...), ...]``)."""
+        if isinstance(value, (list, tuple, dict)) and not _holds_module_or_array(value) \
+                or self._keeps_as_state(name, value):
+            object.__setattr__(self, name, value)
+            self.pop(name, None)
+        else:
+            super().__setattr__(name, value)
+
+    def _keeps_as_state(self, name: str, value: Any) -> bool:
+        """An array (or container of arrays, no module) newly assigned while a step or hook of the run runs
+        (``self.out = loss`` in ``training_step``) is state, as a tensor attribute is in torch: the parameters are
+        what ``__init__``, ``setup`` and ``configure_model`` made; an existing parameter reassigned stays one."""
+        fx = vars(self).get("_current_fx_name")
+        return fx is not None and fx not in ("setup", "configure_model") and name not in self \
+            and isinstance(value, (mx.array, list, tuple, dict)) and not isinstance(value, nn.Module) \
+            and not _holds_module(value)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """``self(x)`` runs ``forward`` (torch's ``Module.__call__``); a module may define ``__call__`` itself."""
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's ``Module.zero_grad``, which the trainer calls before its loops as Lightning does: nothing, MLX's
+        gradients are values returned by ``nn.value_and_grad``, never kept on the parameters."""
 
     def register_buffer(self, name: str, array: mx.array) -> None:
         """torch's buffer: an array saved and loaded with the weights but never trained. MLX has no
@@ -86,6 +113,10 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
 
     @trainer.setter
     def trainer(self, trainer: Any) -> None:
+        """As Lightning's: the child LightningModules (an ensemble's members) get the same trainer."""
+        for _, child in tree_flatten(self.children(), is_leaf=nn.Module.is_module):
+            if isinstance(child, LightningModule):
+                child.trainer = trainer
         object.__setattr__(self, "_trainer", trainer)
 
     @property
@@ -159,6 +190,11 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         if self.automatic_optimization:
             raise RuntimeError("to use manual_backward, please disable automatic optimization: set model property "
                                "`automatic_optimization` as False")
+        if not callable(loss_fn):
+            raise TypeError("manual_backward(loss) with a computed loss cannot work in MLX, which keeps no autograd "
+                            "tape to run backward on: pass the function that computes it, `loss, grads = "
+                            "self.manual_backward(loss_fn, *args)`, then `opt.update(self, grads)` (see "
+                            "docs/mlx-lightning.md, manual optimization)")
         return self.trainer.strategy.backward(self if module is None else module, loss_fn, *args, **kwargs)
 
     def lr_schedulers(self) -> Any:
@@ -291,19 +327,19 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
         if gradient_clip_val is None:
             gradient_clip_val = trainer.gradient_clip_val or 0.0
         elif trainer.gradient_clip_val is not None and trainer.gradient_clip_val != gradient_clip_val:
-            raise ValueError(f"You have set `Trainer(gradient_clip_val={trainer.gradient_clip_val!r})` and have "
-                             f"passed `clip_gradients(gradient_clip_val={gradient_clip_val!r})`. Please use only "
-                             "one of them.")
+            raise MisconfigurationException(
+                f"You have set `Trainer(gradient_clip_val={trainer.gradient_clip_val!r})` and have passed "
+                f"`clip_gradients(gradient_clip_val={gradient_clip_val!r})`. Please use only one of them.")
         flag = trainer.gradient_clip_algorithm
         if gradient_clip_algorithm is None:
             gradient_clip_algorithm = flag or "norm"
         elif flag is not None and flag != gradient_clip_algorithm:
-            raise ValueError(f"You have set `Trainer(gradient_clip_algorithm={flag!r})` and have passed "
-                             f"`clip_gradients(gradient_clip_algorithm={gradient_clip_algorithm!r}) Please use only "
-                             "one of them.")
+            raise MisconfigurationException(
+                f"You have set `Trainer(gradient_clip_algorithm={flag!r})` and have passed "
+                f"`clip_gradients(gradient_clip_algorithm={gradient_clip_algorithm!r}) Please use only one of them.")
         if gradient_clip_algorithm not in ("norm", "value"):
-            raise ValueError(f"`gradient_clip_algorithm` {gradient_clip_algorithm!r} is invalid. Allowed algorithms: "
-                             "'value', 'norm'.")
+            raise MisconfigurationException(f"`gradient_clip_algorithm` {gradient_clip_algorithm!r} is invalid. "
+                                            "Allowed algorithms: 'value', 'norm'.")
         trainer.strategy.clip_gradients(gradient_clip_val, gradient_clip_algorithm)
 
 
@@ -317,3 +353,19 @@ def is_overridden(name: str, instance: Any, parent: Any = None) -> bool:
     base = getattr(parent or LightningModule, name, None)
     code = getattr(getattr(attr, "__func__", attr), "__code__", None)
     return code is None or base is None or code is not getattr(base, "__code__", None)
+
+
+def _holds_module(value: Any) -> bool:
+    """``value`` is, or holds (in lists, tuples, dicts, at any depth), an ``nn.Module``."""
+    if isinstance(value, nn.Module):
+        return True
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return any(_holds_module(v) for v in items)
+
+
+def _holds_module_or_array(value: Any) -> bool:
+    """``value`` (a list, tuple or dict, at any depth) holds an ``nn.Module`` or an ``mx.array``."""
+    if isinstance(value, (nn.Module, mx.array)):
+        return True
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return any(_holds_module_or_array(v) for v in items)

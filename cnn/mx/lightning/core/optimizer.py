@@ -10,12 +10,15 @@ of each epoch, "step" after each batch).
 
 from __future__ import annotations
 
+import warnings
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from cnn.mx.lightning.trainer.call import call_callback_hooks, call_lightning_module_hook
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 from cnn.mx.lightning.utilities.mlx_internals import learning_rate_schedule
+from cnn.mx.lightning.utilities.signature_utils import is_param_in_hook_signature
 
 import mlx.optimizers as optim
 
@@ -102,6 +105,12 @@ class LightningOptimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Nothing: MLX's gradients are values returned by ``nn.value_and_grad``, never accumulated in place."""
 
+    def __repr__(self) -> str:
+        """``"Lightning"`` and the wrapped optimizer's, as Lightning's wrapper prints."""
+        return "Lightning" + str(self._optimizer)
+
+    __str__ = __repr__
+
     def __getattr__(self, name: str) -> Any:
         return getattr(object.__getattribute__(self, "_optimizer"), name)
 
@@ -155,6 +164,21 @@ class OptimizerStep:
         return repr(self._counter)
 
 
+class MockOptimizer(optim.Optimizer):
+    """Lightning's ``_MockOptimizer``: what a ``configure_optimizers`` returning ``None`` trains with, an optimizer
+    whose update leaves every parameter as it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.learning_rate = 0.0
+
+    def init_single(self, parameter: Any, state: dict) -> None:
+        pass
+
+    def apply_single(self, gradient: Any, parameter: Any, state: dict) -> Any:
+        return parameter
+
+
 def lightning_optimizers(trainer: Any, cached: list[LightningOptimizer]) -> list[LightningOptimizer]:
     """``trainer.optimizers`` wrapped (Lightning's ``strategy._lightning_optimizers``): the ``cached`` wrappers
     while they wrap exactly those optimizers for this trainer, new ones otherwise."""
@@ -164,35 +188,70 @@ def lightning_optimizers(trainer: Any, cached: list[LightningOptimizer]) -> list
     return [LightningOptimizer(opt, trainer) for opt in opts]
 
 
+_SCHEDULER_KEYS = {"scheduler", "interval", "frequency", "name", "monitor", "strict", "reduce_on_plateau", "opt_idx"}
+
+
 def _scheduler_config(sched: Any, opt: Any) -> LRSchedulerConfig:
-    cfg = sched if isinstance(sched, dict) else {"scheduler": sched}
-    if cfg.get("interval", "epoch") not in ("epoch", "step") or "monitor" in cfg:
+    """Lightning's ``_configure_schedulers_automatic_opt`` for one scheduler (a ``fn(n) -> lr`` or its dict), its
+    messages for a dict without ``"scheduler"``, an unknown interval and keys it does not know."""
+    cfg = dict(sched) if isinstance(sched, dict) else {"scheduler": sched}
+    extra_keys = cfg.keys() - _SCHEDULER_KEYS
+    if extra_keys:
+        warnings.warn(f"Found unsupported keys in the lr scheduler dict: {extra_keys}. HINT: remove them from the "
+                      "output of `configure_optimizers`.", RuntimeWarning, stacklevel=4)
+    if "scheduler" not in cfg:
+        raise MisconfigurationException('The lr scheduler dict must have the key "scheduler" with its item being an '
+                                        'lr scheduler')
+    if cfg.get("interval", "epoch") not in ("epoch", "step"):
+        raise MisconfigurationException(f'The "interval" key in lr scheduler dict must be "step" or "epoch" but is '
+                                        f'"{cfg["interval"]}"')
+    if "monitor" in cfg or cfg.get("reduce_on_plateau"):
         raise ValueError("lr_scheduler: only interval 'epoch'/'step' callables are supported (no plateau)")
     config = LRSchedulerConfig(cfg["scheduler"], opt, cfg.get("interval", "epoch"), cfg.get("frequency", 1),
                                cfg.get("name"))
-    opt.learning_rate = float(config.scheduler(0))
+    if callable(config.scheduler):  # else a scheduler of the user's own, which their lr_scheduler_step steps
+        opt.learning_rate = float(config.scheduler(0))
     return config
 
 
+def _validate_optim_conf(optim_conf: dict[str, Any]) -> None:
+    extra_keys = optim_conf.keys() - {"optimizer", "lr_scheduler", "monitor"}
+    if extra_keys:
+        warnings.warn(f"Found unsupported keys in the optimizer configuration: {set(extra_keys)}", RuntimeWarning,
+                      stacklevel=4)
+
+
 def parse_optimizers(out: Any) -> tuple[list[Any], list[LRSchedulerConfig]]:
-    """Accept what ``configure_optimizers`` may return (Lightning's forms): an optimizer; a list or tuple of
-    optimizers; ``([optimizers], [fn, ...])`` (scheduler ``i`` drives optimizer ``i``); ``{"optimizer": opt,
-    "lr_scheduler": fn | {"scheduler": fn, "interval": ..., "frequency": ..., "name": ...}}``; or a list of such
-    dicts. ``fn(n) -> lr``; the initial rate becomes ``fn(0)``. Returns the optimizers and the scheduler configs."""
+    """Lightning's ``_configure_optimizers``: what ``configure_optimizers`` may return, in its forms: an optimizer;
+    a list or tuple of optimizers; ``([optimizers], [fn, ...])`` (scheduler ``i`` drives optimizer ``i``);
+    ``{"optimizer": opt, "lr_scheduler": fn | {"scheduler": fn, "interval": ..., "frequency": ..., "name": ...}}``;
+    or a list of such dicts; anything else is refused in Lightning's words. ``fn(n) -> lr``; the initial rate
+    becomes ``fn(0)``. Returns the optimizers and the scheduler configs."""
+    is_opt = lambda o: isinstance(o, optim.Optimizer)  # noqa: E731
     pairs: list[tuple[Any, Any]]
-    if isinstance(out, dict):
-        pairs = [(out["optimizer"], out.get("lr_scheduler"))]
-    elif isinstance(out, (list, tuple)) and len(out) == 2 and isinstance(out[0], (list, tuple)):
-        opts, scheds = out
+    if is_opt(out):
+        pairs = [(out, None)]
+    elif isinstance(out, (list, tuple)) and len(out) == 2 and isinstance(out[0], list) and all(map(is_opt, out[0])):
+        opts, scheds = out[0], out[1] if isinstance(out[1], list) else [out[1]]
         if len(scheds) > len(opts):
             raise ValueError("configure_optimizers() returned more lr schedulers than optimizers")
         pairs = [(opt, scheds[i] if i < len(scheds) else None) for i, opt in enumerate(opts)]
-    elif isinstance(out, (list, tuple)):
-        pairs = [(o["optimizer"], o.get("lr_scheduler")) if isinstance(o, dict) else (o, None) for o in out]
+    elif isinstance(out, dict):
+        _validate_optim_conf(out)
+        pairs = [(out["optimizer"], out.get("lr_scheduler"))]
+    elif isinstance(out, (list, tuple)) and out and all(isinstance(d, dict) for d in out):
+        for d in out:
+            _validate_optim_conf(d)
+        pairs = [(d["optimizer"], d.get("lr_scheduler")) for d in out]
+    elif isinstance(out, (list, tuple)) and all(map(is_opt, out)):
+        pairs = [(o, None) for o in out]
     else:
-        pairs = [(out, None)]
-    for opt, _ in pairs:
-        if not isinstance(opt, optim.Optimizer):
+        raise MisconfigurationException(
+            "Unknown configuration for model optimizers. Output from `model.configure_optimizers()` should be one "
+            "of:\n * `Optimizer`\n * [`Optimizer`]\n * ([`Optimizer`], [`LRScheduler`])\n"
+            ' * {"optimizer": `Optimizer`, (optional) "lr_scheduler": `LRScheduler`}\n')
+    for opt, _ in pairs:  # a dict's optimizer, which Lightning takes as given
+        if not is_opt(opt):
             raise ValueError(f"configure_optimizers() must return mlx.optimizers.Optimizer(s), got {type(opt)}")
     return [opt for opt, _ in pairs], [_scheduler_config(sched, opt) for opt, sched in pairs if sched is not None]
 
@@ -209,8 +268,26 @@ def configure_optimizers(trainer: Any) -> tuple[list[Any], list[LRSchedulerConfi
     automatic optimization there must be one optimizer (Lightning 2.x's rule), its state initialized now (the
     compiled step captures that exact dict object); under manual optimization each optimizer initializes its state
     at its first ``update``, for the parameters it is given."""
-    opts, configs = parse_optimizers(call_lightning_module_hook(trainer, "configure_optimizers"))
+    optim_conf = call_lightning_module_hook(trainer, "configure_optimizers")
+    if optim_conf is None:
+        warnings.warn("`LightningModule.configure_optimizers` returned `None`, this fit will run with no optimizer",
+                      UserWarning, stacklevel=2)
+        optim_conf = MockOptimizer()
+    opts, configs = parse_optimizers(optim_conf)
     model = trainer.lightning_module
+    if is_param_in_hook_signature(model.training_step, "optimizer_idx", explicit=True):
+        raise RuntimeError("Training with multiple optimizers is only supported with manual optimization. Remove the "
+                           "`optimizer_idx` argument from `training_step`, set `self.automatic_optimization = False` "
+                           "and access your optimizers in `training_step` with `opt1, opt2, ... = self.optimizers()`.")
+    from cnn.mx.lightning.core.module import is_overridden  # the module imports this file
+
+    for config in configs:  # Lightning's _validate_scheduler_api
+        if not callable(config.scheduler) and model.automatic_optimization \
+                and not is_overridden("lr_scheduler_step", model):
+            raise MisconfigurationException(
+                f"The provided lr scheduler `{type(config.scheduler).__name__}` doesn't follow PyTorch's LRScheduler "
+                "API. You should override the `LightningModule.lr_scheduler_step` hook with your own logic if you "
+                "are using a custom LR scheduler.")
     if model.automatic_optimization:
         if len(opts) > 1:
             raise RuntimeError("Training with multiple optimizers is only supported with manual optimization. Set "

@@ -35,6 +35,8 @@ class EvaluationLoop:
         prefix = "val" if fn == "validate" else "test"
         if trainer.state.fn != "fit" and not is_overridden(f"{name}_step", trainer.lightning_module):
             return []
+        if getattr(trainer, f"limit_{prefix}_batches") == 0:  # Lightning's setup_data: no loader asked for
+            return []
         loaders = trainer.data_connector.loader_list(prefix)
         counts = list(getattr(trainer, f"num_{prefix}_batches"))
         if trainer.sanity_checking:

@@ -7,7 +7,7 @@ from itertools import islice
 from typing import Any, Optional
 
 from cnn.mx.lightning.loops.evaluation_loop import verify_dataloader_idx_requirement
-from cnn.mx.lightning.loops.utilities import set_sampler_epoch, transfer_batch
+from cnn.mx.lightning.loops.utilities import ModuleMode, set_sampler_epoch, transfer_batch
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 
 
@@ -30,7 +30,8 @@ class PredictionLoop:
         several = len(loaders) > 1
         verify_dataloader_idx_requirement(model, "predict", "predict", several)
         trainer.state.stage = "predict"
-        was_training = model.training
+        module_mode = ModuleMode()
+        module_mode.capture(model)
         call_lightning_module_hook(trainer, "on_predict_model_eval")
         call_hooks(trainer, "on_predict_start")
         call_hooks(trainer, "on_predict_epoch_start")
@@ -49,7 +50,7 @@ class PredictionLoop:
             predictions.append(outputs)
         call_hooks(trainer, "on_predict_epoch_end")
         call_hooks(trainer, "on_predict_end")
-        model.train(was_training)
+        module_mode.restore(model)  # Lightning's _on_predict_model_train (no hook: Lightning calls none)
         if not self.return_predictions:
             self.predictions = []
             return None

@@ -11,7 +11,7 @@ import math
 from itertools import islice
 from typing import Any, Iterator, Union
 
-from cnn.mx.lightning.loops.optimization.automatic import AutomaticOptimization
+from cnn.mx.lightning.loops.optimization.automatic import AutomaticOptimization, WarningCache
 from cnn.mx.lightning.loops.optimization.manual import ManualOptimization
 from cnn.mx.lightning.loops.progress import BatchProgress
 from cnn.mx.lightning.loops.utilities import is_limit_reached, transfer_batch
@@ -32,6 +32,7 @@ class TrainingEpochLoop:
         self.manual_optimization = ManualOptimization(trainer)
         self.accumulating = False  # the current training batch only adds its gradients
         self.batch_idx = -1  # the current (after the epoch: the last) training batch of the epoch (Lightning's)
+        self.warning_cache = WarningCache()  # Lightning's _warning_cache: once per message and trainer
 
     @property
     def global_step(self) -> int:
@@ -101,20 +102,26 @@ class TrainingEpochLoop:
         accumulating = self.should_accumulate(batch_idx)
         progress.total_batch_idx += 1
         results.batch, results.batch_size, lc.in_step = batch, None, True
-        call_callback_hooks(trainer, "on_train_batch_start", batch, batch_idx)
-        if call_lightning_module_hook(trainer, "on_train_batch_start", batch, batch_idx) == -1:
-            progress.batch_in_epoch, progress.is_last_batch = batch_idx + 1, True
-            if not accumulating:
-                self.update_lr_schedulers("step")
-            self.update_lr_schedulers("epoch")
-            results.batch = None
-            progress.phase = "idle"
-            return False
-        with trainer.profiler.profile("run_training_batch"):
-            if trainer.lightning_module.automatic_optimization:
-                outputs = self.automatic_optimization.run(batch, batch_idx, accumulating)
-            else:
-                outputs = self.manual_optimization.run(batch, batch_idx)
+        outputs = None
+        if batch is None:  # a loader's collate_fn may skip a batch so: Lightning runs no step for it
+            self.warning_cache.warn("train_dataloader yielded None. If this was on purpose, ignore this "
+                                       "warning...")
+        else:
+            call_callback_hooks(trainer, "on_train_batch_start", batch, batch_idx)
+            if call_lightning_module_hook(trainer, "on_train_batch_start", batch, batch_idx) == -1:
+                progress.batch_in_epoch, progress.is_last_batch = batch_idx + 1, True
+                if not accumulating:
+                    self.update_lr_schedulers("step")
+                self.update_lr_schedulers("epoch")
+                results.batch = None
+                progress.phase = "idle"
+                return False
+            with trainer.profiler.profile("run_training_batch"):
+                if trainer.lightning_module.automatic_optimization:
+                    outputs = self.automatic_optimization.run(trainer.optimizers[0], batch_idx,
+                                                              {"batch": batch, "batch_idx": batch_idx})
+                else:
+                    outputs = self.manual_optimization.run(batch, batch_idx)
         progress.batch_in_epoch, progress.phase = batch_idx + 1, "batch_end"
         self.accumulating = accumulating
         if not accumulating:

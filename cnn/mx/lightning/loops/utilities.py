@@ -57,3 +57,22 @@ def set_sampler_epoch(loader: Any, epoch: int) -> None:
     for sampler in samplers.values():
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
+
+
+class ModuleMode:
+    """Lightning's ``_ModuleMode``: the train/eval mode of every sub-module, captured and put back as it was
+    (without the module's own ``train()`` being called, as Lightning sets each ``training`` flag)."""
+
+    def __init__(self) -> None:
+        self.mode: dict[str, bool] = {}
+
+    def capture(self, module: Any) -> None:
+        self.mode = {name: mod.training for name, mod in module.named_modules()}
+
+    def restore(self, module: Any) -> None:
+        import mlx.nn as nn
+
+        # parents first: MLX's train() sets a module and everything below it, which each child then corrects
+        for name, mod in sorted(module.named_modules(), key=lambda item: item[0].count(".") + bool(item[0])):
+            if name in self.mode:
+                nn.Module.train(mod, self.mode[name])

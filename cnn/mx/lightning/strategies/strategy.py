@@ -33,12 +33,14 @@ from typing import Any, Callable, Optional
 
 from cnn.mx.lightning.core.module import is_overridden
 from cnn.mx.lightning.core.optimizer import configure_optimizers
+from cnn.mx.lightning.loops.optimization.automatic import from_training_step_output
 from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO
 from cnn.mx.lightning.plugins.precision.amp import all_finite
 from cnn.mx.lightning.plugins.precision.precision import Precision
 from cnn.mx.lightning.trainer.call import call_batch_hook, call_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.compile import CompiledSteps, signature
 from cnn.mx.lightning.utilities.seed import set_rng
+from cnn.mx.lightning.utilities.signature_utils import is_param_in_hook_signature
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -61,6 +63,15 @@ class StepOutput:
     metas: dict[str, Any]
     finite_grads: Any
     grads: Any = None
+
+
+def call_training_step(model: Any, batch: Any, batch_idx: Any) -> Any:
+    """``model.training_step(batch, batch_idx)``, or ``(batch)`` when its signature takes no ``batch_idx``, as
+    Lightning's ``_build_training_step_kwargs`` passes it."""
+    step = model.training_step
+    if is_param_in_hook_signature(step, "batch_idx", min_args=2):
+        return step(batch, batch_idx)
+    return step(batch)
 
 
 class Strategy:
@@ -254,7 +265,7 @@ class Strategy:
         if trainer.gradients is None:
             raise RuntimeError("clip_gradients() clips the gradients of the coming optimizer step: call it from "
                                "configure_gradient_clipping")
-        if clip_val:
+        if clip_val and trainer.gradients:
             trainer.gradients = tree_map(lambda g: mx.clip(g, -clip_val, clip_val), trainer.gradients) \
                 if algorithm == "value" else optim.clip_grad_norm(trainer.gradients, clip_val)[0]
 
@@ -265,17 +276,19 @@ class Strategy:
         them (as clipped). Returns the closure's loss."""
         trainer = self.trainer
         loss = closure()
-        grads = self.accumulated.pop("grads")
-        if trainer.accumulate_grad_batches > 1:  # the compiled step's state keeps the sum's shapes
+        # none when every batch of the step returned None from training_step: torch steps with no .grad, no update
+        grads = self.accumulated.pop("grads", None)
+        if trainer.accumulate_grad_batches > 1 and grads is not None:  # the compiled step keeps the sum's shapes
             self.accumulated["grads"] = tree_map(mx.zeros_like, grads)
-        finite = all_finite(grads) if self.precision_plugin.scaler else None
-        trainer.gradients = grads
+        finite = all_finite(grads) if self.precision_plugin.scaler and grads is not None else None
+        trainer.gradients = {} if grads is None else grads
         try:
             call_hooks(trainer, "on_before_optimizer_step", optimizer)
             call_lightning_module_hook(trainer, "configure_gradient_clipping", optimizer,
                                        gradient_clip_val=trainer.gradient_clip_val,
                                        gradient_clip_algorithm=trainer.gradient_clip_algorithm)
-            self._update(optimizer, trainer.gradients, finite)
+            if grads is not None:
+                self._update(optimizer, trainer.gradients, finite)
         finally:
             trainer.gradients = None
         return loss
@@ -289,24 +302,32 @@ class Strategy:
         factor = 1.0 / accumulate if scaler is None else scaler.state["scale"] / accumulate
         lc.capture = {}
 
+        skipped = []  # training_step returned None (an eager step only: a trace cannot skip)
+
         def loss_fn(batch: Any, batch_idx: Any) -> tuple:
             with precision.autocast(model):
-                out = model.training_step(batch, batch_idx)
-            loss, extra = (out["loss"], {k: v for k, v in out.items() if k != "loss"}) if isinstance(out, dict) \
-                else (out, {})
+                out = call_training_step(model, batch, batch_idx)
+            loss, extra = from_training_step_output(out)
+            if loss is None:
+                if self.compiled.traced_counters:
+                    raise RuntimeError("training_step returned None, which a compiled step cannot skip")
+                skipped.append(True)
+                loss = mx.array(0.0)
             logs = {k: v for k, (_, v) in lc.capture.items()}  # logged values as aux outputs
             loss, logs, extra = precision.to_float32((loss, logs, extra))
-            return loss * factor, (loss, logs, extra)
+            return loss.reshape(()) * factor, (loss.reshape(()), logs, extra)
 
         model.current_fx_name = "training_step"
         try:
             (_, (loss, logs, extra)), grads = nn.value_and_grad(model, loss_fn)(batch, batch_idx)
         finally:
             model.current_fx_name = None
+        self._last_metas = {k: m for k, (m, _) in lc.capture.items()}
+        if skipped:
+            return None, logs, extra, None
         if scaler is not None:
             grads = tree_map(lambda g: g / scaler.state["scale"], grads)
         grads = self.reduce_gradients(grads)
-        self._last_metas = {k: m for k, (m, _) in lc.capture.items()}
         return loss, logs, extra, grads
 
     def _finite_by_parameter(self, grads: Any) -> mx.array:
@@ -380,7 +401,7 @@ class Strategy:
         (the gradients of ``loss / accumulate`` in ``grads``, for :meth:`add_gradients`)."""
         model = self.lightning_module
         if not model.automatic_optimization:
-            return model.training_step(batch, batch_idx)
+            return call_training_step(model, batch, batch_idx)
         kind = f"train/{accumulate}/{'step' if step else 'accumulate'}"
         self.compiled.sig = (kind,) + signature(batch)
         if accumulate > 1 and "grads" not in self.accumulated:  # the compiled step needs the sum's shapes upfront
@@ -390,7 +411,8 @@ class Strategy:
                 loss, logs, extra, grads = self._forward_backward(batch, batch_idx, accumulate)
             finally:
                 self.trainer.logger_connector.capture = None
-            flags = self._finite_by_parameter(grads) if self.trainer.detect_anomaly else mx.array(True)
+            flags = self._finite_by_parameter(grads) if self.trainer.detect_anomaly and grads is not None \
+                else mx.array(True)
             return StepOutput(loss, logs, extra, self._last_metas, flags, grads)
         opt = self.optimizers[0]
         state = [model.state, opt.state, mx.random.state, self.accumulated]

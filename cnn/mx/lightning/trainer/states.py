@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Optional
+
+
+class RunningStage(str, Enum):
+    """Lightning's ``RunningStage``: the values ``TrainerState.stage`` takes (each equal to its string)."""
+
+    TRAINING = "train"
+    SANITY_CHECKING = "sanity_check"
+    VALIDATING = "validate"
+    TESTING = "test"
+    PREDICTING = "predict"
 
 
 @dataclass

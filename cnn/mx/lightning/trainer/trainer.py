@@ -383,6 +383,7 @@ class Trainer:
         epoch/step and the position inside the epoch exactly."""
         check_module(model)
         self.data_connector.attach_fit_data(model, train_dataloaders, val_dataloaders, datamodule)
+        verify_loop_configurations("fit", model)
         self.evaluation_loop.progress.seen = 0
         self._run("fit", model, ckpt_path)
 
@@ -454,6 +455,8 @@ class Trainer:
             if ckpt is not None:
                 checkpoint_connector.restore_training_state(self, ckpt)
             self.signal_connector.register()
+        model.zero_grad()  # Lightning's _run_stage does, before any loop (nothing to zero in MLX)
+        if fn == "fit":
             self.fit_loop.run()
             strategy.share_checkpoint_paths()
             result = None

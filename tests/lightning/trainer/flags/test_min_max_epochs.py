@@ -36,8 +36,6 @@ def test_min_max_steps_epochs(pl, tmp_path, min_epochs, max_epochs, min_steps, m
         assert trainer.global_step == trainer.max_steps
 
 
-@pytest.mark.mirror_differs("not yet: a training_step returning None does not skip the batch (issue 31 item 6, "
-                            "in loops/optimization/automatic.py, which the strategies work owns)")
 def test_max_epochs_not_set_warning(pl):
     """test_min_max_epochs.py::test_max_epochs_not_set_warning: a warning only when `max_epochs` was not set."""
 

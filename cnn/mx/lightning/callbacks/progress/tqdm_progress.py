@@ -64,14 +64,18 @@ class TQDMProgressBar(Callback):
         return tqdm(desc=desc, total=total, leave=leave, position=position, dynamic_ncols=True, file=sys.stdout,
                     smoothing=0)
 
-    def _metrics(self, trainer) -> dict[str, Any]:
+    def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
+        """Lightning's ``get_metrics``: the logger's version (``v_num``), then the progress bar metrics, as values
+        (override it to change what the bar shows)."""
         out: dict[str, Any] = {}
         if trainer.loggers and trainer.loggers[0].version is not None:
             v = trainer.loggers[0].version
             out["v_num"] = v[-4:] if isinstance(v, str) else v
-        for k, v in trainer.progress_bar_metrics.items():
-            out[k] = f"{v:.3g}" if isinstance(v, float) else v
-        return out
+        return {**out, **trainer.progress_bar_metrics}
+
+    def _metrics(self, trainer) -> dict[str, Any]:
+        return {k: f"{v:.3g}" if isinstance(v, float) else v
+                for k, v in self.get_metrics(trainer, trainer.lightning_module).items()}
 
     def _step(self, bar, n: int, trainer=None) -> None:
         if bar is not None and (n % self.refresh_rate == 0 or n == bar.total):

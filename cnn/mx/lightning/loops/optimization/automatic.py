@@ -5,16 +5,55 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Optional
 
 from cnn.mx.lightning.loops.progress import OptimizerProgress
-from cnn.mx.lightning.strategies.strategy import StepOutput
 from cnn.mx.lightning.trainer.call import call_hooks, call_lightning_module_hook, call_strategy_hook
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 
+import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten
 
 from cnn.errors import NonFiniteGradientError, NonFiniteLossError
+
+if TYPE_CHECKING:  # the strategy imports this module's output parsing
+    from cnn.mx.lightning.strategies.strategy import StepOutput
+
+
+def from_training_step_output(output: Any) -> tuple[Optional[mx.array], dict[str, Any]]:
+    """Lightning's ``ClosureResult.from_training_step_output``: the loss and the other outputs of what
+    ``training_step`` returned (an array, a dict with a ``"loss"`` key, or ``None``: the loss ``None``, the batch
+    skipped); anything else is refused in Lightning's words. The loss must be a scalar (torch's backward refuses
+    any other, in the words used here)."""
+    loss, extra = None, {}
+    if isinstance(output, Mapping):
+        loss = output.get("loss")
+        if loss is None:
+            raise MisconfigurationException("In automatic_optimization, when `training_step` returns a dict, the "
+                                            "'loss' key needs to be present")
+        extra = {k: v for k, v in output.items() if k != "loss"}
+    elif isinstance(output, mx.array):
+        loss = output
+    elif output is not None:
+        raise MisconfigurationException("In automatic optimization, `training_step` must return a Tensor, a dict, "
+                                        "or None (where the step will be skipped).")
+    if loss is not None and (not isinstance(loss, mx.array) or loss.size != 1):
+        shape = tuple(loss.shape) if isinstance(loss, mx.array) else type(loss).__name__
+        raise RuntimeError(f"grad can be implicitly created only for scalar outputs: the loss `training_step` "
+                           f"returned is {shape}")
+    return loss, extra
+
+
+class WarningCache(set):
+    """Lightning's ``WarningCache``: each message warned once (until ``clear()``)."""
+
+    def warn(self, message: str, stacklevel: int = 5) -> None:
+        if message not in self:
+            self.add(message)
+            warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
 class Closure:
@@ -22,7 +61,11 @@ class Closure:
     ``LightningModule.optimizer_step``, or directly for a batch that only accumulates): the strategy's
     ``training_step`` (forward, with the gradients MLX computes with it), on an accumulation's first batch
     ``on_before_zero_grad`` and ``optimizer_zero_grad``, then the backward hooks around the gradients joining
-    the sum the optimizer step applies. Returns the loss; ``result`` keeps the step's output."""
+    the sum the optimizer step applies. Returns the loss; ``result`` keeps the step's output. A ``training_step``
+    that returned ``None`` gets Lightning's warning (once per message, :attr:`warning_cache`) and no backward: the
+    optimizer step that follows applies only what earlier batches of the accumulation added (nothing, alone)."""
+
+    warning_cache = WarningCache()
 
     def __init__(self, trainer: Any, batch: Any, batch_idx: int, step: bool) -> None:
         self.trainer, self.batch, self.batch_idx, self.step = trainer, batch, batch_idx, step
@@ -32,12 +75,19 @@ class Closure:
         trainer = self.trainer
         output = call_strategy_hook(trainer, "training_step", self.batch, self.batch_idx,
                                     trainer.accumulate_grad_batches, step=self.step)
+        if output.loss is None and trainer.world_size > 1:
+            raise RuntimeError("Skipping the `training_step` by returning None in distributed training is not "
+                               "supported. It is recommended that you rewrite your training logic to avoid having "
+                               "to skip the step in the first place.")
+        if output.loss is None:
+            self.warning_cache.warn("`training_step` returned `None`. If this was on purpose, ignore this warning...")
         if self.batch_idx % trainer.accumulate_grad_batches == 0:  # Lightning zeroes on an accumulation's first
             call_hooks(trainer, "on_before_zero_grad", trainer.optimizers[0])
             # the wrapper, whose zero_grad() a Lightning override calls (MLX's optimizers have none)
             call_lightning_module_hook(trainer, "optimizer_zero_grad", trainer.current_epoch, self.batch_idx,
                                        trainer.lightning_module.optimizers())
-        trainer.strategy.add_gradients(output)
+        if output.loss is not None:
+            trainer.strategy.add_gradients(output)
         self.result = output
         return output.loss
 
@@ -84,9 +134,12 @@ class AutomaticOptimization:
         trainer.strategy.post_training_step(output)
         return output
 
-    def run(self, batch: Any, batch_idx: int, accumulating: bool) -> dict[str, Any]:
-        """The step of ``batch``; ``accumulating``: only add its gradients (no optimizer step)."""
+    def run(self, optimizer: Any, batch_idx: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Lightning's ``run``: the step of ``kwargs["batch"]`` (``optimizer``: the one optimizer, stepped through
+        ``trainer.strategy``); a batch the epoch loop accumulates only adds its gradients (no optimizer step).
+        Returns the step's outputs, ``{}`` for a skipped batch."""
         trainer = self.trainer
+        batch, accumulating = kwargs["batch"], trainer.fit_loop.epoch_loop.should_accumulate(batch_idx)
         steps, output = self.optim_progress.steps, None
         if trainer.strategy.compiles_training_step:
             output = call_strategy_hook(trainer, "training_step", batch, batch_idx, trainer.accumulate_grad_batches,
@@ -94,6 +147,11 @@ class AutomaticOptimization:
         if output is None:  # eager, or the trace failed
             output = self._run_eager(batch, batch_idx, accumulating)
         loss, finite_grads = output.loss, output.finite_grads
+        if loss is None:  # training_step returned None: the batch is skipped (Lightning's empty outputs)
+            if not accumulating:
+                self.optim_progress.steps += 1
+            trainer.logger_connector.feed(output.logs, output.metas)
+            return {}
         loss_value = loss.item()
         finite, where = math.isfinite(loss_value), ""
         if trainer.world_size > 1:  # one small all-reduce: every rank stops at the same batch, for a NaN or a signal

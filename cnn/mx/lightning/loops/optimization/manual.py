@@ -32,6 +32,7 @@ from typing import Any, Iterator
 
 from cnn.mx.lightning.loops.progress import OptimizerProgress
 from cnn.mx.lightning.trainer.call import call_strategy_hook
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 
 import mlx.core as mx
 
@@ -50,6 +51,20 @@ def verify_manual_optimization_support(trainer: Any) -> None:
     if trainer.precision_plugin.scaler is not None or trainer.precision in ("bf16-mixed", "16-mixed"):
         raise ValueError(f"precision={trainer.precision!r} casts the automatic step only; with manual optimization "
                          "use '32-true' or '64-true' and cast inside training_step")
+
+
+def from_training_step_output(output: Any) -> dict[str, Any]:
+    """Lightning's ``ManualResult.from_training_step_output``: the outputs ``on_train_batch_end`` gets (a dict as
+    returned, ``{"loss": output}`` for an array, ``{}`` for ``None``); anything else is refused in Lightning's
+    words."""
+    if isinstance(output, dict):
+        return dict(output)
+    if isinstance(output, mx.array):
+        return {"loss": output}
+    if output is not None:
+        raise MisconfigurationException("In manual optimization, `training_step` must either return a Tensor or have "
+                                        "no return.")
+    return {}
 
 
 class ManualOptimization:
@@ -91,7 +106,7 @@ class ManualOptimization:
             lc.capture = None
             for opt in wrapped:  # Lightning's on_run_end
                 opt.step_context = nullcontext
-        outputs = out if isinstance(out, dict) else {} if out is None else {"loss": out}
+        outputs = from_training_step_output(out)
         logs = {k: v for k, (_, v) in captured.items()}
         mx.eval(outputs, logs, model.state, [opt.state for opt in trainer.optimizers])
         lc.feed(logs, {k: m for k, (m, _) in captured.items()})
