@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import sys
 import time
 from typing import Optional, Union
@@ -16,11 +15,10 @@ from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
 from cnn.mx.lightning.loggers import TensorBoardLogger, VersionedLogger
 from cnn.mx.lightning.trainer import Trainer
+from cnn.mx.lightning.utilities.seed import seed_everything as lightning_seed_everything
 from cnn.mx.module import Classifier
 
-import mlx.core as mx
 import mlx.optimizers as optim
-import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
@@ -82,9 +80,7 @@ def build_parser(own: OwnClasses = OURS) -> tuple[ArgumentParser, dict[str, Argu
 
 
 def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    mx.random.seed(seed)
+    lightning_seed_everything(seed, verbose=False)
 
 
 class CLI:

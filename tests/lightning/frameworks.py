@@ -128,6 +128,28 @@ def _common() -> dict[str, Any]:
                 RandomIterableDatasetWithLen=RandomIterableDatasetWithLen, np=np)
 
 
+def _mirror_misconfiguration() -> type:
+    from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+
+    return MisconfigurationException
+
+
+def _mirror_checkpoint_io() -> Any:
+    return mirror.SafetensorsCheckpointIO()
+
+
+def _mlx_flatten(tree: Any) -> list:
+    from mlx.utils import tree_flatten
+
+    return tree_flatten(tree)
+
+
+def _lightning_misconfiguration() -> type:
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    return MisconfigurationException
+
+
 def _mirror() -> types.SimpleNamespace:
     import cnn.mx.lightning.callbacks as callbacks
     import cnn.mx.lightning.loggers as loggers
@@ -145,6 +167,10 @@ def _mirror() -> types.SimpleNamespace:
         tensor=lambda value, dtype=None: mx.array(value, dtype=dtype) if dtype is not None else mx.array(value),
         to_numpy=lambda value: np.array(value),
         checkpoint_suffix=".safetensors",
+        MisconfigurationException=_mirror_misconfiguration(),
+        load_checkpoint=lambda path: _mirror_checkpoint_io().load_checkpoint(path),
+        weights=lambda module: [np.array(v) for _, v in _mlx_flatten(module.parameters())],
+        stack=mx.stack,
         **_common())
 
 
@@ -165,6 +191,10 @@ def _lightning() -> types.SimpleNamespace:
         tensor=lambda value, dtype=None: torch.tensor(value, dtype=dtype),
         to_numpy=lambda value: value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.array(value),
         checkpoint_suffix=".ckpt",
+        MisconfigurationException=_lightning_misconfiguration(),
+        load_checkpoint=lambda path: torch.load(path, weights_only=False),
+        weights=lambda module: [p.detach().cpu().numpy() for p in module.parameters()],
+        stack=torch.stack,
         **_common())
 
 

@@ -24,8 +24,9 @@ from cnn.mx.lightning.core import LightningDataModule, LightningModule
 from cnn.mx.lightning.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from cnn.mx.lightning.plugins.io import SafetensorsCheckpointIO
 from cnn.mx.lightning.trainer import Trainer
+from cnn.mx.lightning.utilities.seed import seed_everything
 
 __all__ = ["CSVLogger", "Callback", "DeviceStatsMonitor", "EarlyStopping", "GradientAccumulationScheduler",
            "LearningRateMonitor", "LightningDataModule", "LightningModule", "MLFlowLogger", "ModelCheckpoint",
            "ModelSummary", "RichProgressBar", "SafetensorsCheckpointIO", "StochasticWeightAveraging", "TQDMProgressBar",
-           "TensorBoardLogger", "Timer", "Trainer", "WandbLogger"]
+           "TensorBoardLogger", "Timer", "Trainer", "WandbLogger", "seed_everything"]
