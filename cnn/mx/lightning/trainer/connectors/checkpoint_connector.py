@@ -44,7 +44,7 @@ def resolve_ckpt_path(trainer: Any, fn: str, ckpt_path: Optional[str]) -> Option
             raise ValueError(f'`.{fn}(ckpt_path="best")` is set but `ModelCheckpoint` has no best model')
         return cb.best_model_path
     if ckpt_path == "last":
-        candidates = set().union(*(cb.find_last_checkpoints() for cb in trainer.checkpoint_callbacks))
+        candidates = set().union(*(cb._find_last_checkpoints(trainer) for cb in trainer.checkpoint_callbacks))
         if not candidates:
             warnings.warn(f'.{fn}(ckpt_path="last") is set, but there is no last checkpoint available. '
                           "No checkpoint will be loaded.", stacklevel=2)
