@@ -7,6 +7,8 @@ model it trains: it imports only mlx, numpy, the standard library, tensorboard, 
 is imported after ``cnn.mx`` has given MLX its BLAS.
 """
 
+import logging
+
 from cnn.mx.lightning.callbacks import (
     Callback,
     DeviceStatsMonitor,
@@ -30,3 +32,11 @@ __all__ = ["CSVLogger", "Callback", "DeviceStatsMonitor", "EarlyStopping", "Grad
            "LearningRateMonitor", "LightningDataModule", "LightningModule", "MLFlowLogger", "ModelCheckpoint",
            "ModelSummary", "RichProgressBar", "SafetensorsCheckpointIO", "StochasticWeightAveraging", "TQDMProgressBar",
            "TensorBoardLogger", "Timer", "Trainer", "WandbLogger", "seed_everything"]
+
+# Lightning's: the package's INFO messages (EarlyStopping's verbose decisions, seed_everything's seed) on stderr,
+# unless the application has configured logging itself (then they propagate to its root handlers).
+_logger = logging.getLogger(__name__)
+_logger.setLevel(logging.INFO)
+if not logging.getLogger().hasHandlers():
+    _logger.addHandler(logging.StreamHandler())
+    _logger.propagate = False
