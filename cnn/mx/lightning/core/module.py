@@ -7,7 +7,7 @@ The aggregation rules behind ``self.log`` live in
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from cnn.mx.lightning.core import saving
 from cnn.mx.lightning.core.mixins.hparams_mixin import HyperparametersMixin
@@ -19,6 +19,7 @@ from cnn.mx.lightning.utilities import distributed as dist
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
 
 class LightningModule(HyperparametersMixin, nn.Module):
@@ -39,9 +40,14 @@ class LightningModule(HyperparametersMixin, nn.Module):
     with a one-line warning).
     """
 
+    CHECKPOINT_HYPER_PARAMS_KEY = "hyper_parameters"
+    CHECKPOINT_HYPER_PARAMS_NAME = "hparams_name"
+    CHECKPOINT_HYPER_PARAMS_TYPE = "hparams_type"
+
     def __init__(self) -> None:
         super().__init__()
         # object.__setattr__: nn.Module would store dict values (hparams) as parameter sub-trees.
+        object.__setattr__(self, "_strict_loading", None)
         object.__setattr__(self, "_trainer", None)
         object.__setattr__(self, "_current_fx_name", None)
         object.__setattr__(self, "_buffer_names", set())
@@ -188,6 +194,26 @@ class LightningModule(HyperparametersMixin, nn.Module):
         :func:`cnn.mx.lightning.core.saving.load_from_checkpoint`. ``map_location`` is accepted and unused (MLX's
         memory is unified); ``checkpoint_io=`` reads files written with another format's names."""
         return saving.load_from_checkpoint(cls, checkpoint_path, hparams_file=hparams_file, strict=strict, **kwargs)
+
+    @property
+    def strict_loading(self) -> bool:
+        """Lightning's: whether ``load_state_dict`` (and ``load_from_checkpoint``) require every key; default True."""
+        return True if self._strict_loading is None else self._strict_loading
+
+    @strict_loading.setter
+    def strict_loading(self, strict: bool) -> None:
+        object.__setattr__(self, "_strict_loading", strict)
+
+    def state_dict(self) -> dict[str, mx.array]:
+        """torch's ``state_dict``: every array of the module by its dotted path (weights and buffers)."""
+        return dict(tree_flatten(self.parameters()))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
+        """torch's ``load_state_dict``: the arrays of ``state_dict`` into the module. ``strict``: every key of the
+        module present and no other (else ``CheckpointMismatchError``, a ``RuntimeError`` as torch's); not strict:
+        the keys both have. A shape that differs is an error either way. Returns ``(missing_keys,
+        unexpected_keys)`` as torch does."""
+        return saving.load_state_dict(self, state_dict, strict)
 
     # -- logging ----------------------------------------------------------------------------------------------
     def log(self, name: str, value: Any, prog_bar: bool = False, logger: Optional[bool] = None,
