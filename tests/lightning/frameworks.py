@@ -144,6 +144,23 @@ def _mlx_flatten(tree: Any) -> list:
     return tree_flatten(tree)
 
 
+def _mirror_hparams() -> dict[str, Any]:
+    from cnn.mx.lightning.core.mixins.hparams_mixin import AttributeDict, HyperparametersMixin
+    from cnn.mx.lightning.core.saving import load_hparams_from_yaml, save_hparams_to_yaml
+
+    return dict(HyperparametersMixin=HyperparametersMixin, AttributeDict=AttributeDict,
+                save_hparams_to_yaml=save_hparams_to_yaml, load_hparams_from_yaml=load_hparams_from_yaml)
+
+
+def _lightning_hparams() -> dict[str, Any]:
+    from lightning.pytorch.core.mixins import HyperparametersMixin
+    from lightning.pytorch.core.saving import load_hparams_from_yaml, save_hparams_to_yaml
+    from lightning.pytorch.utilities import AttributeDict
+
+    return dict(HyperparametersMixin=HyperparametersMixin, AttributeDict=AttributeDict,
+                save_hparams_to_yaml=save_hparams_to_yaml, load_hparams_from_yaml=load_hparams_from_yaml)
+
+
 def _lightning_misconfiguration() -> type:
     from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -171,6 +188,7 @@ def _mirror() -> types.SimpleNamespace:
         load_checkpoint=lambda path: _mirror_checkpoint_io().load_checkpoint(path),
         weights=lambda module: [np.array(v) for _, v in _mlx_flatten(module.parameters())],
         stack=mx.stack,
+        **_mirror_hparams(),
         **_common())
 
 
@@ -195,6 +213,7 @@ def _lightning() -> types.SimpleNamespace:
         load_checkpoint=lambda path: torch.load(path, weights_only=False),
         weights=lambda module: [p.detach().cpu().numpy() for p in module.parameters()],
         stack=torch.stack,
+        **_lightning_hparams(),
         **_common())
 
 

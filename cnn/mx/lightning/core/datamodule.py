@@ -33,10 +33,10 @@ class LightningDataModule(HyperparametersMixin):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str, map_location: Any = None, hparams_file: Optional[str] = None,
-                             **kwargs: Any) -> "LightningDataModule":
+                             weights_only: Optional[bool] = None, **kwargs: Any) -> "LightningDataModule":
         """Lightning's: the datamodule built from the checkpoint's ``datamodule_hyper_parameters`` (``kwargs``
-        override them), its ``load_state_dict`` given the state the checkpoint holds for it. ``map_location`` is
-        accepted and unused (MLX's memory is unified)."""
+        override them), its ``load_state_dict`` given the state the checkpoint holds for it. ``map_location`` and
+        ``weights_only`` are accepted and unused (MLX's memory is unified; a safetensors file holds no code)."""
         from cnn.mx.lightning.core import saving
 
         return saving.load_from_checkpoint(cls, checkpoint_path, hparams_file=hparams_file, **kwargs)

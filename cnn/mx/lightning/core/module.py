@@ -188,11 +188,13 @@ class LightningModule(HyperparametersMixin, nn.Module):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str, map_location: Any = None, hparams_file: Optional[str] = None,
-                             strict: Optional[bool] = None, **kwargs: Any) -> "LightningModule":
+                             strict: Optional[bool] = None, weights_only: Optional[bool] = None,
+                             **kwargs: Any) -> "LightningModule":
         """Lightning's ``load_from_checkpoint``: the module built from the checkpoint's hyper-parameters
         (``kwargs`` override them) with its weights (``strict``); see
-        :func:`cnn.mx.lightning.core.saving.load_from_checkpoint`. ``map_location`` is accepted and unused (MLX's
-        memory is unified); ``checkpoint_io=`` reads files written with another format's names."""
+        :func:`cnn.mx.lightning.core.saving.load_from_checkpoint`. ``map_location`` and ``weights_only`` are
+        accepted and unused (MLX's memory is unified; a safetensors file holds no code to run);
+        ``checkpoint_io=`` reads files written with another format's names."""
         return saving.load_from_checkpoint(cls, checkpoint_path, hparams_file=hparams_file, strict=strict, **kwargs)
 
     @property
