@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import types
 from typing import Any, Optional
+from unittest import mock
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 import cnn.mx.lightning as mirror
@@ -189,6 +190,8 @@ def _mirror() -> types.SimpleNamespace:
         weights=lambda module: [np.array(v) for _, v in _mlx_flatten(module.parameters())],
         stack=mx.stack,
         **_mirror_hparams(),
+        patch_checkpoint_write=lambda: mock.patch.object(mirror.SafetensorsCheckpointIO, "save_checkpoint"),
+        save_checkpoint=lambda checkpoint, path: _mirror_checkpoint_io().save_checkpoint(checkpoint, path),
         **_common())
 
 
@@ -214,6 +217,8 @@ def _lightning() -> types.SimpleNamespace:
         weights=lambda module: [p.detach().cpu().numpy() for p in module.parameters()],
         stack=torch.stack,
         **_lightning_hparams(),
+        patch_checkpoint_write=lambda: mock.patch("torch.save"),
+        save_checkpoint=lambda checkpoint, path: torch.save(checkpoint, path),
         **_common())
 
 

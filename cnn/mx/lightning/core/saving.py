@@ -162,14 +162,17 @@ def load_state_dict(module: Any, state_dict: Mapping[str, Any], strict: bool = T
     own = dict(tree_flatten(module.parameters()))
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    mismatched = [f"size mismatch for {k}: copying a param with shape {tuple(v.shape)} from checkpoint, the shape "
-                  f"in current model is {tuple(own[k].shape)}" for k, v in state_dict.items()
-                  if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    errors = mismatched + ([f"Missing key(s) in state_dict: {missing}"] if strict and missing else []) + \
-        ([f"Unexpected key(s) in state_dict: {unexpected}"] if strict and unexpected else [])
+    errors = []  # torch's messages, in torch's order, on one line
+    if strict and unexpected:
+        errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
+    if strict and missing:
+        errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
+    errors += [f"size mismatch for {k}: copying a param with shape {tuple(v.shape)} from checkpoint, the shape in "
+               f"current model is {tuple(own[k].shape)}." for k, v in state_dict.items()
+               if k in own and tuple(v.shape) != tuple(own[k].shape)]
     if errors:
         raise CheckpointMismatchError(f"Error(s) in loading state_dict for {type(module).__name__}: "
-                                      + "; ".join(errors))
+                                      + " ".join(errors))
     module.load_weights([(k, v) for k, v in state_dict.items() if k in own], strict=False)
     mx.eval(module.parameters())
     return IncompatibleKeys(missing, unexpected)

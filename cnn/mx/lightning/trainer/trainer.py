@@ -211,6 +211,7 @@ class Trainer:
         self.num_training_batches = 0
         self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
         self.data_connector = DataConnector(self)
+        self._checkpoint_connector = checkpoint_connector.CheckpointConnector(self)
         self.signal_connector = SignalConnector(self)
         self.step_runner = StepRunner(self)
         self.fit_loop = FitLoop(self)

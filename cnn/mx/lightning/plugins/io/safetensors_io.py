@@ -36,7 +36,7 @@ import mlx.nn as nn
 import numpy as np
 
 from cnn.atomic import write_bytes
-from cnn.errors import CheckpointError
+from cnn.errors import CheckpointError, CheckpointNotFoundError
 
 # Array dtypes a safetensors file from MLX holds as they are; others (float64) travel as raw bytes.
 _NATIVE_DTYPES = {"float32", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
@@ -228,7 +228,7 @@ class SafetensorsCheckpointIO:
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise CheckpointError(f"checkpoint not found: {path}")
+            raise CheckpointNotFoundError(f"Checkpoint file not found: {path}")
         if not path.endswith(".safetensors"):
             raise CheckpointError(f"not an MLX checkpoint (expected a .safetensors file): {path}")
         try:

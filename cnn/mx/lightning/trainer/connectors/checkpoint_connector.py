@@ -138,3 +138,17 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
     scaler = trainer.precision_plugin.scaler
     if scaler is not None and ckpt.get("MixedPrecision"):
         scaler.load_state_dict(ckpt["MixedPrecision"])
+
+
+class CheckpointConnector:
+    """Lightning's ``trainer._checkpoint_connector``: the functions above bound to one trainer, for the code (and
+    Lightning's tests) that reaches them through it."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def dump_checkpoint(self, weights_only: Optional[bool] = None) -> dict[str, Any]:
+        return dump_checkpoint(self.trainer, bool(weights_only))
+
+    def _restore_modules_and_callbacks(self, checkpoint_path: Optional[str] = None) -> Optional[dict[str, Any]]:
+        return restore_modules_and_callbacks(self.trainer, self.trainer.state.fn, checkpoint_path)
