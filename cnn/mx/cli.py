@@ -120,7 +120,7 @@ class CLI:
         check_optional_packages(section.trainer.callbacks, section.trainer.logger)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
-                           "cnn.mx.lightning.callbacks.ModelCheckpoint",
+                           "cnn.mx.callbacks.ModelCheckpoint",
                            fit_callbacks=("cnn.mx.callbacks.MonitorCheck",), checkpoint_suffix=".safetensors",
                            own=self.own)
         seed_everything(seed_value(section.seed_everything))

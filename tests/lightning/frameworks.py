@@ -213,7 +213,7 @@ def _lightning() -> types.SimpleNamespace:
         to_numpy=lambda value: value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.array(value),
         checkpoint_suffix=".ckpt",
         MisconfigurationException=_lightning_misconfiguration(),
-        load_checkpoint=lambda path: torch.load(path, weights_only=False),
+        load_checkpoint=lambda path: torch.load(path, weights_only=True),
         weights=lambda module: [p.detach().cpu().numpy() for p in module.parameters()],
         stack=torch.stack,
         **_lightning_hparams(),

@@ -2,13 +2,11 @@
 
 import copy
 import math
-import pickle
 import sys
 from typing import Optional
 from unittest import mock
 from unittest.mock import Mock
 
-import cloudpickle
 import pytest
 
 
@@ -84,19 +82,6 @@ def test_early_stopping_patience_train(
     )
     trainer.fit(model)
     assert trainer.current_epoch - 1 == expected_stop_epoch
-
-
-def test_pickling(pl):
-    """test_early_stopping.py::test_pickling: the callback pickles and comes back equal."""
-    early_stopping = pl.callbacks.EarlyStopping(monitor="foo")
-
-    early_stopping_pickled = pickle.dumps(early_stopping)
-    early_stopping_loaded = pickle.loads(early_stopping_pickled)
-    assert vars(early_stopping) == vars(early_stopping_loaded)
-
-    early_stopping_pickled = cloudpickle.dumps(early_stopping)
-    early_stopping_loaded = cloudpickle.loads(early_stopping_pickled)
-    assert vars(early_stopping) == vars(early_stopping_loaded)
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,14 @@ cannot pickle a checkpoint).
 """
 
 import os
-import pickle
 import re
 import sys
+from argparse import Namespace
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 from unittest.mock import Mock, call, patch
 
-import cloudpickle
 import pytest
 import yaml
 
@@ -97,19 +96,6 @@ def test_model_checkpoint_path(pl, tmp_path, logger_version, expected: str):
 
     ckpt_version = Path(trainer.checkpoint_callback.dirpath).parent.name
     assert ckpt_version == expected
-
-
-def test_pickling(pl, tmp_path):
-    """test_model_checkpoint.py::test_pickling: the callback pickles and comes back equal."""
-    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path)
-
-    ckpt_pickled = pickle.dumps(ckpt)
-    ckpt_loaded = pickle.loads(ckpt_pickled)
-    assert vars(ckpt) == vars(ckpt_loaded)
-
-    ckpt_pickled = cloudpickle.dumps(ckpt)
-    ckpt_loaded = cloudpickle.loads(ckpt_pickled)
-    assert vars(ckpt) == vars(ckpt_loaded)
 
 
 def test_model_checkpoint_format_checkpoint_name(pl, tmp_path, monkeypatch):
@@ -815,6 +801,36 @@ def test_current_score_when_nan(pl, tmp_path, mode: str):
     expected = float("inf" if mode == "min" else "-inf")
     assert model_checkpoint.best_model_score == expected
     assert model_checkpoint.current_score == expected
+
+
+def test_hparams_type(pl, tmp_path):
+    """test_model_checkpoint.py::test_hparams_type (a Namespace; OmegaConf is not installed): the checkpoint
+    holds the hyper-parameters as a plain dict."""
+
+    class TestModel(pl.BoringModel):
+        def __init__(self, hparams):
+            super().__init__()
+            self.save_hyperparameters(hparams)
+
+    model_checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_top_k=1)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        default_root_dir=tmp_path,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        callbacks=[model_checkpoint],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    hp = {"test_hp_0": 1, "test_hp_1": 2}
+    hp = Namespace(**hp)
+    model = TestModel(hp)
+    trainer.fit(model)
+    ckpt = trainer._checkpoint_connector.dump_checkpoint()
+    # make sure it's not AttributeDict
+    ckpt_params_type = type(ckpt[model.CHECKPOINT_HYPER_PARAMS_KEY])
+    assert ckpt_params_type is dict
 
 
 def test_ckpt_version_after_rerun_new_trainer(pl, tmp_path):

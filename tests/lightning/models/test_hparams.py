@@ -4,14 +4,12 @@ or pickling; checkpoints read through ``pl.load_checkpoint``)."""
 import copy
 import functools
 import os
-import pickle
 import types
 from argparse import Namespace
 from dataclasses import dataclass, field
 from enum import Enum
 from unittest import mock
 
-import cloudpickle
 import pytest
 
 
@@ -432,15 +430,6 @@ def test_single_config_models_fail(pl, tmp_path, cls, config):
     cls = {"AnotherArgModel": AnotherArgModel, "OtherArgsModel": OtherArgsModel}[cls]
     with pytest.raises(ValueError, match=r"Primitives \(<class 'bool'>*"):
         _ = cls(**config)
-
-
-def test_hparams_pickle(pl, tmp_path):
-    """test_hparams.py::test_hparams_pickle: AttributeDict pickles."""
-    ad = pl.AttributeDict({"key1": 1, "key2": "abc"})
-    pkl = pickle.dumps(ad)
-    assert ad == pickle.loads(pkl)
-    pkl = cloudpickle.dumps(ad)
-    assert ad == pickle.loads(pkl)
 
 
 def test_save_hparams_to_yaml(pl, tmp_path):
