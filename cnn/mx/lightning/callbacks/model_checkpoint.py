@@ -33,12 +33,12 @@ class ModelCheckpoint(Callback):
     ``<default_root_dir>/checkpoints`` without logger); ``save_last`` adds ``last.safetensors`` whenever a checkpoint
     is saved (``save_last="link"``: a relative symbolic link to that checkpoint, a copy where links cannot be made);
     ``best_model_path`` / ``best_model_score`` / ``last_model_path`` as in Lightning. Differences: on a
-    ``TrainingInterrupted``
-    (SIGINT/SIGTERM) or any other ``Exception`` after steps not yet saved, ``last`` is written so the run can resume;
-    on a ``NonFiniteLossError``, a second Ctrl-C (``KeyboardInterrupt``) or a collective that failed because another
-    rank is gone nothing is ever written (the last good checkpoint stays untouched: a step whose gradient average
-    never arrived leaves weights that are no step's). A ``monitor`` not logged yet is a warning until validation has
-    run, an error (``MonitorError``, Lightning's ``MisconfigurationException``) after, as in Lightning.
+    ``TrainingInterrupted`` (SIGINT/SIGTERM) or any other ``Exception`` after steps not yet saved, ``last`` is
+    written so the run can resume; on a ``NonFiniteLossError``, a second Ctrl-C (``KeyboardInterrupt``) or a
+    collective that failed because another rank is gone nothing is ever written (the last good checkpoint stays
+    untouched: a step whose gradient average never arrived leaves weights that are no step's). A ``monitor`` not
+    logged yet is a warning until validation has run, an error (``MonitorError``, Lightning's
+    ``MisconfigurationException``) after, as in Lightning.
     """
 
     CHECKPOINT_JOIN_CHAR = "-"
