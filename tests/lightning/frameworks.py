@@ -176,7 +176,7 @@ def _mirror() -> types.SimpleNamespace:
         name="mirror", module=mirror, callbacks=callbacks, loggers=loggers,
         Trainer=mirror.Trainer, LightningModule=mirror.LightningModule,
         LightningDataModule=mirror.LightningDataModule, Callback=mirror.Callback,
-        seed_everything=getattr(mirror, "seed_everything", None),
+        seed_everything=mirror.seed_everything,
         BoringModel=MirrorBoringModel, BoringDataModule=MirrorBoringDataModule,
         nn=mnn, mse_loss=mnn.losses.mse_loss,
         sgd=lambda module, lr=0.1, **kw: moptim.SGD(learning_rate=lr, **kw),
