@@ -165,7 +165,8 @@ def _our_checkpoint(callback, checkpoint_class: str):
     """A Lightning ``ModelCheckpoint`` named in the config becomes this side's, whose ``last``
     holds the newest state after every epoch whatever the metric did (same arguments)."""
     path = _class_path(callback)
-    if path.startswith(("lightning.", "pytorch_lightning.")) and path.endswith(".ModelCheckpoint") \
+    if path.startswith(("lightning.", "pytorch_lightning.", "cnn.mx.lightning.")) \
+            and path.endswith(".ModelCheckpoint") \
             and path != checkpoint_class:
         callback = dict(callback) if isinstance(callback, dict) else callback.clone()
         callback["class_path"] = checkpoint_class

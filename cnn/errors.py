@@ -46,6 +46,15 @@ class CheckpointError(Exception):
     from; the message is one line naming the file."""
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint file where one was asked for; a ``FileNotFoundError`` too, as Lightning's."""
+
+
+class CheckpointMismatchError(CheckpointError, RuntimeError):
+    """A checkpoint's weights do not fit the module they are loaded into (a key missing or extra where loading is
+    strict, a shape that differs); a ``RuntimeError`` too, which is what Lightning's (torch's) loading raises."""
+
+
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN/inf; training stopped, no checkpoint written for that step."""
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from cnn.atomic import remove_temp_files
-from cnn.errors import ConfigError, PeerLostError
+from cnn.errors import CheckpointError, ConfigError, PeerLostError
 from cnn.interrupts import final_test_stops, stop_on_signals
 
 _CLAIMED: set[str] = set()  # version directories this process created
@@ -314,3 +314,27 @@ def start_new_run_from(model, ckpt_path: str | None) -> None:
     note = model.start_from(path)
     if note:
         print(f"note: {note}", file=sys.stderr)
+
+
+# The key under which both sides' checkpoints name the optimizer classes whose state they hold.
+OPTIMIZERS_KEY = "optimizer_classes"
+
+
+def optimizer_names(optimizers) -> list[str]:
+    """What a checkpoint records under ``OPTIMIZERS_KEY``: each optimizer's class name."""
+    return [type(optimizer).__name__ for optimizer in optimizers]
+
+
+def check_same_optimizers(saved, optimizers, path) -> None:
+    """``CheckpointError`` (one line) when a ``fit`` resumed from ``path`` built other
+    ``optimizers`` than those whose state the checkpoint holds (``saved``, its
+    ``OPTIMIZERS_KEY``; None in a checkpoint from before the key, which is not judged): their
+    state cannot carry over (torch fails at the first step, MLX would drop it silently). Called
+    once the optimizers exist and before the state is restored or a step is taken."""
+    current = optimizer_names(optimizers)
+    if saved is None or list(saved) == current:
+        return
+    raise CheckpointError(
+        f"{path} holds the state of {', '.join(saved) or 'no optimizer'}, and this fit builds "
+        f"{', '.join(current) or 'none'}: resume with the optimizer it was trained with, or start a new "
+        f"run from its weights with --model.init_from {shlex.quote(str(path))}")

@@ -174,20 +174,23 @@ def test_a_torch_config_for_mlx_names_the_mirrors_and_leaves_out_what_mlx_does_i
                                   {"class_path": "lightning.pytorch.callbacks.StochasticWeightAveraging",
                                    "init_args": {"swa_lrs": 0.01, "device": "Unable to serialize instance cpu"}},
                                   {"class_path": "lightning.pytorch.callbacks.EarlyStopping",
-                                   "init_args": {"monitor": "val/acc", "log_rank_zero_only": True}}]},
+                                   "init_args": {"monitor": "val/acc", "log_rank_zero_only": True}},
+                                  {"class_path": "lightning.pytorch.callbacks.TQDMProgressBar",
+                                   "init_args": {"process_position": 1}}]},
         "model": {"lr": 0.1, "net": None}}
     notes: list[str] = []
     assert translate_config(torch_config, "mlx", notes) == {
         "seed_everything": 1,
         "trainer": {"plugins": [],
                     "callbacks": [{"class_path": "cnn.mx.lightning.ModelCheckpoint",
-                                   "init_args": {"monitor": "val/acc"}},
+                                   "init_args": {"monitor": "val/acc", "train_time_interval": None}},
                                   {"class_path": "cnn.mx.lightning.StochasticWeightAveraging",
                                    "init_args": {"swa_lrs": 0.01, "device": "cpu"}},
                                   {"class_path": "cnn.mx.lightning.EarlyStopping",
-                                   "init_args": {"monitor": "val/acc"}}]},
+                                   "init_args": {"monitor": "val/acc", "log_rank_zero_only": True}},
+                                  {"class_path": "cnn.mx.lightning.TQDMProgressBar", "init_args": {}}]},
         "model": {"lr": 0.1, "net": None}}  # both sides have model.net
-    assert notes == ["EarlyStopping(log_rank_zero_only=True) has no mlx counterpart; ignored"]
+    assert notes == ["TQDMProgressBar(process_position=1) has no mlx counterpart; ignored"]
 
 
 def test_an_mlx_config_for_torch_names_lightnings_classes():

@@ -637,8 +637,9 @@ def test_load_from_checkpoint_rebuilds_the_module_with_its_hparams_weights_and_o
     np.testing.assert_array_equal(np.array(loaded(x)), np.array(model(x)))
     with pytest.raises(Exception, match="does not match MxSavingToy"):
         MxSavingToy.load_from_checkpoint(path, act=mnn.relu, hidden=(5, 2))
-    partial = MxSavingToy.load_from_checkpoint(path, act=mnn.relu, hidden=(5, 2), strict=False)
-    np.testing.assert_array_equal(np.array(partial.head.bias), np.array(model.head.bias))
+    # not strict: keys may be missing or extra, never a shape (Lightning's load raises; no layer left random)
+    with pytest.raises(RuntimeError, match="does not match MxSavingToy.*size mismatch"):
+        MxSavingToy.load_from_checkpoint(path, act=mnn.relu, hidden=(5, 2), strict=False)
 
 
 def test_save_hyperparameters_records_a_function_by_name_with_one_note(capsys):

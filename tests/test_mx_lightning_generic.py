@@ -21,7 +21,8 @@ from tests.cli_runs import ROOT
 
 PACKAGE = Path(ROOT) / "cnn" / "mx" / "lightning"
 # framework-free core (cnn.interrupts: what cnn.runs stops an evaluation with)
-ALLOWED_CNN_MODULES = {"cnn.atomic", "cnn.errors", "cnn.interrupts", "cnn.mx", "cnn.runs"}
+ALLOWED_CNN_MODULES = {"cnn.atomic", "cnn.bounded_yaml", "cnn.errors", "cnn.interrupts", "cnn.mx", "cnn.runs",
+                       "cnn.user_files"}
 
 
 class MLP(LightningModule):

@@ -184,7 +184,7 @@ def _optimizer_state(run):
     if last.suffix == ".ckpt":
         group = torch.load(last, weights_only=True)["optimizer_states"][0]["param_groups"][0]
         return {k: v for k, v in group.items() if k in ("lr", "momentum", "dampening", "nesterov")}
-    state = CHECKPOINT_IO.load_checkpoint(str(last))["optimizer_state"]
+    state = CHECKPOINT_IO.load_checkpoint(str(last))["optimizer_states"][0]
     return {key.rsplit(".", 1)[-1] for key in state}
 
 

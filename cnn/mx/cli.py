@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import sys
 import time
 from typing import Optional, Union
@@ -17,11 +16,10 @@ from cnn.mx.lightning.cli import SaveConfigCallback
 from cnn.mx.lightning.loggers import TensorBoardLogger, VersionedLogger
 from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+from cnn.mx.lightning.utilities.seed import seed_everything as lightning_seed_everything
 from cnn.mx.module import Classifier
 
-import mlx.core as mx
 import mlx.optimizers as optim
-import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
@@ -85,9 +83,7 @@ def build_parser(own: OwnClasses = OURS) -> tuple[ArgumentParser, dict[str, Argu
 
 
 def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    mx.random.seed(seed)
+    lightning_seed_everything(seed, verbose=False)
 
 
 class CLI:
@@ -127,7 +123,7 @@ class CLI:
         check_optional_packages(section.trainer.callbacks, section.trainer.logger)
         apply_run_defaults(section, self.subcommand, FRAMEWORK,
                            "cnn.mx.lightning.loggers.TensorBoardLogger",
-                           "cnn.mx.lightning.callbacks.ModelCheckpoint",
+                           "cnn.mx.callbacks.ModelCheckpoint",
                            fit_callbacks=("cnn.mx.callbacks.MonitorCheck",), checkpoint_suffix=".safetensors",
                            own=self.own)
         seed_everything(seed_value(section.seed_everything))

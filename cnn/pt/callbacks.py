@@ -33,9 +33,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from cnn.ckpt_path import OPTIMIZERS_KEY, check_same_optimizers, optimizer_names
 from cnn.errors import NonFiniteLossError, TrainingInterrupted
 from cnn.monitors import FirstValidationMonitorCheck
+from cnn.runs import OPTIMIZERS_KEY, check_same_optimizers, optimizer_names
 
 
 def _checkpoint_callbacks(trainer) -> list[ModelCheckpoint]:
@@ -169,7 +169,7 @@ class ResumeState(L.Callback):
       train data is loaded after the loops, and ``configure_optimizers`` reading
       ``estimated_stepping_batches`` (to size the lr schedule) loads it before: the resumed
       epoch would start from its first batch again;
-    * the optimizers' class names (``cnn.ckpt_path.OPTIMIZERS_KEY``): a resume with another
+    * the optimizers' class names (``cnn.runs.OPTIMIZERS_KEY``): a resume with another
       optimizer is refused before its state is restored (``check_same_optimizers``).
     """
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import types
 from typing import Any, Optional
+from unittest import mock
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 import cnn.mx.lightning as mirror
@@ -188,6 +189,45 @@ def _common() -> dict[str, Any]:
                 RandomIterableDatasetWithLen=RandomIterableDatasetWithLen, np=np)
 
 
+def _mirror_misconfiguration() -> type:
+    from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+
+    return MisconfigurationException
+
+
+def _mirror_checkpoint_io() -> Any:
+    return mirror.SafetensorsCheckpointIO()
+
+
+def _mlx_flatten(tree: Any) -> list:
+    from mlx.utils import tree_flatten
+
+    return tree_flatten(tree)
+
+
+def _mirror_hparams() -> dict[str, Any]:
+    from cnn.mx.lightning.core.mixins.hparams_mixin import AttributeDict, HyperparametersMixin
+    from cnn.mx.lightning.core.saving import load_hparams_from_yaml, save_hparams_to_yaml
+
+    return dict(HyperparametersMixin=HyperparametersMixin, AttributeDict=AttributeDict,
+                save_hparams_to_yaml=save_hparams_to_yaml, load_hparams_from_yaml=load_hparams_from_yaml)
+
+
+def _lightning_hparams() -> dict[str, Any]:
+    from lightning.pytorch.core.mixins import HyperparametersMixin
+    from lightning.pytorch.core.saving import load_hparams_from_yaml, save_hparams_to_yaml
+    from lightning.pytorch.utilities import AttributeDict
+
+    return dict(HyperparametersMixin=HyperparametersMixin, AttributeDict=AttributeDict,
+                save_hparams_to_yaml=save_hparams_to_yaml, load_hparams_from_yaml=load_hparams_from_yaml)
+
+
+def _lightning_misconfiguration() -> type:
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    return MisconfigurationException
+
+
 def _mirror() -> types.SimpleNamespace:
     import cnn.mx.lightning.callbacks as callbacks
     import cnn.mx.lightning.loggers as loggers
@@ -196,7 +236,7 @@ def _mirror() -> types.SimpleNamespace:
         name="mirror", module=mirror, callbacks=callbacks, loggers=loggers,
         Trainer=mirror.Trainer, LightningModule=mirror.LightningModule,
         LightningDataModule=mirror.LightningDataModule, Callback=mirror.Callback,
-        seed_everything=getattr(mirror, "seed_everything", None),
+        seed_everything=mirror.seed_everything,
         BoringModel=MirrorBoringModel, BoringDataModule=MirrorBoringDataModule,
         nn=mnn, mse_loss=mnn.losses.mse_loss,
         sgd=lambda module, lr=0.1, **kw: moptim.SGD(learning_rate=lr, **kw),
@@ -216,7 +256,13 @@ def _mirror() -> types.SimpleNamespace:
         Closure=mirror.loops.optimization.automatic.Closure,
         RunningStage=mirror.trainer.states.RunningStage,
         Tensor=mx.array,
-        is_overridden=mirror.core.module.is_overridden,
+        is_overridden=mirror.utilities.model_helpers.is_overridden,
+        load_checkpoint=lambda path: _mirror_checkpoint_io().load_checkpoint(path),
+        weights=lambda module: [np.array(v) for _, v in _mlx_flatten(module.parameters())],
+        stack=mx.stack,
+        **_mirror_hparams(),
+        patch_checkpoint_write=lambda: mock.patch.object(mirror.SafetensorsCheckpointIO, "save_checkpoint"),
+        save_checkpoint=lambda checkpoint, path: _mirror_checkpoint_io().save_checkpoint(checkpoint, path),
         **_common())
 
 
@@ -249,6 +295,12 @@ def _lightning() -> types.SimpleNamespace:
         RunningStage=lightning.trainer.states.RunningStage,
         Tensor=torch.Tensor,
         is_overridden=lightning.utilities.model_helpers.is_overridden,
+        load_checkpoint=lambda path: torch.load(path, weights_only=True),
+        weights=lambda module: [p.detach().cpu().numpy() for p in module.parameters()],
+        stack=torch.stack,
+        **_lightning_hparams(),
+        patch_checkpoint_write=lambda: mock.patch("torch.save"),
+        save_checkpoint=lambda checkpoint, path: torch.save(checkpoint, path),
         **_common())
 
 

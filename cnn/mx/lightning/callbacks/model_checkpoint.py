@@ -1,7 +1,8 @@
 """Mirror of lightning.pytorch.callbacks.model_checkpoint: ``ModelCheckpoint`` writing ``.safetensors`` files.
 
-Ports the decision logic of Lightning's ``ModelCheckpoint`` (same triggers, names, top-k logic) with python floats
-instead of tensors; the files are single ``.safetensors`` files (see :mod:`cnn.mx.lightning.plugins.io`).
+Ports the decision logic of Lightning's ``ModelCheckpoint`` (same triggers, names, top-k logic, scores kept as the
+metric was logged: ``mx.array`` where Lightning keeps tensors); the files are single ``.safetensors`` files (see
+:mod:`cnn.mx.lightning.plugins.io`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
+import time
 import warnings
-from typing import Any, Optional
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Optional, Union
 
 from cnn.mx.lightning.callbacks.callback import Callback
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+
+import mlx.core as mx
+import yaml
 
 from cnn.errors import MonitorError, NonFiniteLossError, TrainingInterrupted
 from cnn.runs import relocated_state
@@ -22,16 +31,16 @@ class ModelCheckpoint(Callback):
     """Save ``.safetensors`` checkpoints like Lightning's ``ModelCheckpoint`` (same triggers, names, top-k logic).
 
     Default file name ``epoch={epoch}-step={step}.safetensors`` in ``<log_dir>/checkpoints`` (or
-    ``<default_root_dir>/checkpoints`` without logger); ``save_last`` adds ``last.safetensors``; ``best_model_path`` /
-    ``best_model_score`` / ``last_model_path`` as in Lightning. Differences: ``last`` is rewritten after every
-    epoch and validation, whether or not the monitored metric improved; on a ``TrainingInterrupted``
-    (SIGINT/SIGTERM) or any other ``Exception`` after steps not yet saved, ``last`` is written so the run can resume;
-    on a ``NonFiniteLossError``, a second Ctrl-C (``KeyboardInterrupt``) or a collective that failed because another
-    rank is gone nothing is ever written (the last good checkpoint stays untouched: a step whose gradient average
-    never arrived leaves weights that are no step's). A ``monitor`` not logged yet is a warning until validation has
-    run, an error (``MonitorError``, Lightning's ``MisconfigurationException``) after, as in Lightning. A moved or
-    copied run folder resumes as in place (``cnn.runs.relocated_state``): its ``last`` is rewritten, never left
-    stale beside a new ``last-v1``.
+    ``<default_root_dir>/checkpoints`` without logger); ``save_last`` adds ``last.safetensors`` whenever a checkpoint
+    is saved (``save_last="link"``: a relative symbolic link to that checkpoint, a copy where links cannot be made);
+    ``best_model_path`` / ``best_model_score`` / ``last_model_path`` as in Lightning. Differences: on a
+    ``TrainingInterrupted`` (SIGINT/SIGTERM) or any other ``Exception`` after steps not yet saved, ``last`` is
+    written so the run can resume; on a ``NonFiniteLossError``, a second Ctrl-C (``KeyboardInterrupt``) or a
+    collective that failed because another rank is gone nothing is ever written (the last good checkpoint stays
+    untouched: a step whose gradient average never arrived leaves weights that are no step's). A ``monitor`` not
+    logged yet is a warning until validation has run, an error (``MonitorError``, Lightning's
+    ``MisconfigurationException``) after, as in Lightning. A moved or copied run folder resumes as in place
+    (``cnn.runs.relocated_state``): its ``last`` is rewritten, never left stale beside a new ``last-v1``.
     """
 
     CHECKPOINT_JOIN_CHAR = "-"
@@ -40,65 +49,105 @@ class ModelCheckpoint(Callback):
     FILE_EXTENSION = ".safetensors"
     STARTING_VERSION = 1
 
-    def __init__(self, dirpath: Optional[str] = None, filename: Optional[str] = None, monitor: Optional[str] = None,
-                 verbose: bool = False, save_last: Optional[bool] = None, save_top_k: int = 1,
-                 save_on_exception: bool = False, save_weights_only: bool = False, mode: str = "min",
-                 auto_insert_metric_name: bool = True, every_n_train_steps: Optional[int] = None,
-                 every_n_epochs: Optional[int] = None, save_on_train_epoch_end: Optional[bool] = None,
-                 enable_version_counter: bool = True) -> None:
+    def __init__(self, dirpath: Optional[Union[str, Path]] = None, filename: Optional[str] = None,
+                 monitor: Optional[str] = None, verbose: bool = False, save_last: Optional[Union[bool, str]] = None,
+                 save_top_k: int = 1, save_on_exception: bool = False, save_weights_only: bool = False,
+                 mode: str = "min", auto_insert_metric_name: bool = True, every_n_train_steps: Optional[int] = None,
+                 train_time_interval: Optional[timedelta] = None, every_n_epochs: Optional[int] = None,
+                 save_on_train_epoch_end: Optional[bool] = None, enable_version_counter: bool = True) -> None:
         if mode not in ("min", "max"):
-            raise ValueError(f"`mode` can be min, max but got {mode}")
-        if save_top_k < -1:
-            raise ValueError(f"Invalid value for save_top_k={save_top_k}. Must be >= -1")
-        if monitor is None and save_top_k not in (-1, 0, 1):
-            raise ValueError(f"ModelCheckpoint(save_top_k={save_top_k}, monitor=None) is not a valid configuration.")
-        if every_n_train_steps is None and every_n_epochs is None:
+            raise MisconfigurationException(f"`mode` can be min, max but got {mode}")
+        if every_n_train_steps is None and every_n_epochs is None and train_time_interval is None:
             every_n_epochs, every_n_train_steps = 1, 0
+        self._train_time_interval = train_time_interval
         self._every_n_epochs = every_n_epochs or 0
         self._every_n_train_steps = every_n_train_steps or 0
-        if self._every_n_train_steps < 0:
-            raise ValueError(f"Invalid value for every_n_train_steps={self._every_n_train_steps}. Must be >= 0")
-        if self._every_n_epochs < 0:
-            raise ValueError(f"Invalid value for every_n_epochs={self._every_n_epochs}. Must be >= 0")
-        if self._every_n_epochs >= 1 and self._every_n_train_steps >= 1:
-            raise ValueError("every_n_train_steps and every_n_epochs are mutually exclusive")
-        self.dirpath = os.path.realpath(os.path.expanduser(dirpath)) if dirpath else None
+        self._last_time_checked: Optional[float] = None
+        self.monitor, self.save_top_k = monitor, save_top_k
+        self._validate_init_configuration()
+        self.dirpath = os.path.realpath(os.path.expanduser(dirpath)) if dirpath and _is_local(dirpath) else \
+            (dirpath or None)
         self.filename, self.monitor, self.verbose, self.mode = filename, monitor, verbose, mode
         self.save_last, self.save_top_k, self.save_on_exception = save_last, save_top_k, save_on_exception
         self.save_weights_only, self.auto_insert_metric_name = save_weights_only, auto_insert_metric_name
         self._save_on_train_epoch_end, self._enable_version_counter = save_on_train_epoch_end, enable_version_counter
-        self.kth_value = math.inf if mode == "min" else -math.inf
-        self.best_k_models: dict[str, float] = {}
+        self.kth_value: Any = mx.array(math.inf if mode == "min" else -math.inf)
+        self.best_k_models: dict[str, Any] = {}
         self.kth_best_model_path = ""
-        self.best_model_score: Optional[float] = None
+        self.best_model_score: Any = None
         self.best_model_path = ""
         self.last_model_path = ""
-        self.current_score: Optional[float] = None
+        self.current_score: Any = None
         self._last_global_step_saved = 0  # Lightning: no checkpoint before the first step
         self._last_checkpoint_saved = ""
         self._defer_save_until_validation = False
         self._warned: set[str] = set()  # Lightning's WarningCache: each warning once
 
+    def _validate_init_configuration(self) -> None:
+        if self.save_top_k < -1:
+            raise MisconfigurationException(f"Invalid value for save_top_k={self.save_top_k}. Must be >= -1")
+        if self._every_n_train_steps < 0:
+            raise MisconfigurationException(
+                f"Invalid value for every_n_train_steps={self._every_n_train_steps}. Must be >= 0")
+        if self._every_n_epochs < 0:
+            raise MisconfigurationException(f"Invalid value for every_n_epochs={self._every_n_epochs}. Must be >= 0")
+        triggers = (self._every_n_train_steps >= 1) + (self._every_n_epochs >= 1) + \
+            (self._train_time_interval is not None)
+        if triggers > 1:
+            raise MisconfigurationException(
+                f"Combination of parameters every_n_train_steps={self._every_n_train_steps}, "
+                f"every_n_epochs={self._every_n_epochs} and train_time_interval={self._train_time_interval} "
+                "should be mutually exclusive.")
+        if self.monitor is None and self.save_top_k not in (-1, 0, 1):
+            raise MisconfigurationException(
+                f"ModelCheckpoint(save_top_k={self.save_top_k}, monitor=None) is not a valid configuration. "
+                "No quantity for top_k to track.")
+
     @property
     def state_key(self) -> str:
         return self._generate_state_key(monitor=self.monitor, mode=self.mode,
                                         every_n_train_steps=self._every_n_train_steps,
-                                        every_n_epochs=self._every_n_epochs, train_time_interval=None)
+                                        every_n_epochs=self._every_n_epochs,
+                                        train_time_interval=self._train_time_interval)
+
+    @property
+    def every_n_epochs(self) -> Optional[int]:
+        return self._every_n_epochs
+
+    def _resolve_ckpt_dir(self, trainer) -> str:
+        """``dirpath`` if given, else ``<logger save_dir>/<name>/<version>/checkpoints`` (``version_N`` for an int
+        version), else ``<default_root_dir>/checkpoints``."""
+        if self.dirpath is not None:
+            return self.dirpath
+        if trainer.loggers:
+            lg = trainer.loggers[0]
+            version = lg.version if isinstance(lg.version, str) else f"version_{lg.version}"
+            return os.path.join(lg.save_dir or trainer.default_root_dir, str(lg.name), version, "checkpoints")
+        return os.path.join(trainer.default_root_dir, "checkpoints")
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if self.dirpath is None:
-            if trainer.loggers:
-                lg = trainer.loggers[0]
-                version = lg.version if isinstance(lg.version, str) else f"version_{lg.version}"
-                self.dirpath = os.path.join(lg.save_dir or trainer.default_root_dir, str(lg.name), version,
-                                            "checkpoints")
-            else:
-                self.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+        self.dirpath = self._resolve_ckpt_dir(trainer)
+        if trainer.is_global_zero and stage == "fit" and self.save_top_k != 0 and os.path.isdir(self.dirpath) \
+                and os.listdir(self.dirpath):
+            warnings.warn(f"Checkpoint directory {self.dirpath} exists and is not empty.", stacklevel=2)
+        if self.save_last == "link" and not _is_local(self.dirpath):
+            raise ValueError(f"`ModelCheckpoint(save_last='link')` is only supported for local file paths, got "
+                             f"`dirpath={self.dirpath}`.")
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._last_time_checked = time.monotonic()
 
     # -- triggers (same conditions as Lightning) ---------------------------------------------------------------
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._every_n_train_steps < 1 or trainer.global_step % self._every_n_train_steps != 0:
+        skip_batch = self._every_n_train_steps < 1 or trainer.global_step % self._every_n_train_steps != 0
+        skip_time, now = True, time.monotonic()
+        if self._train_time_interval is not None:  # a zero interval is valid
+            skip_time = self._last_time_checked is None or \
+                now - self._last_time_checked < self._train_time_interval.total_seconds()
+        if skip_batch and skip_time:
             return
+        if not skip_time:
+            self._last_time_checked = now
         candidates = self._monitor_candidates(trainer)
         if self.monitor is not None and self.monitor not in candidates:
             self._defer_save_until_validation = True
@@ -130,9 +179,10 @@ class ModelCheckpoint(Callback):
         candidates = self._monitor_candidates(trainer)
         if self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0:
             self._save_topk_checkpoint(trainer, candidates)
-        # Unlike Lightning, `last` is the newest state after every epoch or validation, not only
-        # after one that also wrote a top-k checkpoint: a crash must not throw epochs away.
-        self._save_last_checkpoint(trainer, candidates)
+        # Lightning's: `last` only along a checkpoint saved at this step (or refreshed as a link)
+        if self._last_global_step_saved == trainer.global_step or (self.save_last == "link"
+                                                                   and self._last_checkpoint_saved):
+            self._save_last_checkpoint(trainer, candidates)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit" \
@@ -167,12 +217,17 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # a moved or copied run folder resumes as in place (Lightning would write last-v1)
         state_dict = relocated_state(state_dict, self.dirpath)
-        if self.dirpath == state_dict.get("dirpath", self.dirpath):
+        dirpath_from_ckpt = state_dict.get("dirpath", self.dirpath)
+        if self.dirpath == dirpath_from_ckpt:
             self.best_model_score = state_dict["best_model_score"]
             self.kth_best_model_path = state_dict.get("kth_best_model_path", self.kth_best_model_path)
             self.kth_value = state_dict.get("kth_value", self.kth_value)
             self.best_k_models = state_dict.get("best_k_models", self.best_k_models)
             self.last_model_path = state_dict.get("last_model_path", self.last_model_path)
+        else:
+            warnings.warn(f"The dirpath has changed from {dirpath_from_ckpt!r} to {self.dirpath!r}, therefore "
+                          "`best_model_score`, `kth_best_model_path`, `kth_value`, `last_model_path` and "
+                          "`best_k_models` won't be reloaded. Only `best_model_path` will be reloaded.", stacklevel=2)
         self.best_model_path = state_dict["best_model_path"]
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -217,7 +272,7 @@ class ModelCheckpoint(Callback):
                 self._warned.add(message)
                 warnings.warn(message, stacklevel=2)
             return
-        current = float(candidates[self.monitor])
+        current = candidates[self.monitor]
         if not self._check_monitor_top_k(current):
             return
         k = len(self.best_k_models) + 1 if self.save_top_k == -1 else self.save_top_k
@@ -225,8 +280,8 @@ class ModelCheckpoint(Callback):
         if len(self.best_k_models) == k and k > 0:
             del_filepath = self.kth_best_model_path
             self.best_k_models.pop(del_filepath)
-        if math.isnan(current):
-            current = math.inf if self.mode == "min" else -math.inf
+        if math.isnan(float(current)):  # never a NaN score: the worst one
+            current = mx.array(math.inf if self.mode == "min" else -math.inf)
         filepath = self._get_metric_interpolated_filepath_name(candidates, del_filepath)
         self.current_score = current
         self.best_k_models[filepath] = current
@@ -240,10 +295,10 @@ class ModelCheckpoint(Callback):
         if del_filepath and del_filepath != filepath:
             self._remove_checkpoint(trainer, del_filepath)
 
-    def _check_monitor_top_k(self, current: float) -> bool:
+    def _check_monitor_top_k(self, current: Any) -> bool:
         if self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
             return True
-        kth = self.best_k_models[self.kth_best_model_path]
+        current, kth = float(current), float(self.best_k_models[self.kth_best_model_path])
         return current < kth if self.mode == "min" else current > kth
 
     def _save_last_checkpoint(self, trainer, candidates: dict[str, Any], force: bool = False) -> None:
@@ -256,9 +311,26 @@ class ModelCheckpoint(Callback):
                 filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST, ver=version)
                 version += 1
         previous, self.last_model_path = self.last_model_path, filepath
-        self._save_checkpoint(trainer, filepath)
+        if self.save_last == "link" and self._last_checkpoint_saved and self.save_top_k != 0 and not force:
+            self._link_checkpoint(trainer, self._last_checkpoint_saved, filepath)
+        else:
+            self._save_checkpoint(trainer, filepath)
         if previous and previous != filepath:
             self._remove_checkpoint(trainer, previous)
+
+    @staticmethod
+    def _link_checkpoint(trainer, filepath: str, linkpath: str) -> None:
+        """``linkpath`` becomes a relative symbolic link to ``filepath`` (replacing a file, link or folder there); a
+        copy where links cannot be made."""
+        if trainer.is_global_zero and os.path.abspath(filepath) != os.path.abspath(linkpath):
+            if os.path.islink(linkpath) or os.path.isfile(linkpath):
+                os.remove(linkpath)
+            elif os.path.isdir(linkpath):
+                shutil.rmtree(linkpath)
+            try:
+                os.symlink(os.path.relpath(filepath, os.path.dirname(linkpath)), linkpath)
+            except OSError:  # no right to make links (Windows): a copy
+                shutil.copy(filepath, linkpath)
 
     def _get_metric_interpolated_filepath_name(self, candidates: dict[str, Any], del_filepath: Optional[str]) -> str:
         filepath = self.format_checkpoint_name(candidates)
@@ -283,27 +355,60 @@ class ModelCheckpoint(Callback):
                 and os.path.exists(filepath) and os.path.abspath(filepath) != resumed:
             os.remove(filepath)
 
-    def format_checkpoint_name(self, metrics: dict[str, Any], filename: Optional[str] = None,
-                               ver: Optional[int] = None) -> str:
-        """Lightning's name template: ``{epoch}-{val_loss:.2f}`` -> ``epoch=3-val_loss=0.12.safetensors``."""
-        filename = filename or self.filename or "{epoch}" + self.CHECKPOINT_JOIN_CHAR + "{step}"
-        metrics = dict(metrics)
+    def _format_checkpoint_name(self, filename: Optional[str], metrics: dict[str, Any], prefix: Optional[str] = None,
+                                auto_insert_metric_name: bool = True) -> str:
+        """Lightning's name template without folder and extension: ``{epoch}-{val_loss:.2f}`` ->
+        ``epoch=3-val_loss=0.12`` (a metric missing is 0); ``prefix`` joined in front."""
+        filename = filename or "{epoch}" + self.CHECKPOINT_JOIN_CHAR + "{step}"
+        metrics = {k: _formattable(v) for k, v in metrics.items()}
         for group in sorted(re.findall(r"(\{.*?)[:\}]", filename), key=len, reverse=True):
             name = group[1:]
-            if self.auto_insert_metric_name:
+            if auto_insert_metric_name:
                 filename = filename.replace(group, name + self.CHECKPOINT_EQUALS_CHAR + "{" + name)
-            filename = filename.replace(group, f"{{0[{name}]")
+            filename = filename.replace(group, f"{{0[{name}]")  # names with dots
             metrics.setdefault(name, 0)
         filename = filename.format(metrics)
+        if prefix is not None:
+            filename = self.CHECKPOINT_JOIN_CHAR.join([prefix, filename])
+        return filename
+
+    def format_checkpoint_name(self, metrics: dict[str, Any], filename: Optional[str] = None,
+                               ver: Optional[int] = None, prefix: Optional[str] = None) -> str:
+        """Lightning's name template: ``{epoch}-{val_loss:.2f}`` -> ``epoch=3-val_loss=0.12.safetensors``."""
+        filename = self._format_checkpoint_name(filename or self.filename, metrics, prefix=prefix,
+                                                auto_insert_metric_name=self.auto_insert_metric_name)
         if ver is not None:
             filename = self.CHECKPOINT_JOIN_CHAR.join((filename, f"v{ver}"))
         name = f"{filename}{self.FILE_EXTENSION}"
         return os.path.join(self.dirpath, name) if self.dirpath else name
 
-    def find_last_checkpoints(self) -> set[str]:
-        """The ``last*`` checkpoints in ``dirpath`` (what ``ckpt_path=\"last\"`` chooses from)."""
-        if not self.dirpath or not os.path.isdir(self.dirpath):
+    def _find_last_checkpoints(self, trainer) -> set[str]:
+        """The ``last*`` checkpoints (``CHECKPOINT_NAME_LAST``, ``FILE_EXTENSION``) in the checkpoint folder: what
+        ``ckpt_path="last"`` chooses from."""
+        folder = self._resolve_ckpt_dir(trainer)
+        if not os.path.isdir(folder):
             return set()
         pattern = rf"^{self.CHECKPOINT_NAME_LAST}(-(\d+))?"
-        return {os.path.join(self.dirpath, f) for f in os.listdir(self.dirpath)
-                if f.endswith(self.FILE_EXTENSION) and re.match(pattern, f[: -len(self.FILE_EXTENSION)])}
+        return {os.path.normpath(os.path.join(folder, f)) for f in os.listdir(folder)
+                if Path(f).suffix == self.FILE_EXTENSION and re.match(pattern, Path(f).stem)}
+
+    def to_yaml(self, filepath: Optional[Union[str, Path]] = None) -> None:
+        """Write ``best_k_models`` (checkpoint path -> score) to ``filepath`` (default
+        ``<dirpath>/best_k_models.yaml``)."""
+        best_k = {k: float(v) for k, v in self.best_k_models.items()}
+        if filepath is None:
+            filepath = os.path.join(self.dirpath, "best_k_models.yaml")
+        with open(filepath, "w") as fp:
+            yaml.dump(best_k, fp)
+
+
+def _is_local(path: Union[str, Path]) -> bool:
+    """A path of the local file system (Lightning's ``_is_local_file_protocol``): no ``scheme://`` other than
+    ``file://``."""
+    text = str(path)
+    return "://" not in text or text.startswith("file://")
+
+
+def _formattable(value: Any) -> Any:
+    """A metric as ``str.format`` takes it: a scalar ``mx.array`` as its Python number, as a torch tensor formats."""
+    return value.item() if isinstance(value, mx.array) and value.size == 1 else value

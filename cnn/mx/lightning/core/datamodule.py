@@ -25,9 +25,23 @@ class LightningDataModule(DataHooks, HyperparametersMixin):
     refuses), as Lightning's ``is_overridden`` check does.
     """
 
+    CHECKPOINT_HYPER_PARAMS_KEY = "datamodule_hyper_parameters"
+    CHECKPOINT_HYPER_PARAMS_NAME = "datamodule_hparams_name"
+    CHECKPOINT_HYPER_PARAMS_TYPE = "datamodule_hparams_type"
+
     def __init__(self) -> None:
         super().__init__()
         self.trainer: Optional[Any] = None
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str, map_location: Any = None, hparams_file: Optional[str] = None,
+                             weights_only: Optional[bool] = None, **kwargs: Any) -> "LightningDataModule":
+        """Lightning's: the datamodule built from the checkpoint's ``datamodule_hyper_parameters`` (``kwargs``
+        override them), its ``load_state_dict`` given the state the checkpoint holds for it. ``map_location`` and
+        ``weights_only`` are accepted and unused (MLX's memory is unified; a safetensors file holds no code)."""
+        from cnn.mx.lightning.core import saving
+
+        return saving.load_from_checkpoint(cls, checkpoint_path, hparams_file=hparams_file, **kwargs)
 
     def prepare_data(self) -> None: ...
     def setup(self, stage: str) -> None: ...

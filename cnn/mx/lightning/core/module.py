@@ -7,7 +7,7 @@ The aggregation rules behind ``self.log`` live in
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from cnn.mx.lightning.core import saving
 from cnn.mx.lightning.core.hooks import CheckpointHooks, DataHooks, ModelHooks
@@ -41,9 +41,14 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
     with a one-line warning).
     """
 
+    CHECKPOINT_HYPER_PARAMS_KEY = "hyper_parameters"
+    CHECKPOINT_HYPER_PARAMS_NAME = "hparams_name"
+    CHECKPOINT_HYPER_PARAMS_TYPE = "hparams_type"
+
     def __init__(self) -> None:
         super().__init__()
         # object.__setattr__: nn.Module would store dict values (hparams) as parameter sub-trees.
+        object.__setattr__(self, "_strict_loading", None)
         object.__setattr__(self, "_trainer", None)
         object.__setattr__(self, "_current_fx_name", None)
         object.__setattr__(self, "_buffer_names", set())
@@ -218,12 +223,34 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str, map_location: Any = None, hparams_file: Optional[str] = None,
-                             strict: Optional[bool] = None, **kwargs: Any) -> "LightningModule":
+                             strict: Optional[bool] = None, weights_only: Optional[bool] = None,
+                             **kwargs: Any) -> "LightningModule":
         """Lightning's ``load_from_checkpoint``: the module built from the checkpoint's hyper-parameters
         (``kwargs`` override them) with its weights (``strict``); see
-        :func:`cnn.mx.lightning.core.saving.load_from_checkpoint`. ``map_location`` is accepted and unused (MLX's
-        memory is unified); ``checkpoint_io=`` reads files written with another format's names."""
+        :func:`cnn.mx.lightning.core.saving.load_from_checkpoint`. ``map_location`` and ``weights_only`` are
+        accepted and unused (MLX's memory is unified; a safetensors file holds no code to run);
+        ``checkpoint_io=`` reads files written with another format's names."""
         return saving.load_from_checkpoint(cls, checkpoint_path, hparams_file=hparams_file, strict=strict, **kwargs)
+
+    @property
+    def strict_loading(self) -> bool:
+        """Lightning's: whether ``load_state_dict`` (and ``load_from_checkpoint``) require every key; default True."""
+        return True if self._strict_loading is None else self._strict_loading
+
+    @strict_loading.setter
+    def strict_loading(self, strict: bool) -> None:
+        object.__setattr__(self, "_strict_loading", strict)
+
+    def state_dict(self) -> dict[str, mx.array]:
+        """torch's ``state_dict``: every array of the module by its dotted path (weights and buffers)."""
+        return dict(tree_flatten(self.parameters()))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
+        """torch's ``load_state_dict``: the arrays of ``state_dict`` into the module. ``strict``: every key of the
+        module present and no other (else ``CheckpointMismatchError``, a ``RuntimeError`` as torch's); not strict:
+        the keys both have. A shape that differs is an error either way. Returns ``(missing_keys,
+        unexpected_keys)`` as torch does."""
+        return saving.load_state_dict(self, state_dict, strict)
 
     # -- logging ----------------------------------------------------------------------------------------------
     def log(self, name: str, value: Any, prog_bar: bool = False, logger: Optional[bool] = None,
@@ -341,18 +368,6 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
             raise MisconfigurationException(f"`gradient_clip_algorithm` {gradient_clip_algorithm!r} is invalid. "
                                             "Allowed algorithms: 'value', 'norm'.")
         trainer.strategy.clip_gradients(gradient_clip_val, gradient_clip_algorithm)
-
-
-def is_overridden(name: str, instance: Any, parent: Any = None) -> bool:
-    """Lightning's ``is_overridden``: ``instance.<name>`` is not ``parent``'s (default ``LightningModule``); a method
-    set on the instance counts, one set to ``None`` (Lightning's way to switch a step or hook off) does not."""
-    attr = getattr(instance, name, None) if instance is not None else None
-    if attr is None:
-        return False
-    attr = getattr(attr, "__wrapped__", attr)
-    base = getattr(parent or LightningModule, name, None)
-    code = getattr(getattr(attr, "__func__", attr), "__code__", None)
-    return code is None or base is None or code is not getattr(base, "__code__", None)
 
 
 def _holds_module(value: Any) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 from cnn.mx.lightning.trainer.call import call_callback_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 from cnn.mx.lightning.utilities.mlx_internals import learning_rate_schedule
+from cnn.mx.lightning.utilities.model_helpers import is_overridden
 from cnn.mx.lightning.utilities.signature_utils import is_param_in_hook_signature
 
 import mlx.optimizers as optim
@@ -279,8 +280,6 @@ def configure_optimizers(trainer: Any) -> tuple[list[Any], list[LRSchedulerConfi
         raise RuntimeError("Training with multiple optimizers is only supported with manual optimization. Remove the "
                            "`optimizer_idx` argument from `training_step`, set `self.automatic_optimization = False` "
                            "and access your optimizers in `training_step` with `opt1, opt2, ... = self.optimizers()`.")
-    from cnn.mx.lightning.core.module import is_overridden  # the module imports this file
-
     for config in configs:  # Lightning's _validate_scheduler_api
         if not callable(config.scheduler) and model.automatic_optimization \
                 and not is_overridden("lr_scheduler_step", model):

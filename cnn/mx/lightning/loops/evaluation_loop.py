@@ -9,10 +9,10 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping, Optional, Union
 
-from cnn.mx.lightning.core.module import is_overridden
 from cnn.mx.lightning.loops.progress import EvaluationProgress
 from cnn.mx.lightning.loops.utilities import set_sampler_epoch, transfer_batch
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
+from cnn.mx.lightning.utilities.model_helpers import is_overridden
 
 
 class EvaluationLoop:

@@ -51,6 +51,16 @@ class FitLoop:
         return self.epoch_loop.batch_idx
 
     @property
+    def max_epochs(self) -> Any:
+        """Lightning keeps the epoch limit on the fit loop (``trainer.max_epochs`` reads it); here the trainer
+        holds it and this is the fit loop's name for it, which a second ``fit`` may raise."""
+        return self.trainer.max_epochs
+
+    @max_epochs.setter
+    def max_epochs(self, max_epochs: Any) -> None:
+        self.trainer.max_epochs = max_epochs
+
+    @property
     def done(self) -> bool:
         trainer = self.trainer
         if trainer.num_training_batches == 0 or is_limit_reached(self.epoch_loop.global_step, trainer.max_steps):

@@ -53,6 +53,10 @@ class TrainingEpochLoop:
         """The logger's step axis (Lightning's ``_batches_that_stepped``)."""
         return self.batch_progress.batches_that_stepped
 
+    @property
+    def _batches_that_stepped(self) -> int:  # Lightning's name, which its users' code reads
+        return self.batches_that_stepped
+
     def reset(self) -> None:
         self.batch_progress = BatchProgress()
         self.automatic_optimization.reset()

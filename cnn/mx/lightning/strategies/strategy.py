@@ -29,16 +29,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from cnn.mx.lightning.core.module import is_overridden
 from cnn.mx.lightning.core.optimizer import configure_optimizers
-from cnn.mx.lightning.loops.optimization.automatic import from_training_step_output
 from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO
 from cnn.mx.lightning.plugins.precision.amp import all_finite
 from cnn.mx.lightning.plugins.precision.precision import Precision
 from cnn.mx.lightning.trainer.call import call_batch_hook, call_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.compile import CompiledSteps, signature
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+from cnn.mx.lightning.utilities.model_helpers import is_overridden
 from cnn.mx.lightning.utilities.seed import set_rng
 from cnn.mx.lightning.utilities.signature_utils import is_param_in_hook_signature
 
@@ -49,6 +49,30 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 # LightningModule hooks that run between backward and the optimizer update (see Strategy.setup_optimizers).
 EAGER_HOOKS = ("optimizer_step", "optimizer_zero_grad", "configure_gradient_clipping")
+
+
+def from_training_step_output(output: Any) -> tuple[Optional[mx.array], dict[str, Any]]:
+    """Lightning's ``ClosureResult.from_training_step_output``: the loss and the other outputs of what
+    ``training_step`` returned (an array, a dict with a ``"loss"`` key, or ``None``: the loss ``None``, the batch
+    skipped); anything else is refused in Lightning's words. The loss must be a scalar (torch's backward refuses
+    any other, in the words used here)."""
+    loss, extra = None, {}
+    if isinstance(output, Mapping):
+        loss = output.get("loss")
+        if loss is None:
+            raise MisconfigurationException("In automatic_optimization, when `training_step` returns a dict, the "
+                                            "'loss' key needs to be present")
+        extra = {k: v for k, v in output.items() if k != "loss"}
+    elif isinstance(output, mx.array):
+        loss = output
+    elif output is not None:
+        raise MisconfigurationException("In automatic optimization, `training_step` must return a Tensor, a dict, "
+                                        "or None (where the step will be skipped).")
+    if loss is not None and (not isinstance(loss, mx.array) or loss.size != 1):
+        shape = tuple(loss.shape) if isinstance(loss, mx.array) else type(loss).__name__
+        raise RuntimeError(f"grad can be implicitly created only for scalar outputs: the loss `training_step` "
+                           f"returned is {shape}")
+    return loss, extra
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnn.mx.lightning.core.module import is_overridden
 from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+from cnn.mx.lightning.utilities.model_helpers import is_overridden
 
 _MINIMUM = ("Lightning `Trainer` expects as minimum a `training_step()`, `train_dataloader()` and "
             "`configure_optimizers()` to be defined.")

@@ -16,7 +16,7 @@ from cnn.mx.lightning.callbacks.callback import Callback
 from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
-from cnn.mx.lightning.core.module import LightningModule, is_overridden
+from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.core.optimizer import LRSchedulerConfig
 from cnn.mx.lightning.loggers.logger import VersionedLogger
 from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
@@ -42,6 +42,7 @@ from cnn.mx.lightning.trainer.connectors.data_connector import DataConnector
 from cnn.mx.lightning.trainer.connectors.logger_connector.logger_connector import LoggerConnector
 from cnn.mx.lightning.trainer.connectors.signal_connector import SignalConnector
 from cnn.mx.lightning.trainer.states import TrainerState
+from cnn.mx.lightning.utilities.model_helpers import is_overridden
 
 __all__ = ["Trainer"]
 
@@ -212,6 +213,7 @@ class Trainer:
         self.num_training_batches: Union[int, float] = math.inf  # Lightning's, until a fit counts its loader
         self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
         self.data_connector = DataConnector(self)
+        self._checkpoint_connector = checkpoint_connector.CheckpointConnector(self)
         self.signal_connector = SignalConnector(self)
         self.fit_loop = FitLoop(self)
         self.evaluation_loop = EvaluationLoop(self)

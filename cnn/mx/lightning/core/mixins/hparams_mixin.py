@@ -6,87 +6,104 @@ from __future__ import annotations
 import copy
 import inspect
 import sys
+import types
+import warnings
 from argparse import Namespace
-from typing import Any, Optional, Union
+from collections.abc import MutableMapping
+from typing import Any, Optional, Sequence, Union
 
 from cnn.mx.lightning.core import saving
+from cnn.mx.lightning.utilities.parsing import AttributeDict, save_hyperparameters
 
 import mlx.nn as nn
 
+__all__ = ["AttributeDict", "HyperparametersMixin"]
 
-class AttributeDict(dict):
-    """``dict`` with attribute access, used for ``hparams`` (Lightning's ``AttributeDict``)."""
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError as e:
-            raise AttributeError(key) from e
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
+_PRIMITIVE_TYPES = (bool, int, float, str)
+_ALLOWED_CONFIG_TYPES = (AttributeDict, MutableMapping, Namespace)
 
 
 class HyperparametersMixin:
     """Lightning's ``HyperparametersMixin``: ``save_hyperparameters()`` records ``__init__``'s arguments in
-    ``hparams`` (as given) and ``hparams_initial`` (as a checkpoint and ``hparams.yaml`` store them)."""
+    ``hparams`` (as given) and ``hparams_initial`` (frozen, as a checkpoint and ``hparams.yaml`` store them)."""
 
     def __init__(self) -> None:
         super().__init__()
         # object.__setattr__: nn.Module would store dict values (hparams) as parameter sub-trees.
         object.__setattr__(self, "_hparams", AttributeDict())
         object.__setattr__(self, "_hparams_initial", AttributeDict())
-        object.__setattr__(self, "_log_hyperparams", True)
+        object.__setattr__(self, "_log_hyperparams", False)
 
     @property
     def should_log_hyperparams(self) -> bool:
-        """``save_hyperparameters(logger=...)``: the loggers get ``hparams_initial`` at the start of a run."""
+        """``save_hyperparameters(logger=...)``: the loggers get ``hparams_initial`` at the start of a run (nothing
+        without ``save_hyperparameters``, as in Lightning)."""
         return self._log_hyperparams
 
+    def save_hyperparameters(self, *args: Any, ignore: Optional[Union[Sequence[str], str]] = None,
+                             frame: Optional[types.FrameType] = None, logger: bool = True) -> None:
+        """Record ``__init__`` arguments into ``self.hparams`` (inspecting the caller's frames like Lightning).
+
+        ``save_hyperparameters()`` takes every init argument (of all ``__init__`` frames of this object's class
+        chain, a subclass's values winning); ``save_hyperparameters("a", "b")`` only those;
+        ``save_hyperparameters(dict_or_namespace)`` that mapping (reloaded by ``load_from_checkpoint`` into the
+        argument that passed it). ``ignore`` drops names, also ones a base class saved. A primitive given alone is
+        Lightning's ``ValueError``. The result goes to ``hparams.yaml`` and into checkpoints, with its types
+        (tuples stay tuples); ``self.hparams`` keeps every value as given; an ``nn.Module`` among them is
+        Lightning's warning (its weights are saved anyway), any other value a checkpoint cannot store (a
+        function) is recorded there by name, with a one-line note on stderr.
+        """
+        object.__setattr__(self, "_log_hyperparams", logger)
+        if not frame:
+            current = inspect.currentframe()
+            frame = current.f_back if current else None
+        save_hyperparameters(self, *args, ignore=ignore, frame=frame, mixin=HyperparametersMixin)
+
+    def _set_hparams(self, hp: Union[MutableMapping, Namespace, str]) -> None:
+        hp = self._to_hparams_dict(hp)
+        if isinstance(hp, dict) and isinstance(self.hparams, dict):
+            self.hparams.update(hp)
+        else:
+            object.__setattr__(self, "_hparams", hp)
+
+    def remove_ignored_hparams(self, ignore_list: list[str]) -> None:
+        """Drop ``ignore_list`` from the hyperparameters (also those a base class saved)."""
+        for key in ignore_list:
+            self._hparams.pop(key, None)
+
+    @staticmethod
+    def _to_hparams_dict(hp: Union[MutableMapping, Namespace, str]) -> Union[MutableMapping, AttributeDict]:
+        if isinstance(hp, Namespace):
+            hp = vars(hp)
+        if isinstance(hp, dict):
+            hp = AttributeDict(hp)
+        elif isinstance(hp, _PRIMITIVE_TYPES):
+            raise ValueError(f"Primitives {_PRIMITIVE_TYPES} are not allowed.")
+        elif not isinstance(hp, _ALLOWED_CONFIG_TYPES):
+            raise ValueError(f"Unsupported config type of {type(hp)}.")
+        return hp
+
+    def _record_hparams_initial(self) -> None:
+        """Freeze ``hparams`` into ``hparams_initial`` as a checkpoint stores it; say what it cannot store."""
+        for name, value in self._hparams.items():
+            if isinstance(value, nn.Module):
+                warnings.warn(f"Attribute {name!r} is an instance of `nn.Module` and is already saved during "
+                              "checkpointing. It is recommended to ignore them using "
+                              f"`self.save_hyperparameters(ignore=[{name!r}])`.", stacklevel=3)
+            elif not saving.is_storable(value):
+                kind = "function" if callable(value) else type(value).__name__
+                print(f"note: save_hyperparameters: {name!r} is a {kind}; checkpoints and "
+                      f"hparams.yaml record it by name ({saving.stored_name(value)}), pass it again to "
+                      f"load_from_checkpoint (or leave it out with ignore=[{name!r}])", file=sys.stderr)
+        stored = saving.storable_hparams(self._hparams)
+        object.__setattr__(self, "_hparams_initial", AttributeDict(copy.deepcopy(stored)))
+
     @property
-    def hparams(self) -> AttributeDict:
+    def hparams(self) -> Union[AttributeDict, MutableMapping]:
+        """The hyperparameters saved with :meth:`save_hyperparameters`; mutable (``hparams_initial`` is not)."""
         return self._hparams
 
     @property
     def hparams_initial(self) -> AttributeDict:
+        """The hyperparameters as :meth:`save_hyperparameters` recorded them (a copy: changes do not stick)."""
         return AttributeDict(copy.deepcopy(dict(self._hparams_initial)))
-
-    def save_hyperparameters(self, *args: Any, ignore: Optional[Union[str, list]] = None, frame: Any = None,
-                             logger: bool = True) -> None:
-        """Record ``__init__`` arguments into ``self.hparams`` (inspecting the caller's frame like Lightning).
-
-        ``save_hyperparameters()`` takes every init argument (of all ``__init__`` frames of this object's class
-        chain); ``save_hyperparameters("a", "b")`` only those; ``save_hyperparameters(dict_or_namespace)`` that
-        mapping. ``ignore`` drops names. The result goes to ``hparams.yaml`` and into checkpoints, with its types
-        (tuples stay tuples); ``self.hparams`` keeps every value as given, and a value a checkpoint cannot store
-        (a function, a module) is recorded there by name, with a one-line note on stderr.
-        """
-        object.__setattr__(self, "_log_hyperparams", logger)
-        if len(args) == 1 and isinstance(args[0], (dict, Namespace)):
-            params = dict(vars(args[0]) if isinstance(args[0], Namespace) else args[0])
-        else:
-            frame = frame or inspect.currentframe().f_back
-            init_args: dict[str, Any] = {}
-            chain = []
-            while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is self:
-                chain.append(frame)
-                frame = frame.f_back
-            for fr in reversed(chain):  # base-class frames first so subclass values win
-                info = inspect.getargvalues(fr)
-                for name in info.args[1:]:
-                    init_args[name] = info.locals[name]
-                if info.keywords:
-                    init_args.update(info.locals[info.keywords])
-            params = {k: v for k, v in init_args.items() if not args or k in args}
-        ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
-        params = {k: v for k, v in params.items() if k not in ignore and not k.startswith("__")}
-        for name, value in params.items():
-            if not saving.is_storable(value):
-                kind = "module" if isinstance(value, nn.Module) else "function" if callable(value) else \
-                    type(value).__name__
-                print(f"note: save_hyperparameters: {name!r} is a {kind}; checkpoints and "
-                      f"hparams.yaml record it by name ({saving.stored_name(value)}), pass it again to "
-                      f"load_from_checkpoint (or leave it out with ignore=[{name!r}])", file=sys.stderr)
-        self._hparams.update(params)
-        stored = saving.storable_hparams(self._hparams)
-        object.__setattr__(self, "_hparams_initial", AttributeDict(copy.deepcopy(stored)))

@@ -6,45 +6,18 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 from cnn.mx.lightning.loops.progress import OptimizerProgress
 from cnn.mx.lightning.trainer.call import call_hooks, call_lightning_module_hook, call_strategy_hook
-from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 
-import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten
 
 from cnn.errors import NonFiniteGradientError, NonFiniteLossError
 
-if TYPE_CHECKING:  # the strategy imports this module's output parsing
+if TYPE_CHECKING:
     from cnn.mx.lightning.strategies.strategy import StepOutput
-
-
-def from_training_step_output(output: Any) -> tuple[Optional[mx.array], dict[str, Any]]:
-    """Lightning's ``ClosureResult.from_training_step_output``: the loss and the other outputs of what
-    ``training_step`` returned (an array, a dict with a ``"loss"`` key, or ``None``: the loss ``None``, the batch
-    skipped); anything else is refused in Lightning's words. The loss must be a scalar (torch's backward refuses
-    any other, in the words used here)."""
-    loss, extra = None, {}
-    if isinstance(output, Mapping):
-        loss = output.get("loss")
-        if loss is None:
-            raise MisconfigurationException("In automatic_optimization, when `training_step` returns a dict, the "
-                                            "'loss' key needs to be present")
-        extra = {k: v for k, v in output.items() if k != "loss"}
-    elif isinstance(output, mx.array):
-        loss = output
-    elif output is not None:
-        raise MisconfigurationException("In automatic optimization, `training_step` must return a Tensor, a dict, "
-                                        "or None (where the step will be skipped).")
-    if loss is not None and (not isinstance(loss, mx.array) or loss.size != 1):
-        shape = tuple(loss.shape) if isinstance(loss, mx.array) else type(loss).__name__
-        raise RuntimeError(f"grad can be implicitly created only for scalar outputs: the loss `training_step` "
-                           f"returned is {shape}")
-    return loss, extra
 
 
 class WarningCache(set):

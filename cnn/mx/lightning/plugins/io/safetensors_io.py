@@ -6,6 +6,7 @@ is built with:
 
 * tensors ``<model_prefix><param path>``     -- every array of the module (``tree_flatten(model.parameters())``)
 * tensors ``<optimizer_prefix><state path>`` -- ``tree_flatten(optimizer.state)`` (with ``step``, ``learning_rate``)
+  of the one optimizer; with several, ``<optimizer_prefix><i>.<state path>`` for the i-th
 * tensor  ``<rng_key>``                      -- ``mx.random.state[0]`` (uint32[2])
 * header metadata ``{<metadata_key>: <json>}`` -- everything else of the checkpoint dict (epoch, global_step, loops,
   callbacks, hyper_parameters, lr_schedulers, datamodule state, ``format_version``); an array there is ``null``
@@ -15,9 +16,11 @@ is built with:
   int-keyed dicts and arrays of the JSON, so each comes back with its type (a reader that ignores it sees lists,
   str keys and ``null``)
 
-The in-memory checkpoint dict mirrors Lightning's (``epoch``, ``global_step``, ``state_dict``, ``loops``,
-``callbacks``, ``optimizer_state``, ``lr_schedulers``, ``hyper_parameters``, ``<DataModule qualname>``) with MLX
-arrays where Lightning has tensors; ``save_checkpoint`` / ``load_checkpoint`` convert between the two
+The in-memory checkpoint dict has Lightning's keys (``epoch``, ``global_step``, ``state_dict``, ``loops``,
+``callbacks``, ``optimizer_states``, ``lr_schedulers``, ``hyper_parameters``, ``<DataModule qualname>``) with MLX
+arrays where Lightning has tensors; ``save_checkpoint`` / ``load_checkpoint`` convert between the two. The files
+of the mirror before ``optimizer_states`` (its dict had one ``optimizer_state``) have the same layout: they load as
+they always did, into ``optimizer_states``
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import mlx.nn as nn
 import numpy as np
 
 from cnn.atomic import write_bytes
-from cnn.errors import CheckpointError
+from cnn.errors import CheckpointError, CheckpointNotFoundError
 from cnn.user_files import check_regular
 
 # Array dtypes a safetensors file from MLX holds as they are; others (float64) travel as raw bytes.
@@ -136,6 +139,19 @@ def _decode_floats(obj: Any) -> Any:
     return obj
 
 
+def _split_optimizers(flat: dict[str, mx.array]) -> list[dict[str, mx.array]]:
+    """The optimizer arrays of a file, one dict an optimizer: paths all under ``<i>.`` are several optimizers' (an
+    optimizer's own state always has ``step`` at its top), else the one optimizer's."""
+    heads = {k.split(".", 1)[0] for k in flat}
+    if not all(h.isdigit() and "." in k for h in heads for k in flat):
+        return [flat]
+    states: list[dict[str, mx.array]] = [{} for _ in range(max(int(h) for h in heads) + 1)]
+    for k, v in flat.items():
+        i, rest = k.split(".", 1)
+        states[int(i)][rest] = v
+    return states
+
+
 def _strip_prefix(arrays: dict[str, mx.array], prefix: str) -> dict[str, mx.array]:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
@@ -164,11 +180,13 @@ class SafetensorsCheckpointIO:
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str) -> None:
         """Write ``checkpoint`` to ``path`` (must end in ``.safetensors``) atomically.
 
-        ``checkpoint["state_dict"]`` and ``checkpoint["optimizer_state"]`` are flat ``{path: mx.array}`` dicts and
-        ``checkpoint["rng_state"]`` an ``mx.array``. Every other entry comes back from :meth:`load_checkpoint` with
-        its type: None, bool, int, float (also inf/nan), str, tuples, lists, dicts (str or int keys), ``mx.array``
-        and numpy arrays (stored as tensors ``<extras_prefix><n>`` of the body, not as JSON); numpy scalars come
-        back as Python numbers. Anything else is a ``CheckpointError`` naming its key, before any byte is written.
+        ``checkpoint["state_dict"]`` is a flat ``{path: mx.array}`` dict, ``checkpoint["optimizer_states"]`` a list
+        of them, one an optimizer (a single such dict under ``"optimizer_state"``, the mirror's former key, is
+        taken as the one optimizer's), and ``checkpoint["rng_state"]`` an ``mx.array``. Every other entry comes
+        back from :meth:`load_checkpoint` with its type: None, bool, int, float (also inf/nan), str, tuples, lists,
+        dicts (str or int keys), ``mx.array`` and numpy arrays (stored as tensors ``<extras_prefix><n>`` of the
+        body, not as JSON); numpy scalars come back as Python numbers. Anything else is a ``CheckpointError``
+        naming its key, before any byte is written.
         Written through ``cnn.atomic.atomic_path`` (temp file beside ``path``, fsync, ``os.replace``), so a crash
         at any point leaves either the old or the new complete file, never a torn one.
         """
@@ -179,8 +197,14 @@ class SafetensorsCheckpointIO:
         arrays: dict[str, mx.array] = {}
         for k, v in (rest.pop("state_dict", None) or {}).items():
             arrays[self.model_prefix + k] = v
-        for k, v in (rest.pop("optimizer_state", None) or {}).items():
-            arrays[self.optimizer_prefix + k] = v
+        states = rest.pop("optimizer_states", None)
+        legacy = rest.pop("optimizer_state", None)
+        if states is None:
+            states = [legacy] if legacy else []
+        for i, state in enumerate(states):  # one optimizer: its paths as they are; several: "<i>." in front
+            prefix = self.optimizer_prefix + (f"{i}." if len(states) > 1 else "")
+            for k, v in (state or {}).items():
+                arrays[prefix + k] = v
         rng = rest.pop("rng_state", None)
         if rng is not None:
             arrays[self.rng_key] = rng
@@ -207,7 +231,7 @@ class SafetensorsCheckpointIO:
         try:
             check_regular(path)  # a FIFO would block mx.load for good
         except FileNotFoundError:
-            raise CheckpointError(f"checkpoint not found: {path}") from None
+            raise CheckpointNotFoundError(f"Checkpoint file not found: {path}") from None
         except OSError as error:
             raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
         if not path.endswith(".safetensors"):
@@ -232,6 +256,8 @@ class SafetensorsCheckpointIO:
         if self.types_key in metadata:
             ckpt = _restore_types(ckpt, json.loads(metadata[self.types_key]), arrays)
         ckpt["state_dict"] = _strip_prefix(arrays, self.model_prefix)
-        ckpt["optimizer_state"] = _strip_prefix(arrays, self.optimizer_prefix)
+        optimizer = _strip_prefix(arrays, self.optimizer_prefix)
+        if optimizer:
+            ckpt["optimizer_states"] = _split_optimizers(optimizer)
         ckpt["rng_state"] = arrays.get(self.rng_key)
         return ckpt

@@ -1,9 +1,11 @@
 """Mirror of lightning.pytorch.trainer.connectors.checkpoint_connector: the checkpoint dict built from a trainer
 and a trainer restored from it (same hook order as Lightning).
 
-The dict mirrors Lightning's (``epoch``, ``global_step``, ``state_dict``, ``loops``, ``callbacks``,
-``optimizer_state``, ``lr_schedulers``, ``hyper_parameters``, ``<DataModule qualname>``) with MLX arrays where
-Lightning has tensors; :mod:`cnn.mx.lightning.plugins.io` writes it.
+The dict has Lightning's keys (``epoch``, ``global_step``, ``pytorch-lightning_version``, ``state_dict``, ``loops``,
+``callbacks``, ``optimizer_states``, ``lr_schedulers``, ``hparams_name``/``hyper_parameters``,
+``datamodule_hparams_name``/``datamodule_hyper_parameters``, ``<DataModule qualname>``) with MLX arrays where
+Lightning has tensors (``state_dict`` and each optimizer's state flat ``{path: array}`` dicts), and the MLX key
+``rng_state``; :mod:`cnn.mx.lightning.plugins.io` writes it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ import os
 import warnings
 from typing import Any, Optional
 
-from cnn.mx.lightning.core.saving import storable_hparams
+from cnn.mx.lightning.core.saving import LIGHTNING_API_VERSION, storable_hparams
 from cnn.mx.lightning.trainer.call import call_callback_hooks, call_lightning_module_hook
 from cnn.mx.lightning.utilities.seed import set_rng
 
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
-from cnn.ckpt_path import OPTIMIZERS_KEY, check_same_optimizers, optimizer_names
 from cnn.errors import CheckpointError
+from cnn.runs import OPTIMIZERS_KEY, check_same_optimizers, optimizer_names
 
 
 def select_ckpt_path(trainer: Any, fn: str, model: Any, ckpt_path: Optional[str]) -> Optional[str]:
@@ -45,7 +47,7 @@ def resolve_ckpt_path(trainer: Any, fn: str, ckpt_path: Optional[str]) -> Option
             raise ValueError(f'`.{fn}(ckpt_path="best")` is set but `ModelCheckpoint` has no best model')
         return cb.best_model_path
     if ckpt_path == "last":
-        candidates = set().union(*(cb.find_last_checkpoints() for cb in trainer.checkpoint_callbacks))
+        candidates = set().union(*(cb._find_last_checkpoints(trainer) for cb in trainer.checkpoint_callbacks))
         if not candidates:
             warnings.warn(f'.{fn}(ckpt_path="last") is set, but there is no last checkpoint available. '
                           "No checkpoint will be loaded.", stacklevel=2)
@@ -65,23 +67,24 @@ def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
     module). ``loops.fit_loop`` holds the fit loop's ``state_dict()``: the resume point of this instant."""
     model, dm = trainer.lightning_module, trainer.datamodule
     ckpt: dict[str, Any] = {"epoch": trainer.current_epoch, "global_step": trainer.global_step,
+                            "pytorch-lightning_version": LIGHTNING_API_VERSION,
                             "state_dict": _storable(tree_flatten(model.parameters())),
                             "loops": {"fit_loop": trainer.fit_loop.state_dict()}}
     if not weights_only:
         states = {cb.state_key: cb.state_dict() for cb in trainer.callbacks}
         ckpt["callbacks"] = {k: v for k, v in states.items() if v}
-        if trainer.optimizers:  # one optimizer: its state tree; several: the list of them (keys "0.", "1.", ...)
-            opts = trainer.optimizers
-            ckpt["optimizer_state"] = _storable(tree_flatten(opts[0].state if len(opts) == 1
-                                                             else [opt.state for opt in opts]))
-            ckpt[OPTIMIZERS_KEY] = optimizer_names(opts)  # a resume with others is refused
+        ckpt["optimizer_states"] = [_storable(tree_flatten(opt.state)) for opt in trainer.optimizers]
+        ckpt[OPTIMIZERS_KEY] = optimizer_names(trainer.optimizers)  # a resume with others is refused
         ckpt["lr_schedulers"] = [{"last_epoch": c.last_epoch} for c in trainer.lr_scheduler_configs]
         ckpt["rng_state"] = mx.random.state[0]
         scaler = trainer.precision_plugin.scaler
         if scaler is not None:  # Lightning's key: its precision plugin's class name
             ckpt["MixedPrecision"] = scaler.state_dict()
-    if model.hparams:
-        ckpt["hyper_parameters"] = storable_hparams(model.hparams)
+    for obj in (model, dm):  # Lightning's: the hyper-parameters and the name of the argument they came in
+        if obj is not None and getattr(obj, "hparams", None):
+            if hasattr(obj, "_hparams_name"):
+                ckpt[obj.CHECKPOINT_HYPER_PARAMS_NAME] = obj._hparams_name
+            ckpt[obj.CHECKPOINT_HYPER_PARAMS_KEY] = storable_hparams(obj.hparams)
     if dm is not None and hasattr(dm, "state_dict"):
         dm_state = dm.state_dict()
         if dm_state:
@@ -126,12 +129,11 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
     loop position is in, so that no ``last`` is written on the way out."""
     check_same_optimizers(ckpt.get(OPTIMIZERS_KEY), trainer.optimizers, trainer.ckpt_path)
     trainer.fit_loop.load_state_dict(ckpt["loops"]["fit_loop"])
-    if not ckpt.get("optimizer_state"):
+    if not ckpt.get("optimizer_states"):
         raise CheckpointError(f"{trainer.ckpt_path} holds only model weights (save_weights_only); cannot resume")
     opts, model = trainer.optimizers, trainer.lightning_module
-    states = tree_unflatten(list(ckpt["optimizer_state"].items()))
-    for opt, state in zip(opts, [states] if len(opts) == 1 else states):
-        opt.state = state
+    for opt, flat in zip(opts, ckpt["optimizer_states"]):
+        opt.state = tree_unflatten(list(flat.items()))
         if model.automatic_optimization:  # manual: each optimizer completes its state at its first update
             opt.init(model.trainable_parameters())
     for config, state in zip(trainer.lr_scheduler_configs, ckpt.get("lr_schedulers", [])):
@@ -141,3 +143,17 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
     scaler = trainer.precision_plugin.scaler
     if scaler is not None and ckpt.get("MixedPrecision"):
         scaler.load_state_dict(ckpt["MixedPrecision"])
+
+
+class CheckpointConnector:
+    """Lightning's ``trainer._checkpoint_connector``: the functions above bound to one trainer, for the code (and
+    Lightning's tests) that reaches them through it."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def dump_checkpoint(self, weights_only: Optional[bool] = None) -> dict[str, Any]:
+        return dump_checkpoint(self.trainer, bool(weights_only))
+
+    def _restore_modules_and_callbacks(self, checkpoint_path: Optional[str] = None) -> Optional[dict[str, Any]]:
+        return restore_modules_and_callbacks(self.trainer, self.trainer.state.fn, checkpoint_path)

@@ -15,9 +15,10 @@ import warnings
 from typing import Any, Callable, Optional, Union
 
 from cnn.mx.lightning.core.datamodule import loader_hook
-from cnn.mx.lightning.core.module import LightningModule, is_overridden
+from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.trainer.call import call_lightning_module_hook
 from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+from cnn.mx.lightning.utilities.model_helpers import is_overridden
 
 PREFIX = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}
 

@@ -105,13 +105,24 @@ class LoggerConnector:
     def log_hyperparams(self) -> None:
         """Lightning's ``_log_hyperparams``: module (+ datamodule) ``hparams_initial`` -> loggers, then ``save()``."""
         model, dm = self.trainer.lightning_module, self.trainer.datamodule
-        params: dict[str, Any] = {}
-        if getattr(dm, "hparams_initial", None):
-            params.update(dm.hparams_initial)
-        if model.should_log_hyperparams:
-            params.update(model.hparams_initial)
+        if not self.trainer.loggers:
+            return
+        dm_logs = getattr(dm, "should_log_hyperparams", False)
+        params: Optional[dict[str, Any]] = None
+        if model.should_log_hyperparams and dm_logs:
+            model_params, dm_params = model.hparams_initial, dm.hparams_initial
+            inconsistent = [k for k in model_params.keys() & dm_params.keys()
+                            if type(model_params[k]) is not type(dm_params[k]) or model_params[k] != dm_params[k]]
+            if inconsistent:
+                raise RuntimeError(f"Error while merging hparams: the keys {inconsistent} are present in both the "
+                                   "LightningModule's and LightningDataModule's hparams but have different values.")
+            params = {**model_params, **dm_params}
+        elif model.should_log_hyperparams:
+            params = model.hparams_initial
+        elif dm_logs:
+            params = dm.hparams_initial
         for logger in self.trainer.loggers:
-            if params:
+            if params is not None:
                 logger.log_hyperparams(params)
             logger.save()
 
