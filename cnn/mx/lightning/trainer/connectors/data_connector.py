@@ -57,7 +57,7 @@ class DataConnector:
         if trainer.world_size > 1 and trainer.is_global_zero:
             ranks.barrier()
 
-    def attach_fit_data(self, train_dataloaders: Any, val_dataloaders: Any, datamodule: Any) -> None:
+    def attach_fit_data(self, train_dataloaders: Any, val_dataloaders: Any, datamodule: Any, model: Any = None) -> None:
         """``fit``'s loaders: ``datamodule``'s (then ``trainer.datamodule``) or the ones given. A datamodule given
         as ``train_dataloaders`` is taken as the datamodule, as Lightning does."""
         if train_dataloaders is not None and hasattr(train_dataloaders, "train_dataloader"):
@@ -71,13 +71,16 @@ class DataConnector:
                 raise ValueError(f"{type(datamodule).__name__} has no `train_dataloader()`, which `fit` needs")
             self.val_source = loader_hook(datamodule, "val_dataloader")
         else:
-            if train_dataloaders is None:
+            # Lightning's fallback: the module's own ``*_dataloader()`` where none is given
+            module_train = loader_hook(model, "train_dataloader") if model is not None else None
+            module_val = loader_hook(model, "val_dataloader") if model is not None else None
+            if train_dataloaders is None and module_train is None:
                 raise ValueError("fit() needs `train_dataloaders` or a `datamodule`")
-            self.train_source = lambda: train_dataloaders
-            self.val_source = None if val_dataloaders is None else (lambda: val_dataloaders)
+            self.train_source = module_train if train_dataloaders is None else (lambda: train_dataloaders)
+            self.val_source = module_val if val_dataloaders is None else (lambda: val_dataloaders)
         self.train_loader = self.val_loader = None
 
-    def attach_eval_data(self, fn: str, dataloaders: Any, datamodule: Any) -> None:
+    def attach_eval_data(self, fn: str, dataloaders: Any, datamodule: Any, model: Any = None) -> None:
         """``fn``'s loader: of the ``dataloaders`` given (no datamodule then), else of ``datamodule``, else of the
         datamodule of the previous run (which stays ``trainer.datamodule``). A datamodule given as ``dataloaders``
         is taken as the datamodule, as Lightning does."""
@@ -95,6 +98,8 @@ class DataConnector:
             if self.eval_source is None:
                 raise ValueError(f"`Trainer.{fn}()` needs `{prefix}_dataloader()`, which "
                                  f"{type(datamodule).__name__} does not define")
+        elif model is not None and loader_hook(model, f"{prefix}_dataloader") is not None:
+            self.eval_source = loader_hook(model, f"{prefix}_dataloader")
         else:
             raise ValueError(f"`Trainer.{fn}()` needs `dataloaders` or a `datamodule`")
         self.eval_loader = None
