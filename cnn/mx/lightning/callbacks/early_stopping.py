@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 from cnn.mx.lightning.callbacks.callback import Callback
 
+import mlx.core as mx
+
 from cnn.errors import MonitorError
 
 
@@ -30,7 +32,7 @@ class EarlyStopping(Callback):
         self.divergence_threshold = divergence_threshold
         self.min_delta = min_delta if mode == "max" else -min_delta  # Lightning flips the sign for "min"
         self.wait_count, self.stopped_epoch = 0, 0
-        self.best_score = math.inf if mode == "min" else -math.inf
+        self.best_score = mx.array(math.inf if mode == "min" else -math.inf, dtype=mx.float32)  # Lightning's tensor
         self.stopping_reason_message: Optional[str] = None
         self._check_on_train_epoch_end = check_on_train_epoch_end
 
@@ -69,8 +71,8 @@ class EarlyStopping(Callback):
             should_stop, reason = True, f"Stopping threshold reached: {self.monitor} = {current}."
         elif self.divergence_threshold is not None and self._better(-current, -self.divergence_threshold):
             should_stop, reason = True, f"Divergence threshold reached: {self.monitor} = {current}."
-        elif self._better(current - self.min_delta, self.best_score):
-            self.best_score, self.wait_count = current, 0
+        elif self._better(current - self.min_delta, float(self.best_score.item())):
+            self.best_score, self.wait_count = mx.array(current, dtype=mx.float32), 0
             reason = f"Metric {self.monitor} improved. New best score: {current:.3f}"
         else:
             self.wait_count += 1
@@ -99,10 +101,12 @@ class EarlyStopping(Callback):
         return False
 
     def state_dict(self) -> dict[str, Any]:
-        return {"wait_count": self.wait_count, "stopped_epoch": self.stopped_epoch, "best_score": self.best_score,
+        return {"wait_count": self.wait_count, "stopped_epoch": self.stopped_epoch,
+                "best_score": float(self.best_score.item()),
                 "patience": self.patience, "stopping_reason_message": self.stopping_reason_message}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.wait_count, self.stopped_epoch = state_dict["wait_count"], state_dict["stopped_epoch"]
-        self.best_score, self.patience = state_dict["best_score"], state_dict["patience"]
+        self.best_score = mx.array(state_dict["best_score"], dtype=mx.float32)
+        self.patience = state_dict["patience"]
         self.stopping_reason_message = state_dict.get("stopping_reason_message")

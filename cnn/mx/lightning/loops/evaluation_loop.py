@@ -12,6 +12,7 @@ from cnn.mx.lightning.loops.progress import EvaluationProgress
 from cnn.mx.lightning.loops.utilities import to_mx
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 from cnn.mx.lightning.trainer.connectors.data_connector import parse_num_batches
+from cnn.mx.lightning.trainer.connectors.logger_connector.result import to_float
 
 
 class EvaluationLoop:
@@ -70,6 +71,7 @@ class EvaluationLoop:
         lc.update_views(results.metrics(False))
         logged = {} if trainer.sanity_checking else dict(results.metrics(False)["log"])
         lc.log_metrics(logged)
+        logged = {k: to_float(v) for k, v in logged.items()}  # what validate/test return: Lightning's scalars
         call_hooks(trainer, f"on_{name}_end")
         results.reset()
         call_lightning_module_hook(trainer, f"on_{name}_model_train")

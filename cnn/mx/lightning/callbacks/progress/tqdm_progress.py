@@ -15,6 +15,7 @@ class TQDMProgressBar(Callback):
     def __init__(self, refresh_rate: int = 1, leave: bool = False) -> None:
         self.refresh_rate, self.leave = refresh_rate, leave
         self._train = self._eval = None
+        self._trainer: Any = None
 
     def _bar(self, desc: str, total: Any, leave: bool, position: int = 0):
         from tqdm.auto import tqdm
@@ -22,14 +23,29 @@ class TQDMProgressBar(Callback):
         return tqdm(desc=desc, total=total, leave=leave, position=position, dynamic_ncols=True, file=sys.stdout,
                     smoothing=0)
 
-    def _metrics(self, trainer) -> dict[str, Any]:
+    @property
+    def trainer(self) -> Any:
+        """The trainer this bar was set up with (Lightning's ``ProgressBar.trainer``)."""
+        if self._trainer is None:
+            raise TypeError(f"The `{self.__class__.__name__}._trainer` reference has not been set yet.")
+        return self._trainer
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer
+
+    def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
+        """Lightning's ``ProgressBar.get_metrics``: ``v_num`` (the first logger's version) and the
+        ``prog_bar`` metrics, what the bar shows; a subclass may change it."""
         out: dict[str, Any] = {}
         if trainer.loggers and trainer.loggers[0].version is not None:
             v = trainer.loggers[0].version
             out["v_num"] = v[-4:] if isinstance(v, str) else v
-        for k, v in trainer.progress_bar_metrics.items():
-            out[k] = f"{v:.3g}" if isinstance(v, float) else v
+        out.update(trainer.progress_bar_metrics)
         return out
+
+    def _metrics(self, trainer) -> dict[str, Any]:
+        return {k: f"{v:.3g}" if isinstance(v, float) else v
+                for k, v in self.get_metrics(trainer, trainer.lightning_module).items()}
 
     def _step(self, bar, n: int, trainer=None) -> None:
         if bar is not None and (n % self.refresh_rate == 0 or n == bar.total):

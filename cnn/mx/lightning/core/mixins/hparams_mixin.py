@@ -36,7 +36,7 @@ class HyperparametersMixin:
         # object.__setattr__: nn.Module would store dict values (hparams) as parameter sub-trees.
         object.__setattr__(self, "_hparams", AttributeDict())
         object.__setattr__(self, "_hparams_initial", AttributeDict())
-        object.__setattr__(self, "_log_hyperparams", True)
+        object.__setattr__(self, "_log_hyperparams", False)  # Lightning: True once save_hyperparameters ran
 
     @property
     def should_log_hyperparams(self) -> bool:

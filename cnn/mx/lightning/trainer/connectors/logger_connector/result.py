@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+
+import mlx.core as mx
 import numpy as np
 
 
@@ -45,6 +48,13 @@ class LogMeta:
         if self.on_step and self.on_epoch:
             return f"{self.name}_{'step' if on_step else 'epoch'}"
         return self.name
+
+
+def check_same_meta(logged: LogMeta, meta: LogMeta) -> None:
+    """Lightning's error for one name logged twice in one hook with different arguments (the batch size aside)."""
+    if asdict(logged) | {"batch_size": None} != asdict(meta) | {"batch_size": None}:
+        raise MisconfigurationException(f"You called `self.log({meta.name}, ...)` twice in `{meta.fx}` with different"
+                                        " arguments. This is not allowed")
 
 
 _INIT = {"max": float("-inf"), "min": float("inf")}
@@ -102,8 +112,8 @@ class ResultCollection(dict):
         key = f"{meta.fx}.{meta.name}"
         if key not in self:
             self[key] = _Metric(meta)
-        elif asdict(self[key].meta) | {"batch_size": None} != asdict(meta) | {"batch_size": None}:
-            raise ValueError(f"You called `self.log({meta.name}, ...)` twice in `{meta.fx}` with different arguments.")
+        else:
+            check_same_meta(self[key].meta, meta)
         batch_size = meta.batch_size
         if batch_size is None:
             batch_size = self.batch_size
@@ -115,8 +125,9 @@ class ResultCollection(dict):
         metric.has_reset = False
         metric.update(float(value), batch_size)
 
-    def metrics(self, on_step: bool) -> dict[str, dict[str, float]]:
-        """The ``log`` / ``callback`` / ``pbar`` views of the current step (``on_step``) or epoch aggregate."""
+    def metrics(self, on_step: bool) -> dict[str, dict[str, Any]]:
+        """The ``log`` / ``callback`` / ``pbar`` views of the current step (``on_step``) or epoch aggregate: scalar
+        float32 ``mx.array``s where Lightning keeps tensors (``log``, ``callback``), Python floats in ``pbar``."""
         out: dict[str, dict[str, float]] = {"log": {}, "callback": {}, "pbar": {}}
         for metric in self.values():
             if metric.has_reset:
@@ -130,14 +141,14 @@ class ResultCollection(dict):
                 value = None
             if value is None:
                 continue
-            forked = meta.forked_name(on_step)
+            forked, array = meta.forked_name(on_step), mx.array(value, dtype=mx.float32)
             if meta.logger:
-                out["log"][forked] = value
+                out["log"][forked] = array
             if self.training or (meta.on_epoch and not on_step):
-                out["callback"][meta.name] = value
-                out["callback"][forked] = value
+                out["callback"][meta.name] = array
+                out["callback"][forked] = array
             if meta.prog_bar:
-                out["pbar"][forked] = value
+                out["pbar"][forked] = float(array.item())
         return out
 
     def reset(self) -> None:
