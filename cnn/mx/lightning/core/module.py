@@ -224,6 +224,10 @@ class LightningModule(HyperparametersMixin, nn.Module):
                           " model yet. This is most likely because the model hasn't been passed to the `Trainer`",
                           stacklevel=2)
             return
+        if self._trainer.state.fn == "predict":  # Lightning: no result collection to log into
+            raise MisconfigurationException(
+                "You are trying to `self.log()` but the loop's result collection is not registered yet. This is most"
+                " likely because you are trying to log in a `predict` hook, but it doesn't support logging")
         fx = self._current_fx_name
         if fx is None:
             raise MisconfigurationException(
@@ -235,6 +239,9 @@ class LightningModule(HyperparametersMixin, nn.Module):
                 " `dataloader_idx` when `add_dataloader_idx=True`")
         if not on_step and not on_epoch:
             raise MisconfigurationException("`self.log(on_step=False, on_epoch=False)` is not useful.")
+        if logger and self._trainer.logger is None:
+            warnings.warn(f"You called `self.log({name!r}, ..., logger=True)` but have no logger configured. You can"
+                          " enable one by doing `Trainer(logger=ALogger(...))`", stacklevel=2)
         if sync_dist:
             self._trainer.logger_connector.sync_dist_keys.add(f"{fx}.{name}")
         error = ("Only `self.log(..., reduce_fx={min,max,mean,sum})` are supported. If you need a custom reduction,"
