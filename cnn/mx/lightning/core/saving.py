@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+import warnings
 from typing import Any, Mapping, Optional
 
 from cnn.mx.lightning.plugins.io.safetensors_io import SafetensorsCheckpointIO, is_storable
@@ -71,3 +73,13 @@ def load_from_checkpoint(cls: type, checkpoint_path: str, hparams_file: Optional
                               f"{str(e).strip().splitlines()[0]}") from None
     mx.eval(model.parameters())
     return model
+
+
+def load_hparams_from_yaml(config_yaml: str, use_omegaconf: bool = True) -> dict[str, Any]:
+    """Lightning's ``load_hparams_from_yaml``: the hyper-parameters of an ``hparams.yaml`` (``{}`` with a warning when
+    there is no such file). ``use_omegaconf`` is accepted for the signature."""
+    if not os.path.isfile(config_yaml):
+        warnings.warn(f"Missing Tags: {config_yaml}.", stacklevel=2)
+        return {}
+    with open(config_yaml, encoding="utf-8") as fp:
+        return yaml.safe_load(fp) or {}

@@ -106,7 +106,7 @@ class VersionedLogger(Logger):
 
     @property
     def root_dir(self) -> str:
-        return os.path.join(self._save_dir, self._name)
+        return os.path.join(self.save_dir, self.name)  # the properties: a subclass may override them
 
     @property
     def version(self) -> Union[int, str]:
