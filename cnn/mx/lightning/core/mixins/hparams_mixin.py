@@ -79,7 +79,7 @@ class HyperparametersMixin:
                     init_args.update(info.locals[info.keywords])
             params = {k: v for k, v in init_args.items() if not args or k in args}
         ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
-        params = {k: v for k, v in params.items() if k not in ignore and not k.startswith("__")}
+        params = {k: v for k, v in params.items() if k not in ignore and not str(k).startswith("__")}
         for name, value in params.items():
             if not saving.is_storable(value):
                 kind = "module" if isinstance(value, nn.Module) else "function" if callable(value) else \

@@ -121,8 +121,8 @@ class LoggerConnector:
         params: Optional[dict[str, Any]] = None
         if model.should_log_hyperparams and dm_logs:
             lm_params, dm_params = model.hparams_initial, dm.hparams_initial
-            inconsistent = [k for k in lm_params.keys() & dm_params.keys() if k != "_class_path" and (
-                type(lm_params[k]) is not type(dm_params[k]) or lm_params[k] != dm_params[k])]
+            inconsistent = [k for k in lm_params.keys() & dm_params.keys() if k != "_class_path" and differ(
+                lm_params[k], dm_params[k])]
             if inconsistent:
                 raise RuntimeError(f"Error while merging hparams: the keys {inconsistent} are present in both the"
                                    " LightningModule's and LightningDataModule's hparams but have different values.")
@@ -138,6 +138,16 @@ class LoggerConnector:
                 logger.log_hyperparams(params)
             logger.log_graph(model)
             logger.save()
+
+
+def differ(lm_value: Any, dm_value: Any) -> bool:
+    """Lightning's test of one hyper-parameter the module and the datamodule both have: another type, another array
+    object, or unequal."""
+    if type(lm_value) is not type(dm_value):
+        return True
+    if isinstance(lm_value, mx.array):
+        return lm_value is not dm_value
+    return bool(lm_value != dm_value)
 
 
 def configure_loggers(logger: Optional[Union[bool, Logger, list[Logger]]],
