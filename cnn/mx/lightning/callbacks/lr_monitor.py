@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 from cnn.mx.lightning.callbacks.callback import Callback
@@ -10,6 +11,7 @@ from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 from cnn.mx.lightning.utilities.mlx_internals import learning_rate_schedule
 
 import mlx.core as mx
+import numpy as np
 
 
 def _optimizer_name(opt: Any) -> str:
@@ -19,6 +21,12 @@ def _optimizer_name(opt: Any) -> str:
         if cls.__module__.startswith("mlx.optimizers"):
             return cls.__name__
     return type(opt).__name__
+
+
+def _number(value: Any) -> float:
+    """A rate as the user wrote it: MLX keeps it in float32, whose shortest decimal form is that number (0.1, where
+    ``float`` gives 0.10000000149011612), as torch's param group holds the Python float."""
+    return float(str(np.float32(value.item() if hasattr(value, "item") else value)))
 
 
 class LearningRateMonitor(Callback):
@@ -38,12 +46,22 @@ class LearningRateMonitor(Callback):
         self.logging_interval, self.log_momentum, self.log_weight_decay = logging_interval, log_momentum, \
             log_weight_decay
         self.lrs: dict[str, list[float]] = {}
+        self.last_momentum_values: dict[str, Optional[float]] = {}
+        self.last_weight_decay_values: dict[str, Optional[float]] = {}
 
     def on_train_start(self, trainer, pl_module) -> None:
         if not trainer.loggers:
             raise MisconfigurationException("Cannot use `LearningRateMonitor` callback with `Trainer` that has no"
                                             " logger.")
-        self.lrs = {name: [] for name, _, _ in self._names(trainer)}
+        names = [name for name, _, _ in self._names(trainer)]
+        opts = trainer.optimizers
+        if self.log_momentum and any(not hasattr(o, "momentum") for o in opts) \
+                and any(not hasattr(o, "betas") for o in opts):  # Lightning's test
+            warnings.warn("You have set log_momentum=True, but some optimizers do not have momentum. This will log a"
+                          " value 0 for the momentum.", RuntimeWarning, stacklevel=2)
+        self.lrs = {name: [] for name in names}
+        self.last_momentum_values = {f"{name}-momentum": None for name in names}
+        self.last_weight_decay_values = {f"{name}-weight_decay": None for name in names}
 
     def _names(self, trainer) -> list[tuple[str, Optional[str], Any]]:
         """``(name, interval, optimizer)`` in Lightning's order: the optimizers with a scheduler (the scheduler
@@ -74,14 +92,16 @@ class LearningRateMonitor(Callback):
         stats = {}
         for name, sched_interval, opt in self._names(trainer):
             if sched_interval is None or interval in (sched_interval, "any"):
-                lr = next_learning_rate(opt)
+                lr = _number(next_learning_rate(opt))
                 self.lrs.setdefault(name, []).append(lr)
                 stats[name] = lr
                 if self.log_momentum:
                     betas = getattr(opt, "betas", None)
-                    stats[f"{name}-momentum"] = float(betas[0]) if betas else float(getattr(opt, "momentum", 0.0))
-                if self.log_weight_decay and "weight_decay" in opt.state:
-                    stats[f"{name}-weight_decay"] = float(opt.state["weight_decay"])
+                    momentum = betas[0] if betas is not None else getattr(opt, "momentum", 0.0)
+                    stats[f"{name}-momentum"] = self.last_momentum_values[f"{name}-momentum"] = _number(momentum)
+                if self.log_weight_decay:  # an MLX optimizer without weight decay has none, as torch's 0
+                    stats[f"{name}-weight_decay"] = self.last_weight_decay_values[f"{name}-weight_decay"] = \
+                        _number(getattr(opt, "weight_decay", 0.0))
         if stats:
             trainer.logger_connector.callback.update({k: mx.array(v, dtype=mx.float32) for k, v in stats.items()})
             for logger in trainer.loggers:
