@@ -184,3 +184,16 @@ def test_tensorboard_with_symlink(pl, tmp_path, monkeypatch):
 
     logger = pl.loggers.TensorBoardLogger(save_dir=dest, name="")
     _ = logger.version
+
+
+@pytest.mark.parametrize("example_input_array", [False, True])
+def test_tensorboard_log_graph(pl, tmp_path, example_input_array):
+    """test_tensorboard.py::test_tensorboard_log_graph: log_graph takes the model's example_input_array or an array
+    passed in."""
+    model = pl.BoringModel()
+    input_array = pl.tensor(np.random.rand(2, 32).astype(np.float32)) if example_input_array else None
+    if input_array is not None:
+        model.example_input_array = None
+
+    logger = pl.loggers.TensorBoardLogger(tmp_path, log_graph=True)
+    logger.log_graph(model, input_array)

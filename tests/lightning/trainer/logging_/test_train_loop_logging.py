@@ -459,3 +459,42 @@ def test_log_on_train_start(pl, tmp_path):
 
     assert mock_log_metrics.mock_calls == [call(metrics={"foo": 123.0, "epoch": 0}, step=0)]
     assert trainer.max_epochs > 1
+
+
+def test_different_batch_types_for_sizing(pl, tmp_path):
+    """test_train_loop_logging.py::test_different_batch_types_for_sizing: a dict batch is sized by its first
+    array."""
+    from lightning.pytorch.demos.boring_classes import RandomDictDataset  # torch's data pipeline, on both sides
+
+    class TestModel(pl.BoringModel):
+        def training_step(self, batch, batch_idx):
+            assert isinstance(batch, dict)
+            a = batch["a"]
+            acc = self.step(a)
+            self.log("a", 2, on_step=True, on_epoch=True)
+            return acc
+
+        def validation_step(self, batch, batch_idx):
+            assert isinstance(batch, dict)
+            loss = self.step(batch["a"])
+            self.log("n", 3, on_step=True, on_epoch=True)
+            return {"x": loss}
+
+        def train_dataloader(self):
+            return pl.DataLoader(RandomDictDataset(32, 64), batch_size=32)
+
+        def val_dataloader(self):
+            return pl.DataLoader(RandomDictDataset(32, 64), batch_size=32)
+
+    model = TestModel()
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        limit_train_batches=1,
+        limit_val_batches=2,
+        max_epochs=1,
+        enable_model_summary=False,
+        fast_dev_run=True,
+    )
+    trainer.fit(model)
+
+    assert set(trainer.logged_metrics) == {"a_step", "a_epoch", "n_step", "n_epoch"}
