@@ -117,7 +117,7 @@ class LoggerConnector:
         """Lightning's ``_log_hyperparams``: module and datamodule ``hparams_initial`` (merged; a key both have with
         different values raises) -> every logger's ``log_hyperparams`` (even when empty), ``log_graph``, ``save()``."""
         model, dm = self.trainer.lightning_module, self.trainer.datamodule
-        dm_logs = dm is not None and getattr(dm, "_log_hyperparams", False)
+        dm_logs = dm is not None and getattr(dm, "should_log_hyperparams", False)
         params: Optional[dict[str, Any]] = None
         if model.should_log_hyperparams and dm_logs:
             lm_params, dm_params = model.hparams_initial, dm.hparams_initial
