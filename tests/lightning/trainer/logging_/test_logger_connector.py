@@ -198,3 +198,117 @@ def test_logged_metrics_has_logged_epoch_value(pl, tmp_path, logger):
         trainer.fit(model)
 
     assert trainer.logged_metrics == {"epoch": -1}
+
+
+def fx_validator(pl):
+    """The framework's table of where ``self.log`` is allowed (Lightning's ``_FxValidator``; the mirror's
+    ``FxValidator``, the same table and checks)."""
+    module = pl.module.trainer.connectors.logger_connector.fx_validator
+    return getattr(module, "FxValidator", None) or module._FxValidator
+
+
+def test_fx_validator(pl):
+    """test_logger_connector.py::test_fx_validator: which Callback hooks may log, at which levels."""
+    funcs_name = get_members(pl.Callback)
+
+    callbacks_func = {
+        "on_before_backward",
+        "on_after_backward",
+        "on_before_optimizer_step",
+        "on_before_zero_grad",
+        "on_fit_end",
+        "on_fit_start",
+        "on_exception",
+        "on_load_checkpoint",
+        "load_state_dict",
+        "on_sanity_check_end",
+        "on_sanity_check_start",
+        "state_dict",
+        "on_save_checkpoint",
+        "on_test_batch_end",
+        "on_test_batch_start",
+        "on_test_end",
+        "on_test_epoch_end",
+        "on_test_epoch_start",
+        "on_test_start",
+        "on_train_batch_end",
+        "on_train_batch_start",
+        "on_train_end",
+        "on_train_epoch_end",
+        "on_train_epoch_start",
+        "on_train_start",
+        "on_validation_batch_end",
+        "on_validation_batch_start",
+        "on_validation_end",
+        "on_validation_epoch_end",
+        "on_validation_epoch_start",
+        "on_validation_start",
+        "on_predict_batch_end",
+        "on_predict_batch_start",
+        "on_predict_end",
+        "on_predict_epoch_end",
+        "on_predict_epoch_start",
+        "on_predict_start",
+        "setup",
+        "teardown",
+    }
+
+    not_supported = {
+        "on_fit_end",
+        "on_fit_start",
+        "on_exception",
+        "on_load_checkpoint",
+        "load_state_dict",
+        "on_sanity_check_end",
+        "on_sanity_check_start",
+        "on_predict_batch_end",
+        "on_predict_batch_start",
+        "on_predict_end",
+        "on_predict_epoch_end",
+        "on_predict_epoch_start",
+        "on_predict_start",
+        "state_dict",
+        "on_save_checkpoint",
+        "on_test_end",
+        "on_train_end",
+        "on_validation_end",
+        "setup",
+        "teardown",
+    }
+
+    assert funcs_name == callbacks_func
+
+    validator = fx_validator(pl)()
+
+    for func_name in funcs_name:
+        is_stage = "train" in func_name or "test" in func_name or "validation" in func_name
+        is_start = "start" in func_name or "batch" in func_name
+        is_epoch = "epoch" in func_name
+        on_step = is_stage and not is_start and not is_epoch
+        on_epoch = True
+        allowed = (
+            is_stage
+            or "batch" in func_name
+            or "epoch" in func_name
+            or "grad" in func_name
+            or "backward" in func_name
+            or "optimizer_step" in func_name
+        )
+        allowed = (
+            allowed
+            and "pretrain" not in func_name
+            and "predict" not in func_name
+            and func_name not in ["on_train_end", "on_test_end", "on_validation_end"]
+        )
+        if allowed:
+            validator.check_logging_levels(fx_name=func_name, on_step=on_step, on_epoch=on_epoch)
+            if not is_start and is_stage:
+                with pytest.raises(pl.MisconfigurationException, match="must be one of"):
+                    validator.check_logging_levels(fx_name=func_name, on_step=True, on_epoch=on_epoch)
+        else:
+            assert func_name in not_supported
+            with pytest.raises(pl.MisconfigurationException, match="You can't"):
+                validator.check_logging(fx_name=func_name)
+
+    with pytest.raises(RuntimeError, match="Logging inside `foo` is not implemented"):
+        validator.check_logging("foo")
