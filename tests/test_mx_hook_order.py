@@ -40,10 +40,15 @@ MODULE_HOOKS = [
     "on_train_epoch_end", "on_validation_epoch_start", "on_validation_epoch_end", "on_test_epoch_start",
     "on_test_epoch_end", "on_predict_epoch_start", "on_predict_epoch_end", "on_before_zero_grad",
     "on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_save_checkpoint",
-    "on_load_checkpoint",
+    "on_load_checkpoint", "on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer",
+    "configure_model",
 ]  # configure_optimizers is recorded by the toy modules themselves (they override it)
+# Module hooks around the optimizer step: recorded in the eager runs only, since overriding one keeps the MLX
+# training step out of mx.compile (Trainer(compile=True) then runs it eagerly).
+STEP_HOOKS = ["optimizer_step", "optimizer_zero_grad", "configure_gradient_clipping"]
 # Run inside the compiled MLX step, hence not called when compile=True (documented in Trainer).
-COMPILED_AWAY = {"on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step"}
+COMPILED_AWAY = {"on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+                 *STEP_HOOKS}
 
 
 def _describe(name, args, kwargs):
@@ -71,18 +76,19 @@ def _callback_class(base):
     return cls
 
 
-def _module_mixin():
+def _module_mixin(hooks):
     def make(name):
         def hook(self, *args, **kwargs):
             self.calls.append(("module", name, _describe(name, args, kwargs)))
             return getattr(super(Mixin, self), name)(*args, **kwargs)
         return hook
 
-    Mixin = type("Mixin", (), {n: make(n) for n in MODULE_HOOKS})
+    Mixin = type("Mixin", (), {n: make(n) for n in hooks})
     return Mixin
 
 
-MODULE_MIXIN = _module_mixin()
+MODULE_MIXIN = _module_mixin(MODULE_HOOKS + STEP_HOOKS)
+COMPILED_MODULE_MIXIN = _module_mixin(MODULE_HOOKS)
 
 
 def _lightning_calls(tmp_path, **flags):
@@ -123,7 +129,7 @@ def _lightning_calls(tmp_path, **flags):
 
 
 def _mlx_calls(tmp_path, compile, **flags):
-    class MxToy(MODULE_MIXIN, MlxBoringModel):
+    class MxToy(COMPILED_MODULE_MIXIN if compile else MODULE_MIXIN, MlxBoringModel):
         def __init__(self, calls):
             super().__init__()
             object.__setattr__(self, "calls", calls)  # not a parameter container
@@ -199,6 +205,7 @@ def test_reference_covers_the_scenario(lightning_reference):
     first, resumed = lightning_reference
     names = {c[1] for c in first}
     assert {"on_sanity_check_start", "on_validation_batch_end", "on_train_epoch_end", "on_save_checkpoint",
-            "on_test_batch_end", "on_predict_batch_end", "on_before_backward", "configure_optimizers"} <= names
+            "on_test_batch_end", "on_predict_batch_end", "on_before_backward", "configure_optimizers",
+            "optimizer_step", "configure_gradient_clipping", "on_after_batch_transfer", "configure_model"} <= names
     assert [c[1] for c in resumed].count("on_load_checkpoint") == 2  # callback and module
     assert ("callback", "load_state_dict", None) in resumed

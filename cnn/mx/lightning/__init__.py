@@ -1,10 +1,10 @@
 """Mirror of lightning.pytorch: the Lightning training loop for MLX (``Trainer``, ``LightningModule``, ...).
 
-Laid out as Lightning's own sources (``trainer/``, ``loops/``, ``callbacks/``, ``loggers/``, ``core/``,
-``plugins/``, ``profilers/``), each file naming its Lightning counterpart in its first line. Knows nothing of the
-model it trains: it imports only mlx, numpy, the standard library, tensorboard, yaml, tqdm (rich, optionally, for
-``RichProgressBar``) and the project's ``cnn.atomic``, ``cnn.errors`` and ``cnn.runs``. Being under ``cnn.mx`` it
-is imported after ``cnn.mx`` has given MLX its BLAS.
+Laid out as Lightning's own sources (``trainer/``, ``loops/``, ``strategies/``, ``callbacks/``, ``loggers/``,
+``core/``, ``plugins/``, ``profilers/``), each file naming its Lightning counterpart in its first line. Knows
+nothing of the model it trains: it imports only mlx, numpy, the standard library, tensorboard, yaml, tqdm (rich,
+optionally, for ``RichProgressBar``) and the project's ``cnn.atomic``, ``cnn.errors`` and ``cnn.runs``. Being
+under ``cnn.mx`` it is imported after ``cnn.mx`` has given MLX its BLAS.
 """
 
 from cnn.mx.lightning.callbacks import (

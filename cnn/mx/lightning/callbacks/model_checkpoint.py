@@ -144,7 +144,7 @@ class ModelCheckpoint(Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking or trainer.state.fn != "fit" \
-                or getattr(trainer, "fast_dev_run", False) or trainer.accelerator_connector.lost_peer(exception):
+                or getattr(trainer, "fast_dev_run", False) or trainer.strategy.lost_peer(exception):
             return
         candidates = self._monitor_candidates(trainer)
         if isinstance(exception, TrainingInterrupted):

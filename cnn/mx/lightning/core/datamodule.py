@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from cnn.mx.lightning.core.hooks import DataHooks
 from cnn.mx.lightning.core.mixins.hparams_mixin import HyperparametersMixin
 
 LOADER_HOOKS = ("train_dataloader", "val_dataloader", "test_dataloader", "predict_dataloader")
 
 
-class LightningDataModule(HyperparametersMixin):
+class LightningDataModule(DataHooks, HyperparametersMixin):
     """Lightning's ``LightningDataModule``: override ``prepare_data`` (once, on rank zero: downloads),
     ``setup(stage)`` (every rank: splits, transforms) and the ``*_dataloader()`` methods that apply; optionally
     ``teardown(stage)``, ``state_dict``/``load_state_dict`` (kept in checkpoints under the class's qualified name)
-    and ``save_hyperparameters``. The trainer sets ``self.trainer`` before ``setup``.
+    , ``save_hyperparameters`` and the batch-transfer hooks (``DataHooks``: called instead of the module's when
+    overridden here). The trainer sets ``self.trainer`` before ``setup``.
 
     A loader is anything with ``len()`` that iterates batches: a list of batches, a torch ``DataLoader``, or a
     loader of your own. A batch is an ``mx.array``, a numpy array or a torch tensor, or a tuple, list or dict of

@@ -12,9 +12,9 @@ import warnings
 from typing import Any, Callable, Optional
 
 from cnn.mx.lightning.core import saving
+from cnn.mx.lightning.core.hooks import CheckpointHooks, DataHooks, ModelHooks
 from cnn.mx.lightning.core.mixins.hparams_mixin import HyperparametersMixin
 from cnn.mx.lightning.core.optimizer import lightning_optimizers
-from cnn.mx.lightning.loops.optimization.manual import manual_backward
 from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import FxValidator
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 from cnn.mx.lightning.utilities import distributed as dist
@@ -42,7 +42,7 @@ def check_loggable(name: str, value: Any) -> Any:
     raise ValueError(f"`self.log({name}, {value})` was called, but `{type(value).__name__}` values cannot be logged")
 
 
-class LightningModule(HyperparametersMixin, nn.Module):
+class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMixin, nn.Module):
     """Base class for MLX models trained by :class:`cnn.mx.lightning.trainer.Trainer`; mirrors
     ``lightning.LightningModule``.
 
@@ -173,7 +173,7 @@ class LightningModule(HyperparametersMixin, nn.Module):
         if self.automatic_optimization:
             raise RuntimeError("to use manual_backward, please disable automatic optimization: set model property "
                                "`automatic_optimization` as False")
-        return manual_backward(self.trainer, self if module is None else module, loss_fn, *args, **kwargs)
+        return self.trainer.strategy.backward(self if module is None else module, loss_fn, *args, **kwargs)
 
     def lr_schedulers(self) -> Any:
         """The schedulers ``configure_optimizers`` returned (``None``, one, or a list): under manual optimization
@@ -190,9 +190,9 @@ class LightningModule(HyperparametersMixin, nn.Module):
         """Lightning's ``all_gather``: every ``mx.array``/numpy array of ``data`` stacked over the ranks, shape
         ``(world_size, *shape)``, or unchanged with one process. A collective: call it on every rank, with the same
         shapes. ``sync_grads`` is accepted for the signature (MLX has no autograd tape to keep)."""
-        if group is None:
-            group = self._trainer.group if self._trainer is not None else dist.world()
-        return dist.all_gather(data, group)
+        if self._trainer is not None:
+            return self._trainer.strategy.all_gather(data, group, sync_grads)
+        return dist.all_gather(data, group if group is not None else dist.world())
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str, map_location: Any = None, hparams_file: Optional[str] = None,
@@ -287,58 +287,64 @@ class LightningModule(HyperparametersMixin, nn.Module):
     def configure_callbacks(self) -> Any:
         return []
 
-    # -- hooks (Lightning's ModelHooks / DataHooks / CheckpointHooks), all no-ops by default -----------------
-    def prepare_data(self) -> None: ...
-    def setup(self, stage: str) -> None: ...
-    def teardown(self, stage: str) -> None: ...
-    def on_fit_start(self) -> None: ...
-    def on_fit_end(self) -> None: ...
-    def on_train_start(self) -> None: ...
-    def on_train_end(self) -> None: ...
-    def on_validation_start(self) -> None: ...
-    def on_validation_end(self) -> None: ...
-    def on_test_start(self) -> None: ...
-    def on_test_end(self) -> None: ...
-    def on_predict_start(self) -> None: ...
-    def on_predict_end(self) -> None: ...
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> Optional[int]: ...
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None: ...
-    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
-    def on_validation_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
-    def on_test_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
-    def on_test_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
-    def on_predict_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
-    def on_predict_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None: ...
-    def on_train_epoch_start(self) -> None: ...
-    def on_train_epoch_end(self) -> None: ...
-    def on_validation_epoch_start(self) -> None: ...
-    def on_validation_epoch_end(self) -> None: ...
-    def on_test_epoch_start(self) -> None: ...
-    def on_test_epoch_end(self) -> None: ...
-    def on_predict_epoch_start(self) -> None: ...
-    def on_predict_epoch_end(self) -> None: ...
-    def on_before_zero_grad(self, optimizer: Any) -> None: ...
-    def on_before_backward(self, loss: Any) -> None: ...
-    def on_after_backward(self) -> None: ...
-    def on_before_optimizer_step(self, optimizer: Any) -> None: ...
-    def on_validation_model_zero_grad(self) -> None: ...
-    def on_save_checkpoint(self, checkpoint: dict) -> None: ...
-    def on_load_checkpoint(self, checkpoint: dict) -> None: ...
+    # -- the optimizer step (Lightning's LightningModule hooks around it) --------------------------------------
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Lightning's ``optimizer_step``: called once per optimizer step under automatic optimization, with the
+        :class:`~cnn.mx.lightning.core.optimizer.LightningOptimizer` and the closure that runs ``training_step`` and
+        its backward; ``optimizer.step(closure=optimizer_closure)`` runs it, then ``on_before_optimizer_step``,
+        ``configure_gradient_clipping`` and MLX's update. Override it to act around the step (a learning-rate
+        warm-up: set ``optimizer.learning_rate`` after the step)."""
+        optimizer.step(closure=optimizer_closure)
 
-    def on_validation_model_eval(self) -> None:
-        self.eval()
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Any) -> None:
+        """Lightning's ``optimizer_zero_grad``, after ``on_before_zero_grad``, with the
+        :class:`~cnn.mx.lightning.core.optimizer.LightningOptimizer`: nothing to zero in MLX, whose gradients are
+        values, never accumulated in place."""
+        optimizer.zero_grad()
 
-    def on_validation_model_train(self) -> None:
-        self.train()
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        """Lightning's ``lr_scheduler_step``: one step of ``scheduler`` (the
+        :class:`~cnn.mx.lightning.core.optimizer.LRSchedulerConfig` the trainer steps, as ``lr_schedulers()``
+        returns it), when its interval and frequency say so; ``metric`` is ``None`` (no plateau schedulers)."""
+        if metric is None:
+            scheduler.step()
+        else:
+            scheduler.step(metric)
 
-    def on_test_model_eval(self) -> None:
-        self.eval()
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: Optional[float] = None,
+                                    gradient_clip_algorithm: Optional[str] = None) -> None:
+        """Lightning's ``configure_gradient_clipping``: before each optimizer step, after
+        ``on_before_optimizer_step``, with the Trainer's ``gradient_clip_val``/``gradient_clip_algorithm`` as given
+        (``None`` when unset); the default clips by them with :meth:`clip_gradients`."""
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                            gradient_clip_algorithm=gradient_clip_algorithm)
 
-    def on_test_model_train(self) -> None:
-        self.train()
-
-    def on_predict_model_eval(self) -> None:
-        self.eval()
+    def clip_gradients(self, optimizer: Any, gradient_clip_val: Optional[float] = None,
+                       gradient_clip_algorithm: Optional[str] = None) -> None:
+        """Lightning's ``clip_gradients`` of the gradients the coming optimizer step applies (``trainer.gradients``,
+        from ``configure_gradient_clipping``): by norm (``optim.clip_grad_norm``) or by value; ``None`` takes the
+        Trainer's flag, and a value that contradicts a Trainer flag is refused, as Lightning refuses it."""
+        trainer = self.trainer
+        if not self.automatic_optimization:
+            raise ValueError("clip_gradients() clips the gradients of the automatic optimizer step; under manual "
+                             "optimization clip those manual_backward returned: optim.clip_grad_norm(grads, max_norm)")
+        if gradient_clip_val is None:
+            gradient_clip_val = trainer.gradient_clip_val or 0.0
+        elif trainer.gradient_clip_val is not None and trainer.gradient_clip_val != gradient_clip_val:
+            raise ValueError(f"You have set `Trainer(gradient_clip_val={trainer.gradient_clip_val!r})` and have "
+                             f"passed `clip_gradients(gradient_clip_val={gradient_clip_val!r})`. Please use only "
+                             "one of them.")
+        flag = trainer.gradient_clip_algorithm
+        if gradient_clip_algorithm is None:
+            gradient_clip_algorithm = flag or "norm"
+        elif flag is not None and flag != gradient_clip_algorithm:
+            raise ValueError(f"You have set `Trainer(gradient_clip_algorithm={flag!r})` and have passed "
+                             f"`clip_gradients(gradient_clip_algorithm={gradient_clip_algorithm!r}) Please use only "
+                             "one of them.")
+        if gradient_clip_algorithm not in ("norm", "value"):
+            raise ValueError(f"`gradient_clip_algorithm` {gradient_clip_algorithm!r} is invalid. Allowed algorithms: "
+                             "'value', 'norm'.")
+        trainer.strategy.clip_gradients(gradient_clip_val, gradient_clip_algorithm)
 
 
 def is_overridden(name: str, module: Any) -> bool:

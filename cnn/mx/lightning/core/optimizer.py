@@ -49,11 +49,16 @@ class LightningOptimizer:
       and ``trainer.gradients`` holding ``gradients``; then MLX's ``update``. Under manual optimization the loop
       sets ``step_context`` so the step is profiled (``optimizer_step``) and counted in ``global_step`` as soon
       as it is taken, as Lightning counts it.
+    * ``step(closure=optimizer_closure)`` (automatic optimization, in ``LightningModule.optimizer_step``): the
+      closure runs ``training_step`` and its backward, then ``on_before_optimizer_step``,
+      ``configure_gradient_clipping`` and MLX's update of the module (``trainer.strategy.optimizer_step``); the
+      step counts in ``global_step``. Without a closure (manual optimization) it is refused in one line: MLX keeps
+      no ``.grad`` to step with, ``update(module, gradients)`` is that step.
     * ``zero_grad()``: nothing, and no hook, as Lightning's ``opt.zero_grad()`` under manual optimization calls
       none (``on_before_zero_grad`` belongs to the automatic step); MLX's gradients are values, never accumulated.
 
-    MLX's ``step`` is the optimizer's step counter (an ``mx.array``), so Lightning's ``opt.step()`` is
-    ``opt.update(module, gradients)`` here.
+    ``step`` is both: called, Lightning's ``step(closure=...)``; read, MLX's step counter (``opt.step.item()``,
+    ``int(opt.step)``; the ``mx.array`` itself is ``opt.optimizer.step``).
     """
 
     def __init__(self, optimizer: optim.Optimizer, trainer: Any) -> None:
@@ -89,6 +94,11 @@ class LightningOptimizer:
                 trainer.gradients = previous
             self._optimizer.update(model, gradients)
 
+    @property
+    def step(self) -> "OptimizerStep":
+        """Lightning's ``step(closure=...)`` when called, MLX's step counter when read (see the class docstring)."""
+        return OptimizerStep(self)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Nothing: MLX's gradients are values returned by ``nn.value_and_grad``, never accumulated in place."""
 
@@ -100,6 +110,49 @@ class LightningOptimizer:
             object.__setattr__(self, name, value)
         else:
             setattr(self._optimizer, name, value)
+
+
+class OptimizerStep:
+    """``LightningOptimizer.step``: Lightning's method when called (returns the closure's loss), and, read, the
+    wrapped MLX optimizer's step counter (its attributes, ``int()``, ``float()``, ``==``)."""
+
+    def __init__(self, wrapper: LightningOptimizer) -> None:
+        self._wrapper = wrapper
+
+    def __call__(self, closure: Optional[Callable[[], Any]] = None, **kwargs: Any) -> Any:
+        if closure is None:
+            raise ValueError("LightningOptimizer.step() needs the closure LightningModule.optimizer_step is given "
+                             "(MLX keeps no .grad to step with); under manual optimization call "
+                             "opt.update(module, grads)")
+        wrapper = self._wrapper
+        context: Callable[[], AbstractContextManager] = wrapper.step_context
+        with context():
+            return wrapper.trainer.strategy.optimizer_step(wrapper.optimizer, closure, **kwargs)
+
+    @property
+    def _counter(self) -> Any:
+        return self._wrapper.optimizer.step
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._counter, name)
+
+    def __int__(self) -> int:
+        return int(self._counter.item())
+
+    def __index__(self) -> int:
+        return int(self)
+
+    def __float__(self) -> float:
+        return float(self._counter.item())
+
+    def __eq__(self, other: Any) -> Any:
+        return self._counter == other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return repr(self._counter)
 
 
 def lightning_optimizers(trainer: Any, cached: list[LightningOptimizer]) -> list[LightningOptimizer]:
@@ -147,6 +200,7 @@ def parse_optimizers(out: Any) -> tuple[list[Any], list[LRSchedulerConfig]]:
 def next_learning_rate(optimizer: Any) -> float:
     """The learning rate ``optimizer``'s next update will use (an MLX schedule evaluates at the current step)."""
     schedule = learning_rate_schedule(optimizer)
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # MLX's step counter, also behind the wrapper
     return float(schedule(optimizer.step)) if schedule is not None else float(optimizer.learning_rate)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from cnn.mx.lightning.loops.progress import EvaluationProgress
-from cnn.mx.lightning.loops.utilities import to_mx
+from cnn.mx.lightning.loops.utilities import transfer_batch
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 from cnn.mx.lightning.trainer.connectors.data_connector import parse_num_batches
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import to_float
@@ -54,7 +54,8 @@ class EvaluationLoop:
         batches = iter(loader)
         for batch_idx in range(n):
             with trainer.profiler.profile(f"[_EvaluationLoop].{'val' if fn == 'validate' else fn}_next"):
-                batch = to_mx(next(batches))
+                batch = next(batches)
+            batch = transfer_batch(trainer, batch)
             progress.ready += 1
             results.batch, results.batch_size, lc.in_step = batch, None, True
             call_hooks(trainer, f"on_{name}_batch_start", batch, batch_idx)
@@ -67,7 +68,7 @@ class EvaluationLoop:
                 progress.seen += 1
         lc.in_step = False
         call_hooks(trainer, f"on_{name}_epoch_end")
-        trainer.accelerator_connector.sync_epoch_results(results)
+        trainer.strategy.sync_epoch_results(results)
         lc.update_views(results.metrics(False))
         logged = {} if trainer.sanity_checking else dict(results.metrics(False)["log"])
         lc.log_metrics(logged)

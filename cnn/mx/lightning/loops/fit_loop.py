@@ -100,9 +100,9 @@ class FitLoop:
         progress.phase, lc.in_step = "epoch_end", False
         call_callback_hooks(trainer, "on_train_epoch_end", monitoring=False)
         call_lightning_module_hook(trainer, "on_train_epoch_end")
-        trainer.accelerator_connector.sync_epoch_results(results)  # before checkpointing and early stopping
+        trainer.strategy.sync_epoch_results(results)  # before checkpointing and early stopping
         call_callback_hooks(trainer, "on_train_epoch_end", monitoring=True)
-        trainer.accelerator_connector.agree_should_stop()
+        trainer.strategy.agree_should_stop()
         lc.update_views(results.metrics(False))
         progress.batches_that_stepped -= 1  # Lightning logs epoch metrics at the last batch's step
         lc.log_metrics(results.metrics(False)["log"])

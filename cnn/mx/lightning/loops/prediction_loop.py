@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any, Optional
 
-from cnn.mx.lightning.loops.utilities import to_mx
+from cnn.mx.lightning.loops.utilities import transfer_batch
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
 
 
@@ -29,7 +29,7 @@ class PredictionLoop:
         call_hooks(trainer, "on_predict_epoch_start")
         predictions = []
         for batch_idx, batch in enumerate(islice(iter(loader), n)):
-            batch = to_mx(batch)
+            batch = transfer_batch(trainer, batch)
             call_hooks(trainer, "on_predict_batch_start", batch, batch_idx)
             out = call_evaluation_step(trainer, "predict_step", batch, batch_idx)
             call_hooks(trainer, "on_predict_batch_end", out, batch, batch_idx)

@@ -13,8 +13,8 @@ from typing import Any
 from cnn.mx.lightning.loops.optimization.automatic import AutomaticOptimization
 from cnn.mx.lightning.loops.optimization.manual import ManualOptimization
 from cnn.mx.lightning.loops.progress import BatchProgress
-from cnn.mx.lightning.loops.utilities import is_limit_reached, to_mx
-from cnn.mx.lightning.trainer.call import call_hooks, call_lightning_module_hook
+from cnn.mx.lightning.loops.utilities import is_limit_reached, transfer_batch
+from cnn.mx.lightning.trainer.call import call_callback_hooks, call_hooks, call_lightning_module_hook
 
 from cnn.errors import TrainingInterrupted
 
@@ -65,9 +65,10 @@ class TrainingEpochLoop:
                     or (trainer.should_stop and trainer.fit_loop.can_stop_early()):
                 break
             with trainer.profiler.profile("[_TrainingEpochLoop].train_dataloader_next"):
-                batch = to_mx(next(batches))
-            with trainer.profiler.profile("run_training_batch"):
-                self.run_batch(batch, batch_idx)
+                batch = next(batches)
+            batch = transfer_batch(trainer, batch)
+            if not self.run_batch(batch, batch_idx):
+                break  # on_train_batch_start returned -1: the rest of the epoch is skipped
             if trainer.should_stop:
                 for logger in trainer.loggers:
                     logger.save()
@@ -76,8 +77,10 @@ class TrainingEpochLoop:
             if not training_done and signals.signal_to_stop(agree=False) is not None:
                 raise TrainingInterrupted(signals.signal_to_stop(agree=False))
 
-    def run_batch(self, batch: Any, batch_idx: int) -> None:
-        """One batch (Lightning's ``advance`` and ``on_advance_end``)."""
+    def run_batch(self, batch: Any, batch_idx: int) -> bool:
+        """One batch (Lightning's ``advance`` and ``on_advance_end``); ``False`` when ``on_train_batch_start``
+        returned -1, which ends the epoch as Lightning's does: no step, no ``on_train_batch_end``, no validation
+        (the schedulers step as after a batch)."""
         trainer, progress = self.trainer, self.batch_progress
         lc = trainer.logger_connector
         results = lc.results["train"]
@@ -85,11 +88,20 @@ class TrainingEpochLoop:
         progress.is_last_batch, progress.phase = batch_idx + 1 == trainer.num_training_batches, "batch"
         progress.total_batch_idx += 1
         results.batch, results.batch_size, lc.in_step = batch, None, True
-        call_hooks(trainer, "on_train_batch_start", batch, batch_idx)
-        if trainer.lightning_module.automatic_optimization:
-            outputs = self.automatic_optimization.run(batch, batch_idx, accumulating)
-        else:
-            outputs = self.manual_optimization.run(batch, batch_idx)
+        call_callback_hooks(trainer, "on_train_batch_start", batch, batch_idx)
+        if call_lightning_module_hook(trainer, "on_train_batch_start", batch, batch_idx) == -1:
+            progress.batch_in_epoch, progress.is_last_batch = batch_idx + 1, True
+            if not accumulating:
+                self.update_lr_schedulers("step")
+            self.update_lr_schedulers("epoch")
+            results.batch = None
+            progress.phase = "idle"
+            return False
+        with trainer.profiler.profile("run_training_batch"):
+            if trainer.lightning_module.automatic_optimization:
+                outputs = self.automatic_optimization.run(batch, batch_idx, accumulating)
+            else:
+                outputs = self.manual_optimization.run(batch, batch_idx)
         progress.batch_in_epoch, progress.phase = batch_idx + 1, "batch_end"
         self.accumulating = accumulating
         if not accumulating:
@@ -109,6 +121,7 @@ class TrainingEpochLoop:
         if not accumulating:
             progress.batches_that_stepped += 1
         progress.phase, self.accumulating = "idle", False
+        return True
 
     def run_validation(self) -> None:
         """The validation loop inside fit; ``should_stop`` agreed over the ranks after it (early stopping decides
@@ -117,7 +130,7 @@ class TrainingEpochLoop:
         lc = trainer.logger_connector
         in_step = lc.in_step
         trainer.evaluation_loop.run("validate")
-        trainer.accelerator_connector.agree_should_stop()
+        trainer.strategy.agree_should_stop()
         trainer.state.stage, lc.active, lc.in_step = "train", "train", in_step
 
     def update_lr_schedulers(self, interval: str) -> None:
@@ -128,7 +141,7 @@ class TrainingEpochLoop:
         idx = self.batch_progress.batch_in_epoch if interval == "step" else self.trainer.current_epoch + 1
         for config in self.trainer.lr_scheduler_configs:
             if config.interval == interval and idx % config.frequency == 0:
-                config.step()
+                call_lightning_module_hook(self.trainer, "lr_scheduler_step", config, None)
 
     def should_accumulate(self, batch_idx: int) -> bool:
         """Lightning's ``_should_accumulate``: this batch only adds its gradients; the step comes later (the last

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import mlx.core as mx
-import numpy as np
+from cnn.mx.lightning.trainer.call import call_batch_hook, call_strategy_hook
 
 
 def is_limit_reached(current: int, maximum: Optional[int]) -> bool:
@@ -13,16 +12,9 @@ def is_limit_reached(current: int, maximum: Optional[int]) -> bool:
     return maximum is not None and maximum != -1 and current >= maximum
 
 
-def to_mx(batch: Any) -> Any:
-    """``batch`` with every numpy array and torch tensor an ``mx.array`` (lists, tuples and dicts kept): Lightning's
-    ``batch_to_device``. A torch tensor is recognised without importing torch (a batch from a torch ``DataLoader``
-    means torch is loaded already) and copied through numpy."""
-    if isinstance(batch, np.ndarray):
-        return mx.array(batch)
-    if type(batch).__module__ == "torch" and hasattr(batch, "numpy"):
-        return mx.array(batch.detach().cpu().numpy())
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_mx(b) for b in batch)
-    if isinstance(batch, dict):
-        return {k: to_mx(v) for k, v in batch.items()}
-    return batch
+def transfer_batch(trainer: Any, batch: Any, dataloader_idx: int = 0) -> Any:
+    """Lightning's way from a loader's batch to the step's: ``on_before_batch_transfer``, then the strategy's
+    ``batch_to_device`` (``transfer_batch_to_device``: numpy arrays and torch tensors made ``mx.array``, then
+    ``on_after_batch_transfer``), each hook the datamodule's where it overrides it, else the module's."""
+    batch = call_batch_hook(trainer, "on_before_batch_transfer", batch, dataloader_idx)
+    return call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=dataloader_idx)

@@ -1,9 +1,9 @@
 """Mirror of lightning.pytorch.trainer.trainer: the ``Trainer`` facade, a Lightning-2.6-compatible trainer for MLX.
 
 The work is done by the loops (:mod:`cnn.mx.lightning.loops`: fit, training epoch, evaluation, prediction,
-automatic optimization) and the connectors (:mod:`cnn.mx.lightning.trainer.connectors`: data, callbacks, logging,
-checkpoints, signals, accelerator and ranks); hooks are called through :mod:`cnn.mx.lightning.trainer.call`. The
-trainer holds the flags, the state, the entry points and Lightning's ``_run``.
+automatic optimization), the strategy (:mod:`cnn.mx.lightning.strategies`: steps, backward, optimizer step,
+collectives) and the connectors (:mod:`cnn.mx.lightning.trainer.connectors`); hooks are called through
+:mod:`cnn.mx.lightning.trainer.call`. The trainer holds the flags, the state, the entry points and ``_run``.
 """
 
 from __future__ import annotations
@@ -22,20 +22,20 @@ from cnn.mx.lightning.loggers.logger import Logger
 from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
 from cnn.mx.lightning.loops.evaluation_loop import EvaluationLoop
 from cnn.mx.lightning.loops.fit_loop import FitLoop
-from cnn.mx.lightning.loops.optimization.automatic import StepRunner
 from cnn.mx.lightning.loops.optimization.manual import verify_manual_optimization_support
 from cnn.mx.lightning.loops.prediction_loop import PredictionLoop
 from cnn.mx.lightning.trainer import setup
 from cnn.mx.lightning.trainer.call import (
     call_and_handle_interrupt,
     call_callback_hooks,
+    call_configure_model,
     call_lightning_module_hook,
     call_setup_hook,
     call_teardown_hook,
 )
 from cnn.mx.lightning.trainer.configuration_validator import verify_loop_configurations
 from cnn.mx.lightning.trainer.connectors import checkpoint_connector
-from cnn.mx.lightning.trainer.connectors.accelerator_connector import AcceleratorConnector, select_device
+from cnn.mx.lightning.trainer.connectors.accelerator_connector import AcceleratorConnector
 from cnn.mx.lightning.trainer.connectors.callback_connector import attach_model_callbacks, configure_callbacks
 from cnn.mx.lightning.trainer.connectors.data_connector import DataConnector
 from cnn.mx.lightning.trainer.connectors.logger_connector.logger_connector import LoggerConnector
@@ -50,8 +50,9 @@ class Trainer:
 
     Args:
         accelerator: ``"auto"`` (GPU when MLX has one, else CPU), ``"cpu"`` or ``"gpu"`` -> ``mx.set_default_device``.
-        strategy: ``"auto"`` or ``"ddp"``: both train data-parallel over every process ``mlx.launch`` started (one
-            process per device; see :mod:`cnn.mx.lightning.utilities.distributed`), and alone when it started none.
+        strategy: ``"auto"`` or ``"ddp"`` (``trainer.strategy``, :mod:`cnn.mx.lightning.strategies`): both train
+            data-parallel over every process ``mlx.launch`` started (one process per device; see
+            :mod:`cnn.mx.lightning.utilities.distributed`), ``"auto"`` as ``SingleDeviceStrategy`` when it started none.
         devices: one device per process (``1``, ``"auto"``, ``-1``, ``[0]``); more devices means more processes.
         num_nodes: only ``1`` (the hosts of a multi-host run come from ``mlx.launch``'s host file).
         precision: ``"32-true"``; ``"bf16-mixed"``/``"16-mixed"``: steps compute in bfloat16/float16 over float32
@@ -86,7 +87,7 @@ class Trainer:
             optimizer step; the last batch of an epoch always steps. ``global_step``, the logger's step axis and
             ``"step"`` schedulers advance per optimizer step, as in Lightning.
         gradient_clip_val: clip gradients (``None``/0: off).
-        gradient_clip_algorithm: ``"norm"`` (global L2 norm, ``optim.clip_grad_norm``) or ``"value"``.
+        gradient_clip_algorithm: ``"norm"`` (global L2 norm, ``optim.clip_grad_norm``; also ``None``) or ``"value"``.
         deterministic: accepted; MLX's CPU kernels are deterministic, determinism across resumes comes from the
             checkpointed RNG key and ``set_epoch``-driven data order.
         benchmark: accepted; ``True`` prints a one-line note that MLX has no kernel autotuner.
@@ -113,11 +114,12 @@ class Trainer:
     What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`.
 
     Hook order: Lightning 2.6's (``tests/test_mx_hook_order.py`` holds it to Lightning's), spelled out in
-    :mod:`cnn.mx.lightning.trainer.call`; in compiled mode the four hooks around backward and the optimizer step are
-    not called, and ``on_train_batch_start`` returning -1 is not supported.
+    :mod:`cnn.mx.lightning.trainer.call`; in compiled mode the hooks around backward and the optimizer step are
+    not called (an overridden ``optimizer_step``, ``optimizer_zero_grad`` or ``configure_gradient_clipping`` runs
+    the training step eagerly, after one warning).
 
     **Data parallel**: one process per device, started by ``mlx.launch``; what runs on which rank is in
-    :mod:`cnn.mx.lightning.trainer.connectors.accelerator_connector`. **Signals**: SIGINT/SIGTERM stop ``fit`` at
+    :mod:`cnn.mx.lightning.strategies.ddp`. **Signals**: SIGINT/SIGTERM stop ``fit`` at
     the next batch boundary with a resumable ``last`` checkpoint and :class:`TrainingInterrupted` (see
     :mod:`cnn.mx.lightning.trainer.connectors.signal_connector`). A non-finite training loss raises
     :class:`NonFiniteLossError` (after ``on_exception``) before any checkpoint of that step is written.
@@ -172,9 +174,11 @@ class Trainer:
     ) -> None:
         setup.check_flags(self.UNSUPPORTED, dict(locals()))
         self.accelerator = accelerator
-        self.accelerator_connector = AcceleratorConnector(self, precision, plugins, benchmark)
-        # Every process mlx.launch started (a group of one otherwise); Lightning's rank attributes.
-        self.world_size, self.global_rank = self.group.size(), self.group.rank()
+        self.accelerator_connector = AcceleratorConnector(accelerator, strategy, precision, plugins, benchmark)
+        self.strategy = self.accelerator_connector.strategy
+        # Every process mlx.launch started (one otherwise); Lightning's rank attributes.
+        self.world_size = getattr(self.strategy, "world_size", 1)
+        self.global_rank = getattr(self.strategy, "global_rank", 0)
         self.local_rank, self.node_rank, self.num_nodes = 0, 0, 1  # MLX gives no per-host numbering
         self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
         self.max_epochs = (1000 if max_steps == -1 else -1) if max_epochs is None else max_epochs
@@ -182,12 +186,12 @@ class Trainer:
         self.max_steps, self.min_steps = max_steps, min_steps
         self.check_val_every_n_epoch = check_val_every_n_epoch
         self.gradient_clip_val = gradient_clip_val
-        self.gradient_clip_algorithm = gradient_clip_algorithm or "norm"
+        self.gradient_clip_algorithm = gradient_clip_algorithm  # None: "norm", as Lightning keeps it
         self.enable_autolog_hparams = enable_autolog_hparams
         self.compile = compile
-        self.checkpoint_io = self.accelerator_connector.checkpoint_io
+        self.checkpoint_io = self.strategy.checkpoint_io
         self.accumulate_grad_batches = accumulate_grad_batches
-        self.precision_plugin = self.accelerator_connector.precision_plugin
+        self.precision_plugin = self.strategy.precision_plugin
         self.precision = self.precision_plugin.name
         self.detect_anomaly = bool(detect_anomaly)
         self.profiler = setup.make_profiler(profiler)
@@ -204,35 +208,42 @@ class Trainer:
         self.should_stop = False
         self.sanity_checking = False
         self.ckpt_path: Optional[str] = None
-        self.lightning_module: Any = None
         self.datamodule: Any = None
-        self.optimizers: list[Any] = []
-        self.lr_scheduler_configs: list[LRSchedulerConfig] = []
         self.num_training_batches = 0
         self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
         self.data_connector = DataConnector(self)
         self.signal_connector = SignalConnector(self)
-        self.step_runner = StepRunner(self)
         self.fit_loop = FitLoop(self)
         self.evaluation_loop = EvaluationLoop(self)
         self.predict_loop = PredictionLoop(self)
 
     # ------------------------------------------------------------------ properties (Lightning names)
     @property
-    def group(self) -> Any:
-        """The ``mx.distributed`` group of every rank (a group of one without ``mlx.launch``)."""
-        return self.accelerator_connector.group
+    def lightning_module(self) -> Any:
+        return self.strategy.lightning_module
+
+    @property
+    def optimizers(self) -> list[Any]:
+        return self.strategy.optimizers
+
+    @optimizers.setter
+    def optimizers(self, optimizers: list[Any]) -> None:
+        self.strategy.optimizers = optimizers
+
+    @property
+    def lr_scheduler_configs(self) -> list[LRSchedulerConfig]:
+        return self.strategy.lr_scheduler_configs
 
     @property
     def current_epoch(self) -> int:
         """The epoch (an ``mx.array`` scalar while a compiled step is traced: an input of that step)."""
-        traced = self.step_runner.traced_counters
+        traced = self.strategy.compiled.traced_counters
         return traced["current_epoch"] if traced else self.fit_loop.epoch_progress.current
 
     @property
     def global_step(self) -> int:
         """Optimizer steps taken (an ``mx.array`` scalar while a compiled step is traced: an input of that step)."""
-        traced = self.step_runner.traced_counters
+        traced = self.strategy.compiled.traced_counters
         return traced["global_step"] if traced else self.fit_loop.epoch_loop.global_step
 
     @property
@@ -301,7 +312,7 @@ class Trainer:
     @property
     def compiling(self) -> bool:
         """The steps run compiled: ``compile=True`` and no trace has failed (a failed one runs eagerly)."""
-        return self.compile and not self.step_runner.failed
+        return self.compile and not self.strategy.compiled.failed
 
     @property
     def train_dataloader(self) -> Any:
@@ -390,27 +401,28 @@ class Trainer:
     # ------------------------------------------------------------------ the run (Lightning's Trainer._run)
     def _run(self, fn: str, model: Any, ckpt_path: Optional[str]) -> Any:
         self.state = TrainerState(fn=fn, status="running")
-        self.lightning_module = model
+        self.strategy.connect(model)
         model.trainer = self
         self.data_connector.attach_trainer_to_datamodule()
-        self.step_runner.reset()
+        self.strategy.reset()
         self.should_stop = False
         attach_model_callbacks(self, model)
         self.profiler.setup(fn)
         return call_and_handle_interrupt(self, self._run_stage, fn, model, ckpt_path)
 
     def _run_stage(self, fn: str, model: Any, ckpt_path: Optional[str]) -> Any:
-        lc, ranks = self.logger_connector, self.accelerator_connector
-        select_device(self.accelerator)
+        lc, strategy = self.logger_connector, self.strategy
+        strategy.setup_environment()
         self.data_connector.prepare_data()
-        ranks.share_rank_zero_loggers()
+        strategy.share_rank_zero_loggers()
         call_setup_hook(self, fn)
+        call_configure_model(self)
         ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
         if fn == "fit" and not model.automatic_optimization:
             verify_manual_optimization_support(self)
         lc.reset_metrics()
         lc.reset_results()
-        ranks.setup(model, fn)  # after the weights are in: the precision plugin, rank zero's weights, optimizers
+        strategy.setup(self)  # after the weights are in: the precision plugin, rank zero's weights, optimizers
         if fn == "fit":
             call_callback_hooks(self, "on_fit_start")
             call_lightning_module_hook(self, "on_fit_start")
@@ -422,7 +434,7 @@ class Trainer:
                 checkpoint_connector.restore_training_state(self, ckpt)
             self.signal_connector.register()
             self.fit_loop.run()
-            ranks.share_checkpoint_paths()
+            strategy.share_checkpoint_paths()
             result = None
         elif fn == "predict":
             result = self.predict_loop.run()

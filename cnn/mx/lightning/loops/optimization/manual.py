@@ -5,7 +5,7 @@ What replaces Lightning's calls, since MLX has no autograd tape and no ``backwar
 
 * ``self.manual_backward(loss)`` -> ``loss, grads = self.manual_backward(loss_fn, *args, module=module)``: the
   function and its arguments instead of the loss, ``nn.value_and_grad`` inside, between ``on_before_backward(loss)``
-  and ``on_after_backward`` (:func:`manual_backward`). ``module`` may be a sub-module (a GAN's generator), whose
+  and ``on_after_backward`` (``trainer.strategy.backward``). ``module`` may be a sub-module (a GAN's generator), whose
   parameters the gradients then cover. Plain ``nn.value_and_grad(module, loss_fn)(...)`` works too, without hooks.
 * ``opt.step()`` -> ``opt.update(module, grads)`` on ``self.optimizers()``
   (:class:`~cnn.mx.lightning.core.optimizer.LightningOptimizer`): ``on_before_optimizer_step(optimizer)``, then
@@ -28,13 +28,12 @@ an MLX optimizer stepped directly (``self.optimizers(use_pl_optimizer=False)``) 
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from cnn.mx.lightning.loops.progress import OptimizerProgress
-from cnn.mx.lightning.trainer.call import call_hooks
+from cnn.mx.lightning.trainer.call import call_strategy_hook
 
 import mlx.core as mx
-import mlx.nn as nn
 
 
 def verify_manual_optimization_support(trainer: Any) -> None:
@@ -51,26 +50,6 @@ def verify_manual_optimization_support(trainer: Any) -> None:
     if trainer.precision_plugin.scaler is not None or trainer.precision in ("bf16-mixed", "16-mixed"):
         raise ValueError(f"precision={trainer.precision!r} casts the automatic step only; with manual optimization "
                          "use '32-true' or '64-true' and cast inside training_step")
-
-
-def manual_backward(trainer: Any, module: nn.Module, loss_fn: Callable[..., Any], *args: Any,
-                    **kwargs: Any) -> tuple[Any, Any]:
-    """Lightning's ``strategy.backward`` under manual optimization: ``(value, grads)`` of
-    ``nn.value_and_grad(module, loss_fn)(*args, **kwargs)`` (averaged over the ranks with several processes, as
-    DDP's backward averages), then ``on_before_backward(loss)`` and ``on_after_backward`` on the callbacks and the
-    module, ``loss`` being the value or its first item and ``trainer.gradients`` the gradients meanwhile. The hooks
-    come after the computation (MLX computes value and gradients in one call), in Lightning's order."""
-    value, grads = nn.value_and_grad(module, loss_fn)(*args, **kwargs)
-    group = trainer.group
-    if group.size() > 1:
-        grads = nn.average_gradients(grads, group=group)
-    call_hooks(trainer, "on_before_backward", value[0] if isinstance(value, (tuple, list)) else value)
-    previous, trainer.gradients = trainer.gradients, grads
-    try:
-        call_hooks(trainer, "on_after_backward")
-    finally:
-        trainer.gradients = previous
-    return value, grads
 
 
 class ManualOptimization:
@@ -105,8 +84,7 @@ class ManualOptimization:
         lc.capture = {}
         model.current_fx_name = "training_step"
         try:
-            with trainer.profiler.profile("[Strategy]SingleDeviceStrategy.training_step"):
-                out = model.training_step(batch, batch_idx)
+            out = call_strategy_hook(trainer, "training_step", batch, batch_idx)
             captured = dict(lc.capture)
         finally:
             model.current_fx_name = None

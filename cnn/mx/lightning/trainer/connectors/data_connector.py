@@ -48,14 +48,13 @@ class DataConnector:
         """``prepare_data`` of the datamodule and the module, rank zero first: the others wait for it, then find
         the files it downloaded."""
         trainer = self.trainer
-        ranks = trainer.accelerator_connector
         if trainer.world_size > 1 and not trainer.is_global_zero:
-            ranks.barrier()
+            trainer.strategy.barrier()
         if trainer.datamodule is not None and hasattr(trainer.datamodule, "prepare_data"):
             trainer.datamodule.prepare_data()
         call_lightning_module_hook(trainer, "prepare_data")
         if trainer.world_size > 1 and trainer.is_global_zero:
-            ranks.barrier()
+            trainer.strategy.barrier()
 
     def attach_fit_data(self, train_dataloaders: Any, val_dataloaders: Any, datamodule: Any, model: Any = None) -> None:
         """``fit``'s loaders: ``datamodule``'s (then ``trainer.datamodule``) or the ones given. A datamodule given

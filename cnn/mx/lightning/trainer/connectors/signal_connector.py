@@ -113,7 +113,7 @@ class SignalConnector:
             stop = self.received
         else:
             if agree:
-                self.agree(trainer.accelerator_connector.any_rank(self.received is not None))
+                self.agree(trainer.strategy.any_rank(self.received is not None))
             stop = self.agreed
         if stop == REQUEUE_SIGNAL and self.hpc_path is None:
             self._save_and_requeue()
