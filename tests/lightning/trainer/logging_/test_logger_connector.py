@@ -68,6 +68,9 @@ def hooked_model(pl, not_supported):
     return HookedModel()
 
 
+@pytest.mark.mirror_differs("not yet: the mirror's automatic optimization calls the module's public optimizers() "
+                            "outside any hook (loops/optimization/automatic.py, which this work leaves to its owner), "
+                            "where Lightning hands optimizer_step the strategy's wrappers")
 def test_fx_validator_integration(pl, tmp_path):
     """test_logger_connector.py::test_fx_validator_integration: logging inside every LightningModule and Callback
     hook, with Lightning's error where it is not allowed."""
