@@ -3,8 +3,10 @@
 Lightning finds a misspelt ``monitor`` only where a checkpoint or an early-stopping check needs it, after a
 whole epoch. Both sides check it instead at the end of the first validation (the sanity check's, before any
 training step, unless ``num_sanity_val_steps`` is 0): every validation metric is logged by then, and the
-training metrics (``TRAINING_TAGS``), logged later in an epoch, are known by name. ``FirstValidationMonitorCheck``
-is that check as a callback's hook, which each side's ``MonitorCheck`` takes with its framework's ``Callback``.
+training metrics, logged later in an epoch, are known by name from the model (its ``training_tags``: the
+project's Classifiers declare ``schema.TRAINING_TAGS``; a user's model declaring none, what it logged).
+``FirstValidationMonitorCheck`` is that check as a callback's hook, which each side's ``MonitorCheck`` takes with
+its framework's ``Callback``.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Optional
 
-from cnn import schema
 from cnn.errors import MonitorError
 
-# What both Classifiers log while training: train/loss on logged steps, train/acc at an epoch's end (after its
-# validation), so neither is in the metrics yet at the first validation.
-TRAINING_TAGS = (schema.TRAIN_LOSS, schema.TRAIN_ACC)
 # What Lightning's ModelCheckpoint adds to the metrics itself (its file names may use them).
 CHECKPOINT_TAGS = ("epoch", "step")
 
 
-def unknown_monitor_line(callbacks: Iterable[Any], logged: Iterable[str], global_step: int) -> Optional[str]:
-    """The one line for the first callback whose ``monitor`` is neither in ``logged`` nor a training metric, or None.
+def training_tags(module: Any) -> tuple[str, ...]:
+    """What ``module`` logs only once training is under way, by its ``training_tags`` attribute (none if absent)."""
+    return tuple(getattr(module, "training_tags", ()))
+
+
+def unknown_monitor_line(callbacks: Iterable[Any], logged: Iterable[str], global_step: int,
+                         training: Iterable[str] = ()) -> Optional[str]:
+    """The one line for the first callback whose ``monitor`` is neither in ``logged`` nor in ``training`` (the
+    model's training metrics, :func:`training_tags`), or None.
 
     ``global_step``: the steps trained so far (the line then says ``last`` keeps them)."""
-    known = sorted({*logged, *TRAINING_TAGS, *CHECKPOINT_TAGS})
+    known = sorted({*logged, *training, *CHECKPOINT_TAGS})
     for callback in callbacks:
         monitor = getattr(callback, "monitor", None)
         if isinstance(monitor, str) and monitor not in known:
@@ -51,7 +56,7 @@ class FirstValidationMonitorCheck:
         self.checked = True
         # a ReduceLROnPlateau scheduler (--lr_scheduler) carries a monitor too
         watchers = [*trainer.callbacks, *(config.scheduler for config in trainer.lr_scheduler_configs)]
-        line = unknown_monitor_line(watchers, trainer.callback_metrics, trainer.global_step)
+        line = unknown_monitor_line(watchers, trainer.callback_metrics, trainer.global_step, training_tags(pl_module))
         if line is None:
             return
         self.before_stopping(trainer)

@@ -26,6 +26,8 @@ import numpy as np
 # Scalar tags both loggers write, with the step axis Lightning uses (the number of optimizer
 # steps taken so far). Every write also carries ``epoch`` at the same step.
 TRAIN_LOSS, TRAIN_ACC = "train/loss", "train/acc"
+# What both Classifiers log only once training is under way (their ``training_tags``, see ``cnn.monitors``).
+TRAINING_TAGS = (TRAIN_LOSS, TRAIN_ACC)
 VAL_LOSS, VAL_ACC = "val/loss", "val/acc"
 TEST_LOSS, TEST_ACC = "test/loss", "test/acc"
 EPOCH = "epoch"

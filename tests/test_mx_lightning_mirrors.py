@@ -17,6 +17,7 @@ from cnn.mx.lightning import (
     Trainer,
 )
 
+import mlx.core as mx
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
@@ -130,3 +131,27 @@ def test_lightnings_device_stats_monitor_without_psutil_on_the_cpu_is_one_error_
                      "--trainer.callbacks+=lightning.pytorch.callbacks.DeviceStatsMonitor")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: DeviceStatsMonitor needs the psutil package")
+
+
+def test_tensorboard_loggers_experiment_writes_scalars_histograms_images_and_text_tensorboard_reads(tmp_path):
+    from cnn.mx.lightning.loggers import TensorBoardLogger
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    writer = logger.experiment
+    writer.add_scalar("loss", mx.array(0.25), 3)
+    writer.add_histogram("weights", mx.array(np.arange(100, dtype=np.float32)), 3)
+    writer.add_image("picture", np.zeros((3, 4, 5), dtype=np.float32), 3)  # CHW floats in [0, 1], as torch's
+    writer.add_text("note", "hello", 3)
+    logger.finalize("success")
+
+    events = EventAccumulator(logger.log_dir, size_guidance={"tensors": 0})
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(3, 0.25)]
+    (histogram,) = events.Histograms("weights")
+    assert (histogram.step, histogram.histogram_value.num, histogram.histogram_value.max) == (3, 100, 99.0)
+    (image,) = events.Images("picture")
+    assert (image.step, image.width, image.height) == (3, 5, 4)
+    (text,) = events.Tensors("note/text_summary")
+    assert text.tensor_proto.string_val == [b"hello"]

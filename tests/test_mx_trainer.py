@@ -453,7 +453,7 @@ def test_compiled_and_eager_step_agree():
     for k in b1:
         np.testing.assert_array_equal(b1[k], b2[k])
         np.testing.assert_allclose(compiled[k], eager[k], rtol=1e-5, atol=1e-6)
-    assert t1.callback_metrics["train_loss"] == pytest.approx(t2.callback_metrics["train_loss"], rel=1e-6)
+    assert t1.callback_metrics["train_loss"].item() == pytest.approx(t2.callback_metrics["train_loss"].item(), rel=1e-6)
 
 
 def test_untraceable_step_falls_back_to_eager_with_one_warning():

@@ -130,7 +130,7 @@ def test_mixed_precision_computes_low_and_keeps_float32_weights_and_optimizer_st
         model = Probe(weights, "step")
         trainer = Trainer(max_epochs=2, logger=False, enable_checkpointing=False, precision=name, **QUIET)
         trainer.fit(model, train, val)
-        losses[name] = trainer.callback_metrics["train_loss"]
+        losses[name] = trainer.callback_metrics["train_loss"].item()
         assert model.layer.weight.dtype == mx.float32
         assert all(a.dtype == mx.float32 for a in trainer.optimizers[0].state.values() if isinstance(a, mx.array)
                    and mx.issubdtype(a.dtype, mx.floating))

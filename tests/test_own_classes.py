@@ -292,6 +292,7 @@ def test_a_monitor_a_users_model_does_not_log_is_one_error_line(framework, tmp_p
     assert result.returncode != 0
     (line,) = error_lines(result.stderr)
     assert "EarlyStopping(monitor='val/acc') names a metric the model does not log" in line and "val_loss" in line
+    assert "train/loss" not in line  # what it logs comes from the user's model, not from our Classifiers
     assert "Traceback" not in result.stderr
 
 

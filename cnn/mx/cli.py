@@ -13,7 +13,7 @@ from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning import LightningDataModule, LightningModule
 from cnn.mx.lightning.callbacks import Callback
 from cnn.mx.lightning.cli import SaveConfigCallback
-from cnn.mx.lightning.loggers import TensorBoardLogger, VersionedLogger
+from cnn.mx.lightning.loggers import Logger, TensorBoardLogger
 from cnn.mx.lightning.trainer import Trainer
 from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 from cnn.mx.lightning.utilities.seed import seed_everything as lightning_seed_everything
@@ -38,7 +38,7 @@ from cnn.weights import first_line
 
 FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
-CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": VersionedLogger, "optimizer": optim.Optimizer}
+CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": optim.Optimizer}
 # What a user's model and data derive from (our DataModule is the mirror's only by its hooks), and ours.
 SIDE = SideClasses(LightningModule, (LightningDataModule, DataModule), Classifier, DataModule)
 

@@ -49,6 +49,9 @@ class Classifier(LightningModule):
     a PNG beside the checkpoint tested (``cnn.metrics``).
     """
 
+    # What it logs only once training is under way, which a misspelt `monitor` is checked against (cnn.monitors).
+    training_tags = schema.TRAINING_TAGS
+
     def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  betas: tuple[float, float] = (0.9, 0.999),
                  dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,

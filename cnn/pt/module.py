@@ -64,6 +64,9 @@ class Classifier(L.LightningModule):
     ``test_step``, ``on_test_epoch_end``, ``predict_step``.
     """
 
+    # What it logs only once training is under way, which a misspelt `monitor` is checked against (cnn.monitors).
+    training_tags = schema.TRAINING_TAGS
+
     def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  betas: tuple[float, float] = (0.9, 0.999),
                  dropout: float = schema.DEFAULT_DROPOUT, in_channels: int = 1,

@@ -329,3 +329,24 @@ def _lightning_states() -> types.ModuleType:
 
 
 FRAMEWORKS = {"mirror": _mirror, "lightning": _lightning}
+
+
+
+def _with_logging_names(make: Any, exceptions_module: str, tensor_type: type) -> Any:
+    """``make``'s namespace with what the logging tests (trainer/logging_, loggers/, callbacks/test_lr_monitor.py)
+    read too: ``Tensor`` (the framework's array type) and ``MisconfigurationException``."""
+
+    def build() -> types.SimpleNamespace:
+        import importlib
+
+        namespace = make()
+        namespace.Tensor = tensor_type
+        namespace.MisconfigurationException = importlib.import_module(exceptions_module).MisconfigurationException
+        return namespace
+
+    return build
+
+
+FRAMEWORKS["mirror"] = _with_logging_names(FRAMEWORKS["mirror"], "cnn.mx.lightning.utilities.exceptions", mx.array)
+FRAMEWORKS["lightning"] = _with_logging_names(FRAMEWORKS["lightning"], "lightning.pytorch.utilities.exceptions",
+                                              torch.Tensor)

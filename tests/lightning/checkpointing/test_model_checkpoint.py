@@ -950,7 +950,6 @@ def test_check_val_every_n_epochs_top_k_integration(pl, tmp_path):
     assert set(os.listdir(tmp_path)) == {f"epoch=1{S}", f"epoch=3{S}"}
 
 
-@pytest.mark.mirror_differs("MLX: `None != mx.array(...)` raises TypeError where torch answers True")
 def test_model_checkpoint_saveload_ckpt(pl, tmp_path):
     """test_model_checkpoint.py::test_model_checkpoint_saveload_ckpt: state_dict and load_state_dict; another
     dirpath restores only best_model_path (with a warning)."""

@@ -27,6 +27,15 @@ from cnn.errors import MonitorError, NonFiniteLossError, TrainingInterrupted
 from cnn.runs import relocated_state
 
 
+def _scalar(value: Optional[float]) -> Optional[mx.array]:
+    """A score as Lightning keeps it: a scalar float32 array (``score == 0.3`` holds for a logged 0.3)."""
+    return None if value is None else mx.array(value, dtype=mx.float32)
+
+
+def _number(value: Optional[mx.array]) -> Optional[float]:
+    """A score as the checkpoint keeps it (a JSON number, as every version wrote)."""
+    return None if value is None else float(value.item() if hasattr(value, "item") else value)
+
 class ModelCheckpoint(Callback):
     """Save ``.safetensors`` checkpoints like Lightning's ``ModelCheckpoint`` (same triggers, names, top-k logic).
 
@@ -208,8 +217,8 @@ class ModelCheckpoint(Callback):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"monitor": self.monitor, "best_model_score": self.best_model_score,
-                "best_model_path": self.best_model_path, "current_score": self.current_score,
+        return {"monitor": self.monitor, "best_model_score": _number(self.best_model_score),
+                "best_model_path": self.best_model_path, "current_score": _number(self.current_score),
                 "dirpath": self.dirpath, "best_k_models": self.best_k_models,
                 "kth_best_model_path": self.kth_best_model_path, "kth_value": self.kth_value,
                 "last_model_path": self.last_model_path}
@@ -283,14 +292,14 @@ class ModelCheckpoint(Callback):
         if math.isnan(float(current)):  # never a NaN score: the worst one
             current = mx.array(math.inf if self.mode == "min" else -math.inf)
         filepath = self._get_metric_interpolated_filepath_name(candidates, del_filepath)
-        self.current_score = current
+        self.current_score = _scalar(current)
         self.best_k_models[filepath] = current
         if len(self.best_k_models) == k:
             self.kth_best_model_path = (max if self.mode == "min" else min)(self.best_k_models,
                                                                              key=self.best_k_models.get)
             self.kth_value = self.best_k_models[self.kth_best_model_path]
         self.best_model_path = (min if self.mode == "min" else max)(self.best_k_models, key=self.best_k_models.get)
-        self.best_model_score = self.best_k_models[self.best_model_path]
+        self.best_model_score = _scalar(self.best_k_models[self.best_model_path])
         self._save_checkpoint(trainer, filepath)
         if del_filepath and del_filepath != filepath:
             self._remove_checkpoint(trainer, del_filepath)

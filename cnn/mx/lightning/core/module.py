@@ -7,20 +7,40 @@ The aggregation rules behind ``self.log`` live in
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from typing import Any, Callable, Mapping, Optional
 
 from cnn.mx.lightning.core import saving
 from cnn.mx.lightning.core.hooks import CheckpointHooks, DataHooks, ModelHooks
 from cnn.mx.lightning.core.mixins.hparams_mixin import HyperparametersMixin
 from cnn.mx.lightning.core.optimizer import lightning_optimizers
-from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import default_log_levels
+from cnn.mx.lightning.trainer.connectors.logger_connector.fx_validator import FxValidator
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 from cnn.mx.lightning.utilities import distributed as dist
 from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 from mlx.utils import tree_flatten
+
+
+def check_loggable(name: str, value: Any) -> Any:
+    """``value`` as ``self.log`` keeps it (a scalar ``mx.array`` or the number given), or Lightning's ``ValueError``
+    for what cannot be logged: a nested dict, a dict, ``None``, a string, a list, an array of more than one
+    element."""
+    if isinstance(value, dict):
+        if any(isinstance(v, dict) for v in value.values()):
+            raise ValueError(f"`self.log({name}, {value})` was called, but nested dictionaries cannot be logged")
+    if isinstance(value, (mx.array, np.ndarray, np.generic)):
+        if value.size != 1:
+            raise ValueError(f"`self.log({name}, {value})` was called, but the tensor must have a single element."
+                             f" You can try doing `self.log({name}, {value}.mean())`")
+        return value.reshape(())
+    if isinstance(value, numbers.Number):
+        return value
+    raise ValueError(f"`self.log({name}, {value})` was called, but `{type(value).__name__}` values cannot be logged")
 
 
 class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMixin, nn.Module):
@@ -258,19 +278,44 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
             enable_graph: bool = False, sync_dist: bool = False, sync_dist_group: Any = None,
             add_dataloader_idx: bool = True, batch_size: Optional[int] = None, metric_attribute: Optional[str] = None,
             rank_zero_only: bool = False) -> None:
-        """Log a scalar with Lightning's semantics (see module docstring). ``sync_dist=True``: the epoch aggregate is
-        reduced over the data-parallel ranks (a mean weighted by batch size); step values stay per rank. Graph and
-        group args are ignored."""
+        """Log a scalar with Lightning's semantics (see module docstring): a number or a one-element array, else
+        Lightning's ``ValueError``; where Lightning's ``_FxValidator`` allows it. ``sync_dist=True``: the epoch
+        aggregate is reduced over the data-parallel ranks (a mean weighted by batch size); step values stay per rank.
+        Graph and group args are ignored."""
+        value = check_loggable(name, value)
         if self._trainer is None:
-            return  # Lightning only warns when logging without a trainer
+            warnings.warn("You are trying to `self.log()` but the `self.trainer` reference is not registered on the"
+                          " model yet. This is most likely because the model hasn't been passed to the `Trainer`",
+                          stacklevel=2)
+            return
+        if self._trainer.state.fn == "predict":  # Lightning: no result collection to log into
+            raise MisconfigurationException(
+                "You are trying to `self.log()` but the loop's result collection is not registered yet. This is most"
+                " likely because you are trying to log in a `predict` hook, but it doesn't support logging")
         fx = self._current_fx_name
+        if fx is None:
+            raise MisconfigurationException(
+                "You are trying to `self.log()` but it is not managed by the `Trainer` control flow")
+        on_step, on_epoch = FxValidator.check_logging_and_get_default_levels(fx, on_step, on_epoch)
+        if add_dataloader_idx and "/dataloader_idx_" in name:
+            raise MisconfigurationException(
+                f"You called `self.log` with the key `{name}` but it should not contain information about"
+                " `dataloader_idx` when `add_dataloader_idx=True`")
+        if not on_step and not on_epoch:
+            raise MisconfigurationException("`self.log(on_step=False, on_epoch=False)` is not useful.")
+        if logger and self._trainer.logger is None:
+            warnings.warn(f"You called `self.log({name!r}, ..., logger=True)` but have no logger configured. You can"
+                          " enable one by doing `Trainer(logger=ALogger(...))`", stacklevel=2)
         if sync_dist:
             self._trainer.logger_connector.sync_dist_keys.add(f"{fx}.{name}")
-        on_step, on_epoch = default_log_levels(fx, on_step, on_epoch)
-        reduce_fx = {"avg": "mean"}.get(str(reduce_fx).lower(), str(reduce_fx).lower()) if isinstance(
-            reduce_fx, str) else getattr(reduce_fx, "__name__", "mean")
+        error = ("Only `self.log(..., reduce_fx={min,max,mean,sum})` are supported. If you need a custom reduction,"
+                 f" please log a `torchmetrics.Metric` instance instead. Found: {reduce_fx}")
+        if isinstance(reduce_fx, str):
+            reduce_fx = {"avg": "mean"}.get(reduce_fx.lower(), reduce_fx.lower())
+        else:  # Python's min/max/sum, mx.mean...: by name
+            reduce_fx = getattr(reduce_fx, "__name__", "")
         if reduce_fx not in ("mean", "sum", "min", "max"):
-            raise ValueError(f"Only `self.log(..., reduce_fx={{min,max,mean,sum}})` are supported, got {reduce_fx}")
+            raise MisconfigurationException(error)
         meta = LogMeta(fx=fx, name=name, prog_bar=prog_bar, logger=True if logger is None else logger,
                        on_step=on_step, on_epoch=on_epoch, reduce_fx=reduce_fx,
                        batch_size=None if batch_size is None else int(batch_size),

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional, Union
 from cnn.mx.lightning.loops.progress import EvaluationProgress
 from cnn.mx.lightning.loops.utilities import set_sampler_epoch, transfer_batch
 from cnn.mx.lightning.trainer.call import call_evaluation_step, call_hooks, call_lightning_module_hook
+from cnn.mx.lightning.trainer.connectors.logger_connector.result import to_float
 from cnn.mx.lightning.utilities.model_helpers import is_overridden
 
 
@@ -75,6 +76,7 @@ class EvaluationLoop:
         results.reset()
         call_lightning_module_hook(trainer, f"on_{name}_model_train")
         lc.active = None
+        outputs = [{k: to_float(v) for k, v in logged.items()} for logged in outputs]  # Lightning returns floats
         if self.verbose and trainer.state.fn in ("validate", "test") and everything and trainer.is_global_zero:
             print_results(outputs, fn)
         return outputs

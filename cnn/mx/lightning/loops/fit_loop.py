@@ -92,6 +92,7 @@ class FitLoop:
         trainer.state.stage = "train"
         if self.done or trainer.limit_train_batches == 0:
             return
+        lc.active = "train"  # on_train_start logs into the first epoch's results, as in Lightning
         call_hooks(trainer, "on_train_start")
         while not self.done:
             with trainer.profiler.profile("run_training_epoch"):
@@ -105,10 +106,9 @@ class FitLoop:
         results = lc.results["train"]
         set_sampler_epoch(loader, self.epoch_progress.current)  # the project's loaders: exact mid-epoch resume
         start = self.epoch_loop.batch_progress.batch_in_epoch  # > 0 only when resuming inside this epoch
+        lc.active = "train"  # results are reset at each epoch's end (and a run's start), so on_train_start's stay
         if start == 0:
-            results.reset()
             call_hooks(trainer, "on_train_epoch_start")
-        lc.active = "train"
         self.epoch_loop.run(loader, start)
         self.on_advance_end(results)
 

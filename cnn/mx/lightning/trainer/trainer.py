@@ -18,7 +18,7 @@ from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
 from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.core.optimizer import LRSchedulerConfig
-from cnn.mx.lightning.loggers.logger import VersionedLogger
+from cnn.mx.lightning.loggers.logger import Logger
 from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
 from cnn.mx.lightning.loops.evaluation_loop import EvaluationLoop
 from cnn.mx.lightning.loops.fit_loop import FitLoop
@@ -60,7 +60,7 @@ class Trainer:
         precision: ``"32-true"``; ``"bf16-mixed"``/``"16-mixed"``: steps compute in bfloat16/float16 over float32
             master weights and optimizer state (``"16-mixed"`` with dynamic loss scaling); ``"64-true"``: float64, on
             the CPU only (see :mod:`cnn.mx.lightning.plugins.precision`).
-        logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir`` (hp_metric off); ``False``
+        logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir``; ``False``
             -> no logging; or a logger / list of loggers.
         callbacks: extra :class:`Callback`\\ s; checkpoint callbacks are moved last (Lightning's order).
         fast_dev_run: ``True`` or N: N (1) batches of each loop, one epoch, no sanity check, a logger that writes
@@ -137,7 +137,7 @@ class Trainer:
         devices: Union[int, str, list[int]] = "auto",
         num_nodes: int = 1,
         precision: Union[str, int] = "32-true",
-        logger: Optional[Union[bool, VersionedLogger, list[VersionedLogger]]] = None,
+        logger: Optional[Union[bool, Logger, list[Logger]]] = None,
         callbacks: Optional[Union[list[Callback], Callback]] = None,
         fast_dev_run: Union[int, bool] = False,
         max_epochs: Optional[int] = None,

@@ -3,7 +3,10 @@ misuse of its API (an argument out of range, flags that exclude each other)."""
 
 from __future__ import annotations
 
+from cnn.errors import ConfigError
 
-class MisconfigurationException(ValueError):
-    """Exception used to inform users of misuse with Lightning. A ``ValueError`` too: the MLX CLI turns the
-    ``ValueError`` of a Trainer or callback it builds into one ``error:`` line."""
+
+class MisconfigurationException(ConfigError, ValueError):
+    """Lightning's ``MisconfigurationException``: a setting or a call the trainer cannot honour. Also the project's
+    ``ConfigError`` (the CLI's one ``error:`` line) and a ``ValueError`` (what the mirror raised before, which callers
+    may catch)."""

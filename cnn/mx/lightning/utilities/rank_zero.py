@@ -40,6 +40,9 @@ class DummyExperiment:
     def __getitem__(self, index: Any) -> "DummyExperiment":
         return self
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Item assignment does nothing either (Lightning's)."""
+
 
 def _noop(*args: Any, **kwargs: Any) -> None:
     return None

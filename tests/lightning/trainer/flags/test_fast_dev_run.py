@@ -7,8 +7,6 @@ from unittest.mock import Mock
 import pytest
 
 
-@pytest.mark.mirror_differs("not yet: DummyLogger.experiment is None, not Lightning's DummyExperiment (issue 31 "
-                            "item 8, the loggers' work)")
 @pytest.mark.parametrize("fast_dev_run", [1, 4])
 def test_callbacks_and_logger_not_called_with_fastdevrun(pl, tmp_path, fast_dev_run):
     """test_fast_dev_run.py::test_callbacks_and_logger_not_called_with_fastdevrun: ModelCheckpoint, EarlyStopping

@@ -9,6 +9,7 @@ from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.model_summary import ModelSummary
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
 from cnn.mx.lightning.callbacks.timer import Timer
+from cnn.mx.lightning.trainer.call import call_lightning_module_hook
 
 
 def reorder_callbacks(callbacks: list[Callback]) -> list[Callback]:
@@ -39,7 +40,7 @@ def configure_callbacks(callbacks: Optional[Union[list[Callback], Callback]], ma
 def attach_model_callbacks(trainer: Any, model: Any) -> None:
     """Lightning's ``_attach_model_callbacks``: the module's ``configure_callbacks()`` replace the trainer's of the
     same type; then every callback logs through the module (``self.log`` in a callback)."""
-    extra = model.configure_callbacks()
+    extra = call_lightning_module_hook(trainer, "configure_callbacks")
     if extra:
         extra = [extra] if isinstance(extra, Callback) else list(extra)
         types = {type(c) for c in extra}

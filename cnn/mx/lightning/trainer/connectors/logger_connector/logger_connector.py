@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Union
 
-from cnn.mx.lightning.loggers.logger import VersionedLogger
+from cnn.mx.lightning.loggers.logger import Logger
 from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
-from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta, ResultCollection, to_float
+from cnn.mx.lightning.trainer.connectors.logger_connector.result import (
+    LogMeta,
+    ResultCollection,
+    check_same_meta,
+    to_float,
+)
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
 
 import mlx.core as mx
 
@@ -29,12 +35,12 @@ class LoggerConnector:
         self.active: Optional[str] = None  # key of the collection self.log writes to
         self.in_step = False  # between batch start and epoch end: views show step values
         self.capture: Optional[dict[str, tuple[LogMeta, Any]]] = None
-        self.logged: dict[str, float] = {}
-        self.callback: dict[str, float] = {}
+        self.logged: dict[str, mx.array] = {}
+        self.callback: dict[str, mx.array] = {}
         self.pbar: dict[str, float] = {}
         self.sync_dist_keys: set[str] = set()  # "fx.name" of the values logged with sync_dist=True
 
-    def on_trainer_init(self, logger: Optional[Union[bool, VersionedLogger, list[VersionedLogger]]],
+    def on_trainer_init(self, logger: Optional[Union[bool, Logger, list[Logger]]],
                         log_every_n_steps: Optional[int]) -> None:
         """Lightning's: the trainer's ``loggers`` (:func:`configure_loggers`) and ``log_every_n_steps`` (``None``:
         50)."""
@@ -43,10 +49,15 @@ class LoggerConnector:
 
     def log(self, meta: LogMeta, value: Any) -> None:
         if self.capture is not None and meta.fx in _CAPTURED_FX:
-            self.capture[f"{meta.fx}.{meta.name}"] = (meta, value if isinstance(value, mx.array) else mx.array(value))
+            key = f"{meta.fx}.{meta.name}"
+            if key in self.capture:
+                check_same_meta(self.capture[key][0], meta)
+            self.capture[key] = (meta, value if isinstance(value, mx.array) else mx.array(value))
             return
         if self.active is None:
-            raise RuntimeError(f"self.log({meta.name!r}) called outside of a training/evaluation loop")
+            raise MisconfigurationException(
+                "You are trying to `self.log()` but the loop's result collection is not registered yet. This is most"
+                " likely because you are trying to log in a `predict` hook, but it doesn't support logging")
         self.results[self.active].log(meta, to_float(value))
 
     def feed(self, logs: Mapping[str, Any], metas: Mapping[str, LogMeta]) -> None:
@@ -62,12 +73,12 @@ class LoggerConnector:
         for results in self.results.values():
             results.reset()
 
-    def update_views(self, metrics: dict[str, dict[str, float]]) -> None:
+    def update_views(self, metrics: dict[str, dict[str, Any]]) -> None:
         self.pbar.update(metrics["pbar"])
         self.callback.update(metrics["callback"])
         self.logged.update(metrics["log"])
 
-    def view(self, kind: str) -> dict[str, float]:
+    def view(self, kind: str) -> dict[str, Any]:
         """``trainer.callback_metrics`` & co: the stored view merged with the active loop's current values."""
         base = {"log": self.logged, "callback": self.callback, "pbar": self.pbar}[kind]
         if self.active is not None:
@@ -90,7 +101,7 @@ class LoggerConnector:
         if not t.loggers or not metrics:
             return
         self.logged.update(metrics)
-        scalars = dict(metrics)
+        scalars = {k: to_float(v) if hasattr(v, "item") else v for k, v in metrics.items()}  # Lightning's scalars
         if step is None:
             step_metric = scalars.pop("step", None)
             if step_metric is not None:
@@ -99,41 +110,54 @@ class LoggerConnector:
                 scalars.setdefault("epoch", t.current_epoch)
                 step = t.fit_loop.epoch_loop.batches_that_stepped
         for logger in t.loggers:
-            logger.log_metrics(scalars, step=step)
+            logger.log_metrics(metrics=scalars, step=step)
             logger.save()
 
     def log_hyperparams(self) -> None:
-        """Lightning's ``_log_hyperparams``: module (+ datamodule) ``hparams_initial`` -> loggers, then ``save()``."""
+        """Lightning's ``_log_hyperparams``: module and datamodule ``hparams_initial`` (merged; a key both have with
+        different values raises) -> every logger's ``log_hyperparams`` (even when empty), ``log_graph``, ``save()``."""
         model, dm = self.trainer.lightning_module, self.trainer.datamodule
         if not self.trainer.loggers:
             return
-        dm_logs = getattr(dm, "should_log_hyperparams", False)
+        dm_logs = dm is not None and getattr(dm, "should_log_hyperparams", False)
         params: Optional[dict[str, Any]] = None
         if model.should_log_hyperparams and dm_logs:
-            model_params, dm_params = model.hparams_initial, dm.hparams_initial
-            inconsistent = [k for k in model_params.keys() & dm_params.keys()
-                            if type(model_params[k]) is not type(dm_params[k]) or model_params[k] != dm_params[k]]
+            lm_params, dm_params = model.hparams_initial, dm.hparams_initial
+            inconsistent = [k for k in lm_params.keys() & dm_params.keys() if k != "_class_path" and differ(
+                lm_params[k], dm_params[k])]
             if inconsistent:
-                raise RuntimeError(f"Error while merging hparams: the keys {inconsistent} are present in both the "
-                                   "LightningModule's and LightningDataModule's hparams but have different values.")
-            params = {**model_params, **dm_params}
+                raise RuntimeError(f"Error while merging hparams: the keys {inconsistent} are present in both the"
+                                   " LightningModule's and LightningDataModule's hparams but have different values.")
+            params = {**lm_params, **dm_params}
         elif model.should_log_hyperparams:
-            params = model.hparams_initial
+            params = dict(model.hparams_initial)
         elif dm_logs:
-            params = dm.hparams_initial
+            params = dict(dm.hparams_initial)
+        if params is not None:
+            params = {k: v for k, v in params.items() if k != "_class_path"}
         for logger in self.trainer.loggers:
             if params is not None:
                 logger.log_hyperparams(params)
+            logger.log_graph(model)
             logger.save()
 
 
+def differ(lm_value: Any, dm_value: Any) -> bool:
+    """Lightning's test of one hyper-parameter the module and the datamodule both have: another type, another array
+    object, or unequal."""
+    if type(lm_value) is not type(dm_value):
+        return True
+    if isinstance(lm_value, mx.array):
+        return lm_value is not dm_value
+    return bool(lm_value != dm_value)
 
-def configure_loggers(logger: Optional[Union[bool, VersionedLogger, list[VersionedLogger]]],
+
+def configure_loggers(logger: Optional[Union[bool, Logger, list[Logger]]],
                       default_root_dir: str) -> list[Any]:
-    """Lightning's ``configure_logger``: ``True``/``None`` -> a :class:`TensorBoardLogger` in ``default_root_dir``
-    (hp_metric off); ``False`` -> none; else the logger or list of loggers given."""
+    """Lightning's ``configure_logger``: ``True``/``None`` -> a :class:`TensorBoardLogger` in ``default_root_dir``;
+    ``False`` -> none; else the logger or list of loggers given."""
     if logger is None or logger is True:
-        return [TensorBoardLogger(save_dir=default_root_dir, default_hp_metric=False)]
+        return [TensorBoardLogger(save_dir=default_root_dir)]
     if logger is False:
         return []
     return list(logger) if isinstance(logger, (list, tuple)) else [logger]

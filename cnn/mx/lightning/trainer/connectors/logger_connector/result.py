@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
+from cnn.mx.lightning.utilities.exceptions import MisconfigurationException
+
+import mlx.core as mx
 import numpy as np
 
 
@@ -56,6 +59,13 @@ class LogMeta:
             suffix = f"/dataloader_idx_{self.dataloader_idx}"
             name, forked = name + suffix, forked + suffix
         return name, forked
+
+
+def check_same_meta(logged: LogMeta, meta: LogMeta) -> None:
+    """Lightning's error for one name logged twice in one hook with different arguments (the batch size aside)."""
+    if asdict(logged) | {"batch_size": None} != asdict(meta) | {"batch_size": None}:
+        raise MisconfigurationException(f"You called `self.log({meta.name}, ...)` twice in `{meta.fx}` with different"
+                                        " arguments. This is not allowed")
 
 
 _INIT = {"max": float("-inf"), "min": float("inf")}
@@ -117,8 +127,8 @@ class ResultCollection(dict):
             key += f".{self.dataloader_idx}"
         if key not in self:
             self[key] = _Metric(meta)
-        elif asdict(self[key].meta) | {"batch_size": None} != asdict(meta) | {"batch_size": None}:
-            raise ValueError(f"You called `self.log({meta.name}, ...)` twice in `{meta.fx}` with different arguments.")
+        else:
+            check_same_meta(self[key].meta, meta)
         batch_size = meta.batch_size
         if batch_size is None:
             batch_size = self.batch_size
@@ -130,8 +140,9 @@ class ResultCollection(dict):
         metric.has_reset = False
         metric.update(float(value), batch_size)
 
-    def metrics(self, on_step: bool) -> dict[str, dict[str, float]]:
-        """The ``log`` / ``callback`` / ``pbar`` views of the current step (``on_step``) or epoch aggregate."""
+    def metrics(self, on_step: bool) -> dict[str, dict[str, Any]]:
+        """The ``log`` / ``callback`` / ``pbar`` views of the current step (``on_step``) or epoch aggregate: scalar
+        float32 ``mx.array``s where Lightning keeps tensors (``log``, ``callback``), Python floats in ``pbar``."""
         out: dict[str, dict[str, float]] = {"log": {}, "callback": {}, "pbar": {}}
         for metric in self.values():
             meta = metric.meta
@@ -146,13 +157,14 @@ class ResultCollection(dict):
             if value is None:
                 continue
             name, forked = meta.names(on_step)
+            array = mx.array(value, dtype=mx.float32)
             if meta.logger:
-                out["log"][forked] = value
+                out["log"][forked] = array
             if self.training or (meta.on_epoch and not on_step):
-                out["callback"][name] = value
-                out["callback"][forked] = value
+                out["callback"][name] = array
+                out["callback"][forked] = array
             if meta.prog_bar:
-                out["pbar"][forked] = value
+                out["pbar"][forked] = float(array.item())
         return out
 
     def reset(self) -> None:
