@@ -106,7 +106,7 @@ def test_lightnings_watcher_names_the_rank_it_saw_die_instead_of_killing_rank_ze
     from cnn.errors import exit_description
     from cnn.pt.lightning_internals import report_dead_ranks
 
-    main, alive = (subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    main, alive = (subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])  # until killed
                    for _ in range(2))
     dead = subprocess.Popen([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"])
     dead.wait(timeout=30)
