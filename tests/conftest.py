@@ -73,5 +73,7 @@ LONG_FILES_FIRST = ("test_reliability_runs.py", "test_distributed.py", "test_fau
 
 @pytest.hookimpl(trylast=True)  # after pytest orders items by fixture parameters
 def pytest_collection_modifyitems(config, items):
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_reorganize"):
+        return  # a run in pytest-randomly's order (-p randomly) keeps it: the order is what it tests
     rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
