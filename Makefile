@@ -13,7 +13,7 @@ TORCH_PIP_ARGS ?=
 # to train.
 EXTRAS ?= mlx,dev,mlflow,mlflow-server,wandb
 
-.PHONY: venv train test test-slow lint tensorboard clean
+.PHONY: venv train test test-slow test-hostile lint tensorboard clean
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,11 @@ PYTEST_WORKERS ?= 2
 
 test: venv
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# The suite on one core, beside two busy processes, in three random orders and with torch and MKL
+# held to other instruction sets (scripts/test_hostile.sh says which is which): 30-60 minutes.
+test-hostile: venv
+	PYTHON=$(BIN)/python bash scripts/test_hostile.sh
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -232,6 +233,17 @@ def run_cli_process(*args: str, cwd: Path = ROOT, timeout: int = 600, **popen) -
     for tests of what only a process shows (signals, launchers, what is imported at start-up)."""
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> None:
+    """Return once ``path`` exists: the marker a process writes when the work a test is about to
+    interrupt is under way. Fails at once if ``process`` ended first (with its stderr), and after
+    ``timeout`` seconds, a bound on a hung run, never the test's expectation of how fast it goes."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)
 
 
 def fit_both(logs: Path, *args: str, config: str = "configs/mnist.yaml") -> dict[str, Path]:

@@ -17,6 +17,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# What the caller's environment may hold that changes what the product does: its own settings (CNN_*), a job
+# or launch it runs inside (SLURM_*, torch's and Lightning's rank variables, MLX's), a tracking server. The
+# suite starts from none of them, and a test that needs one sets it (runs the tests start inherit this).
+_CALLERS = ("CNN_", "SLURM_", "PL_", "MLX_", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "GLOBAL_RANK", "RANK",
+            "LOCAL_WORLD_SIZE", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "MLFLOW_TRACKING_URI", "WANDB_MODE",
+            "WANDB_PROJECT")
+for _name in [n for n in os.environ if n.startswith(_CALLERS[:4]) or n in _CALLERS[4:]]:
+    del os.environ[_name]
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -64,5 +73,7 @@ LONG_FILES_FIRST = ("test_reliability_runs.py", "test_distributed.py", "test_fau
 
 @pytest.hookimpl(trylast=True)  # after pytest orders items by fixture parameters
 def pytest_collection_modifyitems(config, items):
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_reorganize"):
+        return  # a run in pytest-randomly's order (-p randomly) keeps it: the order is what it tests
     rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order

@@ -13,6 +13,7 @@ tests, and by default torch only parses MLX's config.yaml. All runs log with CSV
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,34 @@ def fit_with(framework: str, config: Path, folder: Path) -> Path:
     return run
 
 
+def read_csv(run: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(run / "metrics.csv", newline="") as file:
+        reader = csv.DictReader(file)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def assert_logs_one_tiny_fit_and_its_test(run: Path) -> None:
+    """``run``'s metrics.csv holds what Lightning's CSVLogger writes for one TINY fit (one epoch of two
+    batches, steps 0 and 1) and its test: its columns, the epoch's validation and train accuracy at the
+    epoch's last step, and the test's figures at the fit's global step, each a value it can be."""
+    header, rows = read_csv(run)
+    classes = [f"test/acc_class/{c}" for c in range(10)]
+    assert header == sorted(["epoch", "step", "train/acc", "val/acc", "val/loss", "test/acc", "test/loss", *classes])
+
+    def logged(column: str) -> list[tuple[str, str, float]]:
+        return [(row["epoch"], row["step"], float(row[column])) for row in rows if row[column]]
+
+    for column in ("val/acc", "val/loss", "train/acc"):
+        (point,) = logged(column)
+        assert point[:2] == ("0", "1"), column
+    for column in ("test/acc", "test/loss", *classes):
+        (point,) = logged(column)
+        assert point[1] == "2", column
+    accuracies = [value for column in ("val/acc", "train/acc", "test/acc", *classes) for _, _, value in logged(column)]
+    assert all(0 <= value <= 1 for value in accuracies)
+    assert all(0 <= value < math.inf for column in ("val/loss", "test/loss") for _, _, value in logged(column))
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     folder = tmp_path_factory.mktemp("crossing")
@@ -63,12 +92,12 @@ def chain(tmp_path_factory):
 
 
 def test_a_config_mlx_printed_fits_on_torch_with_lightnings_csv_logger(chain):
-    assert (chain["torch_run"] / "metrics.csv").is_file()
+    assert_logs_one_tiny_fit_and_its_test(chain["torch_run"])
     assert list((chain["torch_run"] / "checkpoints").glob("epoch=*.ckpt"))
 
 
 def test_torchs_config_yaml_fits_on_mlx(chain):
-    assert (chain["mlx_run"] / "metrics.csv").is_file()
+    assert_logs_one_tiny_fit_and_its_test(chain["mlx_run"])
     assert list((chain["mlx_run"] / "checkpoints").glob("epoch=*.safetensors"))
 
 
@@ -106,7 +135,7 @@ def test_mlxs_config_yaml_parses_on_torch_and_an_mlx_only_setting_is_ignored_wit
 @pytest.mark.slow
 def test_mlxs_config_yaml_fits_on_torch(chain):
     run = fit_with("torch", chain["mlx_run"] / "config.yaml", chain["folder"])
-    assert (run / "metrics.csv").is_file()
+    assert_logs_one_tiny_fit_and_its_test(run)
 
 
 @pytest.mark.slow
@@ -115,13 +144,7 @@ def test_a_config_torch_printed_fits_on_mlx(chain):
     config = folder / "torch_printed.yaml"
     config.write_text(printed("torch", "--config", "configs/mnist.yaml", *TINY, *LIGHTNING_CLASSES,
                               "--trainer.logger.save_dir", str(folder / "logs")))
-    assert (fit_with("mlx", config, folder) / "metrics.csv").is_file()
-
-
-def read_csv(run: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(run / "metrics.csv", newline="") as file:
-        reader = csv.DictReader(file)
-        return list(reader.fieldnames or []), list(reader)
+    assert_logs_one_tiny_fit_and_its_test(fit_with("mlx", config, folder))
 
 
 def test_csv_logger_writes_lightnings_metrics_csv_on_both_frameworks_through_fit_and_test(chain):

@@ -8,7 +8,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cnn.data.datasets import get_spec, load_dataset
 from cnn.data.images import load_image
 from cnn.errors import ConfigError, DataError
 from cnn.tools import export_pngs
+from tests.cli_runs import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,26 +210,60 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(tree, tmp_pa
     assert [p for p in cache.rglob("*") if p.is_file()] == []  # no partial file, no temp file
 
 
+# Run as a script file, not `-c`: the decoding workers (spawned) import it too, as `__mp_main__`,
+# so the hook below runs in them. The first image any process decodes creates STARTED, then waits
+# for INTERRUPTED, which the main process creates when Ctrl-C reaches it: the signal always lands
+# mid-decoding, however fast the machine, and the decoding only goes on once it has.
+INTERRUPTED_DECODER = """
+import signal, sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from cnn.data import folder
+STARTED, INTERRUPTED = Path({started!r}), Path({interrupted!r})
+decode = folder.load_image
+
+def held_decode(path, image_shape):
+    if not INTERRUPTED.exists():
+        STARTED.touch()
+        while not INTERRUPTED.exists():
+            time.sleep(0.01)
+    return decode(path, image_shape)
+
+folder.load_image = held_decode
+
+def on_ctrl_c(signum, frame):
+    INTERRUPTED.touch()
+    signal.default_int_handler(signum, frame)
+
+if __name__ == "__main__":
+    # Ctrl-C raises KeyboardInterrupt as in a terminal, also where the suite runs in the
+    # background (there SIGINT starts out ignored, and Python then keeps ignoring it)
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    from cnn.data.datasets import load_dataset
+    load_dataset("folder", {data!r}, image_size=28, channels=1)
+"""
+
+
 def test_an_interrupt_while_decoding_leaves_nothing_in_the_cache(tree, tmp_path):
     root = tree(10, "0123456789")
-    for name in "0123456789":  # 800 files: decoded by worker processes
+    for name in "0123456789":  # 800 files: decoded by worker processes where there are cores
         for f in list((root / name).iterdir()):
             for copy in range(7):
                 shutil.copyfile(f, f.with_name(f"{copy}{f.name}"))
-    cache = tmp_path / "cache"
-    # Ctrl-C raises KeyboardInterrupt as in a terminal, also where the suite runs in the background
-    # (there SIGINT starts out ignored, and Python then keeps ignoring it)
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from cnn.data.datasets import load_dataset; print('ready', flush=True); "
-            f"load_dataset('folder', {str(root)!r}, image_size=28, channels=1)")
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+    cache, started = tmp_path / "cache", tmp_path / "started"
+    script = tmp_path / "decode.py"
+    script.write_text(INTERRUPTED_DECODER.format(root=str(ROOT), started=str(started),
+                                                 interrupted=str(tmp_path / "interrupted"), data=str(root)))
+    child = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "XDG_CACHE_HOME": str(cache)})
-    assert child.stdout.readline().strip() == "ready"
-    time.sleep(0.5)  # inside the decoding: starting the workers alone takes longer
-    child.send_signal(signal.SIGINT)
-    _, stderr = child.communicate(timeout=120)
-    assert child.returncode != 0 and "KeyboardInterrupt" in stderr
+    try:
+        wait_for(started, child)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode != 0 and "KeyboardInterrupt" in stderr, stderr[-3000:]
     assert [p for p in cache.rglob("*") if p.is_file()] == []
     assert len(load(root).train) == 720  # and the next run decodes it whole
 

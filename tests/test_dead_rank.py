@@ -106,14 +106,18 @@ def test_lightnings_watcher_names_the_rank_it_saw_die_instead_of_killing_rank_ze
     from cnn.errors import exit_description
     from cnn.pt.lightning_internals import report_dead_ranks
 
-    main, alive = (subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    main, alive = (subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])  # until killed
                    for _ in range(2))
     dead = subprocess.Popen([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"])
     dead.wait(timeout=30)
     reports = []
     report_dead_ranks(lambda rank, status: reports.append((rank, exit_description(status))))
     try:
-        assert _ChildProcessObserver(main_pid=main.pid, child_processes=[alive, dead])._run()
+        # started as Lightning's launcher starts it (a thread), without its 5 s between looks
+        observer = _ChildProcessObserver(main_pid=main.pid, child_processes=[alive, dead], sleep_period=0)
+        observer.start()
+        observer.join(timeout=60)
+        assert not observer.is_alive()  # it saw the dead rank and stopped watching
         assert reports == [(2, "killed by SIGKILL")]
         assert alive.wait(timeout=30) == -signal.SIGKILL
         assert main.poll() is None

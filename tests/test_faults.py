@@ -16,7 +16,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from cnn.pt.checkpoint import SafeCheckpointIO
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools import convert
 from cnn.tools.events import read_scalars, run_dirs
-from tests.cli_runs import ROOT, CliResult, run_cli, short_run
+from tests.cli_runs import ROOT, CliResult, run_cli, short_run, wait_for
 from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ["torch", "mlx"]
@@ -194,14 +193,6 @@ SIGNAL_FIT = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "3",
               "--data.batch_size", "32", "--trainer.limit_val_batches", "2",
               "--trainer.limit_test_batches", "2", "--trainer.log_every_n_steps", "1",
               "--data.eval_batch_size", "200", "--data.val_fraction", "0.01", *QUIET]
-
-
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("framework, signum", [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -60,18 +59,20 @@ def one_line_error(result: CliResult, *words: str) -> None:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """The tiny folder, its cache, and one short fit per framework (torch first): the
-    ``(root, cache, logs, {framework: (run_dir, stderr, started_at)})``."""
+    ``(root, cache, logs, {framework: (run_dir, stderr, cache_files)})``, where ``cache_files`` maps
+    each cache file to its ``(inode, mtime_ns)`` as that fit left it (a rewrite, atomic, makes a new
+    file: the stamps tell it apart without a clock)."""
     base = tmp_path_factory.mktemp("folder_cli")
     root, cache, logs = digit_folder(base / "digits", 12, NAMES), base / "cache", base / "logs"
     runs = {}
     for framework in ("torch", "mlx"):
-        started = time.time()
         result = cli("fit", "--config", "configs/folder.yaml", "--framework", framework,
                      "--data.data_dir", str(root), *SHAPE, *TINY,
                      "--trainer.default_root_dir", str(logs), cache=cache)
         assert result.returncode == 0, f"{framework}: {result.stderr[-4000:]}"
         (run,) = [d for d in run_dirs(logs) if d.parent.name == framework]
-        runs[framework] = (run, result.stderr, started)
+        stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.rglob("*.npz")}
+        runs[framework] = (run, result.stderr, stamps)
     return root, cache, logs, runs
 
 
@@ -93,7 +94,8 @@ def test_a_fit_on_a_folder_reports_its_bad_files_in_one_line_and_goes_on(fitted,
 def test_the_second_fit_reads_the_first_fits_cache(fitted):
     _, cache, _, runs = fitted
     (cached,) = (cache / "cnn" / "folders").glob("*.npz")
-    assert cached.stat().st_mtime < runs["mlx"][2]  # written by the torch fit, not again
+    assert list(runs["torch"][2]) == [cached]  # written by the torch fit
+    assert runs["mlx"][2] == runs["torch"][2]  # and not again: the same file, unchanged
 
 
 @pytest.mark.parametrize("framework", ["torch", "mlx"])

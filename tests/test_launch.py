@@ -22,7 +22,7 @@ pytest.importorskip("mlx.core")
 
 def rank_program(body: str) -> list[str]:
     """``-- python -c body`` with ``rank`` from the launcher's ``MLX_RANK``."""
-    return ["--", sys.executable, "-c", f"import os, sys, time\nrank = int(os.environ['MLX_RANK'])\n{body}"]
+    return ["--", sys.executable, "-c", f"import os, signal, sys, time\nrank = int(os.environ['MLX_RANK'])\n{body}"]
 
 
 def test_the_launch_exits_0_when_every_rank_does():
@@ -39,7 +39,7 @@ def test_a_rank_that_exits_non_zero_is_the_launchs_exit_status():
 
 def test_a_killed_rank_gives_128_plus_its_signal_though_the_others_were_then_stopped_by_sigterm():
     """Rank 1 dies by SIGKILL; the launcher then ends rank 0 (SIGTERM): the status is the first failure's."""
-    result = mlx_launch(*rank_program("os.kill(os.getpid(), 9) if rank == 1 else time.sleep(60)"), timeout=120)
+    result = mlx_launch(*rank_program("os.kill(os.getpid(), 9) if rank == 1 else signal.pause()"), timeout=120)
     assert result.returncode == 128 + signal.SIGKILL, result.stderr[-3000:]
     assert "Node with rank 0 exited with code -15" in result.stderr
 
@@ -49,14 +49,14 @@ def test_a_ctrl_c_to_the_terminals_group_lets_the_ranks_finish_and_their_last_li
     checkpoint to write) and exit 130; the launcher relays what they print meanwhile and exits 130."""
     command = [sys.executable, str(CLI_SCRIPT), "launch", "-n", "2", "--backend", "ring", "--starting-port",
                str(free_port_run(2)), *rank_program(
-                   "print('ready', flush=True)\n"
-                   "try:\n    time.sleep(60)\n"
+                   # `ready` from inside the try: Ctrl-C once it is printed always finds the handler
+                   "try:\n    print('ready', flush=True)\n    signal.pause()\n"
                    "except KeyboardInterrupt:\n    time.sleep(1)\n    print('rank', rank, 'saved', flush=True)\n"
                    "    sys.exit(130)")]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     try:
-        ready = [process.stdout.readline() for _ in range(2)]  # both ranks are in their sleep
+        ready = [process.stdout.readline() for _ in range(2)]  # both ranks are in their try
         assert ready == ["ready\n", "ready\n"], process.stderr.read()
         os.killpg(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=60)

@@ -21,19 +21,29 @@ def cache_limit() -> int:
     return limit
 
 
-def in_fresh_python(code: str, **env: str) -> str:
+def in_fresh_python(code: str, **env: str | None) -> str:
+    """What ``code`` prints in a new Python, with ``env`` set (None: unset) over this one's environment."""
+    environ = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, **env}, timeout=120)
+                            env=environ, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
 
-def test_importing_the_port_raises_the_cache_to_512_mib():
-    assert cache_limit() >= allocator.CPU_CACHE_LIMIT
-    assert "MiB" in allocator.status()
+PROBE = ("import cnn.mx, mlx.core as mx; from cnn.mx import allocator; "
+         "print(mx.set_cache_limit(0)); print(allocator.status())")
 
 
-def test_a_larger_limit_is_never_lowered():
+def test_importing_the_port_raises_the_cache_to_512_mib_unless_mlx_default_is_larger():
+    default, _ = in_fresh_python(PROBE, CNN_MLX_CACHE_LIMIT="off").splitlines()
+    limit, status = in_fresh_python(PROBE, CNN_MLX_CACHE_LIMIT=None).splitlines()
+    assert int(limit) == max(int(default), allocator.CPU_CACHE_LIMIT)
+    # the CPU backend's default is below 512 MiB; Metal's and CUDA's, sized from the device, are above it
+    assert ("raised from" if int(default) < allocator.CPU_CACHE_LIMIT else "MLX's default") in status
+
+
+def test_a_larger_limit_is_never_lowered(monkeypatch):
+    monkeypatch.delenv("CNN_MLX_CACHE_LIMIT", raising=False)
     before = cache_limit()
     try:
         mx.set_cache_limit(4 * allocator.CPU_CACHE_LIMIT)
@@ -45,11 +55,9 @@ def test_a_larger_limit_is_never_lowered():
 
 
 def test_the_environment_can_keep_mlx_default_or_pick_a_size():
-    probe = ("import cnn.mx, mlx.core as mx; from cnn.mx import allocator; "
-             "print(mx.set_cache_limit(0)); print(allocator.status())")
-    default, status = in_fresh_python(probe, CNN_MLX_CACHE_LIMIT="off").splitlines()
-    assert int(default) < allocator.CPU_CACHE_LIMIT and "off" in status
-    chosen, _ = in_fresh_python(probe, CNN_MLX_CACHE_LIMIT=str(3 << 30)).splitlines()
-    assert int(chosen) == 3 << 30
-    fallback, status = in_fresh_python(probe, CNN_MLX_CACHE_LIMIT="lots").splitlines()
-    assert int(fallback) == allocator.CPU_CACHE_LIMIT and "'lots' ignored" in status
+    default, status = in_fresh_python(PROBE, CNN_MLX_CACHE_LIMIT="off").splitlines()
+    assert "off" in status
+    chosen, _ = in_fresh_python(PROBE, CNN_MLX_CACHE_LIMIT=str(3 << 30)).splitlines()
+    assert int(chosen) == max(int(default), 3 << 30)  # a backend's larger default is kept
+    fallback, status = in_fresh_python(PROBE, CNN_MLX_CACHE_LIMIT="lots").splitlines()
+    assert int(fallback) == max(int(default), allocator.CPU_CACHE_LIMIT) and "'lots' ignored" in status

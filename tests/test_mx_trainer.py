@@ -289,22 +289,47 @@ def test_resume_from_any_checkpoint_is_exact(tmp_path, where):
         assert set(points) <= set(ref_events[tag]), tag
 
 
-# Written by the trainer at f5fbefb (before the mirror took Lightning's source layout), whose
-# ``loops.fit_loop`` was one flat dict; made by ``_fit(..., max_epochs=2)`` with the savers below.
-OLD_LAYOUT = os.path.join(os.path.dirname(__file__), "fixtures", "mx_checkpoints_v0")
+def flat_loop_layout(fit_loop: dict) -> dict:
+    """``loops.fit_loop`` as versions up to f5fbefb wrote it (before the mirror took Lightning's source layout):
+    one flat dict of the counters and the train results, here written from the same state in today's layout."""
+    batch = fit_loop["epoch_loop.batch_progress"]
+    return {"epoch": fit_loop["epoch_progress"]["current"], "batch_in_epoch": batch["batch_in_epoch"],
+            "batches_that_stepped": batch["batches_that_stepped"],
+            "global_step": fit_loop["epoch_loop.automatic_optimization.optim_progress"]["steps"],
+            "pending_val": batch["pending_val"], "total_batch_idx": batch["total_batch_idx"],
+            "train_results": fit_loop["epoch_loop.results"]}
 
 
-@pytest.mark.parametrize("name", ["batch_end_step5", "batch_end_step7", "validation_end_step5",
-                                  "train_epoch_end_step5"])
-def test_checkpoints_in_the_flat_loop_layout_of_older_versions_resume_exactly(tmp_path, name):
-    """A checkpoint an older version wrote (its loop state one flat ``loops.fit_loop`` dict) resumes to the
-    weights, validation metric and logged steps of an uninterrupted run, as a current one does."""
+# Each resume point an older checkpoint can hold: after a batch (at step 5 the epoch's validation still pending),
+# after validation, and at the end of a training epoch.
+OLD_SAVERS = {"batch_end": dict(every_n_train_steps=1, save_top_k=-1),
+              "validation_end": dict(monitor="val_loss", save_top_k=-1, save_on_train_epoch_end=False),
+              "train_epoch_end": dict(save_top_k=-1, save_on_train_epoch_end=True)}
+
+
+@pytest.mark.parametrize("where", ["batch_end:5", "batch_end:7", "validation_end:5", "train_epoch_end:5"])
+def test_checkpoints_in_the_flat_loop_layout_of_older_versions_resume_exactly(tmp_path, where):
+    """A checkpoint in the layout an older version wrote (its loop state one flat ``loops.fit_loop`` dict) resumes
+    to the weights, validation metric and logged steps of an uninterrupted run, as a current one does. The old
+    checkpoint is this run's own, rewritten in the flat layout: both runs are computed here, so they compare
+    bit for bit on any machine."""
+    hook, step = where.split(":")
     reference, ref_trainer = _fit(tmp_path, "ref", logger=TensorBoardLogger(str(tmp_path), name="ref"),
                                   max_epochs=2)
-    assert "batch_in_epoch" in load_checkpoint(os.path.join(OLD_LAYOUT, f"{name}.safetensors"))["loops"]["fit_loop"]
+    saver = ModelCheckpoint(dirpath=str(tmp_path / "saved"), **OLD_SAVERS[hook])
+    _fit(tmp_path, "saving", callbacks=[saver], max_epochs=2)
+    (path,) = glob.glob(str(tmp_path / "saved" / f"*step={step}.safetensors"))
+    checkpoint = load_checkpoint(path)
+    assert "epoch_progress" in checkpoint["loops"]["fit_loop"]  # today's layout, rewritten below
+    checkpoint["loops"]["fit_loop"] = flat_loop_layout(checkpoint["loops"]["fit_loop"])
+    old = str(tmp_path / "old.safetensors")
+    save_checkpoint(old, checkpoint)
+    assert list(mx.load(old, return_metadata=True)[1]) == ["lightning"]  # no ".types" entry, as older files
+    assert set(load_checkpoint(old)["loops"]["fit_loop"]) == {
+        "epoch", "batch_in_epoch", "batches_that_stepped", "global_step", "pending_val", "total_batch_idx",
+        "train_results"}
     logger = TensorBoardLogger(str(tmp_path), name="resumed")
-    resumed, trainer = _fit(tmp_path, "resumed", ckpt_path=os.path.join(OLD_LAYOUT, f"{name}.safetensors"),
-                            logger=logger, max_epochs=2)
+    resumed, trainer = _fit(tmp_path, "resumed", ckpt_path=old, logger=logger, max_epochs=2)
     assert trainer.global_step == ref_trainer.global_step == 10
     for k, v in params(reference).items():
         np.testing.assert_array_equal(params(resumed)[k], v, err_msg=k)

@@ -8,8 +8,10 @@ whose ``last`` checkpoint used to stay at epoch 0.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
+import re
 import resource
 import shutil
 import signal
@@ -118,7 +120,25 @@ def test_every_value_out_of_range_names_its_key_value_and_range(key, value):
 def test_the_shipped_configs_pass_the_checks(config):
     from cnn import limits
 
-    limits.check_config(yaml.safe_load(config.read_text()))
+    section = yaml.safe_load(config.read_text())
+    limits.check_config(section)
+    # and the checks read this file's values: each ranged one it sets, made nonsense, is refused by name
+    ranged = [key for key in limits.RULES if lookup(section, key) is not None]
+    assert {"seed_everything", "model.lr", "data.batch_size", "data.eval_batch_size",
+            "trainer.max_epochs"} <= set(ranged)
+    for key in ranged:
+        broken = copy.deepcopy(section)
+        head, _, tail = key.rpartition(".")
+        (lookup(broken, head) if head else broken)[tail] = "nonsense"
+        with pytest.raises(ConfigError, match=rf"^{re.escape(key)} is 'nonsense'; it must be "):
+            limits.check_config(broken)
+
+
+def lookup(section: dict, key: str):
+    """``section``'s value at the dotted ``key``, None where it sets none."""
+    for part in key.split("."):
+        section = section.get(part) if isinstance(section, dict) else None
+    return section
 
 
 @pytest.mark.parametrize("framework, args, words", [

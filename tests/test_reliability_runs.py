@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from cnn.weights import read_weights
-from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run
+from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run, wait_for
 from tests.test_cli_errors import assert_one_line_error
-from tests.test_faults import wait_for
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
