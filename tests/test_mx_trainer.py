@@ -23,10 +23,11 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 import pytest
-from mlx.utils import tree_flatten
+from mlx.utils import tree_flatten, tree_map
 
 from cnn.atomic import atomic_path
 from cnn.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
+from cnn.runs import OPTIMIZERS_KEY
 from tests.boring import Loader, regression_data
 
 CHECKPOINT_IO = ckpt_mod.SafetensorsCheckpointIO()  # the trainer's default file format
@@ -300,6 +301,19 @@ def flat_loop_layout(fit_loop: dict) -> dict:
             "train_results": fit_loop["epoch_loop.results"]}
 
 
+def as_older_versions_wrote(checkpoint: dict) -> dict:
+    """``checkpoint`` as versions up to f5fbefb wrote it: the flat loop state, the one optimizer's state under
+    ``optimizer_state``, callback scores as numbers, and none of the keys added since (Lightning's version, the
+    optimizer classes)."""
+    checkpoint["loops"]["fit_loop"] = flat_loop_layout(checkpoint["loops"]["fit_loop"])
+    (checkpoint["optimizer_state"],) = checkpoint.pop("optimizer_states")
+    for key in ("pytorch-lightning_version", OPTIMIZERS_KEY):
+        checkpoint.pop(key, None)
+    checkpoint["callbacks"] = tree_map(lambda v: v.item() if isinstance(v, mx.array) and v.size == 1 else v,
+                                       checkpoint["callbacks"])
+    return checkpoint
+
+
 # Each resume point an older checkpoint can hold: after a batch (at step 5 the epoch's validation still pending),
 # after validation, and at the end of a training epoch.
 OLD_SAVERS = {"batch_end": dict(every_n_train_steps=1, save_top_k=-1),
@@ -321,7 +335,7 @@ def test_checkpoints_in_the_flat_loop_layout_of_older_versions_resume_exactly(tm
     (path,) = glob.glob(str(tmp_path / "saved" / f"*step={step}.safetensors"))
     checkpoint = load_checkpoint(path)
     assert "epoch_progress" in checkpoint["loops"]["fit_loop"]  # today's layout, rewritten below
-    checkpoint["loops"]["fit_loop"] = flat_loop_layout(checkpoint["loops"]["fit_loop"])
+    checkpoint = as_older_versions_wrote(checkpoint)
     old = str(tmp_path / "old.safetensors")
     save_checkpoint(old, checkpoint)
     assert list(mx.load(old, return_metadata=True)[1]) == ["lightning"]  # no ".types" entry, as older files
