@@ -32,9 +32,6 @@ def _scalar(value: Optional[float]) -> Optional[mx.array]:
     return None if value is None else mx.array(value, dtype=mx.float32)
 
 
-def _number(value: Optional[mx.array]) -> Optional[float]:
-    """A score as the checkpoint keeps it (a JSON number, as every version wrote)."""
-    return None if value is None else float(value.item() if hasattr(value, "item") else value)
 
 class ModelCheckpoint(Callback):
     """Save ``.safetensors`` checkpoints like Lightning's ``ModelCheckpoint`` (same triggers, names, top-k logic).
@@ -217,8 +214,10 @@ class ModelCheckpoint(Callback):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"monitor": self.monitor, "best_model_score": _number(self.best_model_score),
-                "best_model_path": self.best_model_path, "current_score": _number(self.current_score),
+        # the scores as arrays, as Lightning's checkpoint holds tensors (a JSON number in older checkpoints, which
+        # load_state_dict reads as well)
+        return {"monitor": self.monitor, "best_model_score": self.best_model_score,
+                "best_model_path": self.best_model_path, "current_score": self.current_score,
                 "dirpath": self.dirpath, "best_k_models": self.best_k_models,
                 "kth_best_model_path": self.kth_best_model_path, "kth_value": self.kth_value,
                 "last_model_path": self.last_model_path}
