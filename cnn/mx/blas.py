@@ -132,8 +132,9 @@ def check_sgemm(library: ctypes.CDLL) -> float:
         start, start_cpu = time.perf_counter(), time.process_time()
         product()
         # The lesser of wall and CPU time: other processes on the cores stretch the wall time of
-        # a fast library (on a busy 2-core machine torch's MKL fell to 11.6 GFLOP/s by the wall
-        # clock), not the CPU time it needs; a reference BLAS is slow by both clocks.
+        # a fast library (on a busy machine torch's MKL once fell under MIN_GFLOPS by the wall
+        # clock alone: docs/performance.md), not the CPU time it needs; a reference BLAS is
+        # slow by both clocks.
         best = min(best, time.perf_counter() - start, time.process_time() - start_cpu)
     gflops = 2 * n**3 / best / 1e9
     if gflops < MIN_GFLOPS:
