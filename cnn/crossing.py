@@ -54,7 +54,7 @@ LIGHTNING_PACKAGES = ("lightning.pytorch", "pytorch_lightning")
 # The project's classes for what the other side does natively (and adds by default): left out.
 NATIVE_ELSEWHERE = {"mlx": ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState",
                             "cnn.pt.checkpoint.SafeCheckpointIO"),
-                    "torch": ("cnn.mx.checkpoint.CheckpointIO",)}
+                    "torch": ("cnn.mx.checkpoint.SafeCheckpointIO", "cnn.mx.checkpoint.CheckpointIO")}
 # Keys one side's parser has and the other's lacks, with the value that side prints when unset.
 ONLY_ON = {"torch": {"trainer.model_registry": None, "weights_only": None},
            "mlx": {"trainer.compile": False}}

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cnn.crossing import read_config
 from cnn.data.datasets import ImageSet
-from cnn.tools import bench
+from cnn.tools import bench, bench_clock, bench_plan, bench_report
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"torch": ("plain", "lightning"),
@@ -68,7 +68,7 @@ def both(config, tmp_path_factory):
 @pytest.fixture(scope="module")
 def settings(config):
     args = bench._parser().parse_args(["--config", str(config), *TINY])
-    return bench.read_settings(args, read_config(str(config)))  # as bench.main reads it
+    return bench_plan.read_settings(args, read_config(str(config)))  # as bench.main reads it
 
 
 def check_figure(figure: dict, repeats: int = 2) -> None:
@@ -77,12 +77,12 @@ def check_figure(figure: dict, repeats: int = 2) -> None:
 
 
 def test_summary_of_repeats_is_their_median_min_and_max():
-    assert bench.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0,
+    assert bench_report.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0,
                                                 "values": [3.0, 1.0, 2.0]}
-    assert bench.summarize([4.0, 1.0, 3.0, 2.0])["median"] == 2.5  # even count: middle mean
-    assert bench.summarize([7.0])["min"] == bench.summarize([7.0])["max"] == 7.0
+    assert bench_report.summarize([4.0, 1.0, 3.0, 2.0])["median"] == 2.5  # even count: middle mean
+    assert bench_report.summarize([7.0])["min"] == bench_report.summarize([7.0])["max"] == 7.0
     with pytest.raises(ValueError):
-        bench.summarize([])
+        bench_report.summarize([])
 
 
 def test_both_frameworks_report_every_figure_of_all_variants(both):
@@ -183,10 +183,10 @@ def test_train_clock_reads_synchronised_clocks_at_window_edges_and_skips_epoch_e
     """A trainer's hook sequence with a fake clock: 2 steps of 3 s per epoch, 100 s of
     epoch-end work; warm-up 1, windows of 2 steps. Each edge reading follows a sync."""
     now, events = [0.0], []
-    monkeypatch.setattr(bench, "clock", lambda: events.append("clock") or now[0])
+    monkeypatch.setattr(bench_clock, "clock", lambda: events.append("clock") or now[0])
     sync = lambda *arrays: events.append("sync")  # noqa: E731
-    plan = bench.Plan(warmup=1, steps=2, epoch_steps=2)
-    timer = bench.TrainClock(plan, sync, built_at=-1.0)
+    plan = bench_plan.Plan(warmup=1, steps=2, epoch_steps=2)
+    timer = bench_clock.TrainClock(plan, sync, built_at=-1.0)
     batch = (None, np.zeros(16))
     for _epoch in range(4):
         timer.on_train_epoch_start(None, None)
@@ -213,9 +213,9 @@ def test_train_clock_reads_synchronised_clocks_at_window_edges_and_skips_epoch_e
 def test_forward_time_is_subtracted_when_the_step_reruns_it(monkeypatch):
     """MLX loops time the forward alone, then the whole step (which runs it again)."""
     now = [0.0]
-    monkeypatch.setattr(bench, "clock", lambda: now[0])
-    plan = bench.Plan(warmup=1, steps=1)  # step 0 warm-up, 1 throughput, 2 forward/backward
-    timer = bench.TrainClock(plan, lambda *a: None, 0.0, backward_includes_forward=True)
+    monkeypatch.setattr(bench_clock, "clock", lambda: now[0])
+    plan = bench_plan.Plan(warmup=1, steps=1)  # step 0 warm-up, 1 throughput, 2 forward/backward
+    timer = bench_clock.TrainClock(plan, lambda *a: None, 0.0, backward_includes_forward=True)
     for k in range(plan.total):
         timer.on_train_batch_start(None, None, (None, [0]), k)
         now[0] += 1.0  # the forward alone
@@ -229,14 +229,14 @@ def test_mlx_loop_evaluates_loss_parameters_and_optimizer_state_before_each_cloc
         settings, monkeypatch):
     from cnn.tools import bench_mlx
 
-    events, real_eval, real_clock = [], bench_mlx.mx.eval, bench.clock
+    events, real_eval, real_clock = [], bench_mlx.mx.eval, bench_clock.clock
 
     def spy(*arrays):
         events.append(("eval", arrays))
         real_eval(*arrays)
 
     monkeypatch.setattr(bench_mlx.mx, "eval", spy)
-    monkeypatch.setattr(bench, "clock", lambda: events.append(("clock",)) or real_clock())
+    monkeypatch.setattr(bench_clock, "clock", lambda: events.append(("clock",)) or real_clock())
     run = bench_mlx.VARIANTS["compiled"][0](settings, 16)
     assert run.throughput.steps == 2 and run.throughput.seconds > 0
     readings = [i for i, e in enumerate(events) if e[0] == "clock"]
@@ -277,15 +277,15 @@ def test_full_epoch_times_one_epoch_of_steps_and_images_in_every_kind_of_loop(se
         run = train_fn(small, 16)
         assert (run.epoch.steps, run.epoch.images) == (3, 40)
         assert run.epoch.seconds > 0
-    figures = bench.train_figures([run], small)
+    figures = bench_report.train_figures([run], small)
     assert figures["epoch_s"]["median"] == run.epoch.seconds
 
 
 def test_mlx_half_never_imports_torch(tmp_path):
-    code = ("import sys; from cnn.tools import bench, bench_mlx; "
+    code = ("import sys; from cnn.tools import bench, bench_mlx, bench_report; "
             "report = {'results': [{'framework': 'mlx', 'variant': 'compiled', 'batch_size': 8, "
             "'figures': {'train_img_per_s': {'median': 1.0}}}], 'eval': []}; "
-            f"bench.write_scalars(__import__('pathlib').Path({str(tmp_path)!r}), report); "
+            f"bench_report.write_scalars(__import__('pathlib').Path({str(tmp_path)!r}), report); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
@@ -333,7 +333,7 @@ def test_fit_memory_reports_peak_resident_memory_and_wall_time(config, tmp_path)
 
 def child_peaks(peak: Path) -> tuple[int, int]:
     """KiB: a fresh Python's own peak as ``write_peak_rss`` reports it, and its ``ru_maxrss``."""
-    child = subprocess.Popen([sys.executable, "-c", "import atexit; from cnn.tools.bench import "
+    child = subprocess.Popen([sys.executable, "-c", "import atexit; from cnn.tools.bench_memory import "
                               f"write_peak_rss; atexit.register(write_peak_rss, {str(peak)!r})"])
     _, status, usage = os.wait4(child.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0

@@ -185,7 +185,7 @@ def test_ten_classes_of_a_hundred_digit_pngs_train_past_80_percent_in_two_epochs
 
 def test_bench_reads_a_folder_config(fitted, monkeypatch):
     from cnn.data.datamodule import DataModuleBase
-    from cnn.tools import bench
+    from cnn.tools import bench, bench_plan
 
     root, cache = fitted[0], fitted[1]
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
@@ -194,7 +194,7 @@ def test_bench_reads_a_folder_config(fitted, monkeypatch):
     # a batch the folder's training images can fill: bench holds fit's bound (issue 32)
     args = bench._parser().parse_args(["--config", "configs/folder.yaml", "--data-dir", str(root),
                                        "--batch-sizes", "8"])
-    settings = bench.read_settings(args, config)
+    settings = bench_plan.read_settings(args, config)
     assert settings.spec.classes == tuple(CLASSES) and settings.spec.image_shape == (16, 16, 1)
     datamodule = DataModuleBase(**settings.datamodule_args(8))  # what each side's bench builds
     assert datamodule.spec.classes == settings.spec.classes

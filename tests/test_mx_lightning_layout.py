@@ -108,7 +108,7 @@ def test_a_progress_state_without_some_fields_leaves_them_as_they_were():
 
 
 # Class paths a config (trainer.callbacks, trainer.logger, trainer.plugins) could name before the mirror took
-# Lightning's layout, and where the class lives now.
+# Lightning's layout or a class was renamed, and where the class lives now.
 OLD_CLASS_PATHS = {
     "cnn.mx.lightning.callbacks.Callback": "cnn.mx.lightning.callbacks.callback.Callback",
     "cnn.mx.lightning.callbacks.EarlyStopping": "cnn.mx.lightning.callbacks.early_stopping.EarlyStopping",
@@ -130,6 +130,7 @@ OLD_CLASS_PATHS = {
     "cnn.mx.lightning.checkpoint.SafetensorsCheckpointIO":
         "cnn.mx.lightning.plugins.io.safetensors_io.SafetensorsCheckpointIO",
     "cnn.mx.lightning.trainer.Trainer": "cnn.mx.lightning.trainer.trainer.Trainer",
+    "cnn.mx.checkpoint.CheckpointIO": "cnn.mx.checkpoint.SafeCheckpointIO",
 }
 
 

@@ -34,8 +34,9 @@ from cnn.weights import (
 )
 
 
-class CheckpointIO(SafetensorsCheckpointIO):
-    """The MLX trainer's checkpoint files in this project's format (``cnn.weights``).
+class SafeCheckpointIO(SafetensorsCheckpointIO):
+    """The MLX trainer's checkpoint files in this project's format (``cnn.weights``), read safely: the twin
+    of ``cnn.pt.checkpoint.SafeCheckpointIO``.
 
     Contract: as ``SafetensorsCheckpointIO``; a torch checkpoint given to ``load_checkpoint`` is
     a ``CheckpointError`` that says how to convert it. ``model_bytes``: what the arrays of the
@@ -62,8 +63,8 @@ class CheckpointIO(SafetensorsCheckpointIO):
 
 def bound_checkpoint_reads(trainer: Any, model: Any) -> None:
     """Bound the checkpoints ``trainer`` reads by what ``model``'s arrays take (when its checkpoint IO is a
-    ``CheckpointIO``)."""
-    if isinstance(trainer.checkpoint_io, CheckpointIO):
+    ``SafeCheckpointIO``)."""
+    if isinstance(trainer.checkpoint_io, SafeCheckpointIO):
         trainer.checkpoint_io.model_bytes = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
 
 
@@ -75,7 +76,10 @@ def _written_by_torch(path: str) -> bool:
         return False
 
 
-CHECKPOINT_IO = CheckpointIO()
+# The class's name before it took its torch twin's: configs whose trainer.plugins name it still run.
+CheckpointIO = SafeCheckpointIO
+
+CHECKPOINT_IO = SafeCheckpointIO()
 
 
 def save_checkpoint(path: str, checkpoint: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Optional, Union
 
-from cnn.mx.checkpoint import CheckpointIO, bound_checkpoint_reads
+from cnn.mx.checkpoint import SafeCheckpointIO, bound_checkpoint_reads
 from cnn.mx.cli_optimizers import add_optimizer_arguments, replace_configure_optimizers
 from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning import LightningDataModule, LightningModule
@@ -39,8 +39,8 @@ from cnn.weights import first_line
 FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.crossing.check_class).
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": optim.Optimizer}
-# What a user's model and data derive from (our DataModule is the mirror's only by its hooks), and ours.
-SIDE = SideClasses(LightningModule, (LightningDataModule, DataModule), Classifier, DataModule)
+# What a user's model and data derive from, and ours.
+SIDE = SideClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
 
 
 def add_section(parser: ArgumentParser, section: str, own: OwnClasses) -> None:
@@ -139,7 +139,7 @@ class CLI:
             # nor does a fast_dev_run (LightningCLI leaves the callback out then too)
             save_config = [SaveConfigCallback(subs[self.subcommand], as_given, overwrite=True)] \
                 if section.trainer.logger is not False and not section.trainer.fast_dev_run else []
-            self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or CheckpointIO(),
+            self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or SafeCheckpointIO(),
                                       "callbacks": [*(init.trainer.get("callbacks") or []), *save_config]})
         except (ValueError, MisconfigurationException) as error:  # an option Lightning refuses, or the MLX trainer
             raise ConfigError(str(error)) from None

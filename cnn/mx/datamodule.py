@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from cnn.mx.lightning.core.datamodule import LightningDataModule
+
 import mlx.core as mx
 import numpy as np
 
 from cnn.data.datamodule import DataModuleBase
 
 
-class DataModule(DataModuleBase):
-    """``cnn.data.datamodule.DataModuleBase`` for the MLX Trainer (NHWC uint8 arrays).
+class DataModule(DataModuleBase, LightningDataModule):
+    """``cnn.data.datamodule.DataModuleBase`` as the mirror's LightningDataModule (NHWC uint8 arrays).
 
     Under ``mx.distributed`` each rank takes its own shard (``rank``/``world_size`` are read
     from the trainer in ``setup``; the MLX Trainer sets ``datamodule.trainer`` before calling
@@ -20,9 +22,8 @@ class DataModule(DataModuleBase):
     layout = "NHWC"
 
     def setup(self, stage: str | None = None) -> None:
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            self.rank, self.world_size = trainer.global_rank, trainer.world_size
+        if self.trainer is not None:
+            self.rank, self.world_size = self.trainer.global_rank, self.trainer.world_size
         super().setup(stage)
 
     def to_tensors(self, batch: tuple[np.ndarray, np.ndarray]):

@@ -120,7 +120,7 @@ LOST_PEER = ("reset by peer", "closed by peer", "Broken pipe")
 # Lightning's watcher thread, which sees the rank exit, speaks only if that has not happened by then
 # (rank zero hangs in a collective that never fails).
 WATCHER_GRACE_S = 10.0
-_one_line = threading.Lock()  # held by whichever thread says that a rank is gone
+_lost_rank_report = threading.Lock()  # held by whichever thread says that a rank is gone
 
 
 def lost_peer(error: BaseException, trainer) -> bool:
@@ -265,7 +265,7 @@ class CLI(LightningCLI):
     def dead_rank_error(self):
         """The error of the main thread, which met a rank gone in a collective: which one and how,
         when this process started it (its exit may take a moment to be seen)."""
-        _one_line.acquire(blocking=False)  # the watcher thread stays quiet
+        _lost_rank_report.acquire(blocking=False)  # the watcher thread stays quiet
         deadline = time.monotonic() + (1.0 if self.trainer.is_global_zero else 0.0)
         while not (dead := exited_ranks(self.trainer)) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -279,7 +279,7 @@ class CLI(LightningCLI):
         """In Lightning's watcher thread: say which rank is gone and end this process, unless the
         main thread has said it first."""
         time.sleep(WATCHER_GRACE_S)
-        if _one_line.acquire(blocking=False):
+        if _lost_rank_report.acquire(blocking=False):
             error = peer_lost(self.trainer, ".ckpt", self.trainer.global_rank + local_rank,
                               exit_description(status))
             print(f"\nerror: {error}", file=sys.stderr, flush=True)

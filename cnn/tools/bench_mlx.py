@@ -22,8 +22,9 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from cnn.schema import DEFAULT_DROPOUT
-from cnn.tools import bench
-from cnn.tools.bench import BenchError, EvalClock, EvalRun, Settings, TrainClock, TrainRun
+from cnn.tools import bench_clock
+from cnn.tools.bench_clock import EvalClock, EvalRun, TrainClock, TrainRun
+from cnn.tools.bench_plan import BenchError, Settings, endless
 
 
 def check_device(device: str) -> None:
@@ -92,9 +93,9 @@ def _train_loop(settings: Settings, batch_size: int, compiled: bool) -> TrainRun
     """Forward time: the loss alone, evaluated. Backward time: the whole evaluated step
     (value_and_grad + Adam update) minus that forward time, on the same batch."""
     plan = settings.plan(batch_size)
-    batches = bench.endless(settings.data.batches("train", batch_size, "NHWC", shuffle=True,
+    batches = endless(settings.data.batches("train", batch_size, "NHWC", shuffle=True,
                                                   augment=settings.augment))
-    built_at = bench.clock()
+    built_at = bench_clock.clock()
     net, normalise = _network(settings)
     optimizer = AdamL2(settings.model["lr"], weight_decay=settings.model.get("weight_decay", 0.0))
     optimizer.init(net.trainable_parameters())  # the compiled step captures this state
@@ -171,7 +172,7 @@ def _trainer_train(settings: Settings, batch_size: int, compiled: bool) -> Train
     clock evaluates the loss), backward the rest. Compiled: one graph, no such hook, so no
     forward/backward figures."""
     plan = settings.plan(batch_size)
-    built_at = bench.clock()
+    built_at = bench_clock.clock()
     model = _classifier(settings)
     datamodule = DataModule(**settings.datamodule_args(batch_size))
     datamodule.data = settings.data  # loaded once for every variant

@@ -1,7 +1,7 @@
 """The torch half of ``cli.py bench``: a hand-written loop and the same model through Lightning.
 
 ``VARIANTS`` maps a name to ``(train, evaluate, description)``: ``train(settings, batch_size)``
-returns one ``TrainRun``, ``evaluate(settings)`` one ``EvalRun`` (see ``cnn.tools.bench``).
+returns one ``TrainRun``, ``evaluate(settings)`` one ``EvalRun`` (see ``cnn.tools.bench_clock``).
 On a GPU every clock reading follows ``torch.cuda.synchronize()``; on the CPU torch runs
 synchronously, so there is nothing to wait for.
 
@@ -36,8 +36,10 @@ from cnn.pt.datamodule import DataModule  # noqa: E402
 from cnn.pt.model import SeedCNN  # noqa: E402
 from cnn.pt.module import Classifier  # noqa: E402
 from cnn.schema import DEFAULT_DROPOUT  # noqa: E402
-from cnn.tools import bench  # noqa: E402
-from cnn.tools.bench import BenchError, EvalClock, EvalRun, Settings, TrainClock, TrainRun  # noqa: E402
+from cnn.tools import bench_clock  # noqa: E402
+from cnn.tools.bench_clock import EvalClock, EvalRun, TrainClock, TrainRun  # noqa: E402
+from cnn.tools.bench_plan import BenchError, Settings, endless  # noqa: E402
+from cnn.tools.bench_report import cpu_model  # noqa: E402
 
 
 def check_device(device: str) -> None:
@@ -49,7 +51,7 @@ def check_device(device: str) -> None:
 def describe(device: str) -> dict:
     """Device name, thread counts and library versions, for the report's metadata."""
     gpu = device == "gpu"
-    return {"device_name": torch.cuda.get_device_name(0) if gpu else bench.cpu_model(),
+    return {"device_name": torch.cuda.get_device_name(0) if gpu else cpu_model(),
             "num_threads": torch.get_num_threads(),
             "num_interop_threads": torch.get_num_interop_threads(),
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if gpu else None,
@@ -128,8 +130,8 @@ def train_plain(settings: Settings, batch_size: int) -> TrainRun:
     backward time = ``zero_grad`` + backward + optimizer step."""
     plan, device, sync = settings.plan(batch_size), _device(settings), synchronizer(settings.device)
     # The DataModule's stream: numpy slices on the CPU, device-resident batches on a GPU.
-    batches = bench.endless(_datamodule(settings, batch_size).train_dataloader())
-    built_at = bench.clock()
+    batches = endless(_datamodule(settings, batch_size).train_dataloader())
+    built_at = bench_clock.clock()
     net, normalise = _network(settings)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.model["lr"],
                                  weight_decay=settings.model.get("weight_decay", 0.0))
@@ -216,7 +218,7 @@ def train_lightning(settings: Settings, batch_size: int) -> TrainRun:
     ``on_before_backward`` (``training_step``, logging, ``zero_grad``); backward time: from
     there to batch end (backward, optimizer step)."""
     plan = settings.plan(batch_size)
-    built_at = bench.clock()
+    built_at = bench_clock.clock()
     model = _classifier(settings)
     datamodule = _datamodule(settings, batch_size)
     timer = LightningTrainClock(plan, synchronizer(settings.device), built_at)

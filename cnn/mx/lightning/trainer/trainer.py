@@ -435,7 +435,7 @@ class Trainer:
         return call_and_handle_interrupt(self, self._run_stage, fn, model, ckpt_path)
 
     def _run_stage(self, fn: str, model: Any, ckpt_path: Optional[str]) -> Any:
-        lc, strategy = self.logger_connector, self.strategy
+        strategy = self.strategy
         strategy.setup_environment()
         self.data_connector.prepare_data()
         strategy.share_rank_zero_loggers()
@@ -444,14 +444,14 @@ class Trainer:
         ckpt = checkpoint_connector.restore_modules_and_callbacks(self, fn, ckpt_path)
         if fn == "fit" and not model.automatic_optimization:
             verify_manual_optimization_support(self)
-        lc.reset_metrics()
-        lc.reset_results()
+        self.logger_connector.reset_metrics()
+        self.logger_connector.reset_results()
         strategy.setup(self)  # after the weights are in: the precision plugin, rank zero's weights, optimizers
         if fn == "fit":
             call_callback_hooks(self, "on_fit_start")
             call_lightning_module_hook(self, "on_fit_start")
         if self.enable_autolog_hparams:
-            lc.log_hyperparams()
+            self.logger_connector.log_hyperparams()
         if fn == "fit":
             self.fit_loop.reset()
             if ckpt is not None:
