@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-MANUAL_TWO_OPTIMIZERS = ("not yet: manual optimization in Lightning's form (`self.manual_backward(loss)`, "
-                         "`self.lr_schedulers()` as scheduler objects: issue 31 items 9 and 12, another engineer's)")
+MANUAL_TWO_OPTIMIZERS = ("MLX has no autograd tape: `self.manual_backward(loss)` of a computed loss cannot work (the "
+                         "mirror takes the function), and its schedulers are functions, not objects with step()")
 
 
 def test_lr_monitor_single_lr(pl, tmp_path):

@@ -391,6 +391,10 @@ class ModelCheckpoint(Callback):
         return os.path.join(self.dirpath, name) if self.dirpath else name
 
     def _find_last_checkpoints(self, trainer) -> set[str]:
+        """Lightning's name (its tests call it) for :meth:`last_checkpoints`."""
+        return self.last_checkpoints(trainer)
+
+    def last_checkpoints(self, trainer) -> set[str]:
         """The ``last*`` checkpoints (``CHECKPOINT_NAME_LAST``, ``FILE_EXTENSION``) in the checkpoint folder: what
         ``ckpt_path="last"`` chooses from."""
         folder = self._resolve_ckpt_dir(trainer)

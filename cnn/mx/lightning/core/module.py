@@ -261,6 +261,15 @@ class LightningModule(ModelHooks, DataHooks, CheckpointHooks, HyperparametersMix
     def strict_loading(self, strict: bool) -> None:
         object.__setattr__(self, "_strict_loading", strict)
 
+    def loading_strictness(self, strict: Optional[bool]) -> bool:
+        """Whether ``load_from_checkpoint(strict=...)`` loads strictly: ``strict`` or, when ``None``, this module's
+        ``strict_loading``; both set and different is Lightning's ``ValueError``."""
+        if self._strict_loading is not None and strict is not None and strict != self.strict_loading:
+            raise ValueError(f"You set `.load_from_checkpoint(..., strict={strict!r})` which is in conflict with "
+                             f"`{type(self).__name__}.strict_loading={self.strict_loading!r}. Please set the same "
+                             "value for both of them.")
+        return self.strict_loading if strict is None else strict
+
     def state_dict(self) -> dict[str, mx.array]:
         """torch's ``state_dict``: every array of the module by its dotted path (weights and buffers)."""
         return dict(tree_flatten(self.parameters()))

@@ -107,11 +107,7 @@ def load_from_checkpoint(cls: type, checkpoint_path: str, hparams_file: Optional
         if type(obj).__qualname__ in checkpoint:
             obj.load_state_dict(checkpoint[type(obj).__qualname__])
         return obj
-    if obj._strict_loading is not None and strict is not None and strict != obj.strict_loading:
-        raise ValueError(f"You set `.load_from_checkpoint(..., strict={strict!r})` which is in conflict with "
-                         f"`{cls.__name__}.strict_loading={obj.strict_loading!r}. Please set the same value for both "
-                         "of them.")
-    strict = obj.strict_loading if strict is None else strict
+    strict = obj.loading_strictness(strict)
     obj.on_load_checkpoint(checkpoint)
     state_dict = checkpoint["state_dict"]
     if not state_dict:

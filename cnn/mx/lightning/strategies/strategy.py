@@ -341,11 +341,13 @@ class Strategy:
             loss, logs, extra = precision.to_float32((loss, logs, extra))
             return loss.reshape(()) * factor, (loss.reshape(()), logs, extra)
 
-        model.current_fx_name = "training_step"
+        # the hook around the step (optimizer_step) is the current one again after it
+
+        previous_fx, model.current_fx_name = model.current_fx_name, "training_step"
         try:
             (_, (loss, logs, extra)), grads = nn.value_and_grad(model, loss_fn)(batch, batch_idx)
         finally:
-            model.current_fx_name = None
+            model.current_fx_name = previous_fx
         self._last_metas = {k: m for k, (m, _) in lc.capture.items()}
         if skipped:
             return None, logs, extra, None
@@ -375,13 +377,14 @@ class Strategy:
     def _eval_graph(self, hook: str, batch: Any, args: tuple, counters: Any = None) -> tuple:
         model, lc, precision = self.lightning_module, self.trainer.logger_connector, self.precision_plugin
         lc.capture = {}
-        model.current_fx_name = hook
+        # the hook around the step (optimizer_step) is the current one again after it
+        previous_fx, model.current_fx_name = model.current_fx_name, hook
         try:
             with precision.autocast(model):
                 step_fn = getattr(model, hook)
                 out = self.compiled.traced(step_fn, counters, batch, *args) if counters else step_fn(batch, *args)
         finally:
-            model.current_fx_name = None
+            model.current_fx_name = previous_fx
         self.compiled.meta[self.compiled.sig] = {k: m for k, (m, _) in lc.capture.items()}
         return precision.to_float32((out, {k: v for k, (_, v) in lc.capture.items()}))
 

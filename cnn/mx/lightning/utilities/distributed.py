@@ -95,12 +95,19 @@ def barrier(group: mx.distributed.Group) -> None:
     all_sum([0.0], group)
 
 
+def _scalar_number(value: Any) -> Any:
+    if isinstance(value, mx.array) and value.size == 1:
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def broadcast_object(obj: Any, group: mx.distributed.Group) -> Any:
-    """Rank zero's ``obj`` (anything JSON can carry, infinities included) on every rank."""
+    """Rank zero's ``obj`` (anything JSON can carry, infinities included) on every rank; a scalar ``mx.array`` in it
+    (a callback's score) arrives as its number."""
     if group.size() == 1:
         return obj
     rank_zero = group.rank() == 0
-    data = json.dumps(obj).encode() if rank_zero else b""
+    data = json.dumps(obj, default=_scalar_number).encode() if rank_zero else b""
     (length,) = all_sum([len(data)], group)
     buffer = np.zeros(int(length), np.int32)
     if rank_zero:

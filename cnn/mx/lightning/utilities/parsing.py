@@ -71,11 +71,13 @@ def collect_init_args(frame: types.FrameType, path_args: list[dict[str, Any]], i
 
 
 def save_hyperparameters(obj: Any, *args: Any, ignore: Optional[Union[Sequence[str], str]] = None,
-                         frame: Optional[types.FrameType] = None, mixin: type = object) -> None:
-    """Lightning's ``save_hyperparameters``: see :meth:`HyperparametersMixin.save_hyperparameters`; ``mixin`` is
-    that class, whose subclasses' ``__init__`` frames hold the arguments (passed in: it imports this module)."""
+                         frame: Optional[types.FrameType] = None, mixin: type = object) -> Optional[tuple]:
+    """Lightning's ``save_hyperparameters``: see :meth:`HyperparametersMixin.save_hyperparameters`, which records
+    what this returns: ``(hyper-parameters, the argument name they came in, the names to ignore)``, or ``None`` for
+    an empty container. ``mixin`` is that class, whose subclasses' ``__init__`` frames hold the arguments (passed
+    in: it imports this module)."""
     if len(args) == 1 and not isinstance(args, str) and not args[0]:
-        return  # an empty container
+        return None  # an empty container
     if not frame:
         current = inspect.currentframe()
         frame = current.f_back if current else None
@@ -110,11 +112,7 @@ def save_hyperparameters(obj: Any, *args: Any, ignore: Optional[Union[Sequence[s
         else:
             hp = {arg: init_args[arg] for arg in args if isinstance(arg, str)}
             name = "kwargs"
-    object.__setattr__(obj, "_hparams_name", name)
-    obj._set_hparams(hp)
-    # a subclass's ignore drops what a base class saved
-    obj.remove_ignored_hparams(ignore)
-    obj._record_hparams_initial()
+    return hp, name, ignore
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -33,6 +33,7 @@ class HyperparametersMixin:
         object.__setattr__(self, "_hparams", AttributeDict())
         object.__setattr__(self, "_hparams_initial", AttributeDict())
         object.__setattr__(self, "_log_hyperparams", False)
+        object.__setattr__(self, "_hparams_name", None)
 
     @property
     def should_log_hyperparams(self) -> bool:
@@ -57,7 +58,20 @@ class HyperparametersMixin:
         if not frame:
             current = inspect.currentframe()
             frame = current.f_back if current else None
-        save_hyperparameters(self, *args, ignore=ignore, frame=frame, mixin=HyperparametersMixin)
+        saved = save_hyperparameters(self, *args, ignore=ignore, frame=frame, mixin=HyperparametersMixin)
+        if saved is None:
+            return
+        hp, name, ignore = saved
+        object.__setattr__(self, "_hparams_name", name)
+        self._set_hparams(hp)
+        self.remove_ignored_hparams(ignore)  # a subclass's ignore drops what a base class saved
+        self._record_hparams_initial()
+
+    @property
+    def hparams_name(self) -> Optional[str]:
+        """The name of the ``__init__`` argument the hyper-parameters came in (Lightning's ``_hparams_name``, which
+        its checkpoints record); ``None`` before ``save_hyperparameters``."""
+        return self._hparams_name
 
     def _set_hparams(self, hp: Union[MutableMapping, Namespace, str]) -> None:
         hp = self._to_hparams_dict(hp)

@@ -8,6 +8,7 @@ import math
 import warnings
 from typing import TYPE_CHECKING, Any, Optional
 
+from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.loops.progress import OptimizerProgress
 from cnn.mx.lightning.trainer.call import call_hooks, call_lightning_module_hook, call_strategy_hook
 
@@ -18,6 +19,13 @@ from cnn.errors import NonFiniteGradientError, NonFiniteLossError
 
 if TYPE_CHECKING:
     from cnn.mx.lightning.strategies.strategy import StepOutput
+
+
+def wrapped_optimizer(trainer: Any) -> Any:
+    """The one optimizer of automatic optimization in the wrapper ``self.optimizers()`` returns (Lightning's
+    ``strategy._lightning_optimizers[0]``), through the base class's method: a module that overrides, wraps or logs
+    from its ``optimizers()`` sees only the calls Lightning makes."""
+    return LightningModule.optimizers(trainer.lightning_module)
 
 
 class WarningCache(set):
@@ -58,7 +66,7 @@ class Closure:
             call_hooks(trainer, "on_before_zero_grad", trainer.optimizers[0])
             # the wrapper, whose zero_grad() a Lightning override calls (MLX's optimizers have none)
             call_lightning_module_hook(trainer, "optimizer_zero_grad", trainer.current_epoch, self.batch_idx,
-                                       trainer.lightning_module.optimizers())
+                                       wrapped_optimizer(trainer))
         if output.loss is not None:
             trainer.strategy.add_gradients(output)
         self.result = output
@@ -101,8 +109,8 @@ class AutomaticOptimization:
         if accumulating:
             closure()
         else:
-            wrapped = trainer.lightning_module.optimizers()  # one: automatic optimization has one optimizer
-            call_lightning_module_hook(trainer, "optimizer_step", trainer.current_epoch, batch_idx, wrapped, closure)
+            call_lightning_module_hook(trainer, "optimizer_step", trainer.current_epoch, batch_idx,
+                                       wrapped_optimizer(trainer), closure)
         output = closure.consume_result()
         trainer.strategy.post_training_step(output)
         return output

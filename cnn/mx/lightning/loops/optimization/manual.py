@@ -97,12 +97,13 @@ class ManualOptimization:
         for opt in wrapped:  # Lightning's on_run_start: the step counted by this loop
             opt.step_context = self.optimizer_step
         lc.capture = {}
-        model.current_fx_name = "training_step"
+        # the hook around the step (optimizer_step) is the current one again after it
+        previous_fx, model.current_fx_name = model.current_fx_name, "training_step"
         try:
             out = call_strategy_hook(trainer, "training_step", batch, batch_idx)
             captured = dict(lc.capture)
         finally:
-            model.current_fx_name = None
+            model.current_fx_name = previous_fx
             lc.capture = None
             for opt in wrapped:  # Lightning's on_run_end
                 opt.step_context = nullcontext

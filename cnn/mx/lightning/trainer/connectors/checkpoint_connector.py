@@ -47,7 +47,7 @@ def resolve_ckpt_path(trainer: Any, fn: str, ckpt_path: Optional[str]) -> Option
             raise ValueError(f'`.{fn}(ckpt_path="best")` is set but `ModelCheckpoint` has no best model')
         return cb.best_model_path
     if ckpt_path == "last":
-        candidates = set().union(*(cb._find_last_checkpoints(trainer) for cb in trainer.checkpoint_callbacks))
+        candidates = set().union(*(cb.last_checkpoints(trainer) for cb in trainer.checkpoint_callbacks))
         if not candidates:
             warnings.warn(f'.{fn}(ckpt_path="last") is set, but there is no last checkpoint available. '
                           "No checkpoint will be loaded.", stacklevel=2)
@@ -82,8 +82,8 @@ def dump_checkpoint(trainer: Any, weights_only: bool = False) -> dict[str, Any]:
             ckpt["MixedPrecision"] = scaler.state_dict()
     for obj in (model, dm):  # Lightning's: the hyper-parameters and the name of the argument they came in
         if obj is not None and getattr(obj, "hparams", None):
-            if hasattr(obj, "_hparams_name"):
-                ckpt[obj.CHECKPOINT_HYPER_PARAMS_NAME] = obj._hparams_name
+            if obj.hparams_name is not None:
+                ckpt[obj.CHECKPOINT_HYPER_PARAMS_NAME] = obj.hparams_name
             ckpt[obj.CHECKPOINT_HYPER_PARAMS_KEY] = storable_hparams(obj.hparams)
     if dm is not None and hasattr(dm, "state_dict"):
         dm_state = dm.state_dict()
