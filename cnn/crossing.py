@@ -50,6 +50,22 @@ MIRRORED = {"callbacks": ("Callback", "DeviceStatsMonitor", "EarlyStopping", "Gr
                           "StochasticWeightAveraging", "TQDMProgressBar", "Timer"),
             "loggers": ("CSVLogger", "MLFlowLogger", "TensorBoardLogger", "WandbLogger")}
 MLX_PACKAGE = "cnn.mx.lightning"
+# Class paths of the MLX mirror that configs (and saved ``config.yaml`` files) named before the mirror took
+# Lightning's source layout, and where each class lives now: read here, so no module keeps the old path.
+MOVED_CLASS_PATHS = {
+    "cnn.mx.lightning.pacing.Timer": "cnn.mx.lightning.callbacks.timer.Timer",
+    "cnn.mx.lightning.pacing.GradientAccumulationScheduler":
+        "cnn.mx.lightning.callbacks.gradient_accumulation_scheduler.GradientAccumulationScheduler",
+    "cnn.mx.lightning.swa.StochasticWeightAveraging":
+        "cnn.mx.lightning.callbacks.stochastic_weight_avg.StochasticWeightAveraging",
+    "cnn.mx.lightning.device_stats.DeviceStatsMonitor":
+        "cnn.mx.lightning.callbacks.device_stats_monitor.DeviceStatsMonitor",
+    "cnn.mx.lightning.rich_progress.RichProgressBar":
+        "cnn.mx.lightning.callbacks.progress.rich_progress.RichProgressBar",
+    "cnn.mx.lightning.csv_logs.CSVLogger": "cnn.mx.lightning.loggers.csv_logs.CSVLogger",
+    "cnn.mx.lightning.checkpoint.SafetensorsCheckpointIO":
+        "cnn.mx.lightning.plugins.io.safetensors_io.SafetensorsCheckpointIO",
+}
 LIGHTNING_PACKAGES = ("lightning.pytorch", "pytorch_lightning")
 # The project's classes for what the other side does natively (and adds by default): left out.
 NATIVE_ELSEWHERE = {"mlx": ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState",
@@ -125,7 +141,7 @@ def class_path_for(path: str, framework: str) -> str | None:
         if kind is None:
             raise ConfigError(f"{path} has no Lightning counterpart; remove it or run with --framework mlx")
         return f"lightning.pytorch.{kind}.{name}"
-    return path
+    return MOVED_CLASS_PATHS.get(path, path) if framework == "mlx" else path
 
 
 def _is_off(value: Any) -> bool:

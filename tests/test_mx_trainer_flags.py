@@ -9,8 +9,9 @@ from pathlib import Path
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 from cnn.mx.lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from cnn.mx.lightning.callbacks.gradient_accumulation_scheduler import GradientAccumulationScheduler
+from cnn.mx.lightning.callbacks.timer import Timer
 from cnn.mx.lightning.loggers import TensorBoardLogger
-from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer
 from cnn.mx.lightning.plugins.precision import LossScaler, Precision
 from cnn.mx.lightning.trainer import Trainer
 
