@@ -231,7 +231,7 @@ def test_an_mlx_config_for_torch_names_lightnings_classes():
 
 
 def test_the_keys_only_one_side_has_are_the_ones_crossing_leaves_out(chain):
-    from cnn.crossing import ONLY_ON
+    from cnn.command_line import ONLY_ON
 
     def keys(text: str) -> set[str]:
         return {f"{s}.{k}" if isinstance(v, dict) else s for s, v in yaml.safe_load(text).items()

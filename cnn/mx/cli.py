@@ -22,6 +22,7 @@ from cnn.mx.module import Classifier
 import mlx.optimizers as optim
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from cnn.command_line import CommandLine
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import ConfigError, TrainingInterrupted, trainer_setting_error
@@ -106,10 +107,11 @@ class CLI:
     (``cnn.own_classes``).
     """
 
-    def __init__(self, args: list[str]):
+    def __init__(self, line: CommandLine):
         self.started = time.time()
         notes: list[str] = []
-        args, self.own = named_classes(translate_args(args, FRAMEWORK, notes, CLASS_BASES), FRAMEWORK, SIDE, notes)
+        self.own = named_classes(translate_args(line, notes, CLASS_BASES), SIDE, notes)
+        args = line.args()
         parser, subs = build_parser(self.own)
         config = parser.parse_args(args)
         for note in notes:

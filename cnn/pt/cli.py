@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cnn.command_line import CommandLine
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults
 from cnn.crossing import check_optional_packages, translate_args
 from cnn.errors import (
@@ -152,11 +153,11 @@ class CLI(LightningCLI):
     as LightningCLI's subclass mode (``cnn.own_classes``).
     """
 
-    def __init__(self, args=None, **kwargs):
+    def __init__(self, line: CommandLine | None = None, **kwargs):
         self.started = time.time()
         quiet_lightning()
         try:
-            self._build_and_run(args, **kwargs)
+            self._build_and_run(line, **kwargs)
         except (TrainingInterrupted, SIGTERMException) as stop:  # the latter: Lightning's own
             guard = next((c for c in self.trainer.callbacks if isinstance(c, FaultGuard)), None)
             signum = getattr(stop, "signum", None) or getattr(guard, "signum", None) \
@@ -178,10 +179,10 @@ class CLI(LightningCLI):
                 raise KeyboardInterrupt from None
             raise
 
-    def _build_and_run(self, args, **kwargs) -> None:
+    def _build_and_run(self, line: CommandLine | None, **kwargs) -> None:
         notes: list[str] = []
-        args = None if args is None else translate_args(list(args), FRAMEWORK, notes, CLASS_BASES)
-        args, self.own = named_classes(args, FRAMEWORK, SIDE, notes) if args is not None else (args, OURS)
+        self.own = OURS if line is None else named_classes(translate_args(line, notes, CLASS_BASES), SIDE, notes)
+        args = None if line is None else line.args()
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         try:
