@@ -105,7 +105,8 @@ class CommandLine:
             else:
                 rest.append(arg)
             i += 1
-        return cls(framework, _split_options(rest, framework))
+        # a tool's --framework (bench's ``both``) or an unknown one: nothing to rewrite
+        return cls(framework, _split_options(rest, framework) if framework in FRAMEWORKS else list(rest))
 
     @property
     def command(self) -> str | None:
