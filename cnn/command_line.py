@@ -2,12 +2,12 @@
 
 ``CommandLine.read`` takes ``--framework`` out wherever it stands and splits out, once, the
 options the project rewrites before a parser sees them: ``--config`` and the options the config
-translation (``cnn.crossing``) handles (``rewritten_option``). ``read_configs`` then reads each
+translation (``cnn.config_translation``) handles (``rewritten_option``). ``read_configs`` then reads each
 ``--config`` once, before a framework (whose import takes seconds) is loaded: a missing,
 unreadable, empty or malformed file is the same one-line ``ConfigError`` on both sides, and a
 config that is not a regular file (``--config /dev/stdin``, a shell's ``<(...)``: a pipe, which
 reads once) is handed to the parser as the text read from it. The config translation
-(``cnn.crossing.translate_args``) and a user's classes (``cnn.own_classes.named_classes``) change
+(``cnn.config_translation.translate_args``) and a user's classes (``cnn.user_classes.named_classes``) change
 the sections held here; ``args()`` is the command line the parser reads: each config as given
 where nothing changed it, else its sections as YAML.
 """
@@ -27,7 +27,7 @@ from cnn.optimizers import OptimizerKeys
 FRAMEWORKS = ("torch", "mlx")
 DEFAULT_FRAMEWORK = "torch"
 CONFIG_FLAGS = ("-c", "--config")
-# The options the config translation (``cnn.crossing``) rewrites for the side that runs:
+# The options the config translation (``cnn.config_translation``) rewrites for the side that runs:
 # class paths (``CLASS_KEYS``), the network inside the Classifier (``NET_KEY``), the sections that may
 # name a class of their own (``--model CLASS``, ``model: {class_path: ...}``), and the keys one
 # side's parser has and the other's lacks, with the value that side prints when unset (``ONLY_ON``).

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from cnn.command_line import CommandLine
-from cnn.crossing import network_class_for, translate_args, translate_config
+from cnn.config_translation import network_class_for, translate_args, translate_config
 from cnn.errors import ConfigError
 from tests.cli_runs import ROOT, run_cli
 

@@ -148,7 +148,7 @@ def test_every_class_path_a_config_could_name_before_the_layout_still_names_the_
 
 @pytest.mark.parametrize("old", sorted(TRANSLATED_CLASS_PATHS))
 def test_a_config_naming_a_class_by_a_removed_module_runs_the_same_class_on_mlx(old):
-    from cnn.crossing import translate_config
+    from cnn.config_translation import translate_config
 
     config = {"trainer": {"callbacks": [{"class_path": old, "init_args": {}}], "logger": old, "plugins": [old]}}
     trainer = translate_config(config, "mlx", [])["trainer"]

@@ -19,7 +19,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from cnn.crossing import class_path_for
+from cnn.config_translation import class_path_for
 from cnn.errors import NonFiniteGradientError
 from tests.boring import Loader, regression_data
 from tests.test_mx_trainer import QUIET, MxReg, _events, _run_lightning

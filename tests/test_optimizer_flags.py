@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from cnn.command_line import CommandLine
-from cnn.crossing import translate_args
+from cnn.config_translation import translate_args
 from cnn.errors import ConfigError
 from cnn.optimizers import translate
 from cnn.schedule import learning_rate_at

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from cnn.command_line import CommandLine
-from cnn.crossing import translate_args
-from cnn.own_classes import named_class_paths
+from cnn.config_translation import translate_args
 from cnn.tools.events import read_scalars, run_dirs
+from cnn.user_classes import named_class_paths
 from tests.cli_runs import run_cli
 
 FRAMEWORKS = ("torch", "mlx")

@@ -20,9 +20,9 @@ framework runs unchanged on the other. Before parsing, each CLI hands its comman
   that runs (``cnn.pt.resnet.ResNet`` <-> ``cnn.mx.resnet.ResNet``); a class of the other
   framework (``torch.nn.Linear`` on MLX, or a user's class deriving from torch's ``nn.Module``) is
   a ``ConfigError``; any other class is left as written;
-* ``model`` and ``data`` naming a class (``cnn.own_classes``): the project's classes are named for the
+* ``model`` and ``data`` naming a class (``cnn.user_classes``): the project's classes are named for the
   side that runs (``cnn.pt.module.Classifier`` <-> ``cnn.mx.module.Classifier``); a user's class is
-  left as written (``cnn.own_classes`` refuses one of the other framework).
+  left as written (``cnn.user_classes`` refuses one of the other framework).
 
 Framework-free: classes are named by strings; only the class that will run is ever imported, and
 a user's ``model.net`` class, to tell which framework it is written with.

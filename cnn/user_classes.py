@@ -4,7 +4,7 @@
 and ``--data mymods.MyData`` replace our Classifier and DataModule; without them the CLIs are what
 they always were. Each CLI asks ``named_classes`` what its command line names BEFORE it builds its
 parser: only a section that names a class becomes a class-path section (``--model.lr`` then sets
-that class's ``lr``), and only the links its classes can take are made (``OwnClasses``): the
+that class's ``lr``), and only the links its classes can take are made (``NamedClasses``): the
 dataset's image shape and classes go into a model that takes ``in_channels``, ``image_size``,
 ``num_classes``, ``classes`` (by those names), the seed into a model or data that takes ``seed``.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 from cnn.bounded_yaml import load_yaml, read_config
 from cnn.command_line import SECTION_KEYS, CommandLine
-from cnn.crossing import KIND, check_class
+from cnn.config_translation import KIND, check_class
 from cnn.errors import ConfigError
 
 SECTIONS = ("model", "data")
@@ -36,7 +36,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclass(frozen=True)
-class SideClasses:
+class FrameworkClasses:
     """One side's classes for ``model`` and ``data``: the bases a user's class must derive from
     (``model_base``; ``data_bases``, any of them), and ours (the defaults, whose subclasses log
     ``cnn.schema``'s tags and take our data's batches)."""
@@ -48,7 +48,7 @@ class SideClasses:
 
 
 @dataclass(frozen=True)
-class OwnClasses:
+class NamedClasses:
     """What a command line names for ``model`` and ``data``: a class path each, or ``None``
     (ours, the class-mode section every existing config is written for); ``model_params`` /
     ``data_params``: the ``__init__`` parameters of the named class; ``model_is_ours``: the model
@@ -74,7 +74,7 @@ class OwnClasses:
     def data_takes(self, name: str) -> bool:
         return self.data is None or name in self.data_params
 
-    def parser_class(self, section: str, side: SideClasses) -> type | tuple[type, ...]:
+    def parser_class(self, section: str, side: FrameworkClasses) -> type | tuple[type, ...]:
         """What ``section`` is parsed for: our class, or, where the section names a class, the
         base class(es) that class derives from (a class-path section, LightningCLI's subclass
         mode)."""
@@ -91,7 +91,7 @@ class OwnClasses:
 
 
 # A command line naming no class: our Classifier and DataModule, every link.
-OURS = OwnClasses()
+NO_NAMED_CLASSES = NamedClasses()
 
 
 def _class_path(value: Any) -> str | None:
@@ -176,7 +176,7 @@ def check_own_class(path: str, section: str, framework: str, bases: tuple[type, 
     return cls
 
 
-def named_classes(line: CommandLine, side: SideClasses, notes: list[str]) -> OwnClasses:
+def named_classes(line: CommandLine, side: FrameworkClasses, notes: list[str]) -> NamedClasses:
     """What ``line`` (its configs read and translated) names for ``model`` and ``data`` on its
     framework, each named class checked (``check_own_class``); each config's plain section of
     arguments for a section that names a class is made that class's (``for_named_class``; notes
@@ -190,13 +190,13 @@ def named_classes(line: CommandLine, side: SideClasses, notes: list[str]) -> Own
         ours = side.classifier if section == "model" else side.datamodule
         found.update({section: named[section], f"{section}_params": _parameters(cls),
                       f"{section}_is_ours": issubclass(cls, ours)})
-    own = OwnClasses(**found)
+    own = NamedClasses(**found)
     if named:
         for_named_class(line, own, notes)
     return own
 
 
-def for_named_class(line: CommandLine, own: OwnClasses, notes: list[str]) -> None:
+def for_named_class(line: CommandLine, own: NamedClasses, notes: list[str]) -> None:
     """Each ``--config``'s plain ``model``/``data`` section (arguments of our class, e.g.
     ``configs/mnist.yaml``'s) given to the class the command line names instead: the arguments it
     takes as its ``init_args``, the others left out with a note. So ``--config configs/mnist.yaml
@@ -221,7 +221,7 @@ def for_named_class(line: CommandLine, own: OwnClasses, notes: list[str]) -> Non
         option.sections = changed
 
 
-def as_our_sections(config: Any, own: OwnClasses) -> Any:
+def as_our_sections(config: Any, own: NamedClasses) -> Any:
     """A parsed subcommand section where ``model``/``data`` naming our class (or a subclass) are
     their ``init_args``, as our class-mode sections hold them: what ``cnn.limits.check_config``
     checks, so ``--model cnn.pt.module.Classifier --model.lr -1`` is refused as ``--model.lr -1``
@@ -249,7 +249,7 @@ def section_name(section: Any) -> str:
     return str(values.get("class_path") or "").rsplit(".", 1)[-1]
 
 
-def untestable_reason(model: Any, datamodule: Any, side: SideClasses) -> str | None:
+def untestable_reason(model: Any, datamodule: Any, side: FrameworkClasses) -> str | None:
     """Why ``fit`` cannot end with a test of ``model`` on ``datamodule`` (a user's model without
     ``test_step``, a user's data without ``test_dataloader``), or None."""
     if getattr(type(model), "test_step", None) is getattr(side.model_base, "test_step", None):
