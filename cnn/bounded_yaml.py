@@ -6,11 +6,13 @@ grows to gigabytes the moment anything walks it (jsonargparse's type checks, a c
 in an error message). ``load_yaml`` refuses such a text in one line (``ConfigError``), whatever
 it is: a config file, a value given on the command line, a ``config.yaml``/``hparams.yaml`` read
 back from a run folder, a bench config. ``bound_parser_yaml`` makes jsonargparse, which parses
-each command-line value and each ``--config`` itself, load its YAML the same way.
+each command-line value and each ``--config`` itself, load its YAML the same way; ``read_config``
+reads a config file with it, each way it can be wrong one line.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -82,3 +84,24 @@ def bound_parser_yaml() -> None:
     from cnn.jsonargparse_internals import replace_yaml_load
 
     replace_yaml_load(_bounded, marker="_cnn_bounded")
+
+
+def read_config(path: str, text: str | None = None) -> dict:
+    """A YAML config file (its ``text`` when already read) as a dict; a missing or unreadable
+    file, an empty one (nothing but comments, or ``null``), one that is not a mapping, or one
+    that expands too far (``cnn.bounded_yaml``) is a ``ConfigError``."""
+    source = f"config file {path}"
+    try:
+        config = load_yaml(Path(path).read_text() if text is None else text, source)
+    except FileNotFoundError:
+        raise ConfigError(f"{source} not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{source} cannot be read: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source} is not valid YAML: {error}".splitlines()[0]) from None
+    if config is None:
+        raise ConfigError(f"{source} is empty (nothing but comments, or null): give it sections "
+                          "(trainer, model, data, ...) or leave --config out")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source} is not a mapping of sections (trainer, model, data, ...)")
+    return config

@@ -9,13 +9,13 @@ import re
 import sys
 from argparse import ArgumentError  # what jsonargparse raises for a bad option or value
 
+from cnn.command_line import FRAMEWORKS, CommandLine, UsageError
 from cnn.console import end_open_lines, track_line_ends
 from cnn.errors import CheckpointError, ConfigError, DataError, Interrupted, NonFiniteLossError, PeerLostError
 from cnn.interrupts import hold_signals
 from cnn.runs import release_runs
 from cnn.subcommands import TRAINER_COMMANDS
 
-FRAMEWORKS = ("torch", "mlx")
 TOOLS = {"convert": "cnn.tools.convert", "plot": "cnn.tools.plot", "bench": "cnn.tools.bench",
          "launch": "cnn.tools.launch"}
 
@@ -27,28 +27,6 @@ USAGE = f"""usage: python cli.py [--framework torch|mlx] {{{','.join(TRAINER_COM
 
 Trainer commands take the same YAML for both frameworks (--config configs/mnist.yaml);
 `python cli.py fit --help` lists every option, `--print_config` shows the merged config."""
-
-
-class UsageError(Exception):
-    """A command line we cannot run; the message is the one line to show."""
-
-
-def pop_framework(argv: list[str], default: str = "torch") -> tuple[str, list[str]]:
-    """Take ``--framework X`` / ``--framework=X`` out of ``argv`` wherever it stands."""
-    rest, framework, i = [], os.environ.get("CNN_FRAMEWORK", default), 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--framework":
-            if i + 1 >= len(argv):
-                raise UsageError("--framework needs a value: torch or mlx")
-            framework, i = argv[i + 1], i + 2
-            continue
-        if arg.startswith("--framework="):
-            framework = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-        i += 1
-    return framework, rest
 
 
 # Exception types whose message alone is what the user needs to read.
@@ -86,17 +64,17 @@ def tracker_error(error: BaseException) -> BaseException | None:
     return None
 
 
-def run_trainer_command(framework: str, argv: list[str]) -> int:
+def run_trainer_command(line: CommandLine) -> int:
     from cnn.bounded_yaml import bound_parser_yaml
     from cnn.data.folder import forget_reported
 
     forget_reported()  # what an earlier command in this process reported is news to this one
     bound_parser_yaml()  # each value and config the parser reads as YAML
-    if framework == "torch":
+    if line.framework == "torch":
         from cnn.pt.cli import CLI
     else:
         from cnn.mx.cli import CLI
-    cli = CLI(args=argv)
+    cli = CLI(line)
     # predict classifies every readable file, then says by its exit status that some were not.
     return 1 if getattr(cli.datamodule, "predict_failures", None) else 0
 
@@ -118,20 +96,17 @@ def _main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["launch"]:  # what follows is the ranks' command line, its own --framework included
             return importlib.import_module(TOOLS["launch"]).main(argv[1:], "mlx")
-        framework, argv = pop_framework(argv)
-        command = argv[0] if argv else None
+        line = CommandLine.read(argv)
+        command = line.command
         if command in TOOLS:
-            return importlib.import_module(TOOLS[command]).main(argv[1:], framework)
+            return importlib.import_module(TOOLS[command]).main(line.args()[1:], line.framework)
         if command in ("-h", "--help", None):
             print(USAGE)
             return 0 if command else 2
-        if framework not in FRAMEWORKS:
-            raise UsageError(f"unknown framework {framework!r}: choose torch or mlx")
-        from cnn.crossing import check_config_files  # with yaml: not for the tools
-
+        if line.framework not in FRAMEWORKS:
+            raise UsageError(f"unknown framework {line.framework!r}: choose torch or mlx")
         # a mistyped path is told before the framework's import; a piped config is read once
-        argv = check_config_files(argv)
-        return run_trainer_command(framework, argv)
+        return run_trainer_command(line.read_configs())
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ The YAML has four top-level keys, the same for both frameworks: ``seed_everythin
 shape and class names are linked from ``data.dataset`` into ``model`` and the seed into both,
 so nothing is typed twice. Callbacks and loggers are named by class name (``ModelCheckpoint``,
 ``EarlyStopping``, ...), which each framework resolves to its own class. ``model`` and ``data`` may
-instead name a user's class (``class_path`` and ``init_args``, ``cnn.own_classes``): the links then
+instead name a user's class (``class_path`` and ``init_args``, ``cnn.user_classes``): the links then
 go only where that class takes them.
 """
 
@@ -27,8 +27,8 @@ from cnn.ckpt_path import (
 from cnn.data.datasets import get_spec
 from cnn.errors import ConfigError
 from cnn.jsonargparse_internals import option_type, ordered_union, parser_actions, set_option_type
-from cnn.own_classes import OURS, OwnClasses, init_args, section_name
 from cnn.trackers import check_trackers
+from cnn.user_classes import NO_NAMED_CLASSES, NamedClasses, init_args, section_name
 from cnn.weights import check_resume
 
 # trainer.default_root_dir on both sides: the runs' folder, and where a run without a logger
@@ -51,7 +51,7 @@ def _spec_field(field: str, *data):
     return getattr(get_spec(*data), field)
 
 
-def add_shared_arguments(parser, own: OwnClasses = OURS) -> None:
+def add_shared_arguments(parser, own: NamedClasses = NO_NAMED_CLASSES) -> None:
     """Links and extra options every trainer subcommand has, on a jsonargparse parser; with a
     user's class named for ``model`` or ``data`` (``own``), only the links it can take."""
     parser.add_argument("--output", type=str | None, default=None,
@@ -81,7 +81,7 @@ def dataset_name(data) -> str:
 
 def apply_run_defaults(config, subcommand: str, framework: str, logger_class: str,
                        checkpoint_class: str, fit_callbacks: tuple[str, ...] = (),
-                       checkpoint_suffix: str = ".ckpt", own: OwnClasses = OURS) -> None:
+                       checkpoint_suffix: str = ".ckpt", own: NamedClasses = NO_NAMED_CLASSES) -> None:
     """Fill in the logger and callbacks a run gets unless its config names its own.
 
     TensorBoard under ``<default_root_dir>/<dataset>/<framework>/version_N`` (no logger for

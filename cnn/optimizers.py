@@ -13,7 +13,7 @@ under ``lr_scheduler`` counts epochs, not optimizer steps; its ``init`` is the o
 unless given. Before parsing, ``OptimizerKeys`` folds every piece of the two keys (config files,
 ``--optimizer X``, ``--optimizer.lr V``, JSON) in the order given, as the parser would, into one
 ``--optimizer`` and one ``--lr_scheduler`` option named for the side that runs
-(``cnn.crossing.translate_args``).
+(``cnn.config_translation.translate_args``).
 
 Framework-free: classes are named by strings; nothing here imports torch or MLX.
 """

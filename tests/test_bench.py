@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnn.crossing import read_config
+from cnn.bounded_yaml import read_config
 from cnn.data.datasets import ImageSet
 from cnn.tools import bench, bench_clock, bench_plan, bench_report
 

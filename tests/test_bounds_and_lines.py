@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from cnn import bounded_yaml
-from cnn.crossing import check_config_files
+from cnn.command_line import CommandLine
 from cnn.errors import ConfigError
 from cnn.user_files import NotRegularFile, open_regular
 from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run
@@ -236,7 +236,8 @@ def test_a_piped_config_is_read_once_and_its_text_handed_to_the_parser(tmp_path)
     text = "trainer:\n  max_epochs: 3\n"
     writer = threading.Thread(target=lambda: pipe.write_text(text))
     writer.start()
-    args = check_config_files(["fit", "--config", "configs/mnist.yaml", "--config", str(pipe), "--x", "1"])
+    line = CommandLine.read(["fit", "--config", "configs/mnist.yaml", "--config", str(pipe), "--x", "1"])
+    args = line.read_configs().args()
     writer.join()
     assert args == ["fit", "--config", "configs/mnist.yaml", "--config", text, "--x", "1"]
 
@@ -384,7 +385,7 @@ def test_a_second_ctrl_c_while_the_first_is_reported_changes_nothing(monkeypatch
     from cnn import cli
     from cnn.errors import Interrupted
 
-    def interrupted(framework, argv):
+    def interrupted(line):
         raise Interrupted(signal.SIGINT, "fit", "resume with --ckpt_path last")
 
     def second_ctrl_c():  # lands while the first one's line is being printed
@@ -437,7 +438,7 @@ def test_a_path_an_os_error_names_in_bytes_is_printed_as_text(monkeypatch):
 
     from cnn import cli
 
-    def read_only(framework, argv):
+    def read_only(line):
         raise OSError(errno.EROFS, "Read-only file system", os.fsencode("/runs/version_0/events.out"))
 
     monkeypatch.setattr(cli, "run_trainer_command", read_only)

@@ -80,3 +80,10 @@ def test_a_validation_interval_beyond_the_epoch_is_named_in_one_line(framework, 
     assert_one_line_error(result, "val_check_interval", "(5)", "(2)")
     assert not [path for path in tmp_path.rglob("version_*")], "a failed start keeps no run folder"
 
+
+
+def test_a_framework_no_trainer_knows_is_one_line_whatever_options_follow(capsys):
+    from cnn.cli import main
+
+    assert main(["--framework", "jax", "fit", "--model", "a.Model", "--trainer.callbacks", "b.Callback"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown framework 'jax': choose torch or mlx"

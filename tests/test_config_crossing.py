@@ -185,7 +185,7 @@ def test_a_lightning_class_without_an_mlx_mirror_is_one_error_line():
 
 
 def test_a_torch_config_for_mlx_names_the_mirrors_and_leaves_out_what_mlx_does_itself():
-    from cnn.crossing import translate_config
+    from cnn.config_translation import translate_config
 
     torch_config = {
         "seed_everything": 1, "weights_only": None,
@@ -217,7 +217,7 @@ def test_a_torch_config_for_mlx_names_the_mirrors_and_leaves_out_what_mlx_does_i
 
 
 def test_an_mlx_config_for_torch_names_lightnings_classes():
-    from cnn.crossing import translate_config
+    from cnn.config_translation import translate_config
 
     mlx_config = {"trainer": {"compile": False, "plugins": None,
                               "logger": {"class_path": "cnn.mx.lightning.csv_logs.CSVLogger",
@@ -231,7 +231,7 @@ def test_an_mlx_config_for_torch_names_lightnings_classes():
 
 
 def test_the_keys_only_one_side_has_are_the_ones_crossing_leaves_out(chain):
-    from cnn.crossing import ONLY_ON
+    from cnn.command_line import ONLY_ON
 
     def keys(text: str) -> set[str]:
         return {f"{s}.{k}" if isinstance(v, dict) else s for s, v in yaml.safe_load(text).items()
@@ -248,7 +248,7 @@ def test_every_mirrored_lightning_class_exists_on_both_sides():
     import lightning.pytorch.callbacks
     import lightning.pytorch.loggers
 
-    from cnn.crossing import MIRRORED
+    from cnn.config_translation import MIRRORED
 
     for kind, names in MIRRORED.items():
         lightning_module = getattr(lightning.pytorch, kind)
@@ -290,3 +290,20 @@ def test_the_two_frameworks_confusion_pictures_of_one_checkpoint_name_do_not_ove
     mlx_png = confusion_png_path("runs/checkpoints/epoch=0-step=3.safetensors", None)
     assert torch_png != mlx_png
     assert torch_png.parent == mlx_png.parent == Path("runs/checkpoints")
+
+
+def test_each_config_file_is_read_once_however_many_steps_ask_for_its_sections(tmp_path, monkeypatch):
+    from cnn.command_line import CommandLine
+    from cnn.config_translation import translate_args
+    from cnn.user_classes import named_class_paths
+
+    config = tmp_path / "own.yaml"
+    config.write_text("model:\n  class_path: a.Model\ntrainer:\n  compile: true\n")
+    reads: list[str] = []
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.append(str(self)) or read_text(self, *a, **k))
+    line = CommandLine.read(["fit", "--config", str(config)], "torch")
+    translate_args(line, [])
+    assert named_class_paths(line) == {"model": "a.Model"}
+    assert yaml.safe_load(line.args()[2]) == {"model": {"class_path": "a.Model"}, "trainer": {}}
+    assert reads == [str(config)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnn.crossing import network_class_for
+from cnn.config_translation import network_class_for
 from tests.cli_runs import ROOT, run_cli
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))

@@ -11,7 +11,8 @@ import textwrap
 import pytest
 import yaml
 
-from cnn.crossing import network_class_for, translate_args, translate_config
+from cnn.command_line import CommandLine
+from cnn.config_translation import network_class_for, translate_args, translate_config
 from cnn.errors import ConfigError
 from tests.cli_runs import ROOT, run_cli
 
@@ -48,6 +49,11 @@ TINY = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--tr
         "--trainer.enable_model_summary", "false", "--data.batch_size", "32", "--data.eval_batch_size", "100")
 
 
+def translated(args: list[str], framework: str) -> list[str]:
+    """``args`` as the config translation hands them to ``framework``'s parser."""
+    return translate_args(CommandLine.read(args, framework), []).args()
+
+
 @pytest.fixture
 def user_nets(tmp_path, monkeypatch):
     """A folder holding ``user_nets.py``, importable here and by the CLI it starts."""
@@ -63,9 +69,9 @@ def test_the_projects_networks_are_named_for_the_side_that_runs():
     config = {"model": {"lr": 0.1, "net": {"class_path": "cnn.pt.resnet.ResNet", "init_args": {"width": 8}}}}
     assert translate_config(config, "mlx", []) == {
         "model": {"lr": 0.1, "net": {"class_path": "cnn.mx.resnet.ResNet", "init_args": {"width": 8}}}}
-    assert translate_args(["fit", "--model.net", "cnn.mx.resnet.ResNet", "--model.net.width", "8"], "torch", []) \
+    assert translated(["fit", "--model.net", "cnn.mx.resnet.ResNet", "--model.net.width", "8"], "torch") \
         == ["fit", "--model.net", "cnn.pt.resnet.ResNet", "--model.net.width", "8"]
-    assert json.loads(translate_args(["--model.net", '{"class_path": "cnn.pt.resnet.ResNet"}'], "mlx", [])[1]) \
+    assert json.loads(translated(["--model.net", '{"class_path": "cnn.pt.resnet.ResNet"}'], "mlx")[1]) \
         == {"class_path": "cnn.mx.resnet.ResNet"}
 
 

@@ -108,7 +108,9 @@ def test_a_progress_state_without_some_fields_leaves_them_as_they_were():
 
 
 # Class paths a config (trainer.callbacks, trainer.logger, trainer.plugins) could name before the mirror took
-# Lightning's layout or a class was renamed, and where the class lives now.
+# Lightning's layout or a class was renamed, and where the class lives now. The first still import (the packages
+# export them, an old name is kept beside a renamed class); the modules of the others are gone, and the config
+# translation names their new home.
 OLD_CLASS_PATHS = {
     "cnn.mx.lightning.callbacks.Callback": "cnn.mx.lightning.callbacks.callback.Callback",
     "cnn.mx.lightning.callbacks.EarlyStopping": "cnn.mx.lightning.callbacks.early_stopping.EarlyStopping",
@@ -116,6 +118,11 @@ OLD_CLASS_PATHS = {
     "cnn.mx.lightning.callbacks.ModelCheckpoint": "cnn.mx.lightning.callbacks.model_checkpoint.ModelCheckpoint",
     "cnn.mx.lightning.callbacks.ModelSummary": "cnn.mx.lightning.callbacks.model_summary.ModelSummary",
     "cnn.mx.lightning.callbacks.TQDMProgressBar": "cnn.mx.lightning.callbacks.progress.tqdm_progress.TQDMProgressBar",
+    "cnn.mx.lightning.loggers.TensorBoardLogger": "cnn.mx.lightning.loggers.tensorboard.TensorBoardLogger",
+    "cnn.mx.lightning.trainer.Trainer": "cnn.mx.lightning.trainer.trainer.Trainer",
+    "cnn.mx.checkpoint.CheckpointIO": "cnn.mx.checkpoint.SafeCheckpointIO",
+}
+TRANSLATED_CLASS_PATHS = {
     "cnn.mx.lightning.pacing.Timer": "cnn.mx.lightning.callbacks.timer.Timer",
     "cnn.mx.lightning.pacing.GradientAccumulationScheduler":
         "cnn.mx.lightning.callbacks.gradient_accumulation_scheduler.GradientAccumulationScheduler",
@@ -125,12 +132,9 @@ OLD_CLASS_PATHS = {
         "cnn.mx.lightning.callbacks.device_stats_monitor.DeviceStatsMonitor",
     "cnn.mx.lightning.rich_progress.RichProgressBar":
         "cnn.mx.lightning.callbacks.progress.rich_progress.RichProgressBar",
-    "cnn.mx.lightning.loggers.TensorBoardLogger": "cnn.mx.lightning.loggers.tensorboard.TensorBoardLogger",
     "cnn.mx.lightning.csv_logs.CSVLogger": "cnn.mx.lightning.loggers.csv_logs.CSVLogger",
     "cnn.mx.lightning.checkpoint.SafetensorsCheckpointIO":
         "cnn.mx.lightning.plugins.io.safetensors_io.SafetensorsCheckpointIO",
-    "cnn.mx.lightning.trainer.Trainer": "cnn.mx.lightning.trainer.trainer.Trainer",
-    "cnn.mx.checkpoint.CheckpointIO": "cnn.mx.checkpoint.SafeCheckpointIO",
 }
 
 
@@ -142,6 +146,16 @@ def _load(path: str):
 @pytest.mark.parametrize("old", sorted(OLD_CLASS_PATHS))
 def test_every_class_path_a_config_could_name_before_the_layout_still_names_the_same_class(old):
     assert _load(old) is _load(OLD_CLASS_PATHS[old])
+
+
+@pytest.mark.parametrize("old", sorted(TRANSLATED_CLASS_PATHS))
+def test_a_config_naming_a_class_by_a_removed_module_runs_the_same_class_on_mlx(old):
+    from cnn.config_translation import translate_config
+
+    config = {"trainer": {"callbacks": [{"class_path": old, "init_args": {}}], "logger": old, "plugins": [old]}}
+    trainer = translate_config(config, "mlx", [])["trainer"]
+    named = [trainer["callbacks"][0]["class_path"], trainer["logger"], trainer["plugins"][0]]
+    assert all(_load(path) is _load(TRANSLATED_CLASS_PATHS[old]) for path in named)
 
 
 def test_the_package_still_exports_every_name_it_exported_before_the_layout():

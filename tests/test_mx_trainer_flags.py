@@ -9,8 +9,9 @@ from pathlib import Path
 
 import cnn.mx  # noqa: F401  (optimised BLAS before mlx)
 from cnn.mx.lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from cnn.mx.lightning.callbacks.gradient_accumulation_scheduler import GradientAccumulationScheduler
+from cnn.mx.lightning.callbacks.timer import Timer
 from cnn.mx.lightning.loggers import TensorBoardLogger
-from cnn.mx.lightning.pacing import GradientAccumulationScheduler, Timer
 from cnn.mx.lightning.plugins.precision import LossScaler, Precision
 from cnn.mx.lightning.trainer import Trainer
 
@@ -18,7 +19,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from cnn.crossing import class_path_for
+from cnn.config_translation import class_path_for
 from cnn.errors import NonFiniteGradientError
 from tests.boring import Loader, regression_data
 from tests.test_mx_trainer import QUIET, MxReg, _events, _run_lightning

@@ -16,7 +16,8 @@ import pytest
 import torch
 import yaml
 
-from cnn.crossing import translate_args
+from cnn.command_line import CommandLine
+from cnn.config_translation import translate_args
 from cnn.errors import ConfigError
 from cnn.optimizers import translate
 from cnn.schedule import learning_rate_at
@@ -41,6 +42,11 @@ SCHEDULERS = [
     ("CosineAnnealingLR", {"T_max": 6, "eta_min": 0.001}),
     ("LinearLR", {"start_factor": 0.25, "end_factor": 0.75, "total_iters": 4}),
 ]
+
+
+def translated(args: list[str], framework: str) -> list[str]:
+    """``args`` as the config translation hands them to ``framework``'s parser."""
+    return translate_args(CommandLine.read(args, framework), []).args()
 
 
 @pytest.mark.parametrize(("name", "args"), OPTIMIZERS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)])
@@ -88,8 +94,8 @@ def test_a_torch_optimizer_with_every_argument_lightning_writes_builds_its_mlx_t
 
 
 def test_a_torch_optimizer_and_scheduler_on_mlx_become_their_mlx_twins():
-    args = translate_args(["fit", "--optimizer", "Adam", "--optimizer.lr", "0.01", "--lr_scheduler", "StepLR",
-                           "--lr_scheduler.step_size", "1"], "mlx", [])
+    args = translated(["fit", "--optimizer", "Adam", "--optimizer.lr", "0.01", "--lr_scheduler", "StepLR",
+                       "--lr_scheduler.step_size", "1"], "mlx")
     assert args[:1] == ["fit"]
     assert json.loads(args[2]) == {"class_path": "cnn.mx.module.AdamL2", "init_args": {
         "learning_rate": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}}
@@ -104,20 +110,20 @@ def test_a_config_files_optimizer_is_overridden_by_later_options_in_order(tmp_pa
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"model": {"dropout": 0.1}, "optimizer": {
         "class_path": "torch.optim.SGD", "init_args": {"lr": 0.5, "momentum": 0.9}}}))
-    args = translate_args(["fit", "--config", str(config), "--optimizer.lr", "0.25"], "mlx", [])
+    args = translated(["fit", "--config", str(config), "--optimizer.lr", "0.25"], "mlx")
     assert yaml.safe_load(args[2]) == {"model": {"dropout": 0.1}}
     assert json.loads(args[4])["init_args"] == {"learning_rate": 0.25, "momentum": 0.9, "weight_decay": 0.0,
                                                 "nesterov": False}
     # a new class drops the arguments of the one before
-    args = translate_args(["fit", "--config", str(config), "--optimizer", "Adam"], "torch", [])
+    args = translated(["fit", "--config", str(config), "--optimizer", "Adam"], "torch")
     assert json.loads(args[-1]) == {"class_path": "torch.optim.Adam", "init_args": {}}
 
 
 def test_an_mlx_config_names_the_same_optimizer_and_schedule_on_torch():
-    mlx_names = translate_args(["fit", "--optimizer", "torch.optim.SGD", "--optimizer.lr", "0.05",
-                                "--optimizer.momentum", "0.9", "--lr_scheduler", "LinearLR",
-                                "--lr_scheduler.start_factor", "0.5"], "mlx", [])
-    back = translate_args(mlx_names, "torch", [])
+    mlx_names = translated(["fit", "--optimizer", "torch.optim.SGD", "--optimizer.lr", "0.05",
+                            "--optimizer.momentum", "0.9", "--lr_scheduler", "LinearLR",
+                            "--lr_scheduler.start_factor", "0.5"], "mlx")
+    back = translated(mlx_names, "torch")
     assert json.loads(back[2]) == {"class_path": "torch.optim.SGD", "init_args": {
         "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "nesterov": False}}
     assert json.loads(back[4]) == {"class_path": "torch.optim.lr_scheduler.LinearLR", "init_args": {
@@ -201,7 +207,7 @@ def test_a_step_lr_drops_the_sgd_rate_at_the_same_epochs_on_both_frameworks(tmp_
         config = yaml.safe_load((run / "config.yaml").read_text())
         assert config["optimizer"]["init_args"]["momentum"] == 0.9
     for framework, other in (("torch", "mlx"), ("mlx", "torch")):  # each config.yaml names the other's twins
-        args = translate_args(["fit", "--config", str(runs[framework] / "config.yaml")], other, [])
+        args = translated(["fit", "--config", str(runs[framework] / "config.yaml")], other)
         assert json.loads(args[-3]) == {"class_path": "mlx.optimizers.SGD" if other == "mlx" else "torch.optim.SGD",
                                         "init_args": {"learning_rate" if other == "mlx" else "lr": 0.05,
                                                       "momentum": 0.9, "weight_decay": 0.0, "nesterov": False}}

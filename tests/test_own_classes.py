@@ -10,9 +10,10 @@ import textwrap
 import pytest
 import yaml
 
-from cnn.crossing import translate_args
-from cnn.own_classes import named_class_paths
+from cnn.command_line import CommandLine
+from cnn.config_translation import translate_args
 from cnn.tools.events import read_scalars, run_dirs
+from cnn.user_classes import named_class_paths
 from tests.cli_runs import run_cli
 
 FRAMEWORKS = ("torch", "mlx")
@@ -150,6 +151,11 @@ USER_MODEL = {"torch": "user_models.TinyTorchClassifier", "mlx": "user_models.Ti
 USER_DATA = {"torch": "user_models.TorchImages", "mlx": "user_models.MlxImages"}
 
 
+def translated(args: list[str], framework: str) -> list[str]:
+    """``args`` as the config translation hands them to ``framework``'s parser."""
+    return translate_args(CommandLine.read(args, framework), []).args()
+
+
 @pytest.fixture
 def user_models(tmp_path, monkeypatch):
     """A folder holding ``user_models.py``, importable by the CLI run in this process."""
@@ -171,19 +177,20 @@ def test_the_class_each_section_names_is_read_from_options_and_config_files_the_
     config = tmp_path / "own.yaml"
     config.write_text(yaml.safe_dump({"model": {"class_path": "a.Model", "init_args": {"lr": 0.1}},
                                       "data": "b.Data"}))
-    assert named_class_paths(["fit", "--config", "configs/mnist.yaml"]) == {}
-    assert named_class_paths(["fit", "--config", str(config)]) == {"model": "a.Model", "data": "b.Data"}
-    assert named_class_paths(["fit", "--config", str(config), "--model", "c.Other", "--model.lr", "1"]) \
-        == {"model": "c.Other", "data": "b.Data"}
-    assert named_class_paths(["fit", "--model=c.Other", f"--config={config}"])["model"] == "a.Model"
-    assert named_class_paths(["fit", "--data", '{"class_path": "d.Data"}']) == {"data": "d.Data"}
+    assert named_class_paths(CommandLine.read(["fit", "--config", "configs/mnist.yaml"])) == {}
+    named = named_class_paths(CommandLine.read(["fit", "--config", str(config)]))
+    assert named == {"model": "a.Model", "data": "b.Data"}
+    named = named_class_paths(CommandLine.read(["fit", "--config", str(config), "--model", "c.Other",
+                                                "--model.lr", "1"]))
+    assert named == {"model": "c.Other", "data": "b.Data"}
+    assert named_class_paths(CommandLine.read(["fit", "--model=c.Other", f"--config={config}"]))["model"] == "a.Model"
+    assert named_class_paths(CommandLine.read(["fit", "--data", '{"class_path": "d.Data"}'])) == {"data": "d.Data"}
 
 
 def test_our_classes_named_for_the_other_side_become_this_sides_twins():
-    assert translate_args(["fit", "--model", "cnn.pt.module.Classifier", "--data=cnn.pt.datamodule.DataModule"],
-                          "mlx", []) == ["fit", "--model", "cnn.mx.module.Classifier",
-                                         "--data", "cnn.mx.datamodule.DataModule"]
-    assert translate_args(["fit", "--model", "mymods.MyModel"], "torch", []) == ["fit", "--model", "mymods.MyModel"]
+    assert translated(["fit", "--model", "cnn.pt.module.Classifier", "--data=cnn.pt.datamodule.DataModule"],
+                      "mlx") == ["fit", "--model", "cnn.mx.module.Classifier", "--data", "cnn.mx.datamodule.DataModule"]
+    assert translated(["fit", "--model", "mymods.MyModel"], "torch") == ["fit", "--model", "mymods.MyModel"]
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

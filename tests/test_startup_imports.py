@@ -111,7 +111,7 @@ def test_an_mlx_fit_loads_neither_torch_nor_lightning(shared_data, tmp_path):
 @pytest.mark.parametrize("config", [("--config", "no/such.yaml"), ("--config=no/such.yaml",)])
 def test_a_missing_config_file_is_told_before_any_framework_is_loaded(framework, config):
     loaded = modules_loaded_by(main_call("--framework", framework, "fit", *config), status=1)
-    assert "cnn.crossing" in loaded  # the command did look at its config
+    assert "cnn.command_line" in loaded  # the command did read its command line (and so its config)
     assert not loaded & set(FRAMEWORKS)
 
 

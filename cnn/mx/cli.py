@@ -22,38 +22,46 @@ from cnn.mx.module import Classifier
 import mlx.optimizers as optim
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from cnn.command_line import CommandLine
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
-from cnn.crossing import check_optional_packages, translate_args
+from cnn.config_translation import check_optional_packages, translate_args
 from cnn.errors import ConfigError, TrainingInterrupted, trainer_setting_error
 from cnn.help_sections import title_sections
 from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.optimizers import override_note
-from cnn.own_classes import OURS, OwnClasses, SideClasses, as_our_sections, named_classes, untestable_reason
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
+from cnn.user_classes import (
+    NO_NAMED_CLASSES,
+    FrameworkClasses,
+    NamedClasses,
+    as_our_sections,
+    named_classes,
+    untestable_reason,
+)
 from cnn.weights import first_line
 
 FRAMEWORK = "mlx"
-# What a class path under each key must be a subclass of (cnn.crossing.check_class).
+# What a class path under each key must be a subclass of (cnn.config_translation.check_class).
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": optim.Optimizer}
 # What a user's model and data derive from, and ours.
-SIDE = SideClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
+FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
 
 
-def add_section(parser: ArgumentParser, section: str, own: OwnClasses) -> None:
+def add_section(parser: ArgumentParser, section: str, own: NamedClasses) -> None:
     """``model`` or ``data``: our class's arguments, or, where ``own`` names a class, a class-path
     section for any subclass of this side's base (LightningCLI's subclass mode)."""
     if getattr(own, section):
-        parser.add_subclass_arguments(own.parser_class(section, SIDE), section, required=True,
+        parser.add_subclass_arguments(own.parser_class(section, FRAMEWORK_CLASSES), section, required=True,
                                       fail_untyped=False)
     else:
-        parser.add_class_arguments(own.parser_class(section, SIDE), section, instantiate=False)
+        parser.add_class_arguments(own.parser_class(section, FRAMEWORK_CLASSES), section, instantiate=False)
 
 
-def build_parser(own: OwnClasses = OURS) -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+def build_parser(own: NamedClasses = NO_NAMED_CLASSES) -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
     """One jsonargparse parser with LightningCLI's layout: subcommand, then sections; and the
     parser of each subcommand (what ``config.yaml`` is written with)."""
     # exit_on_error=False: raise instead of printing usage; cnn.cli turns it into one line.
@@ -97,19 +105,20 @@ class CLI:
     (``cnn.interrupts``); ``predict`` prints (and optionally writes) one row per image file,
     and the run folder gets ``config.yaml``: the config as given (before the run's default
     logger and callbacks), which either framework runs.
-    A config or class path of the torch side is translated first (``cnn.crossing``), with a
+    A config or class path of the torch side is translated first (``cnn.config_translation``), with a
     ``note:`` line on stderr for each setting this side ignores. ``--optimizer`` and
     ``--lr_scheduler`` replace the model's ``configure_optimizers`` as LightningCLI's do
     (``cnn.mx.cli_optimizers``), a torch name becoming its ``mlx.optimizers`` twin (``cnn.optimizers``).
     ``--model CLASS`` / ``--data CLASS`` (or ``class_path`` in the config) train a user's mirror
     ``LightningModule`` / ``LightningDataModule`` instead, as LightningCLI's subclass mode
-    (``cnn.own_classes``).
+    (``cnn.user_classes``).
     """
 
-    def __init__(self, args: list[str]):
+    def __init__(self, line: CommandLine):
         self.started = time.time()
         notes: list[str] = []
-        args, self.own = named_classes(translate_args(args, FRAMEWORK, notes, CLASS_BASES), FRAMEWORK, SIDE, notes)
+        self.own = named_classes(translate_args(line, notes, CLASS_BASES), FRAMEWORK_CLASSES, notes)
+        args = line.args()
         parser, subs = build_parser(self.own)
         config = parser.parse_args(args)
         for note in notes:
@@ -169,7 +178,7 @@ class CLI:
             raise
         if finish_fit(trainer, lambda best: trainer.test(self.model, datamodule=self.datamodule,
                                                          ckpt_path=best),
-                      untestable_reason(self.model, self.datamodule, SIDE)):
+                      untestable_reason(self.model, self.datamodule, FRAMEWORK_CLASSES)):
             record_hparams(trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def run_validate(self, section) -> None:

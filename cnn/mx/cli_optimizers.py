@@ -1,6 +1,6 @@
 """``--optimizer`` and ``--lr_scheduler`` on MLX: what LightningCLI does with them on torch.
 
-``cnn.crossing`` has already named both for MLX (``cnn.optimizers``): an ``mlx.optimizers``
+``cnn.config_translation`` has already named both for MLX (``cnn.optimizers``): an ``mlx.optimizers``
 class (or a subclass, e.g. ``cnn.mx.module.AdamL2``) and an ``mlx.optimizers`` schedule function.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import mlx.optimizers as optim
 
-from cnn.crossing import check_class
+from cnn.config_translation import check_class
 from cnn.errors import ConfigError
 
 

@@ -18,8 +18,9 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cnn.command_line import CommandLine
 from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults
-from cnn.crossing import check_optional_packages, translate_args
+from cnn.config_translation import check_optional_packages, translate_args
 from cnn.errors import (
     ConfigError,
     NonFiniteGradientError,
@@ -32,7 +33,6 @@ from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
 from cnn.limits import check_config
 from cnn.optimizers import override_note
-from cnn.own_classes import OURS, SideClasses, as_our_sections, named_classes, untestable_reason
 from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.checkpoint import bound_checkpoint_reads
@@ -41,6 +41,7 @@ from cnn.pt.lightning_internals import exited_ranks, report_dead_ranks
 from cnn.pt.module import Classifier
 from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
 from cnn.subcommands import TRAINER_COMMANDS
+from cnn.user_classes import NO_NAMED_CLASSES, FrameworkClasses, as_our_sections, named_classes, untestable_reason
 from cnn.weights import first_line
 
 FRAMEWORK = "torch"
@@ -49,11 +50,11 @@ SAFE_CHECKPOINT_IO = "cnn.pt.checkpoint.SafeCheckpointIO"
 # What the MLX trainer does natively: stop on a NaN loss, checkpoint on SIGINT/SIGTERM, resume
 # with the random state of the interrupted run; and the monitor check both sides add (cnn.monitors).
 FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState", "cnn.pt.callbacks.MonitorCheck")
-# What a class path under each key must be a subclass of (cnn.crossing.check_class).
+# What a class path under each key must be a subclass of (cnn.config_translation.check_class).
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": torch.optim.Optimizer,
                "lr_scheduler": torch.optim.lr_scheduler.LRScheduler}
-# What a user's model and data derive from, and ours (cnn.own_classes).
-SIDE = SideClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
+# What a user's model and data derive from, and ours (cnn.user_classes).
+FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
 
 
 def quiet_lightning() -> None:
@@ -143,20 +144,20 @@ class CLI(LightningCLI):
     HPARAMS tab (``cnn.hparams``), or a ``warning:`` line saying why it has none (or trained
     nothing). A SIGINT/SIGTERM that stopped ``fit`` leaves as ``TrainingInterrupted`` (exit
     128 + signum); one during an evaluation stops it at once (``cnn.interrupts``). A config or
-    class path of the MLX side is translated first (``cnn.crossing``; a ``note:`` line for each
+    class path of the MLX side is translated first (``cnn.config_translation``; a ``note:`` line for each
     setting this side ignores), and the run folder's ``config.yaml`` holds the config as given
     (``SaveConfigAsGiven``), so it runs on either framework. LightningCLI's ``--optimizer`` and
     ``--lr_scheduler`` replace the model's ``configure_optimizers``, with a ``note:`` line in
     place of Lightning's warning (``cnn.optimizers``). ``--model CLASS`` / ``--data CLASS``
     (or ``class_path`` in the config) train a user's LightningModule / LightningDataModule instead,
-    as LightningCLI's subclass mode (``cnn.own_classes``).
+    as LightningCLI's subclass mode (``cnn.user_classes``).
     """
 
-    def __init__(self, args=None, **kwargs):
+    def __init__(self, line: CommandLine | None = None, **kwargs):
         self.started = time.time()
         quiet_lightning()
         try:
-            self._build_and_run(args, **kwargs)
+            self._build_and_run(line, **kwargs)
         except (TrainingInterrupted, SIGTERMException) as stop:  # the latter: Lightning's own
             guard = next((c for c in self.trainer.callbacks if isinstance(c, FaultGuard)), None)
             signum = getattr(stop, "signum", None) or getattr(guard, "signum", None) \
@@ -178,10 +179,11 @@ class CLI(LightningCLI):
                 raise KeyboardInterrupt from None
             raise
 
-    def _build_and_run(self, args, **kwargs) -> None:
+    def _build_and_run(self, line: CommandLine | None, **kwargs) -> None:
         notes: list[str] = []
-        args = None if args is None else translate_args(list(args), FRAMEWORK, notes, CLASS_BASES)
-        args, self.own = named_classes(args, FRAMEWORK, SIDE, notes) if args is not None else (args, OURS)
+        self.own = NO_NAMED_CLASSES if line is None else \
+            named_classes(translate_args(line, notes, CLASS_BASES), FRAMEWORK_CLASSES, notes)
+        args = None if line is None else line.args()
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         try:
@@ -194,7 +196,8 @@ class CLI(LightningCLI):
 
     def _lightning_cli(self, args, **kwargs) -> None:
         own = self.own  # a section naming a class is parsed in subclass mode, as LightningCLI's
-        super().__init__(own.parser_class("model", SIDE), own.parser_class("data", SIDE), args=args,
+        super().__init__(own.parser_class("model", FRAMEWORK_CLASSES), own.parser_class("data", FRAMEWORK_CLASSES),
+                         args=args,
                          subclass_mode_model=bool(own.model), subclass_mode_data=bool(own.data),
                          auto_configure_optimizers=True,
                          save_config_callback=SaveConfigAsGiven, save_config_kwargs={"overwrite": True},
@@ -288,7 +291,7 @@ class CLI(LightningCLI):
     def after_fit(self) -> None:
         if finish_fit(self.trainer, lambda best: self.trainer.test(
                 self.model, datamodule=self.datamodule, ckpt_path=best),
-                untestable_reason(self.model, self.datamodule, SIDE)):
+                untestable_reason(self.model, self.datamodule, FRAMEWORK_CLASSES)):
             record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
 
     def after_predict(self) -> None:

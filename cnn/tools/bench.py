@@ -137,7 +137,7 @@ def main(argv: list[str], framework: str | None = "torch") -> int:
         if framework not in (*FRAMEWORKS, "both"):
             raise BenchError(f"unknown framework {framework!r}: choose torch, mlx or both")
         frameworks = list(FRAMEWORKS) if framework == "both" else [framework]
-        from cnn.crossing import read_config  # as fit reads it: bounded, one line when wrong
+        from cnn.bounded_yaml import read_config  # as fit reads it: bounded, one line when wrong
 
         config = read_config(args.config)
         if args.out:  # before minutes of measuring, and never over a checkpoint or the config

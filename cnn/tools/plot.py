@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from cnn import atomic, schema
-from cnn.crossing import FRAMEWORKS
+from cnn.command_line import FRAMEWORKS
 from cnn.errors import ConfigError
 from cnn.tools.events import Scalar, read_scalars, read_settings, run_dirs, truncated_files
 

@@ -18,7 +18,7 @@ from cnn.errors import ConfigError
 
 def import_tracker(module: str, logger: str, pip_name: str, extra: str) -> Any:
     """``module`` imported, or a ``ConfigError`` naming what to install (the CLI checks before
-    anything is built, ``cnn.crossing.check_optional_packages``; this is the same line for a
+    anything is built, ``cnn.config_translation.check_optional_packages``; this is the same line for a
     logger built in Python)."""
     try:
         return importlib.import_module(module)

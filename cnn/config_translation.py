@@ -20,9 +20,9 @@ framework runs unchanged on the other. Before parsing, each CLI hands its comman
   that runs (``cnn.pt.resnet.ResNet`` <-> ``cnn.mx.resnet.ResNet``); a class of the other
   framework (``torch.nn.Linear`` on MLX, or a user's class deriving from torch's ``nn.Module``) is
   a ``ConfigError``; any other class is left as written;
-* ``model`` and ``data`` naming a class (``cnn.own_classes``): the project's classes are named for the
+* ``model`` and ``data`` naming a class (``cnn.user_classes``): the project's classes are named for the
   side that runs (``cnn.pt.module.Classifier`` <-> ``cnn.mx.module.Classifier``); a user's class is
-  left as written (``cnn.own_classes`` refuses one of the other framework).
+  left as written (``cnn.user_classes`` refuses one of the other framework).
 
 Framework-free: classes are named by strings; only the class that will run is ever imported, and
 a user's ``model.net`` class, to tell which framework it is written with.
@@ -33,38 +33,51 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import os
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-import yaml
-
 from cnn.bounded_yaml import load_yaml
+from cnn.command_line import (
+    CLASS_KEYS,
+    NET_KEY,
+    ONLY_ON,
+    SECTION_KEYS,
+    CommandLine,
+    Option,
+    other_framework,
+)
 from cnn.errors import ConfigError
 from cnn.optimizers import OptimizerKeys, bare_name_candidates
 
-FRAMEWORKS = ("torch", "mlx")
 # Lightning classes with an MLX mirror of the same name in ``cnn.mx.lightning``, by Lightning module.
 MIRRORED = {"callbacks": ("Callback", "DeviceStatsMonitor", "EarlyStopping", "GradientAccumulationScheduler",
                           "LearningRateMonitor", "ModelCheckpoint", "ModelSummary", "RichProgressBar",
                           "StochasticWeightAveraging", "TQDMProgressBar", "Timer"),
             "loggers": ("CSVLogger", "MLFlowLogger", "TensorBoardLogger", "WandbLogger")}
 MLX_PACKAGE = "cnn.mx.lightning"
+# Class paths of the MLX mirror that configs (and saved ``config.yaml`` files) named before the mirror took
+# Lightning's source layout, and where each class lives now: read here, so no module keeps the old path.
+MOVED_CLASS_PATHS = {
+    "cnn.mx.lightning.pacing.Timer": "cnn.mx.lightning.callbacks.timer.Timer",
+    "cnn.mx.lightning.pacing.GradientAccumulationScheduler":
+        "cnn.mx.lightning.callbacks.gradient_accumulation_scheduler.GradientAccumulationScheduler",
+    "cnn.mx.lightning.swa.StochasticWeightAveraging":
+        "cnn.mx.lightning.callbacks.stochastic_weight_avg.StochasticWeightAveraging",
+    "cnn.mx.lightning.device_stats.DeviceStatsMonitor":
+        "cnn.mx.lightning.callbacks.device_stats_monitor.DeviceStatsMonitor",
+    "cnn.mx.lightning.rich_progress.RichProgressBar":
+        "cnn.mx.lightning.callbacks.progress.rich_progress.RichProgressBar",
+    "cnn.mx.lightning.csv_logs.CSVLogger": "cnn.mx.lightning.loggers.csv_logs.CSVLogger",
+    "cnn.mx.lightning.checkpoint.SafetensorsCheckpointIO":
+        "cnn.mx.lightning.plugins.io.safetensors_io.SafetensorsCheckpointIO",
+}
 LIGHTNING_PACKAGES = ("lightning.pytorch", "pytorch_lightning")
 # The project's classes for what the other side does natively (and adds by default): left out.
 NATIVE_ELSEWHERE = {"mlx": ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState",
                             "cnn.pt.checkpoint.SafeCheckpointIO"),
                     "torch": ("cnn.mx.checkpoint.SafeCheckpointIO", "cnn.mx.checkpoint.CheckpointIO")}
-# Keys one side's parser has and the other's lacks, with the value that side prints when unset.
-ONLY_ON = {"torch": {"trainer.model_registry": None, "weights_only": None},
-           "mlx": {"trainer.compile": False}}
-# The network inside the Classifier: a class path of the side that runs.
-NET_KEY = "model.net"
 SIDE_PACKAGES = {"torch": "cnn.pt", "mlx": "cnn.mx"}  # the project's twins: same module, same name
 LIBRARIES = {"torch": "torch", "mlx": "mlx"}
-CLASS_KEYS = ("trainer.callbacks", "trainer.logger", "trainer.plugins")
-# The sections that may name a class of their own (``--model CLASS``, ``model: {class_path: ...}``).
-SECTION_KEYS = {"model": "model", "data": "data", "model.class_path": "model", "data.class_path": "data"}
 # Trainer keys Lightning prints as null for "the default", which the MLX trainer takes by value.
 NULL_IS_DEFAULT = ("precision",)
 
@@ -105,10 +118,6 @@ def check_optional_packages(*entries: Any) -> None:
                                                                if extra else ""))
 
 
-def _other(framework: str) -> str:
-    return FRAMEWORKS[1 - FRAMEWORKS.index(framework)]
-
-
 def class_path_for(path: str, framework: str) -> str | None:
     """``path`` as ``framework`` names it; None: left out (that side does it by default)."""
     if path in NATIVE_ELSEWHERE[framework]:
@@ -125,7 +134,7 @@ def class_path_for(path: str, framework: str) -> str | None:
         if kind is None:
             raise ConfigError(f"{path} has no Lightning counterpart; remove it or run with --framework mlx")
         return f"lightning.pytorch.{kind}.{name}"
-    return path
+    return MOVED_CLASS_PATHS.get(path, path) if framework == "mlx" else path
 
 
 def _is_off(value: Any) -> bool:
@@ -248,7 +257,7 @@ def _library_of(path: str) -> str | None:
 def twin_class_for(path: str, framework: str) -> str:
     """A class path of the project's other side (``cnn.pt.X`` on MLX) as its twin on ``framework``
     (same module, same name); any other path as written."""
-    other = _other(framework)
+    other = other_framework(framework)
     if path.startswith(SIDE_PACKAGES[other] + "."):
         return SIDE_PACKAGES[framework] + path[len(SIDE_PACKAGES[other]):]
     return path
@@ -259,7 +268,7 @@ def network_class_for(path: str, framework: str) -> str:
     side becomes its twin on this one; a class of the other framework (its library's, or a
     user's class deriving from the other ``nn.Module``) is a ``ConfigError``; anything else is
     left as written. A user's class is imported here to tell, as the parser would next."""
-    other = _other(framework)
+    other = other_framework(framework)
     if path.startswith(SIDE_PACKAGES[other] + "."):
         return twin_class_for(path, framework)
     if path.split(".", 1)[0] == LIBRARIES[other]:
@@ -299,7 +308,7 @@ def _section_value(value: Any, framework: str) -> Any:
 
 
 def _drop_key(key: str, value: Any, framework: str, notes: list[str]) -> None:
-    other = _other(framework)
+    other = other_framework(framework)
     if value != ONLY_ON[other][key]:
         notes.append(f"{key}={value!r} is {other} only; ignored by {framework}")
 
@@ -309,7 +318,7 @@ def translate_config(config: dict, framework: str, notes: list[str],
     """A parsed YAML config (top-level sections) rewritten for ``framework``; notes appended;
     class paths checked against ``bases`` when given (``check_class``)."""
     config = dict(config)
-    for key in ONLY_ON[_other(framework)]:
+    for key in ONLY_ON[other_framework(framework)]:
         section, _, leaf = key.rpartition(".")
         if not section and leaf in config:
             _drop_key(key, config.pop(leaf), framework, notes)
@@ -340,61 +349,6 @@ def translate_config(config: dict, framework: str, notes: list[str],
     return config
 
 
-def read_config(path: str, text: str | None = None) -> dict:
-    """A YAML config file (its ``text`` when already read) as a dict; a missing or unreadable
-    file, an empty one (nothing but comments, or ``null``), one that is not a mapping, or one
-    that expands too far (``cnn.bounded_yaml``) is a ``ConfigError``."""
-    source = f"config file {path}"
-    try:
-        config = load_yaml(Path(path).read_text() if text is None else text, source)
-    except FileNotFoundError:
-        raise ConfigError(f"{source} not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{source} cannot be read: {error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{source} is not valid YAML: {error}".splitlines()[0]) from None
-    if config is None:
-        raise ConfigError(f"{source} is empty (nothing but comments, or null): give it sections "
-                          "(trainer, model, data, ...) or leave --config out")
-    if not isinstance(config, dict):
-        raise ConfigError(f"{source} is not a mapping of sections (trainer, model, data, ...)")
-    return config
-
-
-def check_config_files(args: list[str]) -> list[str]:
-    """Read each config file of a trainer command line as ``translate_args`` will, so that a
-    missing, unreadable, empty or malformed one is the same ``ConfigError`` before a framework,
-    whose import takes seconds, is loaded; ``args`` given back with each config that is not a
-    regular file (``--config /dev/stdin``, a shell's ``<(...)``: a pipe, which reads once)
-    replaced by the text read from it, which the parser takes in place of a path."""
-    out, i = [], 0
-    while i < len(args):
-        name, eq, inline = args[i].partition("=")
-        if name not in ("-c", "--config") or (not eq and i + 1 >= len(args)):
-            out.append(args[i])
-            i += 1
-            continue
-        value, i = (inline, i + 1) if eq else (args[i + 1], i + 2)
-        if "\n" in value:  # YAML text in place of a path
-            out += [name, value]
-            continue
-        text = None if os.path.isfile(value) or not os.path.exists(value) else _read_pipe(value)
-        read_config(value, text)
-        out += [name, value if text is None else text if "\n" in text else text + "\n"]
-    return out
-
-
-def _read_pipe(path: str) -> str:
-    """The text of the config at ``path``, a pipe or a device: read once (it cannot be read again)."""
-    if os.path.isdir(path):
-        raise ConfigError(f"config file {path} is a directory; name a YAML file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} cannot be read: {error}") from None
-
-
 def _translated_value(key: str, text: str, framework: str, notes: list[str],
                       bases: dict[str, type] | None) -> str | None:
     """A command-line value of ``key`` for ``framework``; None: drop the option."""
@@ -416,44 +370,30 @@ def _translated_value(key: str, text: str, framework: str, notes: list[str],
     return None
 
 
-def translate_args(args: list[str], framework: str, notes: list[str],
-                   bases: dict[str, type] | None = None) -> list[str]:
-    """A trainer command line rewritten for ``framework``: ``--config FILE`` becomes the translated
-    text (the path stays when nothing changed), class-path options are translated (and, with
-    ``bases``, checked: ``check_class``), options only the other side has are dropped."""
-    handled = {*CLASS_KEYS, NET_KEY, *SECTION_KEYS, *ONLY_ON[_other(framework)]}
+def translate_args(line: CommandLine, notes: list[str], bases: dict[str, type] | None = None) -> CommandLine:
+    """A trainer command line rewritten for the framework it runs: each ``--config``'s sections
+    are translated (``translate_config``), class-path options are translated (and, with
+    ``bases``, checked: ``check_class``), options only the other side has are dropped; ``line``
+    (its configs read) is changed and returned."""
+    framework = line.read_configs().framework
     optimizer_keys = OptimizerKeys()  # folded in order, given back as one option each at the end
-    out, i = [], 0
-    while i < len(args):
-        arg = args[i]
-        name, eq, inline = arg.partition("=")
-        key = name[2:].rstrip("+") if name.startswith("--") else None
-        if name in ("-c", "--config") or key in handled or optimizer_keys.owns(key):
-            if eq:
-                value, i = inline, i + 1
-            elif i + 1 < len(args):
-                value, i = args[i + 1], i + 2
-            else:
-                out.append(arg)
-                break
-            if optimizer_keys.owns(key):
-                optimizer_keys.take_arg(key, value)
-                continue
-            if key in handled:
-                new = _translated_value(key, value, framework, notes, bases)
-                if new is not None:
-                    out += [name, new]
-                continue
-            # jsonargparse also takes the YAML itself in place of a path
-            config = read_config(value) if "\n" not in value else load_yaml(value, name) or {}
-            translated = translate_config(optimizer_keys.take_config(config), framework, notes, bases)
-            out += [name, value if translated == config else yaml.safe_dump(translated, sort_keys=False)]
-            continue
-        out.append(arg)
-        i += 1
+    words: list[str | Option] = []
+    for word in line.words:
+        if isinstance(word, str):
+            words.append(word)
+        elif word.is_config:
+            word.sections = translate_config(optimizer_keys.take_config(word.sections), framework, notes, bases)
+            words.append(word)
+        elif optimizer_keys.owns(word.key):
+            optimizer_keys.take_arg(word.key, word.value)
+        else:
+            new = _translated_value(word.key, word.value, framework, notes, bases)
+            if new is not None:
+                words.append(replace(word, value=new, inline=False))
+    line.words = words
     for key, spec in optimizer_keys.for_framework(framework).items():
-        out += [f"--{key}", json.dumps(spec if bases is None else _checked_spec(key, spec, framework, bases))]
-    return out
+        line.add_option(f"--{key}", json.dumps(spec if bases is None else _checked_spec(key, spec, framework, bases)))
+    return line
 
 
 def _checked_spec(key: str, spec: dict | None, framework: str, bases: dict[str, type]) -> dict | None:

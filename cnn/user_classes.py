@@ -4,7 +4,7 @@
 and ``--data mymods.MyData`` replace our Classifier and DataModule; without them the CLIs are what
 they always were. Each CLI asks ``named_classes`` what its command line names BEFORE it builds its
 parser: only a section that names a class becomes a class-path section (``--model.lr`` then sets
-that class's ``lr``), and only the links its classes can take are made (``OwnClasses``): the
+that class's ``lr``), and only the links its classes can take are made (``NamedClasses``): the
 dataset's image shape and classes go into a model that takes ``in_channels``, ``image_size``,
 ``num_classes``, ``classes`` (by those names), the seed into a model or data that takes ``seed``.
 
@@ -23,10 +23,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from cnn.bounded_yaml import load_yaml
-from cnn.crossing import KIND, SECTION_KEYS, check_class, read_config
+from cnn.bounded_yaml import load_yaml, read_config
+from cnn.command_line import SECTION_KEYS, CommandLine
+from cnn.config_translation import KIND, check_class
 from cnn.errors import ConfigError
 
 SECTIONS = ("model", "data")
@@ -37,7 +36,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclass(frozen=True)
-class SideClasses:
+class FrameworkClasses:
     """One side's classes for ``model`` and ``data``: the bases a user's class must derive from
     (``model_base``; ``data_bases``, any of them), and ours (the defaults, whose subclasses log
     ``cnn.schema``'s tags and take our data's batches)."""
@@ -49,7 +48,7 @@ class SideClasses:
 
 
 @dataclass(frozen=True)
-class OwnClasses:
+class NamedClasses:
     """What a command line names for ``model`` and ``data``: a class path each, or ``None``
     (ours, the class-mode section every existing config is written for); ``model_params`` /
     ``data_params``: the ``__init__`` parameters of the named class; ``model_is_ours``: the model
@@ -75,7 +74,7 @@ class OwnClasses:
     def data_takes(self, name: str) -> bool:
         return self.data is None or name in self.data_params
 
-    def parser_class(self, section: str, side: SideClasses) -> type | tuple[type, ...]:
+    def parser_class(self, section: str, side: FrameworkClasses) -> type | tuple[type, ...]:
         """What ``section`` is parsed for: our class, or, where the section names a class, the
         base class(es) that class derives from (a class-path section, LightningCLI's subclass
         mode)."""
@@ -92,7 +91,7 @@ class OwnClasses:
 
 
 # A command line naming no class: our Classifier and DataModule, every link.
-OURS = OwnClasses()
+NO_NAMED_CLASSES = NamedClasses()
 
 
 def _class_path(value: Any) -> str | None:
@@ -111,35 +110,28 @@ def _class_path(value: Any) -> str | None:
     return text
 
 
-def _config_value(value: str) -> dict:
-    return (load_yaml(value, "--config") or {}) if "\n" in value else read_config(value)
-
-
-def named_class_paths(args: list[str]) -> dict[str, str]:
-    """The class path each section is left naming by ``args`` (a trainer command line, its config
-    files read in place), as the parser will read them: the last one named wins."""
+def named_class_paths(line: CommandLine) -> dict[str, str]:
+    """The class path each section is left naming by ``line`` (a trainer command line, its configs
+    read), as the parser will read them: the last one named wins."""
     named: dict[str, str] = {}
-    i = 0
-    while i < len(args):
-        name, eq, inline = args[i].partition("=")
-        section = SECTION_KEYS.get(name[2:]) if name.startswith("--") else None
-        if (name in ("-c", "--config") or section) and (eq or i + 1 < len(args)):
-            value, i = (inline, i + 1) if eq else (args[i + 1], i + 2)
-            if section:
-                # LightningCLI finds a short name among the subclasses imported; here nothing is yet
-                if value.isidentifier() and value[:1].isupper() and not os.path.isfile(value):
-                    raise ConfigError(f"--{section} {value}: name the class with its module, "
-                                      f"e.g. mymodule.{value}, importable from here")
-                sections = {section: value}
-            else:
-                config = _config_value(value)
-                sections = {s: config.get(s) for s in SECTIONS if isinstance(config, dict)}
-            for section, section_value in sections.items():
-                path = _class_path(section_value)
-                if path:
-                    named[section] = path
+    for option in line.read_configs().options():
+        section = SECTION_KEYS.get(option.key) if option.key else None
+        if section:
+            value = option.value
+            # LightningCLI finds a short name among the subclasses imported; here nothing is yet
+            if value.isidentifier() and value[:1].isupper() and not os.path.isfile(value):
+                raise ConfigError(f"--{section} {value}: name the class with its module, "
+                                  f"e.g. mymodule.{value}, importable from here")
+            sections = {section: value}
+        elif option.is_config:
+            config = option.sections
+            sections = {s: config.get(s) for s in SECTIONS if isinstance(config, dict)}
+        else:
             continue
-        i += 1
+        for section, section_value in sections.items():
+            path = _class_path(section_value)
+            if path:
+                named[section] = path
     return named
 
 
@@ -184,39 +176,36 @@ def check_own_class(path: str, section: str, framework: str, bases: tuple[type, 
     return cls
 
 
-def named_classes(args: list[str], framework: str, side: SideClasses,
-                  notes: list[str]) -> tuple[list[str], OwnClasses]:
-    """What ``args`` name for ``model`` and ``data`` on ``framework``, each named class checked
-    (``check_own_class``), and ``args`` with each config's plain section of arguments for a
-    section that names a class made that class's (``for_named_class``; notes appended)."""
-    named = named_class_paths(args)
+def named_classes(line: CommandLine, side: FrameworkClasses, notes: list[str]) -> NamedClasses:
+    """What ``line`` (its configs read and translated) names for ``model`` and ``data`` on its
+    framework, each named class checked (``check_own_class``); each config's plain section of
+    arguments for a section that names a class is made that class's (``for_named_class``; notes
+    appended)."""
+    named = named_class_paths(line)
     found: dict[str, Any] = {}
     for section, bases in (("model", (side.model_base,)), ("data", side.data_bases)):
         if section not in named:
             continue
-        cls = check_own_class(named[section], section, framework, bases)
+        cls = check_own_class(named[section], section, line.framework, bases)
         ours = side.classifier if section == "model" else side.datamodule
         found.update({section: named[section], f"{section}_params": _parameters(cls),
                       f"{section}_is_ours": issubclass(cls, ours)})
-    own = OwnClasses(**found)
-    return (for_named_class(args, own, notes) if named else args), own
+    own = NamedClasses(**found)
+    if named:
+        for_named_class(line, own, notes)
+    return own
 
 
-def for_named_class(args: list[str], own: OwnClasses, notes: list[str]) -> list[str]:
-    """``args`` with each ``--config``'s plain ``model``/``data`` section (arguments of our class,
-    e.g. ``configs/mnist.yaml``'s) given to the class the command line names instead: the
-    arguments it takes as its ``init_args``, the others left out with a note. So
-    ``--config configs/mnist.yaml --model mymods.MyModel`` runs with the config's trainer and data."""
-    out, i = [], 0
-    while i < len(args):
-        name, eq, inline = args[i].partition("=")
-        if name not in ("-c", "--config") or not (eq or i + 1 < len(args)):
-            out.append(args[i])
-            i += 1
-            continue
-        value, i = (inline, i + 1) if eq else (args[i + 1], i + 2)
-        config = _config_value(value)
+def for_named_class(line: CommandLine, own: NamedClasses, notes: list[str]) -> None:
+    """Each ``--config``'s plain ``model``/``data`` section (arguments of our class, e.g.
+    ``configs/mnist.yaml``'s) given to the class the command line names instead: the arguments it
+    takes as its ``init_args``, the others left out with a note. So ``--config configs/mnist.yaml
+    --model mymods.MyModel`` runs with the config's trainer and data."""
+    for option in line.configs():
+        config = option.sections
         changed = dict(config)
+        # a config the translation changed reaches the parser as YAML text, not as its file
+        source = "the config" if "\n" in option.value or config != option.as_read else option.value
         for section in SECTIONS:
             path, plain = getattr(own, section), config.get(section)
             if not path or not isinstance(plain, dict) or "class_path" in plain:
@@ -224,17 +213,15 @@ def for_named_class(args: list[str], own: OwnClasses, notes: list[str]) -> list[
             params = getattr(own, f"{section}_params")
             dropped = [key for key in plain if key not in params]
             if dropped:
-                source = "the config" if "\n" in value else value
                 notes.append(f"{section}: {', '.join(dropped)} (from {source}) "
                              f"{'is not an argument' if len(dropped) == 1 else 'are not arguments'} of "
                              f"{path}; left out")
             changed[section] = {"class_path": path,
                                 "init_args": {k: v for k, v in plain.items() if k in params}}
-        out += [name, value if changed == config else yaml.safe_dump(changed, sort_keys=False)]
-    return out
+        option.sections = changed
 
 
-def as_our_sections(config: Any, own: OwnClasses) -> Any:
+def as_our_sections(config: Any, own: NamedClasses) -> Any:
     """A parsed subcommand section where ``model``/``data`` naming our class (or a subclass) are
     their ``init_args``, as our class-mode sections hold them: what ``cnn.limits.check_config``
     checks, so ``--model cnn.pt.module.Classifier --model.lr -1`` is refused as ``--model.lr -1``
@@ -262,7 +249,7 @@ def section_name(section: Any) -> str:
     return str(values.get("class_path") or "").rsplit(".", 1)[-1]
 
 
-def untestable_reason(model: Any, datamodule: Any, side: SideClasses) -> str | None:
+def untestable_reason(model: Any, datamodule: Any, side: FrameworkClasses) -> str | None:
     """Why ``fit`` cannot end with a test of ``model`` on ``datamodule`` (a user's model without
     ``test_step``, a user's data without ``test_dataloader``), or None."""
     if getattr(type(model), "test_step", None) is getattr(side.model_base, "test_step", None):
