@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 from dataclasses import replace
 from typing import Any
+
+import yaml
 
 from cnn.bounded_yaml import load_yaml
 from cnn.command_line import (
@@ -349,21 +350,29 @@ def translate_config(config: dict, framework: str, notes: list[str],
     return config
 
 
+def option_text(value) -> str:
+    """``value`` as the text of a command-line option jsonargparse parses as YAML: one line of flow YAML, which
+    spells NaN and the infinities as YAML does (``.nan``, ``.inf``; JSON's ``NaN`` would reach the parser as a
+    string, and a range check would never see the number)."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=float("inf"))
+    return text.strip().removesuffix("\n...")  # a lone scalar ends its document
+
+
 def _translated_value(key: str, text: str, framework: str, notes: list[str],
                       bases: dict[str, type] | None) -> str | None:
     """A command-line value of ``key`` for ``framework``; None: drop the option."""
     if key in CLASS_KEYS:
         if text.lstrip()[:1] in ("{", "["):  # a JSON/YAML class spec, or a list of them
             value = _class_value(load_yaml(text, f"--{key}"), framework, notes, key, bases)
-            return None if value is None else json.dumps(value)
+            return None if value is None else option_text(value)
         return _class_entry(text, framework, notes, key, bases)
     if key in SECTION_KEYS:
         if text.lstrip()[:1] == "{":
-            return json.dumps(_section_value(load_yaml(text, f"--{key}"), framework))
+            return option_text(_section_value(load_yaml(text, f"--{key}"), framework))
         return _section_value(text, framework)
     if key == NET_KEY:
         if text.lstrip()[:1] == "{":
-            return json.dumps(_net_value(load_yaml(text, f"--{key}"), framework))
+            return option_text(_net_value(load_yaml(text, f"--{key}"), framework))
         return _net_value(text, framework)
     value = load_yaml(text, f"--{key}") if text else text
     _drop_key(key, value, framework, notes)
@@ -392,7 +401,7 @@ def translate_args(line: CommandLine, notes: list[str], bases: dict[str, type] |
                 words.append(replace(word, value=new, inline=False))
     line.words = words
     for key, spec in optimizer_keys.for_framework(framework).items():
-        line.add_option(f"--{key}", json.dumps(spec if bases is None else _checked_spec(key, spec, framework, bases)))
+        line.add_option(f"--{key}", option_text(spec if bases is None else _checked_spec(key, spec, framework, bases)))
     return line
 
 

@@ -210,6 +210,7 @@ def test_a_launched_rank_left_alone_by_its_backend_stops_in_one_line_instead_of_
 # -- 6. optimizer and scheduler values ---------------------------------------------------------
 @pytest.mark.parametrize(("args", "words"), [
     (["--optimizer", "SGD", "--optimizer.lr", "-1"], ["optimizer.", "is -1", ">= 0"]),
+    (["--optimizer", "SGD", "--optimizer.lr", "nan"], ["optimizer.", "nan", "finite"]),
     (["--optimizer", "Adam", "--optimizer.betas", "[2, 3]"], ["optimizer.betas", "[0, 1)"]),
     (["--optimizer", "SGD", "--optimizer.lr", "0.1", "--lr_scheduler", "StepLR",
       "--lr_scheduler.step_size", "0"], ["lr_scheduler.step_size is 0"]),

@@ -5,7 +5,6 @@ a name without an equal; the model's own optimizer and schedule when neither is 
 from __future__ import annotations
 
 import inspect
-import json
 
 from cnn.mx.checkpoint import CHECKPOINT_IO
 from cnn.mx.cli_optimizers import build_optimizer, build_schedule
@@ -97,9 +96,9 @@ def test_a_torch_optimizer_and_scheduler_on_mlx_become_their_mlx_twins():
     args = translated(["fit", "--optimizer", "Adam", "--optimizer.lr", "0.01", "--lr_scheduler", "StepLR",
                        "--lr_scheduler.step_size", "1"], "mlx")
     assert args[:1] == ["fit"]
-    assert json.loads(args[2]) == {"class_path": "cnn.mx.module.AdamL2", "init_args": {
+    assert yaml.safe_load(args[2]) == {"class_path": "cnn.mx.module.AdamL2", "init_args": {
         "learning_rate": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}}
-    assert json.loads(args[4]) == {"class_path": "mlx.optimizers.step_decay",
+    assert yaml.safe_load(args[4]) == {"class_path": "mlx.optimizers.step_decay",
                                    "init_args": {"step_size": 1, "decay_rate": 0.1}}
     sgd = translate("optimizer", {"class_path": "torch.optim.SGD", "init_args": {"momentum": 0.9}}, "mlx")
     assert sgd == {"class_path": "mlx.optimizers.SGD", "init_args": {
@@ -112,11 +111,11 @@ def test_a_config_files_optimizer_is_overridden_by_later_options_in_order(tmp_pa
         "class_path": "torch.optim.SGD", "init_args": {"lr": 0.5, "momentum": 0.9}}}))
     args = translated(["fit", "--config", str(config), "--optimizer.lr", "0.25"], "mlx")
     assert yaml.safe_load(args[2]) == {"model": {"dropout": 0.1}}
-    assert json.loads(args[4])["init_args"] == {"learning_rate": 0.25, "momentum": 0.9, "weight_decay": 0.0,
+    assert yaml.safe_load(args[4])["init_args"] == {"learning_rate": 0.25, "momentum": 0.9, "weight_decay": 0.0,
                                                 "nesterov": False}
     # a new class drops the arguments of the one before
     args = translated(["fit", "--config", str(config), "--optimizer", "Adam"], "torch")
-    assert json.loads(args[-1]) == {"class_path": "torch.optim.Adam", "init_args": {}}
+    assert yaml.safe_load(args[-1]) == {"class_path": "torch.optim.Adam", "init_args": {}}
 
 
 def test_an_mlx_config_names_the_same_optimizer_and_schedule_on_torch():
@@ -124,9 +123,9 @@ def test_an_mlx_config_names_the_same_optimizer_and_schedule_on_torch():
                             "--optimizer.momentum", "0.9", "--lr_scheduler", "LinearLR",
                             "--lr_scheduler.start_factor", "0.5"], "mlx")
     back = translated(mlx_names, "torch")
-    assert json.loads(back[2]) == {"class_path": "torch.optim.SGD", "init_args": {
+    assert yaml.safe_load(back[2]) == {"class_path": "torch.optim.SGD", "init_args": {
         "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "nesterov": False}}
-    assert json.loads(back[4]) == {"class_path": "torch.optim.lr_scheduler.LinearLR", "init_args": {
+    assert yaml.safe_load(back[4]) == {"class_path": "torch.optim.lr_scheduler.LinearLR", "init_args": {
         "total_iters": 5, "start_factor": 0.5, "end_factor": 1.0}}
     assert translate("optimizer", {"class_path": "mlx.optimizers.Adam", "init_args": {
         "learning_rate": 0.1, "bias_correction": True}}, "torch") == {
@@ -208,10 +207,11 @@ def test_a_step_lr_drops_the_sgd_rate_at_the_same_epochs_on_both_frameworks(tmp_
         assert config["optimizer"]["init_args"]["momentum"] == 0.9
     for framework, other in (("torch", "mlx"), ("mlx", "torch")):  # each config.yaml names the other's twins
         args = translated(["fit", "--config", str(runs[framework] / "config.yaml")], other)
-        assert json.loads(args[-3]) == {"class_path": "mlx.optimizers.SGD" if other == "mlx" else "torch.optim.SGD",
+        assert yaml.safe_load(args[-3]) == {"class_path": "mlx.optimizers.SGD" if other == "mlx" else "torch.optim.SGD",
                                         "init_args": {"learning_rate" if other == "mlx" else "lr": 0.05,
                                                       "momentum": 0.9, "weight_decay": 0.0, "nesterov": False}}
-        assert json.loads(args[-1])["init_args"] == {"step_size": 2, ("decay_rate" if other == "mlx" else "gamma"): 0.5}
+        rate = "decay_rate" if other == "mlx" else "gamma"
+        assert yaml.safe_load(args[-1])["init_args"] == {"step_size": 2, rate: 0.5}
     assert _optimizer_state(runs["torch"]) == {"lr": pytest.approx(0.025), "momentum": 0.9, "dampening": 0.0,
                                                "nesterov": False}
     assert _optimizer_state(runs["mlx"]) == {"v", "step", "learning_rate"}  # SGD's momentum buffer alone
