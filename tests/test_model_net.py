@@ -4,7 +4,6 @@ one line."""
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
 
@@ -71,7 +70,7 @@ def test_the_projects_networks_are_named_for_the_side_that_runs():
         "model": {"lr": 0.1, "net": {"class_path": "cnn.mx.resnet.ResNet", "init_args": {"width": 8}}}}
     assert translated(["fit", "--model.net", "cnn.mx.resnet.ResNet", "--model.net.width", "8"], "torch") \
         == ["fit", "--model.net", "cnn.pt.resnet.ResNet", "--model.net.width", "8"]
-    assert json.loads(translated(["--model.net", '{"class_path": "cnn.pt.resnet.ResNet"}'], "mlx")[1]) \
+    assert yaml.safe_load(translated(["--model.net", '{"class_path": "cnn.pt.resnet.ResNet"}'], "mlx")[1]) \
         == {"class_path": "cnn.mx.resnet.ResNet"}
 
 
