@@ -154,3 +154,29 @@ def resume_in_place(config) -> None:
         args["version"] = int(version.name[8:])
 
 
+
+
+
+def mark_session_start(logger, resumed_step: int | None) -> None:
+    """Have each ``TensorBoardLogger`` of a ``fit`` begin its events file with a session start
+    (``SessionLog.START``: torch's ``SummaryWriter(purge_step=...)``, which both sides' loggers
+    pass on): at step 0 in the new run folder of a fresh fit, at the checkpoint's
+    ``global_step`` (``resumed_step``) in a resumed one.
+
+    TensorBoard reads a later start in a run as a restart and shows none of the run's earlier
+    events at or after its step (RustBoard and ``cnn.tools.events`` at any start, TensorBoard's
+    Python loader, ``--load_fast false``, from the run's second on: hence the mark at step 0). A
+    run killed after its newest whole checkpoint logged steps that the resume trains again (a
+    kill during a ``last`` write: an epoch's points); each such step then shows the values of the
+    timeline that went on, and nothing is deleted. The first step a resume logs is the
+    checkpoint's ``global_step`` (its ``train/loss``; its own epoch's values are at one less).
+    Not marked: a fresh fit into a fixed ``version`` (a folder that may hold another run's
+    events, which the mark would hide) and a resume from step 0."""
+    for entry in logger if isinstance(logger, list) else [logger]:
+        args = _get(entry, "init_args") if entry not in (None, True, False) else None
+        if args is None or _class_name(entry) not in CONTINUED_LOGGERS:
+            continue
+        if resumed_step:
+            args["purge_step"] = int(resumed_step)
+        elif resumed_step is None and _get(args, "version") is None:
+            args["purge_step"] = 0

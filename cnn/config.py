@@ -22,6 +22,7 @@ from cnn.ckpt_path import (
     check_evaluated_weights,
     checkpoint_home,
     last_checkpoint,
+    mark_session_start,
     resume_in_place,
 )
 from cnn.data.datasets import get_spec
@@ -137,7 +138,10 @@ def apply_run_defaults(config, subcommand: str, framework: str, logger_class: st
         resume_in_place(config)
     if subcommand == "fit" and config.get("ckpt_path") and os.path.lexists(config.ckpt_path):
         # before any file of the run is written: a refused resume leaves its records as they were
-        check_resume(config.ckpt_path, init_args(config.model))
+        resumed = check_resume(config.ckpt_path, init_args(config.model))
+        mark_session_start(trainer.logger, resumed.get("global_step") or 0)
+    elif subcommand == "fit" and not config.get("ckpt_path"):
+        mark_session_start(trainer.logger, None)
 
 
 # Experiment trackers whose runs of both frameworks share one store: class name -> how the

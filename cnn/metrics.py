@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -151,3 +151,20 @@ def report_test_epoch(module, labels: np.ndarray, predictions: np.ndarray) -> Co
             logger.log_metrics(report.scalars(), step=module.global_step)
         log_image(module.loggers, schema.TEST_CONFUSION_IMAGE, image, module.global_step)
     return report
+
+
+def write_epoch_end(module, values: Mapping[str, float]) -> None:
+    """Give ``values`` of the training epoch ending now to each of ``module.loggers`` at once,
+    as Lightning's epoch-end writing would give them after the epoch's hooks: at the epoch's
+    last step (``global_step - 1``) with its ``epoch``, then ``save()`` (which flushes), on rank
+    zero.
+
+    Lightning writes an epoch's values after the checkpoints of its end are saved, and a run
+    resumed from one of those continues with the next epoch: a kill while one was written
+    would lose the values for good. Written before, they are on disk whatever stops the run.
+    """
+    if not module.trainer.is_global_zero:
+        return
+    for logger in module.loggers:
+        logger.log_metrics({**values, "epoch": module.current_epoch}, step=module.global_step - 1)
+        logger.save()

@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from cnn.atomic import remove_temp_files
+from cnn.atomic import atomic_path, remove_temp_files
 from cnn.errors import CheckpointError, ConfigError, PeerLostError
 from cnn.interrupts import final_test_stops, stop_on_signals
 
@@ -195,6 +195,33 @@ def relocated_state(state: dict, dirpath: str | None) -> dict:
     if isinstance(state.get("best_k_models"), dict):
         state["best_k_models"] = {moved(path): score for path, score in state["best_k_models"].items()}
     return state
+
+
+def renew_last(checkpoint, trainer) -> str | None:
+    """``on_fit_start`` of both sides' ``ModelCheckpoint`` with ``save_last``: a fit resumed from
+    a checkpoint in the callback's folder that holds a later step than the ``last`` beside it
+    (a kill during the ``last`` write, after the epoch's top-k file: ``--ckpt_path last`` then
+    takes the top-k file) makes ``last`` a copy of it first, whole or not at all, on rank zero.
+    ``last`` is then the newest state however the run ends, with nothing left to train
+    included. The renewed path, or None."""
+    name = getattr(checkpoint, "CHECKPOINT_NAME_LAST", None)
+    resumed, folder = trainer.ckpt_path, checkpoint.dirpath
+    if (checkpoint.save_last is not True or not trainer.is_global_zero or not name or "{" in name
+            or not resumed or not folder or not os.path.isfile(resumed)
+            or os.path.dirname(os.path.abspath(resumed)) != os.path.abspath(folder)):
+        return None
+    last = os.path.join(folder, name + checkpoint.FILE_EXTENSION)
+    if os.path.abspath(resumed) == os.path.abspath(last) or os.path.islink(last):
+        return None
+    if os.path.isfile(last) and os.path.getsize(last):
+        steps = saved_step(last), saved_step(resumed)
+        if None in steps or steps[0] >= steps[1]:
+            return None
+    with atomic_path(last) as temp:
+        shutil.copyfile(resumed, temp)
+    # the callback's own from now on: its next `last` replaces it, not a `last-v1` beside it
+    checkpoint.last_model_path = last
+    return last
 
 
 def peer_lost(trainer, suffix: str, dead: int | None = None, how: str | None = None) -> PeerLostError:

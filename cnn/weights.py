@@ -159,16 +159,18 @@ def check_state_dict(state_dict: Mapping[str, Any], arch: schema.Architecture, l
 RESUME_FREE_KEYS = ("conv_backward_chunk", "channels_last", "compile")
 
 
-def checkpoint_hyper_parameters(path: str) -> dict[str, Any]:
-    """The model arguments a checkpoint of either side was trained with (ConfigError if the
-    file cannot be read); only a safetensors header or a ``weights_only`` load is read."""
+def checkpoint_header(path: str) -> dict[str, Any]:
+    """What a checkpoint of either side says beside its tensors: ``hyper_parameters`` (the model
+    arguments it was trained with), ``epoch`` and ``global_step`` where it has them (ConfigError
+    if the file cannot be read); only a safetensors header or a ``weights_only`` load is read."""
     path = os.fspath(path)
     if sniff(path) == "torch":
         try:
             import torch  # noqa: F401 - an MLX-only install: the side's own loader says what to do
         except ImportError:
             return {}
-        return dict(read_lightning_ckpt(path).get("hyper_parameters") or {})
+        ckpt = read_lightning_ckpt(path)
+        return {key: ckpt.get(key) for key in ("hyper_parameters", "epoch", "global_step")}
     from safetensors import safe_open
 
     try:
@@ -176,7 +178,12 @@ def checkpoint_hyper_parameters(path: str) -> dict[str, Any]:
             meta = json.loads((f.metadata() or {}).get(META_KEY) or "{}")
     except Exception as error:  # noqa: BLE001 - SafetensorError, JSON errors, truncation
         raise ConfigError(f"corrupt or unreadable checkpoint {path}: {first_line(error)}") from None
-    return dict(meta.get("hyper_parameters") or {}) if isinstance(meta, dict) else {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def checkpoint_hyper_parameters(path: str) -> dict[str, Any]:
+    """The model arguments a checkpoint of either side was trained with (``checkpoint_header``)."""
+    return dict(checkpoint_header(path).get("hyper_parameters") or {})
 
 
 SHORT_REPR_CHARS = 120
@@ -198,15 +205,17 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def check_resume(path: str, model_args: Mapping[str, Any]) -> None:
+def check_resume(path: str, model_args: Mapping[str, Any]) -> dict[str, Any]:
     """``fit --ckpt_path``: refuse (ConfigError listing each ``model.KEY``, the checkpoint's value
     and the config's) to resume a run with model values other than those it was trained with.
 
     Both sides follow this one rule, so a resumed run is the run its records describe: the
     config and hparams files then agree with what ran. Speed switches (``RESUME_FREE_KEYS``)
-    may change; trainer values (more epochs) may too.
+    may change; trainer values (more epochs) may too. Returns the checkpoint's header
+    (``checkpoint_header``), read once for what else the resume needs.
     """
-    trained = checkpoint_hyper_parameters(path)
+    header = checkpoint_header(path)
+    trained = dict(header.get("hyper_parameters") or {})
     changed = [f"model.{k} {short_repr(trained[k])} -> {short_repr(v)}" for k, v in model_args.items()
                if k in trained and k not in RESUME_FREE_KEYS and not str(k).startswith("_")
                and not _same(trained[k], v)]
@@ -214,6 +223,7 @@ def check_resume(path: str, model_args: Mapping[str, Any]) -> None:
         raise ConfigError(f"cannot resume from {path} with changed values ({'; '.join(changed)}): "
                           f"resume with the values it was trained with, or start a new run "
                           f"without --ckpt_path")
+    return header
 
 
 @dataclass

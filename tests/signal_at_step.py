@@ -6,7 +6,8 @@ batch, without touching ``max_steps`` (which would also change the lr schedule's
 ``{Torch,Mlx}SignalAtBatch(stage, batch, signum)`` do the same after batch ``batch`` of a
 ``validation``, ``test`` or ``predict`` loop.
 ``{Torch,Mlx}MarkAtStep(step, path)`` create ``path`` then, for a test that waits for training
-to be under way before it signals the process from outside. Each class is built on first use,
+to be under way before it signals the process from outside. ``{Torch,Mlx}KillAtSave(save)``
+SIGKILL the process in its ``save``-th checkpoint write, as a kill while a file is written. Each class is built on first use,
 so a torch run never imports MLX, nor an MLX run Lightning.
 """
 
@@ -75,8 +76,23 @@ class _MarkAtStep:
             Path(self.path).touch()
 
 
+class _KillAtSave:
+    def __init__(self, save: int):
+        """
+        Args:
+            save: SIGKILL the process in the ``save``-th checkpoint write (1: the first), after
+                the checkpoint's state is gathered and before any byte of it is written.
+        """
+        self.save, self.saves = save, 0
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self.saves += 1
+        if self.saves == self.save:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 KINDS = {"SignalAtStep": _SignalAtStep, "SignalAtBatch": _SignalAtBatch,
-         "MarkAtStep": _MarkAtStep}
+         "MarkAtStep": _MarkAtStep, "KillAtSave": _KillAtSave}
 _built: dict[str, type] = {}
 
 

@@ -155,3 +155,27 @@ def test_tensorboard_loggers_experiment_writes_scalars_histograms_images_and_tex
     assert (image.step, image.width, image.height) == (3, 5, 4)
     (text,) = events.Tensors("note/text_summary")
     assert text.tensor_proto.string_val == [b"hello"]
+
+
+@pytest.mark.parametrize("framework", ["lightning", "mirror"])
+def test_tensorboard_loggers_purge_step_marks_a_restart_in_its_first_file_only_as_lightnings(framework, tmp_path):
+    """Lightning passes a TensorBoardLogger's other arguments to torch's SummaryWriter; ``purge_step``
+    begins its first events file with a ``SessionLog.START`` at that step, and a writer made again
+    after ``finalize`` (a test after fit) writes the same run's next file without one."""
+    if framework == "lightning":
+        from lightning.pytorch.loggers import TensorBoardLogger
+    else:
+        from cnn.mx.lightning.loggers import TensorBoardLogger
+
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    logger = TensorBoardLogger(str(tmp_path), name="tb", version=0, purge_step=4)
+    logger.log_metrics({"loss": 1.0}, step=4)
+    logger.finalize("success")
+    logger.log_metrics({"loss": 2.0}, step=9)
+    logger.finalize("success")
+
+    files = sorted((tmp_path / "tb" / "version_0").glob("events.out.tfevents.*"))
+    starts = [[e.step for e in LegacyEventFileLoader(str(f)).Load() if e.HasField("session_log")]
+              for f in files]
+    assert starts == [[4], []]

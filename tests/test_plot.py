@@ -184,3 +184,32 @@ def test_the_real_cli_reports_a_missing_folder_in_one_line(tmp_path):
     done = run_cli("plot", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png"))
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+
+
+def resumed_run(run_dir: Path, cut_second_file: bool = False) -> None:
+    """A run killed after step 5 and resumed from its checkpoint at step 4, as the loggers write
+    it: steps 0-5 in the first file, then a file that starts with a session start at 4 (the
+    resumed fit's ``purge_step``) and logs steps 4-7 anew."""
+    for second, (start, steps, value) in enumerate([(0, range(0, 6), 1.0), (4, range(4, 8), 2.0)]):
+        scratch = run_dir / f"writer{second}"
+        writer = EventFileWriter(str(scratch))
+        writer.add_event(Event(wall_time=START, step=start, session_log={"status": "START"}))
+        for step in steps:
+            writer.add_event(Event(wall_time=START + step, step=step, summary=Summary(
+                value=[Summary.Value(tag=schema.TRAIN_LOSS, simple_value=value)])))
+        writer.close()
+        # named as two processes a second apart name them: the order TensorBoard reads them in
+        (written,) = scratch.iterdir()
+        written.rename(run_dir / f"events.out.tfevents.{1_000_000_000 + second}.host.{100 + second}.0")
+        scratch.rmdir()
+    if cut_second_file:
+        last = sorted(run_dir.glob("events.out.tfevents.*"))[-1]
+        last.write_bytes(last.read_bytes()[:-5])  # a writer killed inside its last record
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_resumed_runs_session_start_hides_the_replaced_steps_of_its_earlier_file(tmp_path, cut):
+    resumed_run(tmp_path, cut_second_file=cut)
+    points = [(s.step, s.value) for s in read_scalars(tmp_path)[schema.TRAIN_LOSS]]
+    assert points == [(0, 1.0), (1, 1.0), (2, 1.0), (3, 1.0), (4, 2.0), (5, 2.0), (6, 2.0)] + \
+        ([] if cut else [(7, 2.0)])

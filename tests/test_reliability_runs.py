@@ -79,6 +79,7 @@ def test_resume_last_without_a_whole_last_takes_the_newest_checkpoint_says_which
     assert versions(root) == ["version_0"]  # continued in its own run, not a new one from scratch
     assert not leftover.exists()
     assert read_weights(str(checkpoints / f"last{SUFFIX[framework]}")).global_step == 4
+    assert not list(checkpoints.glob("last-v*"))  # the one `last`, renewed, not a second beside it
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

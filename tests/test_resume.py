@@ -1,25 +1,30 @@
-"""Resuming ``fit``: a run stopped mid-epoch and resumed with ``--ckpt_path last`` ends with the
-same weights, checkpoints and logged values, step for step, as the run that went through in one
-go; bit for bit on CPU, in both frameworks.
+"""Resuming ``fit``: a run stopped mid-epoch, or killed while it wrote a checkpoint, and resumed
+with ``--ckpt_path last`` ends with the same weights, checkpoints and logged values, step for
+step as TensorBoard shows them, as the run that went through in one go; bit for bit on CPU, in
+both frameworks.
 
 The stop is a real SIGTERM (``tests.signal_at_step``) after a given step, so nothing else about
 the run changes (``--trainer.max_steps`` would also shorten the cosine lr schedule, which is
-sized from ``estimated_stepping_batches``).
+sized from ``estimated_stepping_batches``); the kill a real SIGKILL in a given checkpoint write.
 """
 
 from __future__ import annotations
 
 import signal
+import urllib.parse
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
 
+from cnn import schema
 from cnn.data.datamodule import TensorBatches
 from cnn.data.pipeline import PreparedData
 from cnn.tools.events import read_scalars, run_dirs
 from cnn.weights import read_weights
-from tests.cli_runs import run_cli, short_run
+from tests.cli_runs import run_cli, run_cli_process, short_run
+from tests.servers import get_json, poll, tensorboard_server
 
 # 2 epochs of 4 batches; every step logged; train-accuracy probe and validation kept small.
 RUN = [*short_run(epochs=2, train_batches=4, val_batches=2, test_batches=2, log_every=1, eval_batch_size=200,
@@ -37,6 +42,10 @@ STOP = """\
     - class_path: tests.signal_at_step.{prefix}SignalAtStep
       init_args: {{step: {step}, signum: {signum}}}
 """
+KILL = """\
+    - class_path: tests.signal_at_step.{prefix}KillAtSave
+      init_args: {{save: {save}}}
+"""
 
 
 def fit(framework: str, root: Path, config: Path, *args: str):
@@ -49,10 +58,43 @@ def series(run: Path) -> dict[str, list[tuple[int, float]]]:
             for tag, points in read_scalars(run).items()}
 
 
-@pytest.mark.parametrize("framework", [
-    pytest.param("torch", marks=pytest.mark.slow),  # three torch processes: 35-85 s on 2 cores
-    "mlx"])
-def test_fit_stopped_mid_epoch_and_resumed_from_last_equals_fit_in_one_go(framework, tmp_path):
+def assert_same_run(run: Path, reference: Path, ext: str) -> None:
+    """``run`` ends as ``reference``: the same checkpoints (names, epoch, step, weights bit for
+    bit) and every value logged (train loss per step, epoch values, test metrics of the best
+    checkpoint) at the same step, as TensorBoard shows them."""
+    names = sorted(p.name for p in (reference / "checkpoints").glob("*" + ext))
+    assert names == [f"epoch=0-step=4{ext}", f"epoch=1-step=8{ext}", f"last{ext}"]
+    assert sorted(p.name for p in (run / "checkpoints").glob("*" + ext)) == names
+    for name in names:
+        ours, theirs = (read_weights(str(r / "checkpoints" / name)) for r in (run, reference))
+        assert (ours.epoch, ours.global_step) == (theirs.epoch, theirs.global_step), name
+        for key, value in theirs.params.items():
+            np.testing.assert_array_equal(ours.params[key], value, err_msg=f"{name}: {key}")
+    assert series(run) == series(reference)
+
+
+FRAMEWORKS = [pytest.param("torch", marks=pytest.mark.slow),  # torch processes: 35-85 s on 2 cores
+              "mlx"]
+
+
+@pytest.fixture(scope="module")
+def in_one_go(tmp_path_factory) -> Callable[[str], Path]:
+    """framework -> the run folder of the fit that went through in one go (made on first use)."""
+    made: dict[str, Path] = {}
+
+    def run(framework: str) -> Path:
+        if framework not in made:
+            root = tmp_path_factory.mktemp(f"whole-{framework}")
+            (root / "plain.yaml").write_text(CHECKPOINTS)
+            whole = fit(framework, root, root / "plain.yaml")
+            assert whole.returncode == 0, whole.stderr[-3000:]
+            (made[framework],) = run_dirs(root)
+        return made[framework]
+    return run
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_fit_stopped_mid_epoch_and_resumed_from_last_equals_fit_in_one_go(framework, in_one_go, tmp_path):
     plain, stopping = tmp_path / "plain.yaml", tmp_path / "stopping.yaml"
     plain.write_text(CHECKPOINTS)
     prefix = "Torch" if framework == "torch" else "Mlx"
@@ -60,26 +102,60 @@ def test_fit_stopped_mid_epoch_and_resumed_from_last_equals_fit_in_one_go(framew
     stopping.write_text(CHECKPOINTS + STOP.format(prefix=prefix, step=5,
                                                   signum=int(signal.SIGTERM)))
 
-    whole = fit(framework, tmp_path / "whole", plain)
-    assert whole.returncode == 0, whole.stderr[-3000:]
     stopped = fit(framework, tmp_path / "resumed", stopping)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     resumed = fit(framework, tmp_path / "resumed", plain, "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
-    (reference,) = run_dirs(tmp_path / "whole")
     (run,) = run_dirs(tmp_path / "resumed")  # resumed in its own version_0, not a new one
+    assert_same_run(run, in_one_go(framework), EXTENSION[framework])
+
+
+# The checkpoints written at each epoch's end, in order: epoch 0's top-k and last (1, 2), then
+# epoch 1's (3, 4).
+def killed_and_resumed(framework: str, save: int, root: Path) -> tuple[Path, str]:
+    """A fit under ``root`` SIGKILLed in its ``save``-th checkpoint write, then resumed with
+    ``--ckpt_path last``: its run folder and what the resume printed on stderr."""
+    plain, killing = root / "plain.yaml", root / "killing.yaml"
+    plain.write_text(CHECKPOINTS)
+    prefix = "Torch" if framework == "torch" else "Mlx"
+    killing.write_text(CHECKPOINTS + KILL.format(prefix=prefix, save=save))
+    killed = run_cli_process("fit", "--framework", framework, *RUN, "--config", str(killing),
+                             "--trainer.default_root_dir", str(root / "logs"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = fit(framework, root / "logs", plain, "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (run,) = run_dirs(root / "logs")
+    return run, resumed.stderr
+
+
+# The checkpoints written at each epoch's end, in order: epoch 0's top-k and last (1, 2), then
+# epoch 1's (3, 4).
+@pytest.mark.parametrize("save, resumed_from", [
+    (4, "epoch=1-step=8"),  # epoch 1's whole, only its last lost: no epoch value may be lost
+    (3, "last"),            # epoch 1's first lost: epoch 1 is trained again, its points written twice
+])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_fit_killed_writing_an_epoch_end_checkpoint_and_resumed_equals_fit_in_one_go(
+        framework, save, resumed_from, in_one_go, tmp_path):
+    run, stderr = killed_and_resumed(framework, save, tmp_path)
     ext = EXTENSION[framework]
-    names = sorted(p.name for p in (reference / "checkpoints").glob("*" + ext))
-    assert names == [f"epoch=0-step=4{ext}", f"epoch=1-step=8{ext}", f"last{ext}"]
-    for name in names:
-        ours, theirs = (read_weights(str(r / "checkpoints" / name)) for r in (run, reference))
-        assert (ours.epoch, ours.global_step) == (theirs.epoch, theirs.global_step), name
-        for key, value in theirs.params.items():
-            np.testing.assert_array_equal(ours.params[key], value, err_msg=f"{name}: {key}")
-    # Every value logged (train loss per step, epoch values, test metrics of the best
-    # checkpoint) at the same step.
-    assert series(run) == series(reference)
+    note = [line for line in stderr.splitlines() if "--ckpt_path last" in line]
+    assert (note == []) if resumed_from == "last" else (f"newest checkpoint {run}/checkpoints/{resumed_from}{ext}"
+                                                        in note[0])
+    assert_same_run(run, in_one_go(framework), ext)
+
+
+def test_a_real_tensorboard_server_shows_an_epoch_trained_again_once(in_one_go, tmp_path):
+    """TensorBoard's Python loader takes a run's first session start for its beginning and a
+    later one for a restart: a fresh fit's mark at step 0 makes the resume's count."""
+    run, _ = killed_and_resumed("mlx", 3, tmp_path)
+    reference = series(in_one_go("mlx"))
+    with tensorboard_server(run.parent) as base:
+        query = urllib.parse.urlencode({"tag": schema.TRAIN_LOSS, "run": run.name})
+        rows = poll(lambda: get_json(f"{base}/data/plugin/scalars/scalars?{query}"),
+                    lambda got: bool(got), seconds=60, empty=[])
+    assert [(step, value) for _, step, value in rows] == reference[schema.TRAIN_LOSS]
 
 
 def test_a_stream_restored_at_an_epoch_end_starts_the_next_epoch_from_its_first_batch():

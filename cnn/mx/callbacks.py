@@ -13,6 +13,7 @@ from cnn.mx.lightning.callbacks.callback import Callback
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint as LightningModelCheckpoint
 
 from cnn.monitors import FirstValidationMonitorCheck
+from cnn.runs import renew_last
 
 
 class MonitorCheck(FirstValidationMonitorCheck, Callback):
@@ -24,7 +25,12 @@ class MonitorCheck(FirstValidationMonitorCheck, Callback):
 class ModelCheckpoint(LightningModelCheckpoint):
     """The mirror's ``ModelCheckpoint``; with ``save_last``, ``last`` also holds the newest state after every epoch
     and validation that wrote no top-k checkpoint (Lightning refreshes it only together with one, so a crash after
-    epochs that did not improve would resume from an older state)."""
+    epochs that did not improve would resume from an older state), and renewed first when a resume starts from a
+    newer checkpoint than it holds (``cnn.runs.renew_last``)."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        super().on_fit_start(trainer, pl_module)
+        renew_last(self, trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)

@@ -15,7 +15,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from cnn import schema
-from cnn.metrics import report_test_epoch
+from cnn.metrics import report_test_epoch, write_epoch_end
 from cnn.net_contract import check_output, check_parameters
 from cnn.schedule import learning_rate_at
 from cnn.weights import initial_weights
@@ -105,6 +105,7 @@ class Classifier(LightningModule):
         # data statistics, saved with the weights but not trained (torch's buffers)
         self.register_buffer("mean", mx.zeros((in_channels,)))
         self.register_buffer("std", mx.ones((in_channels,)))
+        self._train_acc_epoch: int | None = None  # the epoch whose train/acc was measured last
 
     def start_from(self, path: str) -> str | None:
         """Load the network weights of the checkpoint at ``path`` (``cnn.weights.initial_weights``);
@@ -137,21 +138,36 @@ class Classifier(LightningModule):
         self.log(schema.TRAIN_LOSS, loss, prog_bar=True)
         return loss
 
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._measure_train_accuracy()
+
     def on_train_epoch_end(self) -> None:
+        if self._train_acc_epoch != self.current_epoch:  # an epoch cut short (max_steps)
+            self._measure_train_accuracy()
+
+    def _measure_train_accuracy(self) -> None:
         # Train accuracy with dropout off, on the same images every epoch (our DataModule's
-        # sample; a user's DataModule without one gets no train/acc).
+        # sample; a user's DataModule without one gets no train/acc). Measured after the
+        # epoch's last step, before the validation and checkpoints of its end, and written at
+        # once (cnn.metrics.write_epoch_end): a run resumed from such a checkpoint goes on with
+        # the next epoch. self.log keeps it for the progress bar and callback_metrics.
         probe = getattr(self.trainer.datamodule, "train_probe_dataloader", None)
         if not self.hparams.train_accuracy or probe is None:
             return
+        self._train_acc_epoch = self.current_epoch
         was_training = self.training
         self.eval()
-        correct = total = 0
+        counts = np.zeros(2, dtype=np.int64)  # correct, seen
         for images, labels in probe():
-            correct += (self(images).argmax(axis=1) == labels).sum().item()
-            total += labels.size
+            counts += ((self(images).argmax(axis=1) == labels).sum().item(), labels.size)
         self.train(was_training)
-        self.log(schema.TRAIN_ACC, correct / max(total, 1), prog_bar=True, batch_size=max(total, 1),
-                 sync_dist=True)
+        # every rank's probe shard (DDP): gathered, (world_size, 2) -> summed
+        correct, total = np.array(self.all_gather(mx.array(counts))).reshape(-1, 2).sum(axis=0)
+        accuracy = float(correct) / max(int(total), 1)
+        self.log(schema.TRAIN_ACC, accuracy, prog_bar=True, logger=False, on_step=False, on_epoch=True,
+                 batch_size=max(int(total), 1))
+        write_epoch_end(self, {schema.TRAIN_ACC: accuracy})
 
     def _evaluate(self, batch, loss_tag: str, acc_tag: str) -> mx.array:
         images, labels = batch

@@ -11,7 +11,7 @@ import torchmetrics
 from torch import nn
 
 from cnn import schema
-from cnn.metrics import report_test_epoch
+from cnn.metrics import report_test_epoch, write_epoch_end
 from cnn.net_contract import check_output, check_parameters
 from cnn.pt.checkpoint import check_checkpoint_fits
 from cnn.pt.lightning_internals import logging_as, train_step_is_written
@@ -126,6 +126,7 @@ class Classifier(L.LightningModule):
         if compile:
             self.net.compile()
         self._train_loss: torch.Tensor | None = None  # this step's, until it is logged
+        self._train_acc_epoch: int | None = None  # the epoch whose train/acc was measured last
         self.register_buffer("mean", torch.zeros(in_channels))
         self.register_buffer("std", torch.ones(in_channels))
         self.train_acc = torchmetrics.Accuracy("multiclass", num_classes=num_classes)
@@ -178,6 +179,8 @@ class Classifier(L.LightningModule):
         # set trainer.should_stop (Timer, a user's callback), and Lightning then writes this
         # step too.
         self._log_train_loss()
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._measure_train_accuracy()
 
     def _train_step_is_written(self) -> bool:
         """Whether Lightning writes this step's metrics to the loggers (with no Trainer: yes)."""
@@ -195,11 +198,19 @@ class Classifier(L.LightningModule):
             self.log(schema.TRAIN_LOSS, loss.cpu(), prog_bar=True)
 
     def on_train_epoch_end(self) -> None:
+        if self._train_acc_epoch != self.current_epoch:  # an epoch cut short (max_steps)
+            self._measure_train_accuracy()
+
+    def _measure_train_accuracy(self) -> None:
         # Train accuracy with dropout off, on the same images every epoch (our DataModule's
-        # sample; a user's DataModule without one gets no train/acc).
+        # sample; a user's DataModule without one gets no train/acc). Measured after the
+        # epoch's last step, before the validation and checkpoints of its end, and written at
+        # once (cnn.metrics.write_epoch_end): a run resumed from such a checkpoint goes on with
+        # the next epoch. self.log keeps it for the progress bar and callback_metrics.
         probe = getattr(self.trainer.datamodule, "train_probe_dataloader", None)
         if not self.hparams.train_accuracy or probe is None:
             return
+        self._train_acc_epoch = self.current_epoch
         was_training = self.training
         self.eval()
         with torch.no_grad():
@@ -208,8 +219,11 @@ class Classifier(L.LightningModule):
                 self.train_acc.update(self(images), labels)
         self.train(was_training)
         # compute() gathers every rank's counts under DDP; sync_dist averages equal values
-        self.log(schema.TRAIN_ACC, self.train_acc.compute(), prog_bar=True, sync_dist=True)
+        accuracy = self.train_acc.compute()
         self.train_acc.reset()
+        self.log(schema.TRAIN_ACC, accuracy, prog_bar=True, logger=False, on_step=False, on_epoch=True,
+                 sync_dist=True)
+        write_epoch_end(self, {schema.TRAIN_ACC: accuracy.item()})
 
     def _evaluate(self, batch, loss_tag: str, acc_tag: str, metric) -> torch.Tensor:
         images, labels = batch

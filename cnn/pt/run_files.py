@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 
 from cnn.pt.lightning_internals import chosen_version, save_last_checkpoint, saves_on_train_epoch_end
-from cnn.runs import claim_version, relocated_state
+from cnn.runs import claim_version, relocated_state, renew_last
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
@@ -44,6 +44,10 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(relocated_state(state_dict, self.dirpath))
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        super().on_fit_start(trainer, pl_module)
+        renew_last(self, trainer)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         # With save_last, a stop's state goes to `last` alone, as on MLX: Lightning also writes it

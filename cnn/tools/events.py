@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
@@ -25,17 +27,39 @@ class Scalar:
 def read_scalars(run_dir: str | Path) -> dict[str, list[Scalar]]:
     """Every scalar series of one run directory (all its event files), ordered by step.
 
-    A run that ``fit`` and then ``test`` wrote from two Trainer calls has two event files in
-    one ``version_N``; they are merged here as TensorBoard merges them.
+    The files are read as TensorBoard reads a run: in the order of their names, as one. A run
+    that ``fit`` and then ``test`` wrote from two Trainer calls has two event files in one
+    ``version_N``; a resumed one has its first run's files before its own, whose session start
+    (``cnn.ckpt_path.mark_session_start``) hides the earlier files' points at or after its step.
     """
-    series: dict[str, list[Scalar]] = {}
-    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
-        accumulator = _loaded(path, size_guidance={"scalars": 0, "images": 0})
-        for tag in accumulator.Tags()["scalars"]:
-            series.setdefault(tag, []).extend(
-                Scalar(e.step, e.value, e.wall_time) for e in accumulator.Scalars(tag))
-    return {tag: sorted(values, key=lambda s: (s.wall_time, s.step))
-            for tag, values in series.items()}
+    with _whole_records(Path(run_dir)) as directory:
+        accumulator = EventAccumulator(str(directory), size_guidance={"scalars": 0, "images": 0})
+        tensorboard_log = logging.getLogger("tensorboard")
+        level = tensorboard_log.level
+        tensorboard_log.setLevel(logging.ERROR)  # a purge is what is asked for here, not news
+        try:
+            accumulator.Reload()
+        finally:
+            tensorboard_log.setLevel(level)
+        return {tag: sorted((Scalar(e.step, e.value, e.wall_time) for e in accumulator.Scalars(tag)),
+                            key=lambda s: (s.wall_time, s.step))
+                for tag in accumulator.Tags()["scalars"]}
+
+
+@contextmanager
+def _whole_records(run_dir: Path) -> Iterator[Path]:
+    """``run_dir``, or when one of its events files ends inside a record (``_loaded``), a copy of
+    its events files cut to their whole records."""
+    files = sorted(run_dir.glob("events.out.tfevents.*"))
+    ends = [whole_records_end(path) for path in files]
+    if all(end == path.stat().st_size for path, end in zip(files, ends)):
+        yield run_dir
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        for path, end in zip(files, ends):
+            with open_regular(path) as source:
+                (Path(scratch) / path.name).write_bytes(source.read(end))
+        yield Path(scratch)
 
 
 def read_settings(run_dir: str | Path) -> dict[str, bool | float | str]:

@@ -95,13 +95,22 @@ def hparams_summaries(params: Mapping[str, Any], metrics: Mapping[str, Any]) -> 
 
 
 class SummaryWriter:
-    """torch's ``SummaryWriter`` on tensorboard's ``EventFileWriter``: one event file in ``log_dir``."""
+    """torch's ``SummaryWriter`` on tensorboard's ``EventFileWriter``: one event file in ``log_dir``.
 
-    def __init__(self, log_dir: str, **kwargs: Any) -> None:
+    ``purge_step``, as torch's: the file begins with a restart mark (``SessionLog.START``) at that
+    step, after which TensorBoard shows none of the events at or after it from the run's earlier
+    files (a run resumed from a checkpoint older than its last logged step)."""
+
+    def __init__(self, log_dir: str, purge_step: Optional[int] = None, max_queue: int = 10,
+                 flush_secs: int = 120, filename_suffix: str = "") -> None:
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self.log_dir = log_dir
-        self.file_writer = EventFileWriter(log_dir, **kwargs)
+        self.file_writer = EventFileWriter(log_dir, max_queue_size=max_queue, flush_secs=flush_secs,
+                                           filename_suffix=filename_suffix)
+        if purge_step is not None:
+            self.add_event(Event(session_log=SessionLog(status=SessionLog.START)), purge_step)
 
     def get_logdir(self) -> str:
         return self.log_dir
@@ -194,6 +203,8 @@ class TensorBoardLogger(VersionedLogger):
         prefix: prepended to every metric name as ``<prefix>-<name>`` (Lightning's ``LOGGER_JOIN_CHAR``).
         sub_dir: optional extra directory below the version directory.
         log_graph: accepted for Lightning parity; MLX graphs are not logged.
+        **kwargs: :class:`SummaryWriter`'s own (``purge_step``, ``max_queue``, ``flush_secs``,
+            ``filename_suffix``), as Lightning passes its to torch's.
 
     Contract: ``log_metrics`` writes one scalar event per key at ``step``; ``log_hyperparams`` accumulates params which
     ``save()`` writes once to ``<log_dir>/hparams.yaml``; ``finalize(status)`` flushes and closes the event file.
@@ -203,8 +214,9 @@ class TensorBoardLogger(VersionedLogger):
 
     def __init__(self, save_dir: Union[str, os.PathLike], name: Optional[str] = "lightning_logs",
                  version: Optional[Union[int, str]] = None, default_hp_metric: bool = True, prefix: str = "",
-                 sub_dir: Optional[Union[str, os.PathLike]] = None, log_graph: bool = False) -> None:
+                 sub_dir: Optional[Union[str, os.PathLike]] = None, log_graph: bool = False, **kwargs: Any) -> None:
         super().__init__(save_dir, name, version, sub_dir)
+        self._kwargs = kwargs
         self._default_hp_metric = default_hp_metric
         self._prefix = prefix
         self._writer: Optional[SummaryWriter] = None
@@ -216,7 +228,10 @@ class TensorBoardLogger(VersionedLogger):
         with its directory on first use, as Lightning's."""
         if self._writer is None:
             os.makedirs(self.log_dir, exist_ok=True)
-            self._writer = SummaryWriter(self.log_dir)
+            self._writer = SummaryWriter(self.log_dir, **self._kwargs)
+            # torch's writer marks its first file only; one made again after finalize (a test
+            # after fit) is the same run's next file
+            self._kwargs.pop("purge_step", None)
         return self._writer
 
     # -- logging --------------------------------------------------------------------------------------------
