@@ -63,12 +63,12 @@ def short_fits(tmp_path_factory):
 # the suite ends on short files that the two workers share out, not on one long file that keeps
 # one worker busy while the other waits. Run `pytest --durations=0` and sum by file to revise it;
 # a file missing here only runs later.
-LONG_FILES_FIRST = ("test_reliability_runs.py", "test_distributed.py", "test_faults.py", "test_trackers.py",
-                    "test_reliability_monitor.py", "test_reliability_files.py", "test_both_clis.py",
+LONG_FILES_FIRST = ("test_reliability_runs.py", "test_resume.py", "test_distributed.py", "test_faults.py",
+                    "test_trackers.py", "test_reliability_monitor.py", "test_reliability_files.py", "test_both_clis.py",
                     "test_own_classes.py", "test_bench.py", "test_init_from.py", "test_trainer_flags.py",
                     "test_optimizer_flags.py", "test_reliability.py", "test_run_options.py", "test_launch.py",
                     "test_fast_recipe.py", "test_cli_runs.py", "test_config_crossing.py", "test_convert.py",
-                    "test_resume.py", "test_startup_imports.py", "test_nothing_lost.py")
+                    "test_startup_imports.py", "test_nothing_lost.py")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest orders items by fixture parameters

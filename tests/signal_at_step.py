@@ -7,8 +7,8 @@ batch, without touching ``max_steps`` (which would also change the lr schedule's
 ``validation``, ``test`` or ``predict`` loop.
 ``{Torch,Mlx}MarkAtStep(step, path)`` create ``path`` then, for a test that waits for training
 to be under way before it signals the process from outside. ``{Torch,Mlx}KillAtSave(save)``
-SIGKILL the process in its ``save``-th checkpoint write, as a kill while a file is written. Each class is built on first use,
-so a torch run never imports MLX, nor an MLX run Lightning.
+SIGKILL the process in its ``save``-th checkpoint write, as a kill while a file is written.
+Each class is built on first use, so a torch run never imports MLX, nor an MLX run Lightning.
 """
 
 from __future__ import annotations

@@ -111,22 +111,29 @@ def test_fit_stopped_mid_epoch_and_resumed_from_last_equals_fit_in_one_go(framew
     assert_same_run(run, in_one_go(framework), EXTENSION[framework])
 
 
-# The checkpoints written at each epoch's end, in order: epoch 0's top-k and last (1, 2), then
-# epoch 1's (3, 4).
-def killed_and_resumed(framework: str, save: int, root: Path) -> tuple[Path, str]:
-    """A fit under ``root`` SIGKILLed in its ``save``-th checkpoint write, then resumed with
-    ``--ckpt_path last``: its run folder and what the resume printed on stderr."""
-    plain, killing = root / "plain.yaml", root / "killing.yaml"
-    plain.write_text(CHECKPOINTS)
-    prefix = "Torch" if framework == "torch" else "Mlx"
-    killing.write_text(CHECKPOINTS + KILL.format(prefix=prefix, save=save))
-    killed = run_cli_process("fit", "--framework", framework, *RUN, "--config", str(killing),
-                             "--trainer.default_root_dir", str(root / "logs"))
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = fit(framework, root / "logs", plain, "--ckpt_path", "last")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (run,) = run_dirs(root / "logs")
-    return run, resumed.stderr
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory) -> Callable[[str, int], tuple[Path, str]]:
+    """(framework, save) -> a fit SIGKILLed in its ``save``-th checkpoint write, then resumed
+    with ``--ckpt_path last``: its run folder and what the resume printed on stderr (made on
+    first use)."""
+    made: dict[tuple[str, int], tuple[Path, str]] = {}
+
+    def run(framework: str, save: int) -> tuple[Path, str]:
+        if (framework, save) not in made:
+            root = tmp_path_factory.mktemp(f"killed-{framework}-{save}")
+            plain, killing = root / "plain.yaml", root / "killing.yaml"
+            plain.write_text(CHECKPOINTS)
+            prefix = "Torch" if framework == "torch" else "Mlx"
+            killing.write_text(CHECKPOINTS + KILL.format(prefix=prefix, save=save))
+            killed = run_cli_process("fit", "--framework", framework, *RUN, "--config", str(killing),
+                                     "--trainer.default_root_dir", str(root / "logs"))
+            assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+            resumed = fit(framework, root / "logs", plain, "--ckpt_path", "last")
+            assert resumed.returncode == 0, resumed.stderr[-3000:]
+            (folder,) = run_dirs(root / "logs")
+            made[framework, save] = folder, resumed.stderr
+        return made[framework, save]
+    return run
 
 
 # The checkpoints written at each epoch's end, in order: epoch 0's top-k and last (1, 2), then
@@ -137,8 +144,8 @@ def killed_and_resumed(framework: str, save: int, root: Path) -> tuple[Path, str
 ])
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_fit_killed_writing_an_epoch_end_checkpoint_and_resumed_equals_fit_in_one_go(
-        framework, save, resumed_from, in_one_go, tmp_path):
-    run, stderr = killed_and_resumed(framework, save, tmp_path)
+        framework, save, resumed_from, in_one_go, killed_and_resumed):
+    run, stderr = killed_and_resumed(framework, save)
     ext = EXTENSION[framework]
     note = [line for line in stderr.splitlines() if "--ckpt_path last" in line]
     assert (note == []) if resumed_from == "last" else (f"newest checkpoint {run}/checkpoints/{resumed_from}{ext}"
@@ -146,10 +153,10 @@ def test_fit_killed_writing_an_epoch_end_checkpoint_and_resumed_equals_fit_in_on
     assert_same_run(run, in_one_go(framework), ext)
 
 
-def test_a_real_tensorboard_server_shows_an_epoch_trained_again_once(in_one_go, tmp_path):
+def test_a_real_tensorboard_server_shows_an_epoch_trained_again_once(in_one_go, killed_and_resumed):
     """TensorBoard's Python loader takes a run's first session start for its beginning and a
     later one for a restart: a fresh fit's mark at step 0 makes the resume's count."""
-    run, _ = killed_and_resumed("mlx", 3, tmp_path)
+    run, _ = killed_and_resumed("mlx", 3)
     reference = series(in_one_go("mlx"))
     with tensorboard_server(run.parent) as base:
         query = urllib.parse.urlencode({"tag": schema.TRAIN_LOSS, "run": run.name})
