@@ -6,7 +6,8 @@ batch, without touching ``max_steps`` (which would also change the lr schedule's
 ``{Torch,Mlx}SignalAtBatch(stage, batch, signum)`` do the same after batch ``batch`` of a
 ``validation``, ``test`` or ``predict`` loop.
 ``{Torch,Mlx}MarkAtStep(step, path)`` create ``path`` then, for a test that waits for training
-to be under way before it signals the process from outside. ``{Torch,Mlx}KillAtSave(save)``
+to be under way before it signals the process from outside; ``{Torch,Mlx}MarkAtBatch(stage,
+path)`` append ``batch`` to ``path`` as that loop's first batch starts. ``{Torch,Mlx}KillAtSave(save)``
 SIGKILL the process in its ``save``-th checkpoint write, as a kill while a file is written.
 Each class is built on first use, so a torch run never imports MLX, nor an MLX run Lightning.
 """
@@ -76,6 +77,30 @@ class _MarkAtStep:
             Path(self.path).touch()
 
 
+class _MarkAtBatch:
+    def __init__(self, stage: str, path: str):
+        """
+        Args:
+            stage: ``validation``, ``test`` or ``predict``: the loop whose first batch counts.
+            path: a file to which ``batch`` is appended as that batch starts.
+        """
+        self.stage, self.path = stage, path
+
+    def _at(self, stage: str, batch_idx: int) -> None:
+        if stage == self.stage and batch_idx == 0:
+            with open(self.path, "a") as log:
+                log.write("batch\n")
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, *rest) -> None:
+        self._at("validation", batch_idx)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, *rest) -> None:
+        self._at("test", batch_idx)
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, *rest) -> None:
+        self._at("predict", batch_idx)
+
+
 class _KillAtSave:
     def __init__(self, save: int):
         """
@@ -92,7 +117,7 @@ class _KillAtSave:
 
 
 KINDS = {"SignalAtStep": _SignalAtStep, "SignalAtBatch": _SignalAtBatch,
-         "MarkAtStep": _MarkAtStep, "KillAtSave": _KillAtSave}
+         "MarkAtStep": _MarkAtStep, "MarkAtBatch": _MarkAtBatch, "KillAtSave": _KillAtSave}
 _built: dict[str, type] = {}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import struct
 import subprocess
@@ -403,6 +404,31 @@ def test_a_second_ctrl_c_while_the_first_is_reported_changes_nothing(monkeypatch
             signal.signal(signum, handler)
     assert status == 128 + signal.SIGINT
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: fit interrupted by SIGINT")
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="without g++, MLX builds no CPU kernel: no check")
+def test_mlx_looks_for_its_cpu_compiler_before_an_evaluation_starts_not_in_its_first_step(tmp_path):
+    """MLX checks once per process that g++ runs, through ``system()``, which ignores SIGINT in
+    the whole process meanwhile: a Ctrl-C then is lost (``cnn.mx.compiler``). A g++ first on the
+    PATH logs when it runs, a callback when the first test batch starts."""
+    log, fake = tmp_path / "order.log", tmp_path / "bin" / "g++"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho g++ >> "{log}"\nexec {shutil.which("g++")} "$@"\n')
+    fake.chmod(0o755)
+    config = tmp_path / "mark.yaml"
+    config.write_text("trainer:\n  callbacks:\n    - class_path: tests.signal_at_step.MlxMarkAtBatch\n"
+                      f"      init_args: {{stage: test, path: {log}}}\n")
+    trained = tmp_path / "weights.safetensors"
+    result = run_cli_process("fit", "--framework", "mlx", *TINY, "--trainer.default_root_dir", str(tmp_path / "logs"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (last,) = (tmp_path / "logs").rglob("last.safetensors")
+    last.rename(trained)
+    log.unlink(missing_ok=True)
+    result = run_cli_process("test", "--framework", "mlx", *TINY, "--config", str(config), "--ckpt_path", str(trained),
+                             "--trainer.default_root_dir", str(tmp_path / "logs"),
+                             env={**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert log.read_text().splitlines()[:2] == ["g++", "batch"]
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from typing import Optional, Union
 
 from cnn.mx.checkpoint import SafeCheckpointIO, bound_checkpoint_reads
 from cnn.mx.cli_optimizers import add_optimizer_arguments, replace_configure_optimizers
+from cnn.mx.compiler import look_for_compiler
 from cnn.mx.datamodule import DataModule
 from cnn.mx.lightning import LightningDataModule, LightningModule
 from cnn.mx.lightning.callbacks import Callback
@@ -153,6 +154,7 @@ class CLI:
         except (ValueError, MisconfigurationException) as error:  # an option Lightning refuses, or the MLX trainer
             raise ConfigError(str(error)) from None
         bound_checkpoint_reads(self.trainer, self.model)
+        look_for_compiler()  # not at the first compiled step, where it would swallow a Ctrl-C
         try:
             getattr(self, f"run_{self.subcommand}")(section)
         except BaseException as error:
