@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Optional, Union
 
@@ -23,25 +22,18 @@ from cnn.mx.module import Classifier
 import mlx.optimizers as optim
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from cnn.cli_recipe import Side, begin_fit, check_section, end_fit, end_predict, prepare_run, print_notes, read_classes
 from cnn.command_line import CommandLine
-from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults, seed_value
-from cnn.config_translation import check_optional_packages, translate_args
+from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, seed_value
 from cnn.errors import ConfigError, TrainingInterrupted, trainer_setting_error
 from cnn.help_sections import title_sections
-from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
-from cnn.limits import check_config
-from cnn.optimizers import override_note
-from cnn.predictions import predict_class_names, report_predictions
-from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
+from cnn.runs import discard_unstarted_run, peer_lost
 from cnn.subcommands import TRAINER_COMMANDS
 from cnn.user_classes import (
     NO_NAMED_CLASSES,
     FrameworkClasses,
     NamedClasses,
-    as_our_sections,
-    named_classes,
-    untestable_reason,
 )
 from cnn.weights import first_line
 
@@ -50,6 +42,9 @@ FRAMEWORK = "mlx"
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": optim.Optimizer}
 # What a user's model and data derive from, and ours.
 FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
+SIDE = Side(FRAMEWORK, CLASS_BASES, FRAMEWORK_CLASSES, "cnn.mx.lightning.loggers.TensorBoardLogger",
+            "cnn.mx.callbacks.ModelCheckpoint", ("cnn.mx.callbacks.MonitorCheck",), ".safetensors",
+            TensorBoardLogger, each_rank_predicts_all=True)
 
 
 def add_section(parser: ArgumentParser, section: str, own: NamedClasses) -> None:
@@ -118,24 +113,15 @@ class CLI:
     def __init__(self, line: CommandLine):
         self.started = time.time()
         notes: list[str] = []
-        self.own = named_classes(translate_args(line, notes, CLASS_BASES), FRAMEWORK_CLASSES, notes)
-        args = line.args()
+        self.own = read_classes(line, SIDE, notes)
         parser, subs = build_parser(self.own)
-        config = parser.parse_args(args)
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
+        config = parser.parse_args(line.args())
+        print_notes(notes)
         self.subcommand = config.subcommand
         section = config[self.subcommand]
-        check_config(as_our_sections(section, self.own))
-        if note := override_note(section, self.own.model_name):
-            print(f"note: {note}", file=sys.stderr)
+        check_section(section, self.own)
         as_given = section.clone()
-        check_optional_packages(section.trainer.callbacks, section.trainer.logger)
-        apply_run_defaults(section, self.subcommand, FRAMEWORK,
-                           "cnn.mx.lightning.loggers.TensorBoardLogger",
-                           "cnn.mx.callbacks.ModelCheckpoint",
-                           fit_callbacks=("cnn.mx.callbacks.MonitorCheck",), checkpoint_suffix=".safetensors",
-                           own=self.own)
+        prepare_run(section, self.subcommand, self.own, SIDE)
         seed_everything(seed_value(section.seed_everything))
         init = parser.instantiate_classes(config)[self.subcommand]
         # a class-path section is instantiated by the parser; ours from its arguments
@@ -169,19 +155,15 @@ class CLI:
 
     def run_fit(self, section) -> None:
         trainer = self.trainer
-        start_new_run_from(self.model, section.ckpt_path)
-        if trainer.loggers and trainer.is_global_zero:
-            own_run(trainer.log_dir)  # before any file of the run is written
+        begin_fit(trainer, self.model, section.ckpt_path)
         try:
             trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=section.ckpt_path)
         except TrainingInterrupted as stop:  # ModelCheckpoint wrote `last` from on_exception
             last = getattr(trainer.checkpoint_callback, "last_model_path", "")
             stop.checkpoint = last if last and os.path.isfile(last) else None
             raise
-        if finish_fit(trainer, lambda best: trainer.test(self.model, datamodule=self.datamodule,
-                                                         ckpt_path=best),
-                      untestable_reason(self.model, self.datamodule, FRAMEWORK_CLASSES)):
-            record_hparams(trainer, TensorBoardLogger, FRAMEWORK, self.started)
+        end_fit(trainer, self.model, self.datamodule, SIDE, self.started,
+                lambda best: trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best))
 
     def run_validate(self, section) -> None:
         with evaluation_stops("validate"):
@@ -195,10 +177,4 @@ class CLI:
         with evaluation_stops("predict"):
             batches = self.trainer.predict(self.model, datamodule=self.datamodule,
                                            ckpt_path=section.ckpt_path)
-            # a user's predictions are theirs, as in Lightning; under launch each rank predicts every
-            # file, and rank zero alone reports them
-            if self.own.model or self.own.data or not self.trainer.is_global_zero:
-                return
-            report_predictions(self.datamodule, batches or [],
-                               predict_class_names(self.model.hparams, self.datamodule.dataset),
-                               section.output)
+            end_predict(self.trainer, self.model, self.datamodule, self.own, SIDE, batches, section.output)

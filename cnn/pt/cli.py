@@ -18,9 +18,9 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cnn.cli_recipe import Side, begin_fit, check_section, end_fit, end_predict, prepare_run, print_notes, read_classes
 from cnn.command_line import CommandLine
-from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, apply_run_defaults
-from cnn.config_translation import check_optional_packages, translate_args
+from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments
 from cnn.errors import (
     ConfigError,
     NonFiniteGradientError,
@@ -29,19 +29,15 @@ from cnn.errors import (
     trainer_setting_error,
 )
 from cnn.help_sections import title_sections
-from cnn.hparams import record_hparams
 from cnn.interrupts import evaluation_stops
-from cnn.limits import check_config
-from cnn.optimizers import override_note
-from cnn.predictions import predict_class_names, report_predictions
 from cnn.pt.callbacks import FaultGuard
 from cnn.pt.checkpoint import bound_checkpoint_reads
 from cnn.pt.datamodule import DataModule
 from cnn.pt.lightning_internals import exited_ranks, report_dead_ranks
 from cnn.pt.module import Classifier
-from cnn.runs import discard_unstarted_run, finish_fit, own_run, peer_lost, start_new_run_from
+from cnn.runs import discard_unstarted_run, peer_lost
 from cnn.subcommands import TRAINER_COMMANDS
-from cnn.user_classes import NO_NAMED_CLASSES, FrameworkClasses, as_our_sections, named_classes, untestable_reason
+from cnn.user_classes import NO_NAMED_CLASSES, FrameworkClasses
 from cnn.weights import first_line
 
 FRAMEWORK = "torch"
@@ -55,6 +51,9 @@ CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimiz
                "lr_scheduler": torch.optim.lr_scheduler.LRScheduler}
 # What a user's model and data derive from, and ours (cnn.user_classes).
 FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
+SIDE = Side(FRAMEWORK, CLASS_BASES, FRAMEWORK_CLASSES, "cnn.pt.run_files.TensorBoardLogger",
+            "cnn.pt.run_files.ModelCheckpoint", FIT_CALLBACKS, ".ckpt", TensorBoardLogger,
+            each_rank_predicts_all=False)
 
 
 def quiet_lightning() -> None:
@@ -181,11 +180,9 @@ class CLI(LightningCLI):
 
     def _build_and_run(self, line: CommandLine | None, **kwargs) -> None:
         notes: list[str] = []
-        self.own = NO_NAMED_CLASSES if line is None else \
-            named_classes(translate_args(line, notes, CLASS_BASES), FRAMEWORK_CLASSES, notes)
+        self.own = NO_NAMED_CLASSES if line is None else read_classes(line, SIDE, notes)
         args = None if line is None else line.args()
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
+        print_notes(notes)
         try:
             self._lightning_cli(args, **kwargs)
         except BaseException as error:
@@ -242,27 +239,20 @@ class CLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         # before LightningCLI seeds anything or builds a class: one line for a value out of range
-        check_config(as_our_sections(self.config[self.config["subcommand"]], self.own))
+        check_section(self.config[self.config["subcommand"]], self.own)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
             config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
         self.save_config_kwargs["as_given"] = config.clone()
-        if note := override_note(config, self.own.model_name):
-            print(f"note: {note}", file=sys.stderr)
-        check_optional_packages(config.trainer.callbacks, config.trainer.logger)
         check_device_stats_monitor(config.trainer.callbacks, config.trainer.accelerator)
-        apply_run_defaults(self.config[self.subcommand], self.subcommand, FRAMEWORK,
-                           "cnn.pt.run_files.TensorBoardLogger", "cnn.pt.run_files.ModelCheckpoint",
-                           fit_callbacks=FIT_CALLBACKS, checkpoint_suffix=".ckpt", own=self.own)
+        prepare_run(config, self.subcommand, self.own, SIDE)
         if config.trainer.logger is False:  # no run folder (predict, --trainer.logger false): no config.yaml
             self.save_config_callback = None
 
     def before_fit(self) -> None:
-        start_new_run_from(self.model, self.config.fit.ckpt_path)
-        if self.trainer.logger is not None and self.trainer.is_global_zero:
-            own_run(self.trainer.log_dir)  # before any file of the run is written
+        begin_fit(self.trainer, self.model, self.config.fit.ckpt_path)
         report_dead_ranks(self.watcher_saw_dead_rank)
 
     def dead_rank_error(self):
@@ -289,14 +279,9 @@ class CLI(LightningCLI):
             os._exit(1)  # the main thread is stuck in a collective: nothing else would end it
 
     def after_fit(self) -> None:
-        if finish_fit(self.trainer, lambda best: self.trainer.test(
-                self.model, datamodule=self.datamodule, ckpt_path=best),
-                untestable_reason(self.model, self.datamodule, FRAMEWORK_CLASSES)):
-            record_hparams(self.trainer, TensorBoardLogger, FRAMEWORK, self.started)
+        end_fit(self.trainer, self.model, self.datamodule, SIDE, self.started,
+                lambda best: self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best))
 
     def after_predict(self) -> None:
-        if self.own.model or self.own.data:  # a user's predictions are theirs, as in Lightning
-            return
-        report_predictions(self.datamodule, self.trainer.predict_loop.predictions,
-                           predict_class_names(self.model.hparams, self.datamodule.dataset),
-                           self.config.predict.output)
+        end_predict(self.trainer, self.model, self.datamodule, self.own, SIDE,
+                    self.trainer.predict_loop.predictions, self.config.predict.output)
