@@ -86,18 +86,100 @@ def discard_unstarted(log_dir: str, keep: str | None = None) -> bool:
 def discard_unstarted_run(trainer) -> None:
     """After a failed run: remove the version directory each of ``trainer``'s loggers claimed
     in this process (``claim_version``), if no training step was taken and nothing but
-    start-up files is in it (rank zero only)."""
-    if trainer is None or getattr(trainer, "global_step", 1) != 0 \
-            or not getattr(trainer, "is_global_zero", True):
+    start-up files is in it; from a folder it did not claim (a resumed run's), the events files
+    this process wrote there with nothing logged (``remove_own_empty_events``). Rank zero only."""
+    if trainer is None or not getattr(trainer, "is_global_zero", True):
         return
     for logger in getattr(trainer, "loggers", None) or []:
         logger = getattr(logger, "logger", logger)  # a rank-zero-only wrapper's logger
         # None while no directory was ever chosen (asking log_dir would claim one), and for a
         # logger that never claims one (not ours)
         version = getattr(logger, "chosen_version", None)
-        if isinstance(version, int) and os.path.abspath(
-                os.path.join(logger.root_dir, f"version_{version}")) in _CLAIMED:
+        if version is None:
+            continue
+        claimed = isinstance(version, int) and os.path.abspath(
+            os.path.join(logger.root_dir, f"version_{version}")) in _CLAIMED
+        if claimed and getattr(trainer, "global_step", 1) == 0:
             discard_unstarted(logger.log_dir, keep=getattr(logger, "save_dir", None))
+        elif not claimed:  # a resumed run's folder: only what this process left in it, unused
+            remove_own_empty_events(logger.log_dir)
+
+
+class ConfigWrittenWhenTrainingStarts:
+    """Mixed into both sides' ``SaveConfigCallback``: with ``resumed`` set (a ``fit`` with a
+    ``--ckpt_path``) ``config.yaml`` is written when training starts, not at ``setup``, so a
+    resume refused once the checkpoint is read (another optimizer, a checkpoint that does not
+    fit) leaves the run's file saying what it was trained with. Any other run writes it at
+    ``setup``, as Lightning does."""
+
+    resumed = False
+    _training_started = False
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.resumed and not self._training_started:
+            return
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._training_started = True
+        self.setup(trainer, pl_module, "fit")
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while at < len(data):
+        byte = data[at]
+        value, shift, at = value | (byte & 0x7F) << shift, shift + 7, at + 1
+        if not byte & 0x80:
+            break
+    return value, at
+
+
+def _event_fields(event: bytes) -> set[int]:
+    """The field numbers at the top of a serialised ``Event`` (-1 for what cannot be read)."""
+    fields, at = set(), 0
+    while at < len(event):
+        key, at = _varint(event, at)
+        number, kind = key >> 3, key & 7
+        fields.add(number)
+        if kind == 0:
+            _, at = _varint(event, at)
+        elif kind in (1, 5):
+            at += 8 if kind == 1 else 4
+        elif kind == 2:
+            length, at = _varint(event, at)
+            at += length
+        else:
+            return {-1}
+    return fields
+
+
+# An Event's wall_time (1), step (2), file_version (3), session_log (7) and source_metadata
+# (10): what a writer puts in a file before anything is logged.
+_HEADER_FIELDS = {1, 2, 3, 7, 10}
+
+
+def remove_own_empty_events(log_dir: str) -> list[str]:
+    """Remove the TensorBoard events files this process wrote in ``log_dir`` that hold nothing
+    logged (a version, a session start: what a failed start leaves); return their paths."""
+    removed = []
+    for name in os.listdir(log_dir) if os.path.isdir(log_dir) else []:
+        path = os.path.join(log_dir, name)
+        if not name.startswith("events.out.tfevents.") or f".{os.getpid()}." not in name \
+                or not os.path.isfile(path) or os.path.getsize(path) > _HEADER_BOUND:
+            continue
+        with open(path, "rb") as events:
+            data = events.read()
+        at, header_only = 0, True
+        while at + 12 <= len(data) and header_only:
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            header_only = _event_fields(data[at + 12:at + 12 + length]) <= _HEADER_FIELDS
+            at += 12 + length + 4
+        if header_only:
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def newest_checkpoint(runs: str | os.PathLike[str], suffix: str,

@@ -28,7 +28,7 @@ from cnn.config import DEFAULT_ROOT_DIR, add_shared_arguments, seed_value
 from cnn.errors import ConfigError, TrainingInterrupted, trainer_setting_error
 from cnn.help_sections import title_sections
 from cnn.interrupts import evaluation_stops
-from cnn.runs import discard_unstarted_run, peer_lost
+from cnn.runs import ConfigWrittenWhenTrainingStarts, discard_unstarted_run, peer_lost
 from cnn.subcommands import TRAINER_COMMANDS
 from cnn.user_classes import (
     NO_NAMED_CLASSES,
@@ -45,6 +45,15 @@ FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, (LightningDataModule,), Cl
 SIDE = Side(FRAMEWORK, CLASS_BASES, FRAMEWORK_CLASSES, "cnn.mx.lightning.loggers.TensorBoardLogger",
             "cnn.mx.callbacks.ModelCheckpoint", ("cnn.mx.callbacks.MonitorCheck",), ".safetensors",
             TensorBoardLogger, each_rank_predicts_all=True)
+
+
+class SaveConfigAsGiven(ConfigWrittenWhenTrainingStarts, SaveConfigCallback):
+    """The mirror's ``SaveConfigCallback``, given the config as the user gave it; a resumed fit's
+    is written once its training starts."""
+
+    def __init__(self, parser, config, resumed: bool = False, **kwargs) -> None:
+        super().__init__(parser, config, **kwargs)
+        self.resumed = resumed
 
 
 def add_section(parser: ArgumentParser, section: str, own: NamedClasses) -> None:
@@ -133,7 +142,8 @@ class CLI:
             # like LightningCLI's: config.yaml in the run folder, overwritten by a resumed run; a
             # run without a logger (predict, --trainer.logger false) has no folder, and no file;
             # nor does a fast_dev_run (LightningCLI leaves the callback out then too)
-            save_config = [SaveConfigCallback(subs[self.subcommand], as_given, overwrite=True)] \
+            resumed = self.subcommand == "fit" and bool(section.get("ckpt_path"))
+            save_config = [SaveConfigAsGiven(subs[self.subcommand], as_given, resumed=resumed, overwrite=True)] \
                 if section.trainer.logger is not False and not section.trainer.fast_dev_run else []
             self.trainer = Trainer(**{**init.trainer, "plugins": init.trainer.get("plugins") or SafeCheckpointIO(),
                                       "callbacks": [*(init.trainer.get("callbacks") or []), *save_config]})

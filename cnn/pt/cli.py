@@ -35,7 +35,7 @@ from cnn.pt.checkpoint import bound_checkpoint_reads
 from cnn.pt.datamodule import DataModule
 from cnn.pt.lightning_internals import exited_ranks, report_dead_ranks
 from cnn.pt.module import Classifier
-from cnn.runs import discard_unstarted_run, peer_lost
+from cnn.runs import ConfigWrittenWhenTrainingStarts, discard_unstarted_run, peer_lost
 from cnn.subcommands import TRAINER_COMMANDS
 from cnn.user_classes import NO_NAMED_CLASSES, FrameworkClasses
 from cnn.weights import first_line
@@ -88,13 +88,14 @@ def check_device_stats_monitor(callbacks, accelerator) -> None:
                               "installed: pip install psutil, or set its cpu_stats: false")
 
 
-class SaveConfigAsGiven(SaveConfigCallback):
+class SaveConfigAsGiven(ConfigWrittenWhenTrainingStarts, SaveConfigCallback):
     """``config.yaml`` as the user gave it: without the logger and callbacks the run added by
     default (``cnn.config.apply_run_defaults``), which each framework adds its own of, so the
-    file runs unchanged on either."""
+    file runs unchanged on either; a resumed fit's once its training starts."""
 
-    def __init__(self, parser, config, as_given=None, **kwargs):
+    def __init__(self, parser, config, as_given=None, resumed: bool = False, **kwargs):
         super().__init__(parser, as_given if as_given is not None else config, **kwargs)
+        self.resumed = resumed
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         # A logger with no local folder (MLflow on a server) leaves Lightning no log_dir, where it
@@ -246,6 +247,7 @@ class CLI(LightningCLI):
         if not config.trainer.plugins:  # e.g. MLX's config: `plugins: null`
             config.trainer.plugins = [{"class_path": SAFE_CHECKPOINT_IO}]
         self.save_config_kwargs["as_given"] = config.clone()
+        self.save_config_kwargs["resumed"] = self.subcommand == "fit" and bool(config.get("ckpt_path"))
         check_device_stats_monitor(config.trainer.callbacks, config.trainer.accelerator)
         prepare_run(config, self.subcommand, self.own, SIDE)
         if config.trainer.logger is False:  # no run folder (predict, --trainer.logger false): no config.yaml
