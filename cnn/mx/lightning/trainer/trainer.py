@@ -9,14 +9,12 @@ collectives) and the connectors (:mod:`cnn.mx.lightning.trainer.connectors`); ho
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, ClassVar, Optional, Union
 
 from cnn.mx.lightning.callbacks.callback import Callback
 from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
-from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.core.optimizer import LRSchedulerConfig
 from cnn.mx.lightning.loggers.logger import Logger
 from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
@@ -35,13 +33,14 @@ from cnn.mx.lightning.trainer.call import (
     call_teardown_hook,
 )
 from cnn.mx.lightning.trainer.configuration_validator import verify_loop_configurations
-from cnn.mx.lightning.trainer.connectors import checkpoint_connector
+from cnn.mx.lightning.trainer.connectors import callback_connector, checkpoint_connector
 from cnn.mx.lightning.trainer.connectors.accelerator_connector import AcceleratorConnector
-from cnn.mx.lightning.trainer.connectors.callback_connector import attach_model_callbacks, configure_callbacks
+from cnn.mx.lightning.trainer.connectors.callback_connector import attach_model_callbacks
 from cnn.mx.lightning.trainer.connectors.data_connector import DataConnector
 from cnn.mx.lightning.trainer.connectors.logger_connector.logger_connector import LoggerConnector
 from cnn.mx.lightning.trainer.connectors.signal_connector import SignalConnector
 from cnn.mx.lightning.trainer.states import TrainerState
+from cnn.mx.lightning.utilities.compile import check_module
 from cnn.mx.lightning.utilities.model_helpers import is_overridden
 
 __all__ = ["Trainer"]
@@ -182,10 +181,8 @@ class Trainer:
         self.world_size = getattr(self.strategy, "world_size", 1)
         self.global_rank = getattr(self.strategy, "global_rank", 0)
         self.local_rank, self.node_rank, self.num_nodes = 0, 0, 1  # MLX gives no per-host numbering
-        self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
         self.max_epochs, self.min_epochs = max_epochs, min_epochs  # parsed at each fit (parse_loop_limits)
         self.max_steps, self.min_steps = max_steps, min_steps
-        self.check_val_every_n_epoch = check_val_every_n_epoch
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm  # None: "norm", as Lightning keeps it
         self.enable_autolog_hparams = enable_autolog_hparams
@@ -196,11 +193,14 @@ class Trainer:
         self.precision = self.precision_plugin.name
         self.detect_anomaly = bool(detect_anomaly)
         self.profiler = setup.make_profiler(profiler)
+        self.data_connector = DataConnector(self)
+        self.data_connector.on_trainer_init(val_check_interval, check_val_every_n_epoch)  # sets datamodule too
+        self.callbacks: list[Callback]
+        callback_connector.on_trainer_init(self, callbacks, enable_checkpointing, enable_progress_bar,
+                                           default_root_dir, enable_model_summary, max_time)  # sets default_root_dir
         self.logger_connector = LoggerConnector(self)
         self.loggers: list[Any]
         self.logger_connector.on_trainer_init(logger, log_every_n_steps)  # sets loggers and log_every_n_steps
-        self.callbacks: list[Callback] = configure_callbacks(callbacks, max_time, enable_checkpointing,
-                                                             enable_progress_bar, enable_model_summary)
         setup.init_debugging_flags(self, limit_train_batches, limit_val_batches, limit_test_batches,
                                    limit_predict_batches, fast_dev_run, overfit_batches, val_check_interval,
                                    num_sanity_val_steps)  # after the loggers: fast_dev_run replaces them
@@ -209,10 +209,8 @@ class Trainer:
         self.should_stop = False
         self.sanity_checking = False
         self.ckpt_path: Optional[str] = None
-        self.datamodule: Any = None
         self.num_training_batches: Union[int, float] = math.inf  # Lightning's, until a fit counts its loader
         self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
-        self.data_connector = DataConnector(self)
         self._checkpoint_connector = checkpoint_connector.CheckpointConnector(self)
         self.signal_connector = SignalConnector(self)
         self.fit_loop = FitLoop(self)
@@ -485,9 +483,3 @@ class Trainer:
             raise AttributeError("Saving a checkpoint is only possible if a model is attached to the Trainer.")
         if self.is_global_zero:
             self.checkpoint_io.save_checkpoint(checkpoint_connector.dump_checkpoint(self, weights_only), filepath)
-
-
-def check_module(model: Any) -> None:
-    """Lightning's ``_maybe_unwrap_optimized``: the entry points take a ``LightningModule``."""
-    if not isinstance(model, LightningModule):
-        raise TypeError(f"`model` must be a `LightningModule`, got `{type(model).__qualname__}`")

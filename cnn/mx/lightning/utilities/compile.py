@@ -8,10 +8,17 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable, Optional
 
+from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
+
+
+def check_module(model: Any) -> None:
+    """Lightning's ``_maybe_unwrap_optimized``: the entry points take a ``LightningModule``."""
+    if not isinstance(model, LightningModule):
+        raise TypeError(f"`model` must be a `LightningModule`, got `{type(model).__qualname__}`")
 
 
 def signature(batch: Any) -> tuple:
