@@ -59,30 +59,26 @@ class Trainer:
         precision: ``"32-true"``; ``"bf16-mixed"``/``"16-mixed"``: steps compute in bfloat16/float16 over float32
             master weights and optimizer state (``"16-mixed"`` with dynamic loss scaling); ``"64-true"``: float64, on
             the CPU only (see :mod:`cnn.mx.lightning.plugins.precision`).
-        logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir``; ``False``
-            -> no logging; or a logger / list of loggers.
+        logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir``; ``False`` -> no logging;
+            or a logger / list of loggers.
         callbacks: extra :class:`Callback`\\ s; checkpoint callbacks are moved last (Lightning's order).
-        fast_dev_run: ``True`` or N: N (1) batches of each loop, one epoch, no sanity check, a logger that writes
-            nothing, no checkpoints but Lightning's ``save_last`` at the end
-            (see :mod:`cnn.mx.lightning.trainer.setup`).
+        fast_dev_run: ``True`` or N: N (1) batches of each loop, one epoch, nothing logged, no checkpoint but
+            Lightning's ``save_last`` (:func:`~cnn.mx.lightning.trainer.setup.init_debugging_flags`).
         max_epochs: stop after this many epochs; ``None`` -> 1000 (or unlimited if ``max_steps`` is set); -1 unlimited.
-        min_epochs: ``should_stop`` is ignored until this many epochs ran.
         max_steps: stop after this many optimizer steps (-1: unlimited).
-        min_steps: ``should_stop`` is ignored until this many steps ran.
+        min_epochs, min_steps: ``should_stop`` is ignored until this many epochs, optimizer steps ran.
         max_time: stop training after this long (``"DD:HH:MM:SS"``, ``timedelta`` or dict): adds a :class:`Timer`
             checked after every batch, unless one is given.
-        limit_train_batches: training batches per epoch: int = count, float = fraction of the loader (None: 1.0).
-        limit_val_batches: validation batches per run: int = count, float = fraction (None: 1.0; 0 disables).
-        limit_test_batches: test batches: int = count, float = fraction (None: 1.0).
-        limit_predict_batches: predict batches: int = count, float = fraction (None: 1.0).
+        limit_train_batches, limit_val_batches, limit_test_batches, limit_predict_batches: batches per epoch (run)
+            of each loop: int = count, float = fraction of the loader (None: 1.0; ``limit_val_batches=0``: none).
         overfit_batches: train on the same first N batches (int) or fraction of the batches every epoch, unshuffled
             (the DataModule reads ``trainer.overfit_batches``), and validate on N validation batches.
         val_check_interval: ``None``/``1.0`` = once per epoch; float = fraction of an epoch; int = every n batches.
         check_val_every_n_epoch: validate every n-th epoch (``None``: by ``val_check_interval`` across epochs).
         num_sanity_val_steps: validation batches run (and not logged) before training; -1 = all.
         log_every_n_steps: write train step metrics every n batches (Lightning's rule, see module docstring).
-        enable_checkpointing: add a default :class:`ModelCheckpoint` if none is given.
-        enable_progress_bar: add a default :class:`TQDMProgressBar` if none is given.
+        enable_checkpointing, enable_progress_bar: add a default :class:`ModelCheckpoint`, :class:`TQDMProgressBar`
+            if none is given.
         enable_model_summary: print a parameter summary at ``on_fit_start``.
         accumulate_grad_batches: sum the gradients of ``loss / N`` over N batches (inside the compiled step), then one
             optimizer step; the last batch of an epoch always steps. ``global_step``, the logger's step axis and
@@ -98,26 +94,18 @@ class Trainer:
             batch and epoch (:class:`~cnn.mx.lightning.profilers.SimpleProfiler`).
         detect_anomaly: check every parameter's gradient after each backward pass; the first non-finite one stops
             ``fit`` with :class:`~cnn.errors.NonFiniteGradientError` naming the parameter, no checkpoint written.
-        barebones: only ``False``.
         plugins: ``None`` or a checkpoint IO (alone or in a list): an object with ``save_checkpoint(checkpoint,
             path)`` and ``load_checkpoint(path)``, as :class:`SafetensorsCheckpointIO`, which is the default.
-        sync_batchnorm: only ``False``.
-        reload_dataloaders_every_n_epochs: only ``0``.
+        barebones, sync_batchnorm, reload_dataloaders_every_n_epochs: only ``False``, ``False``, ``0``.
         default_root_dir: root for logs and checkpoints (default: cwd).
         enable_autolog_hparams: log ``hparams`` (``hparams.yaml``) at the start of every run.
-        compile: opt-in (Lightning runs the step as Python, and so does this by default): ``mx.compile`` the
-            training step (forward, backward, clipping, optimizer update) with explicit state ``[model.state,
-            optimizer.state, mx.random.state]``, and the evaluation steps. The step is traced once per batch shape;
-            ``batch_idx``, ``current_epoch`` and ``global_step`` reach it as array inputs, other python values are
-            read at the trace (see :class:`~cnn.mx.lightning.core.module.LightningModule`). Falls back to eager
-            mode (one-line warning) when tracing fails. Manual optimization always runs eagerly.
+        compile: opt-in, as in Lightning: ``mx.compile`` the training step (forward, backward, clipping, optimizer
+            update) and the evaluation steps, eager after one warning when a trace fails, never under manual
+            optimization; what a traced step reads: :mod:`cnn.mx.lightning.strategies.strategy`.
 
-    What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`.
-
-    Hook order: Lightning 2.6's (``tests/test_mx_hook_order.py`` holds it to Lightning's), spelled out in
-    :mod:`cnn.mx.lightning.trainer.call`; in compiled mode the hooks around backward and the optimizer step are
-    not called (an overridden ``optimizer_step``, ``optimizer_zero_grad`` or ``configure_gradient_clipping`` runs
-    the training step eagerly, after one warning).
+    What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`. Hook
+    order: Lightning 2.6's (``tests/test_mx_hook_order.py`` holds it to it), and the hooks compiled mode skips,
+    in :mod:`cnn.mx.lightning.trainer.call`.
 
     **Data parallel**: one process per device, started by ``mlx.launch``; what runs on which rank is in
     :mod:`cnn.mx.lightning.strategies.ddp`. **Signals**: SIGINT/SIGTERM stop ``fit`` at
@@ -452,8 +440,7 @@ class Trainer:
             self.logger_connector.log_hyperparams()
         if fn == "fit":
             self.fit_loop.reset()
-            if ckpt is not None:
-                checkpoint_connector.restore_training_state(self, ckpt)
+            checkpoint_connector.restore_training_state(self, ckpt)
             self.signal_connector.register()
         model.zero_grad()  # Lightning's _run_stage does, before any loop (nothing to zero in MLX)
         if fn == "fit":
