@@ -1,6 +1,7 @@
 """Mirror of lightning.pytorch.utilities.compile: where Lightning's helpers unwrap a ``torch.compile``\\ d module, this
 holds the ``mx.compile``\\ d steps of a strategy: one function per kind of step, the ``self.log`` metadata each trace
-recorded, the counters a trace reads as inputs, and the fall back to eager mode when a trace fails.
+recorded, the counters a trace reads as inputs, and the fall back to eager mode when a trace fails. It also holds,
+as Lightning's holds ``_maybe_unwrap_optimized``, the check that an entry point was given a ``LightningModule``.
 """
 
 from __future__ import annotations
