@@ -158,10 +158,10 @@ class Trainer:
         self.detect_anomaly = bool(detect_anomaly)
         self.profiler = setup.make_profiler(profiler)
         self.data_connector = DataConnector(self)
-        self.data_connector.on_trainer_init(val_check_interval, check_val_every_n_epoch)  # sets datamodule too
         self.callbacks: list[Callback]
         callback_connector.on_trainer_init(self, callbacks, enable_checkpointing, enable_progress_bar,
                                            default_root_dir, enable_model_summary, max_time)  # sets default_root_dir
+        self.data_connector.on_trainer_init(val_check_interval, check_val_every_n_epoch)  # sets datamodule too
         self.logger_connector = LoggerConnector(self)
         self.loggers: list[Any]
         self.logger_connector.on_trainer_init(logger, log_every_n_steps)  # sets loggers and log_every_n_steps
