@@ -86,13 +86,6 @@ def init_debugging_flags(trainer: Any, limit_train_batches: Optional[Union[int, 
     elif not isinstance(fast_dev_run, int) or fast_dev_run < 0:
         raise MisconfigurationException(
             f"fast_dev_run={fast_dev_run!r} is not a valid configuration. It should be >= 0.")
-    check_every = trainer.check_val_every_n_epoch
-    if check_every is not None and not isinstance(check_every, int):
-        raise MisconfigurationException(f"`check_val_every_n_epoch` should be an integer, found {check_every!r}.")
-    if check_every is None and isinstance(val_check_interval, float):
-        raise MisconfigurationException(
-            "`val_check_interval` should be an integer or a time-based duration (str 'DD:HH:MM:SS', "
-            "datetime.timedelta, or dict kwargs for timedelta) when `check_val_every_n_epoch=None`.")
     trainer.fast_dev_run = True if fast_dev_run == 1 else fast_dev_run
     trainer.overfit_batches = _batch_limit(overfit_batches, "overfit_batches")
     overfitting = overfit_batches > 0

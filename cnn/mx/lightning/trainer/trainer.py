@@ -9,14 +9,12 @@ collectives) and the connectors (:mod:`cnn.mx.lightning.trainer.connectors`); ho
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, ClassVar, Optional, Union
 
 from cnn.mx.lightning.callbacks.callback import Callback
 from cnn.mx.lightning.callbacks.early_stopping import EarlyStopping
 from cnn.mx.lightning.callbacks.model_checkpoint import ModelCheckpoint
 from cnn.mx.lightning.callbacks.progress.tqdm_progress import TQDMProgressBar
-from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.core.optimizer import LRSchedulerConfig
 from cnn.mx.lightning.loggers.logger import Logger
 from cnn.mx.lightning.loggers.tensorboard import TensorBoardLogger
@@ -35,13 +33,14 @@ from cnn.mx.lightning.trainer.call import (
     call_teardown_hook,
 )
 from cnn.mx.lightning.trainer.configuration_validator import verify_loop_configurations
-from cnn.mx.lightning.trainer.connectors import checkpoint_connector
+from cnn.mx.lightning.trainer.connectors import callback_connector, checkpoint_connector
 from cnn.mx.lightning.trainer.connectors.accelerator_connector import AcceleratorConnector
-from cnn.mx.lightning.trainer.connectors.callback_connector import attach_model_callbacks, configure_callbacks
+from cnn.mx.lightning.trainer.connectors.callback_connector import attach_model_callbacks
 from cnn.mx.lightning.trainer.connectors.data_connector import DataConnector
 from cnn.mx.lightning.trainer.connectors.logger_connector.logger_connector import LoggerConnector
 from cnn.mx.lightning.trainer.connectors.signal_connector import SignalConnector
 from cnn.mx.lightning.trainer.states import TrainerState
+from cnn.mx.lightning.utilities.compile import check_module
 from cnn.mx.lightning.utilities.model_helpers import is_overridden
 
 __all__ = ["Trainer"]
@@ -60,30 +59,26 @@ class Trainer:
         precision: ``"32-true"``; ``"bf16-mixed"``/``"16-mixed"``: steps compute in bfloat16/float16 over float32
             master weights and optimizer state (``"16-mixed"`` with dynamic loss scaling); ``"64-true"``: float64, on
             the CPU only (see :mod:`cnn.mx.lightning.plugins.precision`).
-        logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir``; ``False``
-            -> no logging; or a logger / list of loggers.
+        logger: ``True``/``None`` -> :class:`TensorBoardLogger` in ``default_root_dir``; ``False`` -> no logging;
+            or a logger / list of loggers.
         callbacks: extra :class:`Callback`\\ s; checkpoint callbacks are moved last (Lightning's order).
-        fast_dev_run: ``True`` or N: N (1) batches of each loop, one epoch, no sanity check, a logger that writes
-            nothing, no checkpoints but Lightning's ``save_last`` at the end
-            (see :mod:`cnn.mx.lightning.trainer.setup`).
+        fast_dev_run: ``True`` or N: N (1) batches of each loop, one epoch, nothing logged, no checkpoint but
+            Lightning's ``save_last`` (:func:`~cnn.mx.lightning.trainer.setup.init_debugging_flags`).
         max_epochs: stop after this many epochs; ``None`` -> 1000 (or unlimited if ``max_steps`` is set); -1 unlimited.
-        min_epochs: ``should_stop`` is ignored until this many epochs ran.
         max_steps: stop after this many optimizer steps (-1: unlimited).
-        min_steps: ``should_stop`` is ignored until this many steps ran.
+        min_epochs, min_steps: ``should_stop`` is ignored until this many epochs, optimizer steps ran.
         max_time: stop training after this long (``"DD:HH:MM:SS"``, ``timedelta`` or dict): adds a :class:`Timer`
             checked after every batch, unless one is given.
-        limit_train_batches: training batches per epoch: int = count, float = fraction of the loader (None: 1.0).
-        limit_val_batches: validation batches per run: int = count, float = fraction (None: 1.0; 0 disables).
-        limit_test_batches: test batches: int = count, float = fraction (None: 1.0).
-        limit_predict_batches: predict batches: int = count, float = fraction (None: 1.0).
+        limit_train_batches, limit_val_batches, limit_test_batches, limit_predict_batches: batches per epoch (run)
+            of each loop: int = count, float = fraction of the loader (None: 1.0; ``limit_val_batches=0``: none).
         overfit_batches: train on the same first N batches (int) or fraction of the batches every epoch, unshuffled
             (the DataModule reads ``trainer.overfit_batches``), and validate on N validation batches.
         val_check_interval: ``None``/``1.0`` = once per epoch; float = fraction of an epoch; int = every n batches.
         check_val_every_n_epoch: validate every n-th epoch (``None``: by ``val_check_interval`` across epochs).
         num_sanity_val_steps: validation batches run (and not logged) before training; -1 = all.
         log_every_n_steps: write train step metrics every n batches (Lightning's rule, see module docstring).
-        enable_checkpointing: add a default :class:`ModelCheckpoint` if none is given.
-        enable_progress_bar: add a default :class:`TQDMProgressBar` if none is given.
+        enable_checkpointing, enable_progress_bar: add a default :class:`ModelCheckpoint`, :class:`TQDMProgressBar`
+            if none is given.
         enable_model_summary: print a parameter summary at ``on_fit_start``.
         accumulate_grad_batches: sum the gradients of ``loss / N`` over N batches (inside the compiled step), then one
             optimizer step; the last batch of an epoch always steps. ``global_step``, the logger's step axis and
@@ -99,26 +94,18 @@ class Trainer:
             batch and epoch (:class:`~cnn.mx.lightning.profilers.SimpleProfiler`).
         detect_anomaly: check every parameter's gradient after each backward pass; the first non-finite one stops
             ``fit`` with :class:`~cnn.errors.NonFiniteGradientError` naming the parameter, no checkpoint written.
-        barebones: only ``False``.
         plugins: ``None`` or a checkpoint IO (alone or in a list): an object with ``save_checkpoint(checkpoint,
             path)`` and ``load_checkpoint(path)``, as :class:`SafetensorsCheckpointIO`, which is the default.
-        sync_batchnorm: only ``False``.
-        reload_dataloaders_every_n_epochs: only ``0``.
+        barebones, sync_batchnorm, reload_dataloaders_every_n_epochs: only ``False``, ``False``, ``0``.
         default_root_dir: root for logs and checkpoints (default: cwd).
         enable_autolog_hparams: log ``hparams`` (``hparams.yaml``) at the start of every run.
-        compile: opt-in (Lightning runs the step as Python, and so does this by default): ``mx.compile`` the
-            training step (forward, backward, clipping, optimizer update) with explicit state ``[model.state,
-            optimizer.state, mx.random.state]``, and the evaluation steps. The step is traced once per batch shape;
-            ``batch_idx``, ``current_epoch`` and ``global_step`` reach it as array inputs, other python values are
-            read at the trace (see :class:`~cnn.mx.lightning.core.module.LightningModule`). Falls back to eager
-            mode (one-line warning) when tracing fails. Manual optimization always runs eagerly.
+        compile: opt-in, as in Lightning: ``mx.compile`` the training step (forward, backward, clipping, optimizer
+            update) and the evaluation steps, eager after one warning when a trace fails, never under manual
+            optimization; what a traced step reads: :mod:`cnn.mx.lightning.strategies.strategy`.
 
-    What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`.
-
-    Hook order: Lightning 2.6's (``tests/test_mx_hook_order.py`` holds it to Lightning's), spelled out in
-    :mod:`cnn.mx.lightning.trainer.call`; in compiled mode the hooks around backward and the optimizer step are
-    not called (an overridden ``optimizer_step``, ``optimizer_zero_grad`` or ``configure_gradient_clipping`` runs
-    the training step eagerly, after one warning).
+    What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`. Hook
+    order: Lightning 2.6's (``tests/test_mx_hook_order.py`` holds it to it), and the hooks compiled mode skips,
+    in :mod:`cnn.mx.lightning.trainer.call`.
 
     **Data parallel**: one process per device, started by ``mlx.launch``; what runs on which rank is in
     :mod:`cnn.mx.lightning.strategies.ddp`. **Signals**: SIGINT/SIGTERM stop ``fit`` at
@@ -130,49 +117,25 @@ class Trainer:
     UNSUPPORTED: ClassVar[dict[str, tuple]] = setup.UNSUPPORTED  # per restricted argument: the values accepted
 
     def __init__(
-        self,
-        *,
-        accelerator: str = "auto",
-        strategy: str = "auto",
-        devices: Union[int, str, list[int]] = "auto",
-        num_nodes: int = 1,
-        precision: Union[str, int] = "32-true",
+        self, *, accelerator: str = "auto", strategy: str = "auto", devices: Union[int, str, list[int]] = "auto",
+        num_nodes: int = 1, precision: Union[str, int] = "32-true",
         logger: Optional[Union[bool, Logger, list[Logger]]] = None,
-        callbacks: Optional[Union[list[Callback], Callback]] = None,
-        fast_dev_run: Union[int, bool] = False,
-        max_epochs: Optional[int] = None,
-        min_epochs: Optional[int] = None,
-        max_steps: int = -1,
-        min_steps: Optional[int] = None,
-        max_time: Optional[Union[str, dict[str, int]]] = None,
-        limit_train_batches: Optional[Union[int, float]] = None,
-        limit_val_batches: Optional[Union[int, float]] = None,
+        callbacks: Optional[Union[list[Callback], Callback]] = None, fast_dev_run: Union[int, bool] = False,
+        max_epochs: Optional[int] = None, min_epochs: Optional[int] = None, max_steps: int = -1,
+        min_steps: Optional[int] = None, max_time: Optional[Union[str, dict[str, int]]] = None,
+        limit_train_batches: Optional[Union[int, float]] = None, limit_val_batches: Optional[Union[int, float]] = None,
         limit_test_batches: Optional[Union[int, float]] = None,
-        limit_predict_batches: Optional[Union[int, float]] = None,
-        overfit_batches: Union[int, float] = 0.0,
-        val_check_interval: Optional[Union[int, float]] = None,
-        check_val_every_n_epoch: Optional[int] = 1,
-        num_sanity_val_steps: Optional[int] = 2,
-        log_every_n_steps: Optional[int] = 50,
-        enable_checkpointing: Optional[bool] = True,
-        enable_progress_bar: Optional[bool] = True,
-        enable_model_summary: Optional[bool] = True,
-        accumulate_grad_batches: int = 1,
-        gradient_clip_val: Optional[Union[int, float]] = None,
-        gradient_clip_algorithm: Optional[str] = None,
-        deterministic: Optional[Union[bool, str]] = None,
-        benchmark: Optional[bool] = None,
-        inference_mode: bool = True,
-        use_distributed_sampler: bool = True,
-        profiler: Optional[str] = None,
-        detect_anomaly: bool = False,
-        barebones: bool = False,
-        plugins: Optional[Any] = None,
-        sync_batchnorm: bool = False,
-        reload_dataloaders_every_n_epochs: int = 0,
-        default_root_dir: Optional[str] = None,
-        enable_autolog_hparams: bool = True,
-        compile: bool = False,
+        limit_predict_batches: Optional[Union[int, float]] = None, overfit_batches: Union[int, float] = 0.0,
+        val_check_interval: Optional[Union[int, float]] = None, check_val_every_n_epoch: Optional[int] = 1,
+        num_sanity_val_steps: Optional[int] = 2, log_every_n_steps: Optional[int] = 50,
+        enable_checkpointing: Optional[bool] = True, enable_progress_bar: Optional[bool] = True,
+        enable_model_summary: Optional[bool] = True, accumulate_grad_batches: int = 1,
+        gradient_clip_val: Optional[Union[int, float]] = None, gradient_clip_algorithm: Optional[str] = None,
+        deterministic: Optional[Union[bool, str]] = None, benchmark: Optional[bool] = None,
+        inference_mode: bool = True, use_distributed_sampler: bool = True, profiler: Optional[str] = None,
+        detect_anomaly: bool = False, barebones: bool = False, plugins: Optional[Any] = None,
+        sync_batchnorm: bool = False, reload_dataloaders_every_n_epochs: int = 0,
+        default_root_dir: Optional[str] = None, enable_autolog_hparams: bool = True, compile: bool = False,
     ) -> None:
         setup.check_flags(self.UNSUPPORTED, dict(locals()))
         self.accelerator = accelerator
@@ -182,10 +145,8 @@ class Trainer:
         self.world_size = getattr(self.strategy, "world_size", 1)
         self.global_rank = getattr(self.strategy, "global_rank", 0)
         self.local_rank, self.node_rank, self.num_nodes = 0, 0, 1  # MLX gives no per-host numbering
-        self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
         self.max_epochs, self.min_epochs = max_epochs, min_epochs  # parsed at each fit (parse_loop_limits)
         self.max_steps, self.min_steps = max_steps, min_steps
-        self.check_val_every_n_epoch = check_val_every_n_epoch
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm  # None: "norm", as Lightning keeps it
         self.enable_autolog_hparams = enable_autolog_hparams
@@ -196,11 +157,14 @@ class Trainer:
         self.precision = self.precision_plugin.name
         self.detect_anomaly = bool(detect_anomaly)
         self.profiler = setup.make_profiler(profiler)
+        self.data_connector = DataConnector(self)
+        self.callbacks: list[Callback]
+        callback_connector.on_trainer_init(self, callbacks, enable_checkpointing, enable_progress_bar,
+                                           default_root_dir, enable_model_summary, max_time)  # sets default_root_dir
+        self.data_connector.on_trainer_init(val_check_interval, check_val_every_n_epoch)  # sets datamodule too
         self.logger_connector = LoggerConnector(self)
         self.loggers: list[Any]
         self.logger_connector.on_trainer_init(logger, log_every_n_steps)  # sets loggers and log_every_n_steps
-        self.callbacks: list[Callback] = configure_callbacks(callbacks, max_time, enable_checkpointing,
-                                                             enable_progress_bar, enable_model_summary)
         setup.init_debugging_flags(self, limit_train_batches, limit_val_batches, limit_test_batches,
                                    limit_predict_batches, fast_dev_run, overfit_batches, val_check_interval,
                                    num_sanity_val_steps)  # after the loggers: fast_dev_run replaces them
@@ -209,10 +173,8 @@ class Trainer:
         self.should_stop = False
         self.sanity_checking = False
         self.ckpt_path: Optional[str] = None
-        self.datamodule: Any = None
         self.num_training_batches: Union[int, float] = math.inf  # Lightning's, until a fit counts its loader
         self.gradients: Any = None  # eager mode: the current gradients, readable in on_after_backward
-        self.data_connector = DataConnector(self)
         self._checkpoint_connector = checkpoint_connector.CheckpointConnector(self)
         self.signal_connector = SignalConnector(self)
         self.fit_loop = FitLoop(self)
@@ -454,8 +416,7 @@ class Trainer:
             self.logger_connector.log_hyperparams()
         if fn == "fit":
             self.fit_loop.reset()
-            if ckpt is not None:
-                checkpoint_connector.restore_training_state(self, ckpt)
+            checkpoint_connector.restore_training_state(self, ckpt)
             self.signal_connector.register()
         model.zero_grad()  # Lightning's _run_stage does, before any loop (nothing to zero in MLX)
         if fn == "fit":
@@ -485,9 +446,3 @@ class Trainer:
             raise AttributeError("Saving a checkpoint is only possible if a model is attached to the Trainer.")
         if self.is_global_zero:
             self.checkpoint_io.save_checkpoint(checkpoint_connector.dump_checkpoint(self, weights_only), filepath)
-
-
-def check_module(model: Any) -> None:
-    """Lightning's ``_maybe_unwrap_optimized``: the entry points take a ``LightningModule``."""
-    if not isinstance(model, LightningModule):
-        raise TypeError(f"`model` must be a `LightningModule`, got `{type(model).__qualname__}`")

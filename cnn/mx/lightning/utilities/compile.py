@@ -1,6 +1,7 @@
 """Mirror of lightning.pytorch.utilities.compile: where Lightning's helpers unwrap a ``torch.compile``\\ d module, this
 holds the ``mx.compile``\\ d steps of a strategy: one function per kind of step, the ``self.log`` metadata each trace
-recorded, the counters a trace reads as inputs, and the fall back to eager mode when a trace fails.
+recorded, the counters a trace reads as inputs, and the fall back to eager mode when a trace fails. It also holds,
+as Lightning's holds ``_maybe_unwrap_optimized``, the check that an entry point was given a ``LightningModule``.
 """
 
 from __future__ import annotations
@@ -8,10 +9,17 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable, Optional
 
+from cnn.mx.lightning.core.module import LightningModule
 from cnn.mx.lightning.trainer.connectors.logger_connector.result import LogMeta
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
+
+
+def check_module(model: Any) -> None:
+    """Lightning's ``_maybe_unwrap_optimized``: the entry points take a ``LightningModule``."""
+    if not isinstance(model, LightningModule):
+        raise TypeError(f"`model` must be a `LightningModule`, got `{type(model).__qualname__}`")
 
 
 def signature(batch: Any) -> tuple:

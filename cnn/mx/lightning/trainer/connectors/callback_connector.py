@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional, Union
 
 from cnn.mx.lightning.callbacks.callback import Callback
@@ -18,11 +19,13 @@ def reorder_callbacks(callbacks: list[Callback]) -> list[Callback]:
         [c for c in callbacks if isinstance(c, ModelCheckpoint)]
 
 
-def configure_callbacks(callbacks: Optional[Union[list[Callback], Callback]], max_time: Any,
-                        enable_checkpointing: Optional[bool], enable_progress_bar: Optional[bool],
-                        enable_model_summary: Optional[bool]) -> list[Callback]:
-    """Lightning's ``on_trainer_init``: the given callbacks plus the defaults the flags ask for (a ``Timer`` for
-    ``max_time``, ``ModelCheckpoint``, ``TQDMProgressBar``, ``ModelSummary``) unless one is given, reordered."""
+def on_trainer_init(trainer: Any, callbacks: Optional[Union[list[Callback], Callback]],
+                    enable_checkpointing: Optional[bool], enable_progress_bar: Optional[bool],
+                    default_root_dir: Optional[str], enable_model_summary: Optional[bool], max_time: Any) -> None:
+    """Lightning's ``on_trainer_init``: ``trainer.default_root_dir`` (default: cwd) and ``trainer.callbacks``, the
+    given callbacks plus the defaults the flags ask for (a ``Timer`` for ``max_time``, ``ModelCheckpoint``,
+    ``TQDMProgressBar``, ``ModelSummary``) unless one is given, reordered."""
+    trainer.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
     cbs = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
     if max_time is not None and not any(isinstance(c, Timer) for c in cbs):
         cbs.append(Timer(duration=max_time, interval="step"))
@@ -34,7 +37,7 @@ def configure_callbacks(callbacks: Optional[Union[list[Callback], Callback]], ma
         cbs.append(TQDMProgressBar())
     if enable_model_summary is not False and not any(isinstance(c, ModelSummary) for c in cbs):
         cbs.append(ModelSummary())
-    return reorder_callbacks(cbs)
+    trainer.callbacks = reorder_callbacks(cbs)
 
 
 def attach_model_callbacks(trainer: Any, model: Any) -> None:

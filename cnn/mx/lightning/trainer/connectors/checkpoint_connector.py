@@ -123,10 +123,13 @@ def restore_modules_and_callbacks(trainer: Any, fn: str, ckpt_path: Optional[str
     return ckpt
 
 
-def restore_training_state(trainer: Any, ckpt: dict[str, Any]) -> None:
-    """Loop position, optimizer state, scheduler counters and RNG key (fit only, after ``on_fit_start``); refused
-    first when the checkpoint holds another optimizer's state (``opt.init`` would drop it silently), before the
-    loop position is in, so that no ``last`` is written on the way out."""
+def restore_training_state(trainer: Any, ckpt: Optional[dict[str, Any]]) -> None:
+    """Loop position, optimizer state, scheduler counters and RNG key (fit only, after ``on_fit_start``; nothing
+    without a checkpoint, as Lightning's); refused first when the checkpoint holds another optimizer's state
+    (``opt.init`` would drop it silently), before the loop position is in, so that no ``last`` is written on the
+    way out."""
+    if ckpt is None:
+        return
     check_same_optimizers(ckpt.get(OPTIMIZERS_KEY), trainer.optimizers, trainer.ckpt_path)
     trainer.fit_loop.load_state_dict(ckpt["loops"]["fit_loop"])
     if not ckpt.get("optimizer_states"):

@@ -80,6 +80,20 @@ class DataConnector:
         self.sources: dict[str, Optional[Callable[[], Any]]] = dict.fromkeys(PREFIX.values())
         self.loaders: dict[str, Any] = {}  # prefix -> what the source returned, this run
 
+    def on_trainer_init(self, val_check_interval: Optional[Union[int, float]],
+                        check_val_every_n_epoch: Optional[int]) -> None:
+        """Lightning's: no datamodule yet, and ``trainer.check_val_every_n_epoch`` (an int, or ``None`` when
+        ``val_check_interval`` counts batches across epochs)."""
+        self.trainer.datamodule = None
+        check_every = check_val_every_n_epoch
+        if check_every is not None and not isinstance(check_every, int):
+            raise MisconfigurationException(f"`check_val_every_n_epoch` should be an integer, found {check_every!r}.")
+        if check_every is None and isinstance(val_check_interval, float):
+            raise MisconfigurationException(
+                "`val_check_interval` should be an integer or a time-based duration (str 'DD:HH:MM:SS', "
+                "datetime.timedelta, or dict kwargs for timedelta) when `check_val_every_n_epoch=None`.")
+        self.trainer.check_val_every_n_epoch = check_val_every_n_epoch
+
     @property
     def train_source(self) -> Optional[Callable[[], Any]]:
         return self.sources["train"]
