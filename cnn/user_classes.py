@@ -38,11 +38,12 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 @dataclass(frozen=True)
 class FrameworkClasses:
     """One side's classes for ``model`` and ``data``: the bases a user's class must derive from
-    (``model_base``; ``data_bases``, any of them), and ours (the defaults, whose subclasses log
-    ``cnn.schema``'s tags and take our data's batches)."""
+    (``model_base``, ``data_base``: the side's ``LightningModule`` and ``LightningDataModule``),
+    and ours (the defaults, whose subclasses log ``cnn.schema``'s tags and take our data's
+    batches)."""
 
     model_base: type
-    data_bases: tuple[type, ...]
+    data_base: type
     classifier: type
     datamodule: type
 
@@ -76,13 +77,13 @@ class NamedClasses:
 
     def parser_class(self, section: str, side: FrameworkClasses) -> type | tuple[type, ...]:
         """What ``section`` is parsed for: our class, or, where the section names a class, the
-        base class(es) that class derives from (a class-path section, LightningCLI's subclass
+        base class that class derives from (a class-path section, LightningCLI's subclass
         mode)."""
         if section == "model":
             return side.model_base if self.model else side.classifier
         if not self.data:
             return side.datamodule
-        return side.data_bases[0] if len(side.data_bases) == 1 else side.data_bases
+        return side.data_base
 
     def key(self, section: str, name: str) -> str:
         """The parser key of ``section``'s argument ``name``: ``model.lr``, or
@@ -159,10 +160,10 @@ def _parameters(cls: type) -> frozenset[str]:
     return frozenset(p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
-def check_own_class(path: str, section: str, framework: str, bases: tuple[type, ...]) -> type:
+def check_own_class(path: str, section: str, framework: str, base: type) -> type:
     """The class at ``path`` for ``section`` on ``framework``; ``ConfigError`` (one line) when it
-    cannot be imported, is no class, is written for the other framework, or derives from none of
-    ``bases``."""
+    cannot be imported, is no class, is written for the other framework, or does not derive from
+    ``base``."""
     check_class(path, section, None)
     cls = _import(path)
     written_for = framework_of(cls)
@@ -170,9 +171,8 @@ def check_own_class(path: str, section: str, framework: str, bases: tuple[type, 
     if written_for not in (None, framework):
         raise ConfigError(f"{section}: {path} is written with {written_for}; {framework} needs a {kind} "
                           f"written with {framework}: give one, or run with --framework {written_for}")
-    if not issubclass(cls, bases):
-        names = " or ".join(f"{b.__module__}.{b.__qualname__}" for b in bases)
-        raise ConfigError(f"{section}: {path} is not a {kind} (a subclass of {names})")
+    if not issubclass(cls, base):
+        raise ConfigError(f"{section}: {path} is not a {kind} (a subclass of {base.__module__}.{base.__qualname__})")
     return cls
 
 
@@ -183,10 +183,10 @@ def named_classes(line: CommandLine, side: FrameworkClasses, notes: list[str]) -
     appended)."""
     named = named_class_paths(line)
     found: dict[str, Any] = {}
-    for section, bases in (("model", (side.model_base,)), ("data", side.data_bases)):
+    for section, base in (("model", side.model_base), ("data", side.data_base)):
         if section not in named:
             continue
-        cls = check_own_class(named[section], section, line.framework, bases)
+        cls = check_own_class(named[section], section, line.framework, base)
         ours = side.classifier if section == "model" else side.datamodule
         found.update({section: named[section], f"{section}_params": _parameters(cls),
                       f"{section}_is_ours": issubclass(cls, ours)})
@@ -254,8 +254,8 @@ def untestable_reason(model: Any, datamodule: Any, side: FrameworkClasses) -> st
     ``test_step``, a user's data without ``test_dataloader``), or None."""
     if getattr(type(model), "test_step", None) is getattr(side.model_base, "test_step", None):
         return f"{type(model).__name__} has no test_step"
-    data_base = side.data_bases[0]  # the LightningDataModule, whose loaders are placeholders
+    # the LightningDataModule's loaders are placeholders
     if datamodule is not None and getattr(type(datamodule), "test_dataloader", None) \
-            is getattr(data_base, "test_dataloader", None):
+            is getattr(side.data_base, "test_dataloader", None):
         return f"{type(datamodule).__name__} has no test_dataloader"
     return None

@@ -41,7 +41,7 @@ FRAMEWORK = "mlx"
 # What a class path under each key must be a subclass of (cnn.config_translation.check_class).
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": optim.Optimizer}
 # What a user's model and data derive from, and ours.
-FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
+FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, LightningDataModule, Classifier, DataModule)
 SIDE = Side(FRAMEWORK, CLASS_BASES, FRAMEWORK_CLASSES, "cnn.mx.lightning.loggers.TensorBoardLogger",
             "cnn.mx.callbacks.ModelCheckpoint", ("cnn.mx.callbacks.MonitorCheck",), ".safetensors",
             TensorBoardLogger, each_rank_predicts_all=True)

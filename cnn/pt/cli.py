@@ -50,7 +50,7 @@ FIT_CALLBACKS = ("cnn.pt.callbacks.FaultGuard", "cnn.pt.callbacks.ResumeState", 
 CLASS_BASES = {"trainer.callbacks": Callback, "trainer.logger": Logger, "optimizer": torch.optim.Optimizer,
                "lr_scheduler": torch.optim.lr_scheduler.LRScheduler}
 # What a user's model and data derive from, and ours (cnn.user_classes).
-FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, (LightningDataModule,), Classifier, DataModule)
+FRAMEWORK_CLASSES = FrameworkClasses(LightningModule, LightningDataModule, Classifier, DataModule)
 SIDE = Side(FRAMEWORK, CLASS_BASES, FRAMEWORK_CLASSES, "cnn.pt.run_files.TensorBoardLogger",
             "cnn.pt.run_files.ModelCheckpoint", FIT_CALLBACKS, ".ckpt", TensorBoardLogger,
             each_rank_predicts_all=False)
