@@ -56,8 +56,9 @@ MIRRORED = {"callbacks": ("Callback", "DeviceStatsMonitor", "EarlyStopping", "Gr
                           "StochasticWeightAveraging", "TQDMProgressBar", "Timer"),
             "loggers": ("CSVLogger", "MLFlowLogger", "TensorBoardLogger", "WandbLogger")}
 MLX_PACKAGE = "cnn.mx.lightning"
-# Class paths of the MLX mirror that configs (and saved ``config.yaml`` files) named before the mirror took
-# Lightning's source layout, and where each class lives now: read here, so no module keeps the old path.
+# Class paths of the MLX side that configs (and saved ``config.yaml`` files) named before the mirror took
+# Lightning's source layout or a class was renamed, and where each class lives now: read here, so no module
+# keeps the old path or name.
 MOVED_CLASS_PATHS = {
     "cnn.mx.lightning.pacing.Timer": "cnn.mx.lightning.callbacks.timer.Timer",
     "cnn.mx.lightning.pacing.GradientAccumulationScheduler":
@@ -71,6 +72,7 @@ MOVED_CLASS_PATHS = {
     "cnn.mx.lightning.csv_logs.CSVLogger": "cnn.mx.lightning.loggers.csv_logs.CSVLogger",
     "cnn.mx.lightning.checkpoint.SafetensorsCheckpointIO":
         "cnn.mx.lightning.plugins.io.safetensors_io.SafetensorsCheckpointIO",
+    "cnn.mx.checkpoint.CheckpointIO": "cnn.mx.checkpoint.SafeCheckpointIO",  # its name before its torch twin's
 }
 LIGHTNING_PACKAGES = ("lightning.pytorch", "pytorch_lightning")
 # The project's classes for what the other side does natively (and adds by default): left out.

@@ -120,9 +120,9 @@ OLD_CLASS_PATHS = {
     "cnn.mx.lightning.callbacks.TQDMProgressBar": "cnn.mx.lightning.callbacks.progress.tqdm_progress.TQDMProgressBar",
     "cnn.mx.lightning.loggers.TensorBoardLogger": "cnn.mx.lightning.loggers.tensorboard.TensorBoardLogger",
     "cnn.mx.lightning.trainer.Trainer": "cnn.mx.lightning.trainer.trainer.Trainer",
-    "cnn.mx.checkpoint.CheckpointIO": "cnn.mx.checkpoint.SafeCheckpointIO",
 }
 TRANSLATED_CLASS_PATHS = {
+    "cnn.mx.checkpoint.CheckpointIO": "cnn.mx.checkpoint.SafeCheckpointIO",
     "cnn.mx.lightning.pacing.Timer": "cnn.mx.lightning.callbacks.timer.Timer",
     "cnn.mx.lightning.pacing.GradientAccumulationScheduler":
         "cnn.mx.lightning.callbacks.gradient_accumulation_scheduler.GradientAccumulationScheduler",

@@ -76,9 +76,6 @@ def _written_by_torch(path: str) -> bool:
         return False
 
 
-# The class's name before it took its torch twin's: configs whose trainer.plugins name it still run.
-CheckpointIO = SafeCheckpointIO
-
 CHECKPOINT_IO = SafeCheckpointIO()
 
 
