@@ -115,7 +115,7 @@ class Trainer:
 
     What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`.
 
-    Hook order: Lightning 2.6's (``tests/test_mx_hook_order.py`` holds it to Lightning's), spelled out in
+    Hook order: Lightning 2.6's (``tests/mx/lightning/test_mx_hook_order.py`` holds it to Lightning's), spelled out in
     :mod:`cnn.mx.lightning.trainer.call`; in compiled mode the hooks around backward and the optimizer step are
     not called (an overridden ``optimizer_step``, ``optimizer_zero_grad`` or ``configure_gradient_clipping`` runs
     the training step eagerly, after one warning).
