@@ -21,8 +21,8 @@ from cnn.errors import ConfigError
 from cnn.predictions import write_rows
 from cnn.runs import newest_checkpoint, relocated_state, saved_step
 from cnn.weights import read_weights
+from tests.cli.test_cli_errors import assert_one_line_error
 from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run
-from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}

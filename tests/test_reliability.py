@@ -22,8 +22,8 @@ import yaml
 
 from cnn.errors import ConfigError, DataError
 from cnn.weights import read_weights
+from tests.cli.test_cli_errors import assert_one_line_error
 from tests.cli_runs import run_cli, short_run
-from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}

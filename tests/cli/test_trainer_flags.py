@@ -24,7 +24,7 @@ from tests.cli_runs import run_cli, short_run
 BASE = (*short_run(config=None, epochs=2, train_batches=4, val_batches=2, test_batches=2, log_every=1,
                    val_fraction=None),
         # without the epoch-end train-accuracy pass, which reads as many images as that split holds
-        # (6,000) whatever the flags say; train/acc's parity is tests/test_both_clis.py's
+        # (6,000) whatever the flags say; train/acc's parity is tests/cli/test_both_clis.py's
         "--model.train_accuracy", "false")
 CASES = {
     "fast_dev_run": ("--trainer.fast_dev_run", "2"),
