@@ -260,7 +260,7 @@ def test_a_launched_predict_prints_its_table_once(trained, tmp_path):
     pytest.importorskip("mlx.core")
     from PIL import Image
 
-    from tests.test_distributed import mlx_launch
+    from tests.reliability.test_distributed import mlx_launch
 
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28)).save(image)

@@ -116,7 +116,7 @@ def test_every_value_out_of_range_names_its_key_value_and_range(key, value):
         limits.check_config(section)
 
 
-@pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("config", sorted((Path(__file__).parents[2] / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_the_shipped_configs_pass_the_checks(config):
     from cnn import limits
 

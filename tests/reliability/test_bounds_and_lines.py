@@ -323,7 +323,7 @@ def test_wandb_online_without_a_server_is_one_line_naming_offline(tmp_path):
 
 @pytest.fixture
 def breaking_nets(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "fixtures"))
 
 
 @pytest.mark.parametrize("framework, net, words", [
