@@ -4,7 +4,7 @@ jsonargparse offers no public way to list a parser's options or to change the ty
 parses into; ``cnn.config`` needs both (to keep ``--model.net``'s help short, and to read a whole
 number of batches as an int). Each is an underscore member whose meaning was read in the sources
 of ``jsonargparse`` 4.53.0, the range ``pyproject.toml`` accepts (``>=4.53.0,<4.54``).
-``tests/test_jsonargparse_internals.py`` checks that the installed jsonargparse still has every
+``tests/cli/test_jsonargparse_internals.py`` checks that the installed jsonargparse still has every
 one of them, so an upgrade that drops or renames one fails a test instead of silently changing
 what a command line means.
 

@@ -76,7 +76,7 @@ class SlicedBackwardConv2d(nn.Conv2d):
     Sliced, the forward pass is unchanged and the gradients equal up to float32 rounding: the
     weight gradient is summed slice by slice, and each slice's input gradient is a matrix product
     of another size, which an optimised BLAS may block differently (the bound is in
-    ``tests/test_mx_conv_chunks.py``; with MLX's bundled BLAS they are equal bit for bit).
+    ``tests/mx/test_mx_conv_chunks.py``; with MLX's bundled BLAS they are equal bit for bit).
     """
 
     def __init__(self, *args, chunk: int | None = None, **kwargs):

@@ -2,7 +2,7 @@
 
 Lightning offers no public way to do these few things; each is an underscore member whose
 meaning was read in the sources of ``lightning`` 2.5.6 and 2.6.6 (identical there), which is
-the range ``pyproject.toml`` accepts (``>=2.5.6,<2.7``). ``tests/test_lightning_internals.py``
+the range ``pyproject.toml`` accepts (``>=2.5.6,<2.7``). ``tests/pt/test_lightning_internals.py``
 checks that the installed Lightning still has every one of them, so an upgrade that drops or
 renames one fails a test instead of silently changing what is logged or saved.
 

@@ -16,7 +16,7 @@ after ``--`` any program runs as ``mlx.launch`` would run it. A ``--backend`` th
 line before any rank starts (``check_backend``); a rank whose backend did not start says so and exits non-zero
 instead of training alone.
 
-What is read of mlx's private module, each checked by ``tests/test_launch.py`` against the installed mlx: the
+What is read of mlx's private module, each checked by ``tests/tools/test_launch.py`` against the installed mlx: the
 ``ring``, ``nccl`` and ``jaccl`` backends start each rank as a ``RemoteProcess(rank, ...)``, looked up as a module
 global when the launch starts, and read its ``exit_status`` (``(returncode, killed)``) once the rank has ended; the
 ``mpi`` backend runs ``mpirun`` with the module's ``run`` without ``check=True`` (its other calls pass it), and

@@ -1,7 +1,7 @@
 """Ported from Lightning's tests/tests_pytorch/loggers/test_logger.py.
 
 Not ported: test_multiple_loggers_pickle (its ``pickle.loads`` is what the project's source scan,
-tests/test_faults.py, forbids anywhere), test_np_sanitization and test_scan_checkpoints (Lightning's private
+tests/reliability/test_faults.py, forbids anywhere), test_np_sanitization and test_scan_checkpoints (Lightning's private
 helpers)."""
 
 from copy import deepcopy

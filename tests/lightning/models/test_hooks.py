@@ -1,5 +1,6 @@
-"""Ported from Lightning's tests/tests_pytorch/models/test_hooks.py (the hook-call-order tests of the whole fit are
-covered by tests/test_mx_hook_order.py, which runs one fit through both frameworks and compares every event)."""
+"""Ported from Lightning's tests/tests_pytorch/models/test_hooks.py (the hook-call-order tests of the whole fit
+are covered by tests/mx/lightning/test_mx_hook_order.py, which runs one fit through both frameworks and compares
+every event)."""
 
 from functools import partial, update_wrapper
 from inspect import getmembers, isfunction

@@ -104,8 +104,8 @@ class Trainer:
             optimization; what a traced step reads: :mod:`cnn.mx.lightning.strategies.strategy`.
 
     What ``configure_optimizers()`` may return: :func:`cnn.mx.lightning.core.optimizer.parse_optimizers`. Hook
-    order: Lightning 2.6's (``tests/test_mx_hook_order.py`` holds it to it), and the hooks compiled mode skips,
-    in :mod:`cnn.mx.lightning.trainer.call`.
+    order: Lightning 2.6's (``tests/mx/lightning/test_mx_hook_order.py`` holds it to it), and the hooks compiled
+    mode skips, in :mod:`cnn.mx.lightning.trainer.call`.
 
     **Data parallel**: one process per device, started by ``mlx.launch``; what runs on which rank is in
     :mod:`cnn.mx.lightning.strategies.ddp`. **Signals**: SIGINT/SIGTERM stop ``fit`` at

@@ -4,7 +4,7 @@ MLX's private members, each named with the MLX versions it was read from.
 ``mlx.optimizers.Optimizer._schedulers`` (read from mlx 0.32.4; pyproject.toml pins ``mlx>=0.32,<0.33``):
 ``{"learning_rate": schedule}`` when the optimizer was built with a schedule
 (``Adam(learning_rate=optim.cosine_decay(...))``); MLX offers no public way to read the schedule, which the next
-update's learning rate depends on. ``tests/test_mx_lightning_layout.py`` fails when a new MLX drops it.
+update's learning rate depends on. ``tests/mx/lightning/test_mx_lightning_layout.py`` fails when a new MLX drops it.
 """
 
 from __future__ import annotations

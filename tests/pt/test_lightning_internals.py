@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule
 
 from cnn.pt import lightning_internals
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("owner, name", [*lightning_internals.CALLED, *lightning_internals.OVERRIDDEN],

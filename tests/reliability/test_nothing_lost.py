@@ -21,8 +21,8 @@ from cnn.errors import ConfigError
 from cnn.predictions import write_rows
 from cnn.runs import newest_checkpoint, relocated_state, saved_step
 from cnn.weights import read_weights
+from tests.cli.test_cli_errors import assert_one_line_error
 from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run
-from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
@@ -262,7 +262,7 @@ def test_a_launched_predict_prints_its_table_once(trained, tmp_path):
     pytest.importorskip("mlx.core")
     from PIL import Image
 
-    from tests.test_distributed import mlx_launch
+    from tests.reliability.test_distributed import mlx_launch
 
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28)).save(image)

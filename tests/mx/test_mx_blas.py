@@ -15,7 +15,7 @@ from cnn.mx import blas
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's mlx-cpu only")
 
@@ -132,7 +132,7 @@ def test_a_fast_library_passes_its_check_while_other_processes_take_the_cores():
     result = run_python("""
         import time
         from cnn.mx import blas
-        from tests.test_mx_blas import numpy_sgemm
+        from tests.mx.test_mx_blas import numpy_sgemm
         print(blas.check_sgemm(numpy_sgemm(lambda: time.sleep(0.05))), blas.MIN_GFLOPS)
         """, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     assert result.returncode == 0, result.stderr

@@ -23,7 +23,7 @@ import pytest
 
 from cnn.weights import read_weights
 from tests.cli_runs import ROOT
-from tests.test_distributed import mlx_launch
+from tests.reliability.test_distributed import mlx_launch
 
 RUN = ["--config", "configs/mnist.yaml", "--trainer.max_epochs", "2",
        "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",

@@ -12,7 +12,7 @@ from jsonargparse import ArgumentParser
 
 from cnn import jsonargparse_internals
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parser_with_a_count_or_fraction() -> ArgumentParser:

@@ -15,7 +15,7 @@ from cnn.tools import plot
 from cnn.tools.events import read_scalars
 from tests.cli_runs import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STEPS_PER_EPOCH, EPOCHS, START = 4, 3, 1_000.0
 

@@ -16,7 +16,7 @@ from cnn.mx.lightning.utilities.mlx_internals import learning_rate_schedule, rem
 import mlx.optimizers as optim
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 MIRROR = ROOT / "cnn" / "mx" / "lightning"
 MAX_LINES = 600
 

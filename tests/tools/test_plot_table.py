@@ -11,7 +11,7 @@ import yaml
 from cnn.hparams import write_hparams
 from cnn.tools import plot
 from cnn.tools.events import read_scalars, read_settings
-from tests.test_plot import EPOCHS, RUNS, START, assert_valid_png, val_acc, write_run
+from tests.tools.test_plot import EPOCHS, RUNS, START, assert_valid_png, val_acc, write_run
 
 TORCH_HPARAMS = {"lr": 0.001, "dropout": 0.25, "weight_decay": 0.0, "seed": 42, "lr_schedule": "cosine",
                  "classes": ["0", "1"], "_instantiator": "lightning.pytorch.cli.instantiate_module"}
@@ -19,7 +19,7 @@ TORCH_HPARAMS = {"lr": 0.001, "dropout": 0.25, "weight_decay": 0.0, "seed": 42, 
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory) -> tuple[Path, dict]:
-    """The two runs of tests.test_plot; the torch one wrote its HPARAMS-tab settings, the MLX
+    """The two runs of tests.tools.test_plot; the torch one wrote its HPARAMS-tab settings, the MLX
     one only an ``hparams.yaml`` (as a run from before those existed)."""
     root = tmp_path_factory.mktemp("logs") / "mnist"
     expected = {}

@@ -1,7 +1,7 @@
 """Lightning's everyday Trainer flags on both frameworks: through both real CLIs on configs/mnist.yaml each flag
 gives the same steps, tags and files on the MLX side as Lightning gives on the torch side (one short fit per flag
 and framework, shared by the tests of that flag), and both DataModules honour ``overfit_batches``. The flags'
-semantics against Lightning's on a toy module: ``tests/test_mx_trainer_flags.py``."""
+semantics against Lightning's on a toy module: ``tests/mx/lightning/test_mx_trainer_flags.py``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.cli_runs import run_cli, short_run
 BASE = (*short_run(config=None, epochs=2, train_batches=4, val_batches=2, test_batches=2, log_every=1,
                    val_fraction=None),
         # without the epoch-end train-accuracy pass, which reads as many images as that split holds
-        # (6,000) whatever the flags say; train/acc's parity is tests/test_both_clis.py's
+        # (6,000) whatever the flags say; train/acc's parity is tests/cli/test_both_clis.py's
         "--model.train_accuracy", "false")
 CASES = {
     "fast_dev_run": ("--trainer.fast_dev_run", "2"),
@@ -33,7 +33,7 @@ CASES = {
     "overfit_batches": ("--trainer.overfit_batches", "2", "--trainer.profiler", "simple",
                         "--model.lr", "0", "--model.dropout", "0"),
 }
-# (the semantics of each are also held against Lightning in-process: tests/test_mx_trainer_flags.py)
+# (the semantics of each are also held against Lightning in-process: tests/mx/lightning/test_mx_trainer_flags.py)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))

@@ -22,7 +22,7 @@ from cnn.errors import ConfigError, DataError
 from cnn.tools import export_pngs
 from tests.cli_runs import wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -22,8 +22,8 @@ import yaml
 
 from cnn.errors import ConfigError, DataError
 from cnn.weights import read_weights
+from tests.cli.test_cli_errors import assert_one_line_error
 from tests.cli_runs import run_cli, short_run
-from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}
@@ -116,7 +116,7 @@ def test_every_value_out_of_range_names_its_key_value_and_range(key, value):
         limits.check_config(section)
 
 
-@pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("config", sorted((Path(__file__).parents[2] / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_the_shipped_configs_pass_the_checks(config):
     from cnn import limits
 

@@ -23,7 +23,7 @@ from cnn.bounded_yaml import read_config
 from cnn.data.datasets import ImageSet
 from cnn.tools import bench, bench_clock, bench_plan, bench_report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = {"torch": ("plain", "lightning"),
             "mlx": ("eager", "compiled", "trainer_eager", "trainer_compiled")}
 TRAIN_FIGURES = ("train_img_per_s", "ms_per_step", "fwd_ms", "bwd_ms", "first_step_s", "epoch_s")

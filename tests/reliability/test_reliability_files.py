@@ -19,8 +19,8 @@ from PIL import Image
 
 from cnn.tools import export_pngs
 from cnn.tools.events import run_dirs
+from tests.cli.test_cli_errors import assert_one_line_error
 from tests.cli_runs import run_cli, run_cli_process, short_run
-from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}

@@ -35,8 +35,8 @@ from cnn.pt.checkpoint import SafeCheckpointIO
 from cnn.pt.module import Classifier as PtClassifier
 from cnn.tools import convert
 from cnn.tools.events import read_scalars, run_dirs
+from tests.cli.test_cli_errors import assert_one_line_error
 from tests.cli_runs import ROOT, CliResult, run_cli, short_run, wait_for
-from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ["torch", "mlx"]
 EXTENSION = {"torch": ".ckpt", "mlx": ".safetensors"}

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from cnn.weights import read_weights
+from tests.cli.test_cli_errors import assert_one_line_error
 from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run, wait_for
-from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 SUFFIX = {"torch": ".ckpt", "mlx": ".safetensors"}

@@ -24,7 +24,7 @@ from mlx.utils import tree_flatten
 
 from tests.boring import Loader
 from tests.cli_runs import run_cli
-from tests.test_mx_lightning_generic import MLP
+from tests.mx.lightning.test_mx_lightning_generic import MLP
 
 RICH = importlib.util.find_spec("rich") is not None
 QUIET = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,

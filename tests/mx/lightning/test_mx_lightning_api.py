@@ -327,7 +327,7 @@ class _StepObserver:
 
 
 def _manual_hook_recorders(base, calls, grad_norm):
-    from tests.test_mx_hook_order import _callback_class
+    from tests.mx.lightning.test_mx_hook_order import _callback_class
 
     observer = type("Observer", (_StepObserver, base), {})(calls, grad_norm)
     return [_callback_class(base)(calls), observer]
@@ -348,7 +348,7 @@ def _lightning_manual_run(tmp_path, initial):
     import lightning.pytorch as pl
     import torch
 
-    from tests.test_mx_hook_order import MODULE_MIXIN
+    from tests.mx.lightning.test_mx_hook_order import MODULE_MIXIN
 
     class TorchManualToy(MODULE_MIXIN, pl.LightningModule):
         def __init__(self, calls):
@@ -388,7 +388,7 @@ def _lightning_manual_run(tmp_path, initial):
 
 def _mirror_manual_run(tmp_path, initial):
     """The same toy on the mirror, written with ``manual_backward(loss_fn, ...)`` and ``opt.update``."""
-    from tests.test_mx_hook_order import MODULE_MIXIN
+    from tests.mx.lightning.test_mx_hook_order import MODULE_MIXIN
 
     def loss_fn(layer, x, y, offset):
         return ((layer(x) + offset - y) ** 2).mean()
@@ -426,7 +426,7 @@ def _mirror_manual_run(tmp_path, initial):
 
 
 def test_manual_optimization_calls_lightnings_backward_and_optimizer_hooks_in_its_order_and_trains_alike(tmp_path):
-    from tests.test_mx_hook_order import _first_difference
+    from tests.mx.lightning.test_mx_hook_order import _first_difference
 
     rng = np.random.default_rng(5)
     initial = {f"{layer}.{name}": rng.standard_normal(shape).astype(np.float32)

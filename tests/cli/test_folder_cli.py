@@ -17,7 +17,7 @@ from cnn.tools.events import read_scalars, run_dirs
 from cnn.weights import read_safetensors, read_weights
 from tests.cli_runs import CliResult, run_cli, short_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = {"0": "zero", "1": "one", "7": "seven"}  # words, so a printed name cannot be a label index
 CLASSES = sorted(NAMES.values())
 SHAPE = ("--data.image_size", "16", "--data.channels", "1", "--data.augment", "false")

@@ -1,5 +1,5 @@
 """The MLX Trainer's debugging, accumulation, precision and time flags, each against what Lightning itself does
-with the same flag on the same regression module and data (``tests.test_mx_trainer``'s ``MxReg`` and its torch
+with the same flag on the same regression module and data (``tests.mx.test_mx_trainer``'s ``MxReg`` and its torch
 twin): the same steps logged with the same values, the same files written, the same final weights."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from cnn.config_translation import class_path_for
 from cnn.errors import NonFiniteGradientError
 from tests.boring import Loader, regression_data
-from tests.test_mx_trainer import QUIET, MxReg, _events, _run_lightning
+from tests.mx.test_mx_trainer import QUIET, MxReg, _events, _run_lightning
 
 
 def _data():

@@ -4,7 +4,8 @@ torch: two ``cli.py fit`` processes, one a node (``--trainer.num_nodes 2 --train
 ``MASTER_ADDR``/``MASTER_PORT``/``NODE_RANK`` variables (gloo on CPU). MLX: ``python cli.py launch --hostfile``
 (``mlx.launch``'s code) naming two hosts, 127.0.0.1 twice (the ring backend over loopback). Each must leave one log
 folder and one checkpoint set, and end with the weights and synced values of one process with the global batch
-(``tests.test_distributed``'s reference and tolerances: dropout off, each rank a stride of the same global order).
+(``tests.reliability.test_distributed``'s reference and tolerances: dropout off, each rank a stride of the same
+global order).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import pytest
 
 from tests.cli_runs import ROOT, run_cli
-from tests.test_distributed import (
+from tests.reliability.test_distributed import (
     ONE_PROCESS,
     PER_RANK,
     TINY,

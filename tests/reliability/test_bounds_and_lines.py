@@ -26,8 +26,8 @@ from cnn import bounded_yaml
 from cnn.command_line import CommandLine
 from cnn.errors import ConfigError
 from cnn.user_files import NotRegularFile, open_regular
+from tests.cli.test_cli_errors import assert_one_line_error
 from tests.cli_runs import ROOT, run_cli, run_cli_process, short_run
-from tests.test_cli_errors import assert_one_line_error
 
 FRAMEWORKS = ("torch", "mlx")
 TINY = short_run(train_batches=2, val_batches=1, test_batches=1, batch_size=32, eval_batch_size=200)
@@ -323,7 +323,7 @@ def test_wandb_online_without_a_server_is_one_line_naming_offline(tmp_path):
 
 @pytest.fixture
 def breaking_nets(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "fixtures"))
 
 
 @pytest.mark.parametrize("framework, net, words", [

@@ -1,7 +1,7 @@
 """``python cli.py launch``: ``mlx.launch``'s code with an exit status that says how the ranks ended (``mlx.launch``
 itself exits 0 when a rank fails). Ranks here are small Python programs (``-- python -c ...``), each a real
-process over the ring backend's loopback; the trainer's own runs through it are in ``tests/test_distributed.py``
-and ``tests/test_dead_rank.py``."""
+process over the ring backend's loopback; the trainer's own runs through it are in
+``tests/reliability/test_distributed.py`` and ``tests/reliability/test_dead_rank.py``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from cnn.tools.launch import CLI_SCRIPT, MLX_LAUNCH, launcher_argv
 from tests.cli_runs import run_cli
-from tests.test_distributed import free_port_run, mlx_launch
+from tests.reliability.test_distributed import free_port_run, mlx_launch
 
 pytest.importorskip("mlx.core")
 
