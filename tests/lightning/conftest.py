@@ -1,5 +1,8 @@
 """Lightning's own tests, ported: every test takes ``pl`` and runs once on the MLX mirror and once on Lightning.
 
+The Lightning run of each case checks the port of the test (Lightning 2.6.6 is pinned, so it changes only
+when the ported tests do): it is marked ``slow``, and the default run holds the mirror to them.
+
 ``@pytest.mark.mirror_differs("why")`` marks a case where the mirror is known to differ from Lightning: on the
 mirror it is a strict xfail (it fails the suite the day the mirror passes, so the mark goes), on Lightning it runs
 as usual. Every such reason is listed in docs/mlx-lightning.md ("Lightning's tests the mirror does not pass").
@@ -17,7 +20,8 @@ def pytest_configure(config):
                                        "test, for the reason given (a strict xfail on the mirror)")
 
 
-@pytest.fixture(params=sorted(FRAMEWORKS))
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name == "lightning" else name
+                        for name in sorted(FRAMEWORKS)])
 def pl(request):
     """The framework this case runs on (tests.lightning.frameworks): ``pl.name`` is "mirror" or "lightning"."""
     return FRAMEWORKS[request.param]()

@@ -46,8 +46,11 @@ def test_a_fit_that_stops_before_validation_warns_and_keeps_last(framework, tmp_
     assert f"last{SUFFIX[framework]}" in checkpoints(tmp_path, framework)
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("callback", ["ModelCheckpoint", "EarlyStopping"])
+# One check (cnn.monitors) for every monitoring callback: torch's EarlyStopping case, a torch
+# process more, runs with the slow ones.
+@pytest.mark.parametrize("framework, callback", [
+    ("torch", "ModelCheckpoint"), ("mlx", "ModelCheckpoint"), ("mlx", "EarlyStopping"),
+    pytest.param("torch", "EarlyStopping", marks=pytest.mark.slow)])
 def test_a_misspelt_monitor_ends_fit_in_one_line_at_the_sanity_check_before_any_step(framework, callback, tmp_path):
     config = callbacks_config(tmp_path / "monitor.yaml", callback, "val/acx")
     result = fit(framework, tmp_path / "logs", "--config", config, process=True)

@@ -97,6 +97,7 @@ def test_one_config_logs_both_frameworks_into_one_mlflow_folder_with_the_best_ch
 MLFLOW_SERVER_PACKAGES = ("mlflow", "flask", "flask_cors", "sqlalchemy", "alembic", "pandas")
 
 
+@pytest.mark.slow  # a server and two fits: about 20 s
 @needs_mlflow
 def test_a_real_mlflow_server_receives_both_frameworks_runs(tmp_path):
     # mlflow-skinny logs to a server; running one needs what full mlflow adds (the [mlflow-server]
