@@ -29,11 +29,13 @@ train: venv
 
 # Two workers, each test file on one (its module fixtures run once): most of the suite waits on
 # single-threaded CLI start-up, which a second worker overlaps. Files go out in collection order,
-# the longest first (tests/conftest.py's LONG_FILES_FIRST), not xdist's most-tests-first.
+# the longest first (tests/conftest.py's LONG_FILES_FIRST), not xdist's most-tests-first. A worker
+# that crashes is not replaced: the run ends naming the test it crashed in (a replaced one once
+# left the run hanging in xdist's scheduler, docs/performance.md).
 PYTEST_WORKERS ?= 2
 
 test: venv
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart=0
 
 # The suite on one core, beside two busy processes, in three random orders and with torch and MKL
 # held to other instruction sets (scripts/test_hostile.sh says which is which): 30-60 minutes.

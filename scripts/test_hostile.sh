@@ -24,7 +24,7 @@ LOGDIR=${LOGDIR:-$(mktemp -d "${TMPDIR:-/tmp}/test_hostile.XXXXXX")}
 mkdir -p "$LOGDIR"
 # As `make test` runs it (the Makefile's test target); pytest-randomly stays off unless a variant
 # turns it on (pyproject.toml's addopts).
-PYTEST=("$PYTHON" -m pytest -q --dist loadfile --no-loadscope-reorder)
+PYTEST=("$PYTHON" -m pytest -q --dist loadfile --no-loadscope-reorder --max-worker-restart=0)
 
 hogs=()
 stop_hogs() {
